@@ -1,0 +1,335 @@
+//! The stage graph: global ARGs and FROM lines expanded, stages linked by
+//! `FROM <stage>`, `COPY --from` and `RUN --mount=…,from=`, the `--target`
+//! chosen, and the stages it does not need dropped. Every word BuildKit
+//! expands is expanded once here with what is statically known, so a
+//! mistake is reported with its line before anything runs.
+
+mod scope;
+mod validate;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+pub use scope::{Inputs, Platform, Scope, PROXY_ARGS};
+
+use crate::error::{Error, Result, Span};
+use crate::instructions::Dockerfile;
+use crate::parser::Warning;
+use crate::shell::{Env, Lexer};
+
+/// What the user asked for.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub platform: Platform,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            build_args: BTreeMap::new(),
+            target: None,
+            platform: Platform::host(),
+        }
+    }
+}
+
+/// Where a stage starts from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Base {
+    Scratch,
+    Stage(usize),
+    Image(String),
+}
+
+/// What a `--from` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Stage(usize),
+    Image(String),
+}
+
+/// A stage reading another stage or an image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Edge {
+    pub source: Source,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageNode {
+    pub index: usize,
+    pub name: Option<String>,
+    /// The FROM image after expansion.
+    pub base: Base,
+    pub platform: Option<String>,
+    /// `COPY --from` and `RUN --mount from=` sources, in order.
+    pub edges: Vec<Edge>,
+}
+
+impl StageNode {
+    /// Every stage this one reads: its base and its `--from` sources.
+    pub fn stage_deps(&self) -> impl Iterator<Item = usize> + '_ {
+        let base = match self.base {
+            Base::Stage(i) => Some(i),
+            _ => None,
+        };
+        base.into_iter()
+            .chain(self.edges.iter().filter_map(|e| match e.source {
+                Source::Stage(i) => Some(i),
+                Source::Image(_) => None,
+            }))
+    }
+}
+
+/// A resolved build: the stages, the target, and the order to build the
+/// needed stages in (dependencies first).
+#[derive(Clone, Debug)]
+pub struct Graph {
+    pub file: Dockerfile,
+    pub stages: Vec<StageNode>,
+    pub target: usize,
+    pub order: Vec<usize>,
+    pub inputs: Inputs,
+    pub warnings: Vec<Warning>,
+}
+
+impl Graph {
+    pub fn stage_label(&self, index: usize) -> String {
+        match &self.stages[index].name {
+            Some(n) => n.clone(),
+            None => format!("stage-{index}"),
+        }
+    }
+}
+
+/// Resolves a parsed Dockerfile for one build.
+pub fn resolve(file: Dockerfile, opts: &Options) -> Result<Graph> {
+    let lexer = Lexer::new(file.directives.escape);
+    let mut warnings = file.warnings.clone();
+    let inputs = global_inputs(&file, opts, &lexer)?;
+    let names = stage_names(&file)?;
+    let mut stages = Vec::with_capacity(file.stages.len());
+    for (index, stage) in file.stages.iter().enumerate() {
+        let from = &stage.from;
+        let global = GlobalEnv(&inputs);
+        let expanded = lexer
+            .process_word_with_matches(&from.image, &global)
+            .map_err(|e| Error::new(from.span, format!("FROM {}: {e}", from.image)))?;
+        for var in &expanded.unmatched {
+            warnings.push(Warning {
+                rule: "UndefinedArgInFrom",
+                message: format!("FROM argument '{var}' is not declared"),
+                span: from.span,
+            });
+        }
+        if expanded.value.is_empty() {
+            return Err(Error::new(
+                from.span,
+                format!("base name ({}) should not be blank", from.image),
+            ));
+        }
+        let image = expanded.value;
+        let base = match names.get(&image.to_ascii_lowercase()) {
+            Some(&i) if i < index => Base::Stage(i),
+            _ if image.eq_ignore_ascii_case("scratch") => Base::Scratch,
+            _ => Base::Image(image),
+        };
+        let platform = match &from.platform {
+            Some(p) => Some(
+                lexer
+                    .process_word(p, &global)
+                    .map_err(|e| Error::new(from.span, format!("FROM --platform={p}: {e}")))?,
+            ),
+            None => None,
+        };
+        stages.push(StageNode {
+            index,
+            name: from.name.clone(),
+            base,
+            platform,
+            edges: Vec::new(),
+        });
+    }
+    let scan = validate::scan_stages(&file, &mut stages, &names, &inputs, &lexer);
+    let target = target_index(&file, opts, &names)?;
+    let order = build_order(&stages, target, &file)?;
+    for &i in &order {
+        if let Some(err) = &scan[i].error {
+            return Err(err.clone());
+        }
+        warnings.extend(scan[i].warnings.iter().cloned());
+    }
+    unused_build_args(opts, &scan, &order, &inputs, &file, &mut warnings);
+    Ok(Graph {
+        file,
+        stages,
+        target,
+        order,
+        inputs,
+        warnings,
+    })
+}
+
+/// The scope FROM lines see: global ARGs and the automatic ones.
+struct GlobalEnv<'a>(&'a Inputs);
+
+impl Env for GlobalEnv<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        match self.0.global.get(name) {
+            Some(v) => v.clone(),
+            None => self.0.automatic.get(name).cloned(),
+        }
+    }
+}
+
+fn global_inputs(file: &Dockerfile, opts: &Options, lexer: &Lexer) -> Result<Inputs> {
+    let mut inputs = Inputs {
+        build_args: opts.build_args.clone(),
+        global: BTreeMap::new(),
+        automatic: opts.platform.automatic_args().into_iter().collect(),
+    };
+    for (decl, span) in &file.meta_args {
+        let value = match opts.build_args.get(&decl.name) {
+            Some(v) => Some(v.clone()),
+            None => match &decl.default {
+                Some(d) => Some(
+                    lexer
+                        .process_word(d, &GlobalEnv(&inputs))
+                        .map_err(|e| Error::new(*span, format!("ARG {}: {e}", decl.name)))?,
+                ),
+                None => None,
+            },
+        };
+        inputs.global.insert(decl.name.clone(), value);
+    }
+    Ok(inputs)
+}
+
+/// Stage names (lower-cased) to indices; a name used twice is an error.
+fn stage_names(file: &Dockerfile) -> Result<BTreeMap<String, usize>> {
+    let mut names = BTreeMap::new();
+    for (i, stage) in file.stages.iter().enumerate() {
+        if let Some(name) = &stage.from.name {
+            if let Some(first) = names.insert(name.clone(), i) {
+                let line = file.stages[first].from.span.start;
+                return Err(Error::new(
+                    stage.from.span,
+                    format!("duplicate stage name {name:?}: first defined on line {line}"),
+                ));
+            }
+        }
+    }
+    Ok(names)
+}
+
+fn target_index(
+    file: &Dockerfile,
+    opts: &Options,
+    names: &BTreeMap<String, usize>,
+) -> Result<usize> {
+    let Some(target) = &opts.target else {
+        return Ok(file.stages.len() - 1);
+    };
+    names
+        .get(&target.to_ascii_lowercase())
+        .copied()
+        .ok_or_else(|| {
+            let known: Vec<&str> = names.keys().map(String::as_str).collect();
+            let mut msg = format!("target stage {target:?} could not be found");
+            if let Some(best) = crate::suggest::closest(target, known.iter().copied()) {
+                msg.push_str(&format!(" (did you mean {best:?}?)"));
+            } else if !known.is_empty() {
+                msg.push_str(&format!("; stages are: {}", known.join(", ")));
+            }
+            Error::new(Span::default(), msg)
+        })
+}
+
+/// Depth-first from the target: dependencies before dependants, cycles
+/// reported with the line that closes them.
+fn build_order(stages: &[StageNode], target: usize, file: &Dockerfile) -> Result<Vec<usize>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    let mut marks = vec![Mark::New; stages.len()];
+    let mut order = Vec::new();
+    // An explicit stack: a long chain of stages must not overflow ours.
+    // Pending deps are popped from the end: keep them reversed so stages
+    // are built in the order they are referenced.
+    let deps_of = |i: usize| -> Vec<usize> {
+        let mut deps: Vec<usize> = stages[i].stage_deps().collect();
+        deps.reverse();
+        deps
+    };
+    let mut stack: Vec<(usize, Vec<usize>)> = vec![(target, deps_of(target))];
+    marks[target] = Mark::Active;
+    while let Some((node, pending)) = stack.last_mut() {
+        let node = *node;
+        match pending.pop() {
+            Some(dep) => match marks[dep] {
+                Mark::Done => {}
+                Mark::Active => {
+                    return Err(Error::new(
+                        file.stages[node].from.span,
+                        format!(
+                            "circular dependency: stage {} reads stage {} which needs it",
+                            stage_name(stages, node),
+                            stage_name(stages, dep)
+                        ),
+                    ))
+                }
+                Mark::New => {
+                    marks[dep] = Mark::Active;
+                    stack.push((dep, deps_of(dep)));
+                }
+            },
+            None => {
+                marks[node] = Mark::Done;
+                order.push(node);
+                stack.pop();
+            }
+        }
+    }
+    Ok(order)
+}
+
+fn stage_name(stages: &[StageNode], i: usize) -> String {
+    stages[i].name.clone().unwrap_or_else(|| i.to_string())
+}
+
+/// BuildKit warns about `--build-arg`s that no needed stage declares.
+fn unused_build_args(
+    opts: &Options,
+    scan: &[validate::StageScan],
+    order: &[usize],
+    inputs: &Inputs,
+    file: &Dockerfile,
+    warnings: &mut Vec<Warning>,
+) {
+    let mut used: BTreeSet<&str> = order
+        .iter()
+        .flat_map(|&i| scan[i].used_args.iter().map(String::as_str))
+        .collect();
+    used.extend(file.meta_args.iter().map(|(d, _)| d.name.as_str()));
+    used.extend(PROXY_ARGS);
+    let unused: Vec<&str> = opts
+        .build_args
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !used.contains(k) && !inputs.automatic.contains_key(*k))
+        .collect();
+    if !unused.is_empty() {
+        warnings.push(Warning {
+            rule: "UnusedBuildArg",
+            message: format!(
+                "one or more build-args were not consumed: {}",
+                unused.join(", ")
+            ),
+            span: Span::default(),
+        });
+    }
+}

@@ -1,0 +1,164 @@
+//! Variable scope of one stage: which ARG and ENV values `$NAME` sees, with
+//! BuildKit's rules — ENV wins over ARG; a stage sees a global ARG only once
+//! it re-declares it; `--build-arg` overrides defaults; the platform ARGs
+//! have automatic values; ARGs and ENV carry into `FROM <stage>` children.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::shell::Env;
+
+/// The proxy variables Docker passes to RUN from `--build-arg` without an
+/// ARG line, and keeps out of the image history.
+pub const PROXY_ARGS: [&str; 10] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// The platform a build runs on and targets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub arch: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// The platform of the running kernel/binary.
+    pub fn host() -> Self {
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "powerpc64" => "ppc64le",
+            other => other,
+        };
+        Platform {
+            os: "linux".into(),
+            arch: arch.into(),
+            variant: None,
+        }
+    }
+
+    pub fn triple(&self) -> String {
+        match &self.variant {
+            Some(v) => format!("{}/{}/{v}", self.os, self.arch),
+            None => format!("{}/{}", self.os, self.arch),
+        }
+    }
+
+    /// The automatic ARGs: TARGET* and BUILD* (the build is never cross).
+    pub fn automatic_args(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for prefix in ["BUILD", "TARGET"] {
+            out.push((format!("{prefix}PLATFORM"), self.triple()));
+            out.push((format!("{prefix}OS"), self.os.clone()));
+            out.push((format!("{prefix}ARCH"), self.arch.clone()));
+            out.push((
+                format!("{prefix}VARIANT"),
+                self.variant.clone().unwrap_or_default(),
+            ));
+        }
+        out
+    }
+}
+
+/// What a stage's words are expanded against.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    /// ENV values in order of definition (the image's, then the stage's).
+    pub env: Vec<(String, String)>,
+    /// ARGs declared in this stage (or its parent stages) with their values.
+    pub args: Vec<(String, Option<String>)>,
+}
+
+impl Env for Scope {
+    fn get(&self, name: &str) -> Option<String> {
+        if let Some((_, v)) = self.env.iter().rev().find(|(k, _)| k == name) {
+            return Some(v.clone());
+        }
+        self.args
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.clone())
+    }
+}
+
+/// Values that come from outside a stage: `--build-arg`, the global ARGs
+/// and the automatic platform ARGs.
+#[derive(Clone, Debug, Default)]
+pub struct Inputs {
+    pub build_args: BTreeMap<String, String>,
+    /// Global (pre-FROM) ARGs after their own expansion; None = declared
+    /// without a value.
+    pub global: BTreeMap<String, Option<String>>,
+    pub automatic: BTreeMap<String, String>,
+}
+
+impl Inputs {
+    /// The value an `ARG NAME[=default]` line in a stage gets.
+    fn arg_value(&self, name: &str, default: Option<String>) -> Option<String> {
+        if let Some(v) = self.build_args.get(name) {
+            return Some(v.clone());
+        }
+        if default.is_some() {
+            return default;
+        }
+        if let Some(v) = self.global.get(name) {
+            return v.clone();
+        }
+        self.automatic.get(name).cloned()
+    }
+}
+
+impl Scope {
+    pub fn set_env(&mut self, key: &str, value: String) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value));
+    }
+
+    /// Applies one ARG line whose defaults are already expanded (against
+    /// the scope from before the line).
+    pub fn declare_args(
+        &mut self,
+        decls: &[crate::instructions::ArgDecl],
+        inputs: &Inputs,
+        used: &mut BTreeSet<String>,
+    ) {
+        for decl in decls {
+            used.insert(decl.name.clone());
+            let value = inputs.arg_value(&decl.name, decl.default.clone());
+            self.args.retain(|(k, _)| k != &decl.name);
+            self.args.push((decl.name.clone(), value));
+        }
+    }
+
+    /// The environment of a RUN step: the image env plus every ARG in
+    /// scope that ENV does not shadow, plus proxy build args.
+    pub fn run_env(&self, inputs: &Inputs) -> Vec<(String, String)> {
+        let mut out = self.env.clone();
+        for (k, v) in &self.args {
+            if let Some(v) = v {
+                if !out.iter().any(|(ek, _)| ek == k) {
+                    out.push((k.clone(), v.clone()));
+                }
+            }
+        }
+        for name in PROXY_ARGS {
+            if let Some(v) = inputs.build_args.get(name) {
+                if !out.iter().any(|(ek, _)| ek == name) {
+                    out.push((name.to_string(), v.clone()));
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,263 @@
+//! One pass over every stage with its statically known scope: finds the
+//! `--from` edges and expands each word BuildKit expands, so undefined
+//! variables, bad ports, signals and modes are reported with their line.
+//! Errors are kept per stage and only reported for stages the target needs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Base, Edge, Inputs, Scope, Source, StageNode};
+use crate::error::{Error, Span};
+use crate::instructions::{expand, Command, Dockerfile, FileOp, Instruction, Security};
+use crate::parser::Warning;
+use crate::shell::Lexer;
+
+#[derive(Clone, Debug, Default)]
+pub struct StageScan {
+    pub error: Option<Error>,
+    pub warnings: Vec<Warning>,
+    pub used_args: BTreeSet<String>,
+    /// The scope at the end of the stage, inherited by `FROM <stage>`.
+    pub scope: Scope,
+    /// Whether the whole environment is known (no image base anywhere in
+    /// the chain), so an unset variable is really undefined.
+    pub env_known: bool,
+}
+
+struct Ctx<'a> {
+    names: &'a BTreeMap<String, usize>,
+    inputs: &'a Inputs,
+    lexer: &'a Lexer,
+    index: usize,
+    stage_count: usize,
+}
+
+pub fn scan_stages(
+    file: &Dockerfile,
+    stages: &mut [StageNode],
+    names: &BTreeMap<String, usize>,
+    inputs: &Inputs,
+    lexer: &Lexer,
+) -> Vec<StageScan> {
+    let mut scans: Vec<StageScan> = Vec::with_capacity(stages.len());
+    for (index, stage) in file.stages.iter().enumerate() {
+        let mut scan = match &stages[index].base {
+            Base::Stage(j) => StageScan {
+                scope: scans[*j].scope.clone(),
+                env_known: scans[*j].env_known,
+                ..StageScan::default()
+            },
+            Base::Scratch => StageScan {
+                env_known: true,
+                ..StageScan::default()
+            },
+            Base::Image(_) => StageScan::default(),
+        };
+        let ctx = Ctx {
+            names,
+            inputs,
+            lexer,
+            index,
+            stage_count: stages.len(),
+        };
+        for command in &stage.commands {
+            if let Err(message) = scan_command(&ctx, command, &mut scan, &mut stages[index].edges) {
+                scan.error = Some(Error::new(command.span, message));
+                break;
+            }
+        }
+        scans.push(scan);
+    }
+    scans
+}
+
+fn scan_command(
+    ctx: &Ctx,
+    command: &Command,
+    scan: &mut StageScan,
+    edges: &mut Vec<Edge>,
+) -> Result<(), String> {
+    let expanded = match expand(&command.instruction, ctx.lexer, &scan.scope) {
+        Ok(e) => e,
+        // An image's ENV is unknown before it is pulled: a required
+        // variable may come from there. The build engine checks again.
+        Err(e) if e.unset_variable && !scan.env_known => return Ok(()),
+        Err(e) => return Err(e.message),
+    };
+    if scan.env_known {
+        for var in &expanded.unmatched {
+            scan.warnings.push(Warning {
+                rule: "UndefinedVar",
+                message: format!("usage of undefined variable '${var}'"),
+                span: command.span,
+            });
+        }
+    }
+    match &expanded.instruction {
+        Instruction::Arg(decls) => scan
+            .scope
+            .declare_args(decls, ctx.inputs, &mut scan.used_args),
+        Instruction::Env(pairs) => {
+            for kv in pairs {
+                scan.scope.set_env(&kv.key, kv.value.clone());
+            }
+        }
+        Instruction::Copy(op) | Instruction::Add(op) => {
+            check_file_op(ctx, op, command.span, edges)?
+        }
+        Instruction::Run(run) => {
+            if run.security == Some(Security::Insecure) {
+                return Err("RUN --security=insecure is not supported: kiln builds rootless and never grants extra privileges".into());
+            }
+            for from in run.mounts.iter().filter_map(|m| m.from.as_deref()) {
+                edges.push(Edge {
+                    source: source_of(ctx, from, "RUN --mount from")?,
+                    span: command.span,
+                });
+            }
+        }
+        Instruction::Workdir(w) => non_empty("WORKDIR", w)?,
+        Instruction::User(u) => non_empty("USER", u)?,
+        Instruction::StopSignal(s) => check_signal(s)?,
+        Instruction::Expose(ports) => ports.iter().try_for_each(|p| check_port(p))?,
+        Instruction::Volume(vols) => vols.iter().try_for_each(|v| non_empty("VOLUME", v))?,
+        _ => {}
+    }
+    Ok(())
+}
+
+fn check_file_op(ctx: &Ctx, op: &FileOp, span: Span, edges: &mut Vec<Edge>) -> Result<(), String> {
+    if let Some(from) = &op.from {
+        edges.push(Edge {
+            source: source_of(ctx, from, "COPY --from")?,
+            span,
+        });
+    }
+    if let Some(chown) = &op.chown {
+        non_empty("--chown", chown)?;
+    }
+    if let Some(sum) = &op.checksum {
+        let hex = sum.strip_prefix("sha256:").unwrap_or("");
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "invalid --checksum {sum:?}: expected sha256:<64 hex digits>"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Resolves a `--from` value: a stage name, a stage index, or an image.
+fn source_of(ctx: &Ctx, from: &str, what: &str) -> Result<Source, String> {
+    if from.is_empty() {
+        return Err(format!("{what}: the stage or image name is empty"));
+    }
+    if let Some(&i) = ctx.names.get(&from.to_ascii_lowercase()) {
+        if i == ctx.index {
+            return Err(format!("{what}={from} refers to the stage it is in"));
+        }
+        return Ok(Source::Stage(i));
+    }
+    if let Ok(i) = from.parse::<usize>() {
+        if i >= ctx.index {
+            return Err(format!(
+                "{what}={from}: stage index {i} is not an earlier stage (this is stage {} of {})",
+                ctx.index, ctx.stage_count
+            ));
+        }
+        return Ok(Source::Stage(i));
+    }
+    Ok(Source::Image(from.to_string()))
+}
+
+fn non_empty(what: &str, value: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        Err(format!("{what} is empty after variable expansion"))
+    } else {
+        Ok(())
+    }
+}
+
+/// `[ip:]port[-port][/tcp|udp|sctp]`, as Docker's `nat.ParsePortSpecs`.
+pub fn check_port(spec: &str) -> Result<(), String> {
+    let bad =
+        || format!("invalid port specification: {spec:?} (expected PORT[-PORT][/tcp|udp|sctp])");
+    let (ports, proto) = match spec.rsplit_once('/') {
+        Some((p, proto)) => (p, proto),
+        None => (spec, "tcp"),
+    };
+    if !matches!(proto.to_ascii_lowercase().as_str(), "tcp" | "udp" | "sctp") {
+        return Err(bad());
+    }
+    let ports = ports.rsplit_once(':').map_or(ports, |(_, p)| p);
+    let (lo, hi) = ports.split_once('-').unwrap_or((ports, ports));
+    let parse = |s: &str| {
+        s.parse::<u16>()
+            .ok()
+            .filter(|_| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+    };
+    match (parse(lo), parse(hi)) {
+        (Some(a), Some(b)) if a <= b => Ok(()),
+        _ => Err(bad()),
+    }
+}
+
+const SIGNALS: [&str; 31] = [
+    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV",
+    "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU",
+    "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR",
+];
+
+/// A signal name (`SIGTERM`, `term`, `RTMIN+3`) or number.
+pub fn check_signal(sig: &str) -> Result<(), String> {
+    if let Ok(n) = sig.parse::<u32>() {
+        return if (1..=64).contains(&n) {
+            Ok(())
+        } else {
+            Err(format!("invalid signal: {sig}"))
+        };
+    }
+    let upper = sig.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let rt = ["RTMIN+", "RTMAX-"].iter().any(|p| {
+        name.strip_prefix(p)
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n <= 30)
+    });
+    if SIGNALS.contains(&name) || name == "RTMIN" || name == "RTMAX" || rt {
+        Ok(())
+    } else {
+        Err(format!("invalid signal: {sig}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports() {
+        for ok in [
+            "80",
+            "8080/tcp",
+            "53/udp",
+            "1000-2000",
+            "9000-9001/UDP",
+            "127.0.0.1:80",
+        ] {
+            assert!(check_port(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "http", "80/icmp", "70000", "20-10", "-1", "8o"] {
+            assert!(check_port(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn signals() {
+        for ok in ["SIGTERM", "term", "9", "SIGRTMIN+3", "RTMAX"] {
+            assert!(check_signal(ok).is_ok(), "{ok}");
+        }
+        for bad in ["SIGFOO", "0", "65", "", "RTMIN+99"] {
+            assert!(check_signal(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! ARG scoping, the stage graph, --target, and the seed Dockerfiles.
+
+use std::collections::BTreeMap;
+
+use kiln_dockerfile::resolve::{Base, Platform, Source};
+use kiln_dockerfile::{parse_dockerfile, resolve, Error, Graph, Options};
+
+fn opts(args: &[(&str, &str)], target: Option<&str>) -> Options {
+    Options {
+        build_args: args
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+        target: target.map(str::to_string),
+        platform: Platform {
+            os: "linux".into(),
+            arch: "amd64".into(),
+            variant: None,
+        },
+    }
+}
+
+fn graph(text: &str, o: &Options) -> Result<Graph, Error> {
+    resolve(parse_dockerfile(text)?, o)
+}
+
+fn ok(text: &str) -> Graph {
+    graph(text, &opts(&[], None)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn rules(g: &Graph) -> Vec<&str> {
+    g.warnings.iter().map(|w| w.rule).collect()
+}
+
+#[test]
+fn global_args_in_from_and_build_arg_override() {
+    let text = "ARG REG=docker.io\nARG TAG=1.${MINOR:-21}\nFROM ${REG}/golang:${TAG} AS b\nFROM alpine:$TAG\n";
+    let g = graph(text, &opts(&[], None)).unwrap();
+    assert_eq!(
+        g.stages[0].base,
+        Base::Image("docker.io/golang:1.21".into())
+    );
+    let g = graph(text, &opts(&[("TAG", "2.0")], None)).unwrap();
+    assert_eq!(g.stages[1].base, Base::Image("alpine:2.0".into()));
+    let g = ok("FROM --platform=$TARGETPLATFORM busybox:$TARGETARCH\n");
+    assert_eq!(g.stages[0].base, Base::Image("busybox:amd64".into()));
+    assert_eq!(g.stages[0].platform.as_deref(), Some("linux/amd64"));
+}
+
+#[test]
+fn undefined_arg_in_from_warns_and_blank_base_errors() {
+    let g = ok("FROM alpine:${NOPE:-3}\nFROM busybox$UNSET\n");
+    assert!(rules(&g).contains(&"UndefinedArgInFrom"));
+    let e = graph("ARG EMPTY\nFROM $EMPTY\n", &opts(&[], None)).unwrap_err();
+    assert!(e.message.contains("should not be blank"), "{}", e.message);
+}
+
+#[test]
+fn stage_args_need_redeclaring_and_env_wins() {
+    // The global V is invisible in the stage until ARG V re-declares it.
+    let text = "ARG V=global\nFROM scratch\nWORKDIR /$V\nARG V\nWORKDIR /$V\nENV V=env\nARG V=arg\nUSER $V\n";
+    let g = ok(text);
+    let undefined: Vec<_> = g
+        .warnings
+        .iter()
+        .filter(|w| w.rule == "UndefinedVar")
+        .collect();
+    assert_eq!(undefined.len(), 1, "{:?}", g.warnings);
+    assert_eq!(undefined[0].span.start, 3);
+}
+
+#[test]
+fn expansion_errors_are_reported_with_the_line() {
+    let e = graph("FROM scratch\nWORKDIR ${DIR:?set DIR}\n", &opts(&[], None)).unwrap_err();
+    assert_eq!(e.span.start, 2);
+    assert!(e.message.contains("set DIR"), "{}", e.message);
+    // From an image, the variable may come from the image's ENV.
+    ok("FROM alpine\nWORKDIR ${GOPATH:?}\n");
+    let e = graph("FROM scratch\nEXPOSE 80/icmp\n", &opts(&[], None)).unwrap_err();
+    assert!(e.message.contains("invalid port"));
+    let e = graph("FROM scratch\nARG P=99999\nEXPOSE $P\n", &opts(&[], None)).unwrap_err();
+    assert_eq!(e.span.start, 3);
+    let e = graph("FROM scratch\nSTOPSIGNAL SIGNOPE\n", &opts(&[], None)).unwrap_err();
+    assert!(e.message.contains("invalid signal"));
+    let e = graph(
+        "FROM scratch\nRUN --security=insecure true\n",
+        &opts(&[], None),
+    )
+    .unwrap_err();
+    assert!(e.message.contains("insecure"));
+    let e = graph("FROM scratch\nCOPY ${X a b\n", &opts(&[], None)).unwrap_err();
+    assert_eq!(e.span.start, 2);
+}
+
+#[test]
+fn words_on_one_line_see_values_from_before_it() {
+    // B=${A:?} on the line that sets A sees A as it was before: unset.
+    for text in [
+        "FROM scratch\nENV A=1 B=${A:?}\n",
+        "FROM scratch\nARG A=1 B=${A:?}\n",
+        "FROM scratch\nLABEL A=1 B=${A:?}\n",
+    ] {
+        let e = graph(text, &opts(&[], None)).unwrap_err();
+        assert_eq!(e.span.start, 2, "{text}");
+    }
+    for text in [
+        "FROM scratch\nENV A=1\nENV B=${A:?}\n",
+        "FROM scratch\nARG A=1\nARG B=${A:?}\n",
+    ] {
+        let g = ok(text);
+        assert!(rules(&g).is_empty(), "{text}: {:?}", g.warnings);
+    }
+}
+
+#[test]
+fn build_args_override_stage_defaults_and_unused_ones_warn() {
+    let g = graph(
+        "FROM scratch\nARG USED=1\n",
+        &opts(&[("USED", "2"), ("UNUSED", "x"), ("HTTP_PROXY", "p")], None),
+    )
+    .unwrap();
+    let w: Vec<_> = g
+        .warnings
+        .iter()
+        .filter(|w| w.rule == "UnusedBuildArg")
+        .collect();
+    assert_eq!(w.len(), 1);
+    assert!(
+        w[0].message.contains("UNUSED")
+            && !w[0].message.contains("USED,")
+            && !w[0].message.contains("HTTP_PROXY")
+    );
+}
+
+#[test]
+fn args_and_env_carry_into_child_stages() {
+    let g = ok("FROM scratch AS base\nARG A=1\nENV E=2\nFROM base\nWORKDIR /$A/$E\n");
+    assert!(rules(&g).is_empty(), "{:?}", g.warnings);
+}
+
+#[test]
+fn stage_graph_by_name_index_and_image() {
+    let text = "FROM golang AS Build\nRUN make\nFROM alpine AS tools\nFROM build AS test\nFROM scratch\nCOPY --from=BUILD /a /a\nCOPY --from=1 /b /b\nCOPY --from=nginx:latest /c /c\nRUN --mount=from=test,target=/t true\n";
+    let g = ok(text);
+    assert_eq!(g.stages[2].base, Base::Stage(0));
+    let final_edges: Vec<_> = g.stages[3].edges.iter().map(|e| e.source.clone()).collect();
+    assert_eq!(
+        final_edges,
+        [
+            Source::Stage(0),
+            Source::Stage(1),
+            Source::Image("nginx:latest".into()),
+            Source::Stage(2)
+        ]
+    );
+    assert_eq!(g.target, 3);
+    assert_eq!(g.order, [0, 1, 2, 3]);
+}
+
+#[test]
+fn target_prunes_unneeded_stages() {
+    let text = "FROM a AS one\nFROM b AS two\nRUN exit 1\nFROM one AS three\nFROM c\nCOPY --from=three / /\n";
+    let g = graph(text, &opts(&[], Some("one"))).unwrap();
+    assert_eq!(g.order, [0]);
+    let g = graph(text, &opts(&[], None)).unwrap();
+    assert_eq!(
+        g.order,
+        [0, 2, 3],
+        "stage two is not needed by the last stage"
+    );
+    let e = graph(text, &opts(&[], Some("tree"))).unwrap_err();
+    assert!(
+        e.message.contains("could not be found") && e.message.contains("three"),
+        "{}",
+        e.message
+    );
+    // Errors in stages that are not built are not reported, as BuildKit.
+    let g = graph(
+        "FROM scratch AS bad\nWORKDIR ${X:?}\nFROM scratch\n",
+        &opts(&[], None),
+    )
+    .unwrap();
+    assert_eq!(g.order, [1]);
+}
+
+#[test]
+fn stage_reference_errors() {
+    let e = graph("FROM a AS x\nFROM b AS X\n", &opts(&[], None)).unwrap_err();
+    assert_eq!(e.span.start, 2);
+    assert!(e.message.contains("duplicate stage name") && e.message.contains("line 1"));
+    let e = graph("FROM a AS x\nCOPY --from=x / /\n", &opts(&[], None)).unwrap_err();
+    assert!(e.message.contains("refers to the stage it is in"));
+    let e = graph("FROM a\nCOPY --from=1 / /\nFROM b\n", &opts(&[], Some("0"))).unwrap_err();
+    assert!(e.message.contains("could not be found"));
+    let e = graph(
+        "FROM a AS x\nCOPY --from=1 / /\nFROM b\n",
+        &opts(&[], Some("x")),
+    )
+    .unwrap_err();
+    assert!(e.message.contains("not an earlier stage"), "{}", e.message);
+    // A forward --from by name is fine unless it closes a cycle.
+    let g = ok("FROM a AS x\nCOPY --from=y / /\nFROM b AS y\n");
+    assert_eq!(g.order, [1]);
+    let g = graph(
+        "FROM a AS x\nCOPY --from=y / /\nFROM b AS y\n",
+        &opts(&[], Some("x")),
+    )
+    .unwrap();
+    assert_eq!(g.order, [1, 0]);
+    let e = graph(
+        "FROM a AS x\nCOPY --from=y / /\nFROM x AS y\n",
+        &opts(&[], None),
+    )
+    .unwrap_err();
+    assert!(e.message.contains("circular"), "{}", e.message);
+}
+
+#[test]
+fn copy_from_with_args() {
+    let g = ok("FROM a AS src\nFROM scratch\nARG FROM=src\nCOPY --from=$FROM / /\n");
+    assert_eq!(g.stages[1].edges[0].source, Source::Stage(0));
+}
+
+fn seed(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/tests/seeds/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+#[test]
+fn seed_atsea_java_node() {
+    let g = ok(&seed("atsea.Dockerfile"));
+    assert_eq!(g.stages.len(), 3);
+    assert_eq!(g.order, [0, 1, 2]);
+    let edges: Vec<_> = g.stages[2].edges.iter().map(|e| e.source.clone()).collect();
+    assert_eq!(edges, [Source::Stage(0), Source::Stage(1)]);
+    assert_eq!(g.stages[2].base, Base::Image("java:8-jdk-alpine".into()));
+}
+
+#[test]
+fn seed_nginx_cert_by_index() {
+    let g = ok(&seed("nginx-cert.Dockerfile"));
+    assert_eq!(g.stages[1].edges[0].source, Source::Stage(0));
+    assert_eq!(
+        g.file.stages[0].commands.len(),
+        3,
+        "the continued RUN is one instruction"
+    );
+}
+
+#[test]
+fn seed_href_counter() {
+    for name in ["href-counter.Dockerfile", "href-counter-index.Dockerfile"] {
+        let g = ok(&seed(name));
+        assert_eq!(g.order, [0, 1]);
+        assert_eq!(g.stages[1].edges[0].source, Source::Stage(0));
+    }
+    let g = ok(&seed("href-counter.Dockerfile"));
+    assert!(rules(&g).is_empty());
+    let g = graph(
+        &seed("href-counter.Dockerfile"),
+        &opts(&[], Some("builder")),
+    )
+    .unwrap();
+    assert_eq!(g.order, [0]);
+}
+
+#[test]
+fn seed_node_base_release() {
+    let g = ok(&seed("node-release.Dockerfile"));
+    assert_eq!(g.stages[1].base, Base::Stage(0));
+    assert_eq!(g.order, [0, 1]);
+}
+
+#[test]
+fn seed_angular_has_a_real_mistake() {
+    // The article forgot the backslash: "&& npm run build" is its own line.
+    let e = parse_dockerfile(&seed("angular-nginx.Dockerfile")).unwrap_err();
+    assert_eq!(e.span.start, 9);
+    assert!(e.message.contains("unknown instruction: &&"));
+    let fixed = seed("angular-nginx.Dockerfile").replace("npm install \n", "npm install \\\n");
+    let g = ok(&fixed);
+    assert_eq!(g.stages[1].edges[0].source, Source::Stage(0));
+}

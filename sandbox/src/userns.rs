@@ -1,0 +1,366 @@
+//! Entering the build's user namespace, once per kiln run.
+//!
+//! A rootless kiln re-executes itself in a new user namespace where
+//! container id 0 is the caller and 1..=65536 are the caller's subordinate
+//! ids from /etc/subuid and /etc/subgid (written by the setuid helpers
+//! newuidmap/newgidmap). The original process stays behind as a thin
+//! parent: it forwards signals and exits with the child's status. All of
+//! kiln — store work included — then runs inside the namespace, where files
+//! owned by subordinate ids can be read and deleted.
+//!
+//! Without a subordinate range only id 0 is mapped (a warning says so once).
+//! As real root no namespace is created.
+
+use std::ffi::{CString, OsString};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStringExt;
+use std::process::Command;
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use rustix::process::{waitid, WaitId, WaitIdOptions};
+
+use crate::error::{Error, Result};
+use crate::syscall;
+
+/// Environment variable that marks the re-executed child (and carries the
+/// mapped ranges).
+const MARK: &str = "_KILN_SANDBOX_USERNS";
+
+/// How many subordinate ids a build maps (container ids 1..=65536).
+pub const WANTED_IDS: u32 = 65536;
+
+/// A range of subordinate ids (host side).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdRange {
+    /// First host id, mapped to container id 1.
+    pub start: u32,
+    /// Number of ids mapped (container ids 1..=count).
+    pub count: u32,
+}
+
+/// Where kiln runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserNamespace {
+    /// Real root, or already root inside some other user namespace: steps
+    /// need no new user namespace.
+    Host,
+    /// Inside the namespace kiln created; the ranges are None when the user
+    /// has no subordinate range (only id 0 exists).
+    Entered {
+        uids: Option<IdRange>,
+        gids: Option<IdRange>,
+    },
+}
+
+impl UserNamespace {
+    /// Make sure this process runs where steps can be spawned.
+    ///
+    /// Call early in `main` (after [`crate::dispatch_init`]), before any
+    /// thread exists and before reading stdin: for a rootless user this does
+    /// not return in the original process. It re-executes the binary with
+    /// the same argv in a new user namespace, waits for it, forwards
+    /// SIGINT/SIGTERM/SIGHUP/SIGQUIT, and exits with its status; `enter`
+    /// returns `Entered` in the re-executed process.
+    pub fn enter() -> Result<UserNamespace> {
+        if let Some(v) = std::env::var_os(MARK) {
+            // SAFETY (edition 2021 API): called at startup, single-threaded.
+            std::env::remove_var(MARK);
+            if !crate::rootfs::in_user_namespace() {
+                return Err(Error::UserNs(format!(
+                    "{MARK} is set but this is not a user namespace"
+                )));
+            }
+            let s = v.to_string_lossy();
+            let mut parts = s.split(';').map(parse_range);
+            return Ok(UserNamespace::Entered {
+                uids: parts.next().flatten(),
+                gids: parts.next().flatten(),
+            });
+        }
+        if rustix::process::geteuid().is_root() {
+            return Ok(UserNamespace::Host);
+        }
+        reexec()
+    }
+
+    /// True when container ids beyond 0 exist (a subordinate range is mapped).
+    pub fn has_range(&self) -> bool {
+        match self {
+            UserNamespace::Host => true,
+            UserNamespace::Entered { uids, gids } => uids.is_some() && gids.is_some(),
+        }
+    }
+}
+
+fn parse_range(s: &str) -> Option<IdRange> {
+    let (a, b) = s.split_once(':')?;
+    Some(IdRange {
+        start: a.parse().ok()?,
+        count: b.parse().ok()?,
+    })
+}
+
+fn fmt_range(r: Option<IdRange>) -> String {
+    r.map_or("-".into(), |r| format!("{}:{}", r.start, r.count))
+}
+
+/// Find the first range for `name` or `id` in a subuid/subgid file's text.
+pub fn find_range(text: &str, name: &str, id: u32) -> Option<IdRange> {
+    let id = id.to_string();
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() != 3 || (f[0] != name && f[0] != id) {
+                return None;
+            }
+            let r = IdRange {
+                start: f[1].parse().ok()?,
+                count: f[2].parse::<u32>().ok()?.min(WANTED_IDS),
+            };
+            (r.count > 0).then_some(r)
+        })
+        .next()
+}
+
+fn user_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}
+
+fn cstrings(items: impl Iterator<Item = OsString>) -> Result<Vec<CString>> {
+    items
+        .map(|s| {
+            CString::new(s.into_vec()).map_err(|_| Error::UserNs("argument contains NUL".into()))
+        })
+        .collect()
+}
+
+/// Re-execute in a new user namespace; never returns on success.
+fn reexec() -> Result<UserNamespace> {
+    let uid = rustix::process::getuid().as_raw();
+    let gid = rustix::process::getgid().as_raw();
+    let name = user_name(uid);
+    let subuid = find_range(
+        &std::fs::read_to_string("/etc/subuid").unwrap_or_default(),
+        &name,
+        uid,
+    );
+    let subgid = find_range(
+        &std::fs::read_to_string("/etc/subgid").unwrap_or_default(),
+        &name,
+        uid,
+    );
+    let ranged = subuid.is_some() && subgid.is_some();
+    if !ranged {
+        eprintln!(
+            "kiln: warning: user {name} has no subordinate id range in /etc/subuid and /etc/subgid; \
+             only root (id 0) exists in builds and a chown to any other id will fail. Add one with: \
+             sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {name}"
+        );
+    }
+    let (subuid, subgid) = if ranged {
+        (subuid, subgid)
+    } else {
+        (None, None)
+    };
+
+    let argv = cstrings(std::env::args_os())?;
+    let mut env: Vec<OsString> = std::env::vars_os()
+        .filter(|(k, _)| k != MARK)
+        .map(|(k, v)| {
+            let mut s = k;
+            s.push("=");
+            s.push(v);
+            s
+        })
+        .collect();
+    env.push(format!("{MARK}={};{}", fmt_range(subuid), fmt_range(subgid)).into());
+    let envs = cstrings(env.into_iter())?;
+    let argv_p: Vec<*const libc::c_char> = argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    let env_p: Vec<*const libc::c_char> = envs
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    let exe = c"/proc/self/exe";
+
+    let (sync_rd, sync_wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| Error::UserNs(format!("pipe: {e}")))?;
+    // Queue these signals from now on so none is lost before forwarding.
+    let mut fwd = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        fwd.add(s);
+    }
+    fwd.thread_block()
+        .map_err(|e| Error::UserNs(format!("block signals: {e}")))?;
+
+    let (rd, wr) = (sync_rd.as_raw_fd(), sync_wr.as_raw_fd());
+    let mut pidfd: RawFd = -1;
+    let flags = (libc::CLONE_NEWUSER | libc::CLONE_PIDFD) as u64;
+    // SAFETY: the child only makes raw syscalls until execve.
+    let pid = unsafe { syscall::clone3(flags, &mut pidfd) }
+        .map_err(|e| Error::UserNs(format!("cannot create a user namespace: {e}")))?;
+    if pid == 0 {
+        // SAFETY: async-signal-safe syscalls on memory prepared above.
+        unsafe {
+            syscall::unblock_all_signals();
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            libc::close(wr);
+            let mut b = 0u8;
+            // Wait until the parent has written our id maps.
+            if libc::read(rd, (&mut b as *mut u8).cast(), 1) != 1 {
+                libc::_exit(125);
+            }
+            libc::execve(exe.as_ptr(), argv_p.as_ptr(), env_p.as_ptr());
+            libc::_exit(125);
+        }
+    }
+    // SAFETY: CLONE_PIDFD gave us this fd.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    drop(sync_rd);
+    if let Err(e) = write_maps(pid, uid, gid, subuid, subgid) {
+        let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
+        let _ = waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED);
+        return Err(e);
+    }
+    rustix::io::write(&sync_wr, b"1").map_err(|e| Error::UserNs(format!("release child: {e}")))?;
+    drop(sync_wr);
+    forward_and_exit(pidfd, fwd)
+}
+
+fn write_maps(
+    pid: i32,
+    uid: u32,
+    gid: u32,
+    subuid: Option<IdRange>,
+    subgid: Option<IdRange>,
+) -> Result<()> {
+    match (subuid, subgid) {
+        (Some(u), Some(g)) => {
+            for (tool, id, r) in [("newuidmap", uid, u), ("newgidmap", gid, g)] {
+                let out = Command::new(tool)
+                    .args([pid.to_string(), "0".into(), id.to_string(), "1".into()])
+                    .args(["1".to_string(), r.start.to_string(), r.count.to_string()])
+                    .output()
+                    .map_err(|e| Error::UserNs(format!("run {tool} (package uidmap): {e}")))?;
+                if !out.status.success() {
+                    return Err(Error::UserNs(format!(
+                        "{tool} failed: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    )));
+                }
+            }
+        }
+        _ => {
+            // An unprivileged process may map its own ids, once setgroups is
+            // denied.
+            let w = |f: &str, s: String| {
+                std::fs::write(format!("/proc/{pid}/{f}"), s)
+                    .map_err(|e| Error::UserNs(format!("write /proc/{pid}/{f}: {e}")))
+            };
+            w("setgroups", "deny".into())?;
+            w("uid_map", format!("0 {uid} 1\n"))?;
+            w("gid_map", format!("0 {gid} 1\n"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Wait for the namespace child, forwarding signals sent to us by other
+/// processes (a terminal's Ctrl-C already reaches the child itself), and
+/// leave with its status.
+fn forward_and_exit(pidfd: OwnedFd, fwd: SigSet) -> ! {
+    let sfd = SignalFd::with_flags(&fwd, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok();
+    loop {
+        let mut fds = vec![rustix::event::PollFd::new(
+            &pidfd,
+            rustix::event::PollFlags::IN,
+        )];
+        if let Some(s) = &sfd {
+            fds.push(rustix::event::PollFd::new(s, rustix::event::PollFlags::IN));
+        }
+        let _ = rustix::event::poll(&mut fds, None);
+        if let Some(s) = &sfd {
+            while let Ok(Some(info)) = s.read_signal() {
+                if info.ssi_code != libc::SI_KERNEL {
+                    if let Some(sig) =
+                        rustix::process::Signal::from_named_raw(info.ssi_signo as i32)
+                    {
+                        let _ = rustix::process::pidfd_send_signal(&pidfd, sig);
+                    }
+                }
+            }
+        }
+        match waitid(
+            WaitId::PidFd(pidfd.as_fd()),
+            WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+        ) {
+            Ok(Some(st)) => {
+                if let Some(sig) = st.terminating_signal() {
+                    // Die the same way, so our parent sees what happened.
+                    // SAFETY: restoring the default action and re-raising.
+                    unsafe {
+                        libc::signal(sig, libc::SIG_DFL);
+                        syscall::unblock_all_signals();
+                        libc::kill(libc::getpid(), sig);
+                    }
+                    std::process::exit(128 + sig);
+                }
+                std::process::exit(st.exit_status().unwrap_or(125));
+            }
+            Ok(None) | Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => std::process::exit(125),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_range_by_name_or_uid_and_caps_it() {
+        let text = "# comment\nother:100000:65536\nkilntest:200000:65536\n1234:300000:100000\n";
+        assert_eq!(
+            find_range(text, "kilntest", 1001),
+            Some(IdRange {
+                start: 200000,
+                count: 65536
+            })
+        );
+        assert_eq!(
+            find_range(text, "nobody", 1234),
+            Some(IdRange {
+                start: 300000,
+                count: 65536
+            })
+        );
+        assert_eq!(find_range(text, "nobody", 42), None);
+        assert_eq!(
+            find_range("kilntest:200000:0\nkilntest:x:1\n", "kilntest", 1),
+            None
+        );
+    }
+
+    #[test]
+    fn ranges_survive_the_trip_through_the_environment() {
+        let r = Some(IdRange { start: 5, count: 7 });
+        assert_eq!(parse_range(&fmt_range(r)), r);
+        assert_eq!(parse_range(&fmt_range(None)), None);
+    }
+}

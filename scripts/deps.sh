@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the system packages kiln's build and tests need, on Debian.
+# Idempotent: packages already present are not touched, and apt's index is
+# only refreshed when something is missing.
+set -euo pipefail
+
+packages=(gcc pkg-config ca-certificates uidmap busybox-static util-linux)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing packages: ${missing[*]} (run as root, or: sudo apt-get install -y ${missing[*]})" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}"
+fi
+if ! command -v cargo >/dev/null; then
+    echo "cargo not found: install a Rust toolchain (https://rustup.rs or Debian's cargo package)" >&2
+    exit 1
+fi

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (.ci/run calls this).
+# Lints first (fmt, clippy), then every crate's tests, then the tests that
+# must run as an unprivileged user.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== cargo test"
+cargo test --workspace
+if [ -x scripts/test-sandbox.sh ]; then
+    echo "== rootless tests"
+    scripts/test-sandbox.sh
+fi
+echo "== all tests passed"

@@ -1,0 +1,95 @@
+//! `kiln build --check`: parse, resolve and lint without executing.
+
+use anyhow::Result;
+use kiln_dockerfile::check::{lint, CheckConfig};
+use kiln_dockerfile::parser::Warning;
+use kiln_dockerfile::resolve::{Base, Graph, Source};
+use kiln_dockerfile::{parse_dockerfile, render, resolve, Options};
+
+use super::dockerfile;
+use crate::cli::BuildArgs;
+
+pub fn run(args: &BuildArgs) -> Result<i32> {
+    let source = dockerfile::read(args)?;
+    let opts = Options {
+        build_args: dockerfile::build_args(&args.build_args)?,
+        target: args.target.clone(),
+        ..Options::default()
+    };
+    let graph = match parse_dockerfile(&source.text).and_then(|file| resolve(file, &opts)) {
+        Ok(g) => g,
+        Err(err) => {
+            eprint!("{}", render(&source.name, &source.text, &err));
+            return Ok(1);
+        }
+    };
+    let config = CheckConfig::from_directive(
+        graph
+            .file
+            .directives
+            .check
+            .as_ref()
+            .map(|d| d.value.as_str()),
+    );
+    let mut warnings: Vec<Warning> = lint(&graph.file);
+    warnings.extend(graph.warnings.iter().cloned());
+    warnings.retain(|w| config.keeps(w));
+    warnings.sort_by_key(|w| w.span.start);
+    print_summary(&graph, &source.name);
+    for w in &warnings {
+        let at = if w.span.start == 0 {
+            source.name.clone()
+        } else {
+            format!("{}:{}", source.name, w.span)
+        };
+        println!("WARN: {} - {} ({at})", w.rule, w.message);
+    }
+    match warnings.len() {
+        0 => println!("Check complete, no warnings found."),
+        1 => println!("Check complete, 1 warning has been found!"),
+        n => println!("Check complete, {n} warnings have been found!"),
+    }
+    Ok(if config.error && !warnings.is_empty() {
+        1
+    } else {
+        0
+    })
+}
+
+fn print_summary(graph: &Graph, file: &str) {
+    let total = graph.stages.len();
+    println!(
+        "{file}: {total} stage{}, target {} builds {} of them",
+        if total == 1 { "" } else { "s" },
+        graph.stage_label(graph.target),
+        graph.order.len()
+    );
+    for (n, &i) in graph.order.iter().enumerate() {
+        let stage = &graph.stages[i];
+        let base = match &stage.base {
+            Base::Scratch => "scratch".to_string(),
+            Base::Stage(j) => format!("stage {}", graph.stage_label(*j)),
+            Base::Image(image) => image.clone(),
+        };
+        let reads: Vec<String> = stage
+            .edges
+            .iter()
+            .map(|e| match &e.source {
+                Source::Stage(j) => graph.stage_label(*j),
+                Source::Image(r) => r.clone(),
+            })
+            .collect();
+        let steps = graph.file.stages[i].commands.len();
+        print!(
+            "  [{}/{}] {} FROM {base}: {steps} instruction{}",
+            n + 1,
+            graph.order.len(),
+            graph.stage_label(i),
+            if steps == 1 { "" } else { "s" }
+        );
+        if !reads.is_empty() {
+            print!(", reads {}", reads.join(", "));
+        }
+        println!();
+    }
+}

@@ -1,0 +1,66 @@
+//! Locating and reading the Dockerfile and the build options, shared by
+//! every command that takes one.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::BuildArgs;
+
+pub struct Source {
+    /// The name shown in messages: the path as the user gave it.
+    pub name: String,
+    pub text: String,
+}
+
+pub fn read(args: &BuildArgs) -> Result<Source> {
+    let path = args
+        .file
+        .clone()
+        .unwrap_or_else(|| args.context.join("Dockerfile"));
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the Dockerfile from standard input")?;
+        return Ok(Source {
+            name: "Dockerfile".into(),
+            text,
+        });
+    }
+    let bytes = std::fs::read(&path)
+        .with_context(|| format!("cannot read the Dockerfile {}", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: the Dockerfile is not valid UTF-8 (byte {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    let name = args.file.as_ref().map_or_else(
+        || "Dockerfile".to_string(),
+        |p| p.to_string_lossy().into_owned(),
+    );
+    Ok(Source { name, text })
+}
+
+/// `--build-arg K=V`, or `--build-arg K` taking K from the environment
+/// (and dropped when unset), as Docker does.
+pub fn build_args(raw: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for arg in raw {
+        match arg.split_once('=') {
+            Some(("", _)) => bail!("--build-arg {arg:?}: the name is empty"),
+            Some((k, v)) => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            None => {
+                if let Ok(v) = std::env::var(arg) {
+                    out.insert(arg.clone(), v);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
