@@ -4,7 +4,9 @@
 # only refreshed when something is missing.
 set -euo pipefail
 
-packages=(gcc pkg-config ca-certificates uidmap busybox-static util-linux)
+# podman, skopeo, umoci and runc prove built images the way users consume them.
+packages=(gcc pkg-config ca-certificates uidmap busybox-static util-linux file
+    podman skopeo umoci runc)
 
 missing=()
 for p in "${packages[@]}"; do

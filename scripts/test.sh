@@ -13,8 +13,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo test --workspace
-if [ -x scripts/test-sandbox.sh ]; then
-    echo "== rootless tests"
-    scripts/test-sandbox.sh
-fi
+echo "== rootless sandbox tests"
+scripts/test-sandbox.sh
+echo "== rootless build tests (podman, skopeo, umoci)"
+scripts/test-build.sh
 echo "== all tests passed"

@@ -23,6 +23,43 @@ pub struct Cli {
 pub enum Command {
     /// Build an image from a Dockerfile.
     Build(BuildArgs),
+    /// List the images in the store.
+    Images(ImagesArgs),
+    /// Remove images (by name, or by ID with all their names).
+    Rmi {
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Show an image's config and layers as JSON.
+    Inspect { image: String },
+    /// Remove unreferenced blobs, layers and cache entries.
+    Prune {
+        /// Also empty the build cache.
+        #[arg(long, short = 'a')]
+        all: bool,
+    },
+    /// Write an image to an archive (docker-archive, or --format oci-archive).
+    Save {
+        /// The archive file.
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+        /// docker-archive (default) or oci-archive.
+        #[arg(long, default_value = "docker-archive")]
+        format: String,
+        image: String,
+    },
+    /// Load the images of a docker-archive or oci-archive into the store.
+    Load {
+        #[arg(short = 'i', long = "input")]
+        input: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ImagesArgs {
+    /// Print only image IDs.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -49,4 +86,24 @@ pub struct BuildArgs {
     /// Parse and resolve the Dockerfile, run the checks, execute nothing.
     #[arg(long)]
     pub check: bool,
+
+    /// Export the result: type=docker|oci|local|tar,dest=PATH[,tar=false] (buildx syntax).
+    #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
+    pub outputs: Vec<String>,
+
+    /// Write the image ID to this file.
+    #[arg(long)]
+    pub iidfile: Option<PathBuf>,
+
+    /// Network for RUN steps: host (default) or none.
+    #[arg(long, default_value = "host")]
+    pub network: String,
+
+    /// Print only the image ID.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+
+    /// Do not use the step cache.
+    #[arg(long)]
+    pub no_cache: bool,
 }

@@ -71,6 +71,7 @@ impl UserNamespace {
                     "{MARK} is set but this is not a user namespace"
                 )));
             }
+            private_mounts()?;
             let s = v.to_string_lossy();
             let mut parts = s.split(';').map(parse_range);
             return Ok(UserNamespace::Entered {
@@ -79,6 +80,11 @@ impl UserNamespace {
             });
         }
         if rustix::process::geteuid().is_root() {
+            // SAFETY: called at startup, before any thread exists, and a
+            // new mount namespace does not touch memory.
+            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }
+                .map_err(|e| Error::UserNs(format!("cannot create a mount namespace: {e}")))?;
+            private_mounts()?;
             return Ok(UserNamespace::Host);
         }
         reexec()
@@ -91,6 +97,16 @@ impl UserNamespace {
             UserNamespace::Entered { uids, gids } => uids.is_some() && gids.is_some(),
         }
     }
+}
+
+/// Nothing kiln mounts in its namespace may propagate back to the host's.
+fn private_mounts() -> Result<()> {
+    use rustix::mount::{mount_change, MountPropagationFlags};
+    mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .map_err(|e| Error::UserNs(format!("cannot make the mount namespace private: {e}")))
 }
 
 fn parse_range(s: &str) -> Option<IdRange> {
@@ -211,7 +227,9 @@ fn reexec() -> Result<UserNamespace> {
 
     let (rd, wr) = (sync_rd.as_raw_fd(), sync_wr.as_raw_fd());
     let mut pidfd: RawFd = -1;
-    let flags = (libc::CLONE_NEWUSER | libc::CLONE_PIDFD) as u64;
+    // A mount namespace of its own too, so kiln's overlay mounts (COPY,
+    // COPY --from) are invisible to the host and die with the process.
+    let flags = (libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_PIDFD) as u64;
     // SAFETY: the child only makes raw syscalls until execve.
     let pid = unsafe { syscall::clone3(flags, &mut pidfd) }
         .map_err(|e| Error::UserNs(format!("cannot create a user namespace: {e}")))?;

@@ -1,0 +1,312 @@
+//! Overlay-native directory → layer tar. The walk is fd-relative (no
+//! symlink is ever followed), entries come in byte-sorted path order and
+//! carry only what a layer means (mode, ids, mtime, kept xattrs), so the
+//! same tree always gives the same bytes and the same diffID.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Stat};
+
+use crate::compress::{Compression, CompressionOptions, Encoder, MEDIA_TYPE_TAR};
+use crate::digest::{Digest, DigestWriter};
+use crate::error::{Error, Result};
+use crate::tarwrite::{self, Entry, Kind};
+use crate::xattrs::{self, Target};
+
+/// Capture settings.
+#[derive(Clone, Debug, Default)]
+pub struct CaptureOptions {
+    /// SOURCE_DATE_EPOCH: mtimes later than this are set to it.
+    pub clamp_mtime: Option<u64>,
+}
+
+/// What a capture produced.
+#[derive(Clone, Debug)]
+pub struct Captured {
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// sha256 of the bytes written (the diffID when uncompressed).
+    pub blob: Digest,
+    pub blob_size: u64,
+    pub media_type: &'static str,
+}
+
+const OPAQUE: [&[u8]; 2] = [b"user.overlay.opaque", b"trusted.overlay.opaque"];
+
+/// Writes the deterministic layer tar of `dir` (an overlay upper dir or a
+/// committed layer dir) to `out`, compressed if `compression` is Some, with
+/// the default level and all cores. One streaming pass computes the diffID
+/// (sha256 of the tar) and the blob digest (sha256 of the bytes written).
+pub fn capture(
+    dir: &Path,
+    out: &mut dyn Write,
+    compression: Option<Compression>,
+    opts: &CaptureOptions,
+) -> Result<Captured> {
+    capture_with(dir, out, compression.map(CompressionOptions::from), opts)
+}
+
+/// [`capture`] with explicit compression level and thread count. The
+/// thread count never changes the output bytes; the level does.
+pub fn capture_with(
+    dir: &Path,
+    out: &mut dyn Write,
+    compression: Option<CompressionOptions>,
+    opts: &CaptureOptions,
+) -> Result<Captured> {
+    // Headers are 512-byte writes: batch them before they reach a file.
+    let blob = DigestWriter::new(BufWriter::with_capacity(256 * 1024, out));
+    let (blob, diff_id, media_type) = match compression {
+        None => {
+            let mut tar = DigestWriter::new(blob);
+            walk_root(dir, &mut tar, opts)?;
+            let (blob, diff_id, _) = tar.finish();
+            (blob, diff_id, MEDIA_TYPE_TAR)
+        }
+        Some(c) => {
+            let enc = Encoder::new(blob, &c).map_err(Error::Output)?;
+            let mut tar = DigestWriter::new(enc);
+            walk_root(dir, &mut tar, opts)?;
+            let (enc, diff_id, _) = tar.finish();
+            let blob = enc.finish().map_err(Error::Output)?;
+            (blob, diff_id, c.compression.media_type())
+        }
+    };
+    let (mut buffered, blob, blob_size) = blob.finish();
+    buffered.flush().map_err(Error::Output)?;
+    Ok(Captured {
+        diff_id,
+        blob,
+        blob_size,
+        media_type,
+    })
+}
+
+/// The diffID of `dir`'s layer, without writing the tar anywhere.
+pub fn diff_id(dir: &Path, opts: &CaptureOptions) -> Result<Digest> {
+    Ok(capture(dir, &mut io::sink(), None, opts)?.diff_id)
+}
+
+struct Walker<'a> {
+    out: &'a mut dyn Write,
+    opts: &'a CaptureOptions,
+    root: PathBuf,
+    /// (dev, ino) of files with several links → the first path written.
+    links: HashMap<(u64, u64), Vec<u8>>,
+}
+
+fn walk_root(dir: &Path, out: &mut dyn Write, opts: &CaptureOptions) -> Result<()> {
+    let fd = rfs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io("open", dir, e))?;
+    let mut w = Walker {
+        out,
+        opts,
+        root: dir.to_path_buf(),
+        links: HashMap::new(),
+    };
+    w.dir(fd.as_fd(), b"")?;
+    tarwrite::write_end(w.out).map_err(Error::Output)
+}
+
+impl Walker<'_> {
+    fn host(&self, rel: &[u8]) -> PathBuf {
+        self.root.join(OsStr::from_bytes(rel))
+    }
+
+    fn dir(&mut self, dir: BorrowedFd<'_>, prefix: &[u8]) -> Result<()> {
+        for name in names(dir).map_err(|e| Error::io("read dir", self.host(prefix), e))? {
+            let mut path = prefix.to_vec();
+            path.extend_from_slice(&name);
+            let st = rfs::statat(dir, OsStr::from_bytes(&name), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| Error::io("stat", self.host(&path), e))?;
+            self.entry(dir, &name, &path, &st)?;
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, dir: BorrowedFd<'_>, name: &[u8], path: &[u8], st: &Stat) -> Result<()> {
+        let os = OsStr::from_bytes(name);
+        let kind = FileType::from_raw_mode(st.st_mode);
+        let root = self.root.clone();
+        let host = || root.join(OsStr::from_bytes(path));
+        let xattrs = match kind {
+            FileType::Socket => return Ok(()),
+            FileType::CharacterDevice if st.st_rdev == 0 => {
+                return self.whiteout(path, st);
+            }
+            _ => xattrs::read_all(Target::At(dir, name))
+                .map_err(|e| Error::io("read xattrs", host(), e))?,
+        };
+        let opaque = kind == FileType::Directory
+            && xattrs
+                .iter()
+                .any(|(k, v)| OPAQUE.contains(&k.as_slice()) && v == b"y");
+        for (k, _) in &xattrs {
+            if k.starts_with(b"user.overlay.metacopy") || k.starts_with(b"user.overlay.redirect") {
+                return Err(Error::UnsupportedOverlay {
+                    path: host(),
+                    xattr: String::from_utf8_lossy(k).into_owned(),
+                });
+            }
+        }
+        let kept: Vec<(Vec<u8>, Vec<u8>)> = xattrs
+            .into_iter()
+            .filter(|(k, _)| !xattrs::is_overlay(k))
+            .collect();
+        let mut entry_name = path.to_vec();
+        if kind == FileType::Directory {
+            entry_name.push(b'/');
+        }
+        let link_target;
+        let tkind = match kind {
+            FileType::Directory => Kind::Dir,
+            FileType::Symlink => {
+                link_target = rfs::readlinkat(dir, os, Vec::new())
+                    .map_err(|e| Error::io("readlink", host(), e))?;
+                Kind::Symlink(link_target.as_bytes())
+            }
+            FileType::RegularFile => {
+                if st.st_nlink > 1 {
+                    let key = (st.st_dev, st.st_ino);
+                    if let Some(first) = self.links.get(&key).cloned() {
+                        let e = self.header(&entry_name, Kind::Hardlink(&first), st, &kept);
+                        return tarwrite::write_header(self.out, &e).map_err(Error::Output);
+                    }
+                    self.links.insert(key, path.to_vec());
+                }
+                Kind::File {
+                    size: st.st_size as u64,
+                }
+            }
+            FileType::CharacterDevice => Kind::Char(rfs::major(st.st_rdev), rfs::minor(st.st_rdev)),
+            FileType::BlockDevice => Kind::Block(rfs::major(st.st_rdev), rfs::minor(st.st_rdev)),
+            FileType::Fifo => Kind::Fifo,
+            _ => return Ok(()),
+        };
+        let e = self.header(&entry_name, tkind, st, &kept);
+        tarwrite::write_header(self.out, &e).map_err(Error::Output)?;
+        match kind {
+            FileType::RegularFile => self.file_data(dir, os, path, st.st_size as u64),
+            FileType::Directory => {
+                if opaque {
+                    let mut wh = entry_name.clone();
+                    wh.extend_from_slice(b".wh..wh..opq");
+                    let e = self.header(&wh, Kind::File { size: 0 }, st, &[]);
+                    let e = Entry { mode: 0o644, ..e };
+                    tarwrite::write_header(self.out, &e).map_err(Error::Output)?;
+                }
+                let sub = open_dir(dir, os).map_err(|e| Error::io("open", host(), e))?;
+                self.dir(sub.as_fd(), &entry_name)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A deleted path: an empty `.wh.NAME` file in its parent.
+    fn whiteout(&mut self, path: &[u8], st: &Stat) -> Result<()> {
+        let (parent, name) = match path.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&path[..=i], &path[i + 1..]),
+            None => (&b""[..], path),
+        };
+        let mut wh = parent.to_vec();
+        wh.extend_from_slice(b".wh.");
+        wh.extend_from_slice(name);
+        let e = self.header(&wh, Kind::File { size: 0 }, st, &[]);
+        let e = Entry {
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            ..e
+        };
+        tarwrite::write_header(self.out, &e).map_err(Error::Output)
+    }
+
+    fn header<'e>(
+        &self,
+        name: &'e [u8],
+        kind: Kind<'e>,
+        st: &Stat,
+        xattrs: &'e [(Vec<u8>, Vec<u8>)],
+    ) -> Entry<'e> {
+        let mtime = st.st_mtime.max(0) as u64;
+        Entry {
+            name,
+            kind,
+            mode: st.st_mode & 0o7777,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            mtime: self.opts.clamp_mtime.map_or(mtime, |c| mtime.min(c)),
+            xattrs,
+        }
+    }
+
+    /// Streams exactly `size` bytes (the header promised them): a file that
+    /// changed size meanwhile is an error, not a corrupt tar.
+    fn file_data(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        path: &[u8],
+        size: u64,
+    ) -> Result<()> {
+        let host = self.host(path);
+        let fd = rfs::openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io("open", &host, e))?;
+        let mut file = File::from(fd).take(size);
+        let copied = io::copy(&mut file, self.out).map_err(|e| Error::io("read", &host, e))?;
+        if copied != size {
+            return Err(Error::io(
+                "read",
+                host,
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file shrank while being captured",
+                ),
+            ));
+        }
+        tarwrite::write_padding(self.out, size).map_err(Error::Output)
+    }
+}
+
+fn open_dir(dir: BorrowedFd<'_>, name: &OsStr) -> rustix::io::Result<OwnedFd> {
+    rfs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// The names in a directory, byte-sorted, without `.` and `..`.
+pub(crate) fn names(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
+    let fd = rfs::openat(
+        dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut out = Vec::new();
+    for entry in rfs::Dir::read_from(&fd)? {
+        let name = entry?.file_name().to_bytes().to_vec();
+        if name != b"." && name != b".." {
+            out.push(name);
+        }
+    }
+    out.sort();
+    Ok(out)
+}

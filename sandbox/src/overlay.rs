@@ -1,0 +1,82 @@
+//! Overlay mounts for kiln's own file work (COPY into a step's upper dir,
+//! reading a stage's rootfs for `COPY --from`). They are mounted in kiln's
+//! private mount namespace — made by [`crate::UserNamespace::enter`] — so
+//! nothing leaks to the host, and unmounted when the guard drops.
+
+use std::fs;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use rustix::mount::{self as rm, MountAttrFlags, UnmountFlags};
+
+use crate::error::{Context, Result};
+use crate::mounts::{self, FsContext};
+
+/// A mounted overlay; dropping it unmounts it (lazily, so an fd still open
+/// somewhere cannot make the drop fail).
+#[derive(Debug)]
+pub struct OverlayMount {
+    target: PathBuf,
+}
+
+impl OverlayMount {
+    pub fn path(&self) -> &Path {
+        &self.target
+    }
+}
+
+impl Drop for OverlayMount {
+    fn drop(&mut self) {
+        let _ = rm::unmount(&self.target, UnmountFlags::DETACH);
+    }
+}
+
+/// The writable part of an overlay: the upper dir that collects the
+/// changes and overlay's work dir (same filesystem, both empty at first).
+#[derive(Clone, Copy, Debug)]
+pub struct Upper<'a> {
+    pub upper: &'a Path,
+    pub work: &'a Path,
+}
+
+/// Mounts `lowers` (top first) at the existing empty dir `target`, writable
+/// through `upper` or read-only without one. `userxattr` as in every step,
+/// so whiteouts and opaque dirs have the store's one format.
+pub fn mount_overlay(
+    lowers: &[PathBuf],
+    upper: Option<Upper<'_>>,
+    target: &Path,
+) -> Result<OverlayMount> {
+    let fs = FsContext::open("overlay")?;
+    for l in lowers {
+        fs.set("lowerdir+", l)?;
+    }
+    // Overlay wants one lower with an upper and two without: an empty dir
+    // fills in (FROM scratch, or a read-only view of a one-layer stage).
+    let needed = if upper.is_some() { 1 } else { 2 };
+    if lowers.len() < needed {
+        let empty = target.with_extension("empty");
+        fs::create_dir_all(&empty).ctx(|| format!("create {}", empty.display()))?;
+        for _ in lowers.len()..needed {
+            fs.set("lowerdir+", &empty)?;
+        }
+    }
+    let mut attrs = MountAttrFlags::MOUNT_ATTR_NODEV;
+    match upper {
+        Some(u) => {
+            fs.set("upperdir", u.upper)?;
+            fs.set("workdir", u.work)?;
+        }
+        None => attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY,
+    }
+    fs.flag("userxattr")?;
+    if upper.is_some() {
+        // kiln syncs a layer when it commits it, not at every unmount.
+        fs.flag("volatile")?;
+    }
+    let mnt = fs.mount(attrs)?;
+    mounts::attach_at(mnt.as_fd(), target)?;
+    Ok(OverlayMount {
+        target: target.to_path_buf(),
+    })
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The rootless end-to-end tests (tests/build.rs): kiln runs as the
+# UNPRIVILEGED user kilntest (subordinate range 200000:65536), and the
+# images it builds are proven with podman, skopeo and umoci as that user.
+# The release binary and the busybox base image are made once and shared
+# by every test. Ends with "build: N passed, M failed"; non-zero on failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "test-build.sh: run as root (it creates the test user and switches to it)" >&2
+    exit 1
+fi
+bash scripts/testuser.sh >/dev/null
+bash scripts/podman-user.sh kilntest
+
+cargo build --release --quiet --bin kiln
+json=$(cargo test --release --test build --no-run --message-format=json 2>/dev/null)
+tests=$(grep -o '"executable":"[^"]*/build-[^"]*"' <<<"$json" | head -1 | cut -d'"' -f4)
+[ -n "$tests" ] || { echo "test-build.sh: could not find the test binary" >&2; exit 1; }
+
+dir=$(mktemp -d /tmp/kiln-build-bin.XXXXXX)
+chmod 755 "$dir"
+cp target/release/kiln "$dir/kiln"
+cp "$tests" "$dir/build-tests"
+cp -r examples "$dir/examples"
+scripts/busybox-image.sh "$dir/busybox" >/dev/null
+chmod -R a+rX "$dir"
+cleanup() {
+    (cd / && runuser -u kilntest -- podman unshare sh -c 'rm -rf /tmp/kiln-build-test-*') >/dev/null 2>&1 || true
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+log=$(mktemp)
+status=0
+(cd / && runuser -u kilntest -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/home/kilntest \
+    USER=kilntest LOGNAME=kilntest XDG_RUNTIME_DIR= \
+    KILN_BIN="$dir/kiln" KILN_TEST_BASE="$dir/busybox" KILN_TEST_EXAMPLES="$dir/examples" \
+    "$dir/build-tests" --include-ignored --test-threads=2 "$@") 2>&1 | tee "$log" || status=1
+passed=$(grep -o '[0-9]* passed' "$log" | awk '{s+=$1} END {print s+0}')
+failed=$(grep -o '[0-9]* failed' "$log" | awk '{s+=$1} END {print s+0}')
+rm -f "$log"
+if [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then
+    status=1
+fi
+echo "build: $passed passed, $failed failed"
+exit "$status"

@@ -1,0 +1,126 @@
+//! Where a stage starts: `scratch`, an image in the store, or one of
+//! buildah's local transports (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
+//! `docker-archive:FILE[:REF]`), imported into the store on first use.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use kiln_store::{archive, Image, Store};
+
+use crate::image_config::ImageConfig;
+
+/// The host platform as an image config states it.
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+pub fn scratch() -> ImageConfig {
+    ImageConfig {
+        architecture: host_arch().into(),
+        os: "linux".into(),
+        ..ImageConfig::default()
+    }
+}
+
+/// Splits `PATH[:TAG]`: a tag is what follows the last `:` after the last `/`.
+fn path_and_tag(s: &str) -> (&str, Option<&str>) {
+    let slash = s.rfind('/').map_or(0, |i| i + 1);
+    match s[slash..].rfind(':') {
+        Some(i) => (&s[..slash + i], Some(&s[slash + i + 1..])),
+        None => (s, None),
+    }
+}
+
+/// Finds (importing if needed) the image a FROM or `--from` names.
+pub fn image(store: &Store, reference: &str) -> Result<Image> {
+    if let Some(rest) = reference.strip_prefix("oci:") {
+        let (dir, tag) = path_and_tag(rest);
+        return archive::import_oci_dir(store, Path::new(dir), tag)
+            .with_context(|| format!("importing {reference}"));
+    }
+    if let Some(rest) = reference.strip_prefix("oci-archive:") {
+        let (file, tag) = path_and_tag(rest);
+        return archive::import_oci_archive(store, Path::new(file), tag)
+            .with_context(|| format!("importing {reference}"));
+    }
+    if let Some(rest) = reference.strip_prefix("docker-archive:") {
+        let (file, tag) = path_and_tag(rest);
+        return archive::import_docker_archive(store, Path::new(file), tag)
+            .with_context(|| format!("importing {reference}"));
+    }
+    for candidate in candidates(reference) {
+        if let Ok(image) = store.image(&candidate) {
+            return Ok(image);
+        }
+    }
+    bail!(
+        "image {reference:?} is not in kiln's store, and pulling from registries is not \
+         supported yet: load it with `kiln load -i FILE`, or name a local image as \
+         oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE"
+    )
+}
+
+/// The names a short reference may be stored under: as podman normalises
+/// it (`localhost/…`) and as Docker does (`docker.io/library/…`).
+fn candidates(reference: &str) -> Vec<String> {
+    let mut out = vec![reference.to_string()];
+    if let Ok(n) = kiln_store::normalize_name(reference) {
+        out.push(n);
+    }
+    let first = reference.split('/').next().unwrap_or("");
+    let has_host = reference.contains('/')
+        && (first.contains('.') || first.contains(':') || first == "localhost");
+    if !has_host {
+        let path = if reference.contains('/') {
+            reference.to_string()
+        } else {
+            format!("library/{reference}")
+        };
+        let tagged = if path
+            .rsplit('/')
+            .next()
+            .is_some_and(|l| l.contains(':') || l.contains('@'))
+        {
+            path
+        } else {
+            format!("{path}:latest")
+        };
+        out.push(format!("docker.io/{tagged}"));
+    }
+    out
+}
+
+/// The config of a stored image, read as kiln's own config type.
+pub fn config_of(store: &Store, image: &Image) -> Result<ImageConfig> {
+    let bytes = store
+        .read_blob(&image.config_digest)
+        .with_context(|| format!("reading the config of {}", image.config_digest))?;
+    ImageConfig::from_json(&bytes)
+        .with_context(|| format!("parsing the config {}", image.config_digest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_paths_and_tags() {
+        assert_eq!(path_and_tag("/a/b:latest"), ("/a/b", Some("latest")));
+        assert_eq!(path_and_tag("/a:x/b"), ("/a:x/b", None));
+        assert_eq!(path_and_tag("rel/dir"), ("rel/dir", None));
+    }
+
+    #[test]
+    fn short_names_are_looked_up_docker_style_too() {
+        let c = candidates("busybox");
+        assert!(c.contains(&"docker.io/library/busybox:latest".to_string()));
+        let c = candidates("quay.io/x/y:1");
+        assert!(!c.iter().any(|n| n.starts_with("docker.io")));
+    }
+}

@@ -1,0 +1,240 @@
+//! File operations inside a root directory (a mounted stage rootfs or the
+//! build context), done fd-relative so that no path — however its symlinks
+//! point — resolves outside the root: every lookup is
+//! `openat2(RESOLVE_IN_ROOT)` from the root's fd, every create is
+//! `*at(parent_fd, name)` with no symlink followed at the last component.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use rustix::fs::{
+    self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps,
+};
+use rustix::io::Errno;
+
+/// An open root directory.
+pub struct Root {
+    fd: OwnedFd,
+    /// For messages only.
+    pub name: PathBuf,
+}
+
+/// Metadata of an entry, as copied.
+#[derive(Clone, Copy, Debug)]
+pub struct Meta {
+    pub kind: FileType,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: Timespec,
+    pub size: u64,
+}
+
+impl Root {
+    pub fn open(path: &Path) -> Result<Root> {
+        let fd = rfs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("open {}", path.display()))?;
+        Ok(Root {
+            fd,
+            name: path.to_path_buf(),
+        })
+    }
+
+    /// Opens `rel` (relative to the root; `..` and absolute symlinks stay
+    /// inside it). `follow` decides whether a symlink at the end is followed.
+    pub fn resolve(&self, rel: &Path, flags: OFlags, follow: bool) -> io::Result<OwnedFd> {
+        let rel = relative(rel);
+        let mut flags = flags | OFlags::CLOEXEC;
+        if !follow {
+            flags |= OFlags::NOFOLLOW;
+        }
+        let how = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+        let path: &Path = if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            &rel
+        };
+        rfs::openat2(&self.fd, path, flags, Mode::empty(), how).map_err(io::Error::from)
+    }
+
+    /// Metadata of `rel`, symlinks at the end followed or not.
+    pub fn stat(&self, rel: &Path, follow: bool) -> io::Result<Meta> {
+        let fd = self.resolve(rel, OFlags::PATH, follow)?;
+        meta(fd.as_fd())
+    }
+
+    /// `mkdir -p rel` inside the root; new directories get `mode` and
+    /// `owner`, existing ones are left as they are. Symlinked components
+    /// are followed inside the root, as a shell in a chroot would.
+    pub fn mkdir_all(&self, rel: &Path, mode: u32, owner: (u32, u32)) -> Result<OwnedFd> {
+        let rel = relative(rel);
+        let mut done = PathBuf::new();
+        let mut dir = self.resolve(Path::new(""), OFlags::PATH | OFlags::DIRECTORY, true)?;
+        for comp in rel.components() {
+            let name = comp.as_os_str();
+            done.push(name);
+            match self.resolve(&done, OFlags::PATH | OFlags::DIRECTORY, true) {
+                Ok(fd) => dir = fd,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    let parent = self.resolve(parent_of(&done), OFlags::DIRECTORY, true)?;
+                    make_dir(parent.as_fd(), name, mode, owner)
+                        .with_context(|| format!("mkdir /{}", done.display()))?;
+                    dir = self.resolve(&done, OFlags::PATH | OFlags::DIRECTORY, true)?;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+                    bail!("/{} exists and is not a directory", done.display())
+                }
+                Err(e) => return Err(e).with_context(|| format!("open /{}", done.display())),
+            }
+        }
+        Ok(dir)
+    }
+}
+
+/// `path` without its root and `.` components: relative to a root.
+pub fn relative(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| {
+            !matches!(
+                c,
+                Component::RootDir | Component::CurDir | Component::Prefix(_)
+            )
+        })
+        .collect()
+}
+
+fn parent_of(p: &Path) -> &Path {
+    p.parent().unwrap_or(Path::new(""))
+}
+
+pub fn meta(fd: BorrowedFd<'_>) -> io::Result<Meta> {
+    let st = rfs::fstat(fd)?;
+    Ok(Meta {
+        kind: FileType::from_raw_mode(st.st_mode),
+        mode: st.st_mode & 0o7777,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        mtime: Timespec {
+            tv_sec: st.st_mtime,
+            tv_nsec: st.st_mtime_nsec as _,
+        },
+        size: st.st_size as u64,
+    })
+}
+
+fn make_dir(parent: BorrowedFd<'_>, name: &OsStr, mode: u32, owner: (u32, u32)) -> Result<()> {
+    match rfs::mkdirat(parent, name, Mode::from_raw_mode(mode)) {
+        Ok(()) | Err(Errno::EXIST) => {}
+        Err(e) => return Err(e.into()),
+    }
+    set_owner_mode(parent, name, owner, Some(mode), false)
+}
+
+/// chown (never following a symlink), then chmod: chown clears setuid bits.
+pub fn set_owner_mode(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    owner: (u32, u32),
+    mode: Option<u32>,
+    symlink: bool,
+) -> Result<()> {
+    rfs::chownat(
+        dir,
+        name,
+        Some(rfs::Uid::from_raw(owner.0)),
+        Some(rfs::Gid::from_raw(owner.1)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| chown_error(e, owner))?;
+    if let (Some(mode), false) = (mode, symlink) {
+        rfs::chmodat(dir, name, Mode::from_raw_mode(mode), AtFlags::empty())?;
+    }
+    Ok(())
+}
+
+fn chown_error(e: Errno, owner: (u32, u32)) -> anyhow::Error {
+    if e == Errno::INVAL {
+        anyhow::anyhow!(
+            "cannot chown to {}:{}: that id is not mapped in kiln's user namespace \
+             (add a subordinate id range: sudo usermod --add-subuids 100000-165535 \
+             --add-subgids 100000-165535 $USER)",
+            owner.0,
+            owner.1
+        )
+    } else {
+        anyhow::Error::from(e).context(format!("chown {}:{}", owner.0, owner.1))
+    }
+}
+
+pub fn set_mtime(dir: BorrowedFd<'_>, name: &OsStr, mtime: Timespec) -> Result<()> {
+    let times = Timestamps {
+        last_access: mtime,
+        last_modification: mtime,
+    };
+    rfs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(())
+}
+
+/// Removes whatever non-directory is at `dir/name`, so a create does not
+/// write through an old symlink.
+pub fn clear_slot(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Option<FileType>> {
+    match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => {
+            let kind = FileType::from_raw_mode(st.st_mode);
+            if kind != FileType::Directory {
+                rfs::unlinkat(dir, name, AtFlags::empty())?;
+                return Ok(None);
+            }
+            Ok(Some(kind))
+        }
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Copies a regular file's bytes (copy_file_range underneath).
+pub fn copy_file(src: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> Result<()> {
+    let mut from = File::from(src.try_clone_to_owned()?);
+    let to = rfs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode & 0o777),
+    )?;
+    let mut to = File::from(to);
+    io::copy(&mut from, &mut to)?;
+    Ok(())
+}
+
+/// Names in a directory, sorted, without `.` and `..`.
+pub fn list(dir: BorrowedFd<'_>) -> Result<Vec<Vec<u8>>> {
+    let fd = rfs::openat(
+        dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut names = Vec::new();
+    for entry in rfs::Dir::read_from(&fd)? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(name.to_vec());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+pub fn os(name: &[u8]) -> &OsStr {
+    OsStr::from_bytes(name)
+}

@@ -1,0 +1,181 @@
+//! COPY source patterns: Go's `filepath.Match` per path component (`*`,
+//! `?`, `[a-z]`, `[^x]`, `\` escapes; `*` never crosses a `/`), matched
+//! against the entries of a root, as BuildKit does.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use rustix::fs::OFlags;
+
+use super::fsops::{self, Root};
+
+fn has_meta(s: &str) -> bool {
+    s.contains(['*', '?', '[', '\\'])
+}
+
+/// The paths (relative to the root, sorted) that `pattern` names. A path
+/// without wildcards is returned if it exists.
+pub fn expand(root: &Root, pattern: &str) -> Result<Vec<PathBuf>> {
+    let rel = fsops::relative(Path::new(pattern));
+    if !has_meta(pattern) {
+        return Ok(match root.stat(&rel, true) {
+            Ok(_) => vec![rel],
+            Err(_) => Vec::new(),
+        });
+    }
+    let mut found = vec![PathBuf::new()];
+    for comp in rel.components() {
+        let comp = comp.as_os_str().to_string_lossy();
+        let mut next = Vec::new();
+        for base in &found {
+            if !has_meta(&comp) {
+                let p = base.join(comp.as_ref());
+                if root.stat(&p, true).is_ok() {
+                    next.push(p);
+                }
+                continue;
+            }
+            let Ok(dir) = root.resolve(base, OFlags::PATH | OFlags::DIRECTORY, true) else {
+                continue;
+            };
+            for name in fsops::list(dir.as_fd())? {
+                let name_str = String::from_utf8_lossy(&name);
+                if matches(&comp, &name_str)? {
+                    next.push(base.join(std::ffi::OsStr::from_bytes(&name)));
+                }
+            }
+        }
+        found = next;
+    }
+    found.sort();
+    Ok(found)
+}
+
+use std::os::fd::AsFd;
+
+/// One path component against one pattern component.
+pub fn matches(pattern: &str, name: &str) -> Result<bool> {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    match_from(&p, &n)
+}
+
+fn match_from(p: &[char], n: &[char]) -> Result<bool> {
+    let (mut pi, mut ni) = (0, 0);
+    // Where to resume after the last `*`: (pattern index, name index).
+    let mut star: Option<(usize, usize)> = None;
+    loop {
+        if pi < p.len() {
+            match p[pi] {
+                '*' => {
+                    star = Some((pi + 1, ni));
+                    pi += 1;
+                    continue;
+                }
+                '?' if ni < n.len() => {
+                    pi += 1;
+                    ni += 1;
+                    continue;
+                }
+                '[' if ni < n.len() => {
+                    let (ok, len) = class(&p[pi..], n[ni])?;
+                    if ok {
+                        pi += len;
+                        ni += 1;
+                        continue;
+                    }
+                }
+                '\\' => {
+                    let Some(&c) = p.get(pi + 1) else {
+                        bail!(
+                            "bad pattern {:?}: trailing backslash",
+                            p.iter().collect::<String>()
+                        )
+                    };
+                    if ni < n.len() && n[ni] == c {
+                        pi += 2;
+                        ni += 1;
+                        continue;
+                    }
+                }
+                c if ni < n.len() && n[ni] == c && c != '?' && c != '[' => {
+                    pi += 1;
+                    ni += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        } else if ni == n.len() {
+            return Ok(true);
+        }
+        match star {
+            Some((sp, sn)) if sn < n.len() => {
+                star = Some((sp, sn + 1));
+                pi = sp;
+                ni = sn + 1;
+            }
+            _ => return Ok(false),
+        }
+    }
+}
+
+/// A `[...]` class at the start of `p`: whether `c` is in it, and its length.
+fn class(p: &[char], c: char) -> Result<(bool, usize)> {
+    let mut i = 1;
+    let negate = matches!(p.get(1), Some('^' | '!'));
+    if negate {
+        i += 1;
+    }
+    let mut hit = false;
+    let mut first = true;
+    loop {
+        let Some(&lo) = p.get(i) else {
+            bail!("bad pattern: unterminated [");
+        };
+        if lo == ']' && !first {
+            return Ok((hit != negate, i + 1));
+        }
+        first = false;
+        let lo = if lo == '\\' {
+            i += 1;
+            *p.get(i)
+                .ok_or_else(|| anyhow::anyhow!("bad pattern: unterminated ["))?
+        } else {
+            lo
+        };
+        i += 1;
+        let mut hi = lo;
+        if p.get(i) == Some(&'-') && p.get(i + 1).is_some_and(|&h| h != ']') {
+            hi = p[i + 1];
+            i += 2;
+        }
+        if lo <= c && c <= hi {
+            hit = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn go_filepath_match_rules() {
+        for (p, n, want) in [
+            ("*.sh", "hello.sh", true),
+            ("*.sh", "hello.txt", false),
+            ("*", ".hidden", true),
+            ("h?llo", "hello", true),
+            ("[a-c]at", "bat", true),
+            ("[^a-c]at", "bat", false),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxbyy", false),
+            ("\\*", "*", true),
+            ("\\*", "x", false),
+        ] {
+            assert_eq!(matches(p, n).unwrap(), want, "{p} vs {n}");
+        }
+        assert!(matches("[a-", "a").is_err());
+    }
+}

@@ -1,0 +1,357 @@
+//! The build engine: runs a resolved stage graph. Each stage starts from
+//! its base (scratch, an image, or an earlier stage's result), and each
+//! instruction either changes only the image config or produces a layer:
+//! RUN in the sandbox over an overlay of the stage's layers, COPY/ADD/
+//! WORKDIR through the same overlay mounted in kiln's own namespace. A
+//! layer is the overlay's upper dir, renamed into the store.
+//!
+//! Stages run in dependency order; `COPY --from` reads the source stage
+//! through a read-only overlay of its layers: nothing is exported or copied
+//! to a temporary place.
+
+mod base;
+mod cache;
+mod config_ops;
+mod copy;
+mod fsops;
+mod glob;
+mod progress;
+mod steps;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context, Result};
+use kiln_dockerfile::instructions::{expand, Command, Instruction};
+use kiln_dockerfile::resolve::{Base, Scope};
+use kiln_dockerfile::shell::Lexer;
+use kiln_dockerfile::{render, Graph};
+use kiln_layer::Digest;
+use kiln_store::{Scratch, Store};
+
+use crate::image_config::{History, ImageConfig};
+pub use cache::cache_layers;
+pub use progress::Progress;
+
+/// What to build.
+pub struct Request {
+    /// The Dockerfile's name for messages, and its text.
+    pub file: String,
+    pub text: String,
+    pub context: PathBuf,
+    pub graph: Graph,
+    pub network: kiln_sandbox::Network,
+    /// `created` for the config and history (SOURCE_DATE_EPOCH or now).
+    pub created: String,
+    /// `--no-cache`: run every step.
+    pub no_cache: bool,
+}
+
+/// The result: the target stage's image config (its rootfs lists the
+/// layers, bottom first; every one is in the store).
+pub struct Built {
+    pub config: ImageConfig,
+}
+
+/// A stage being built.
+#[derive(Clone)]
+pub(crate) struct StageState {
+    pub config: ImageConfig,
+    pub scope: Scope,
+    /// CMD set by this stage (an ENTRYPOINT then keeps it).
+    pub cmd_set: bool,
+    /// The cache key of the state so far.
+    pub key: String,
+}
+
+impl StageState {
+    fn from_config(config: ImageConfig, key: String) -> StageState {
+        let scope = Scope {
+            env: config.env_pairs(),
+            args: Vec::new(),
+        };
+        StageState {
+            config,
+            scope,
+            cmd_set: false,
+            key,
+        }
+    }
+
+    pub fn layers(&self) -> Result<Vec<Digest>> {
+        self.config
+            .rootfs
+            .diff_ids
+            .iter()
+            .map(|d| {
+                Digest::parse(d).map_err(|e| anyhow!("bad diff_id {d:?} in the image config: {e}"))
+            })
+            .collect()
+    }
+
+    /// Overlay lower dirs for this stage's rootfs, top layer first.
+    pub fn lowers(&self, store: &Store) -> Result<Vec<PathBuf>> {
+        Ok(self
+            .layers()?
+            .iter()
+            .rev()
+            .map(|d| store.layer_dir(d))
+            .collect())
+    }
+
+    pub fn workdir(&self) -> String {
+        self.config
+            .config
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| "/".into())
+    }
+}
+
+pub(crate) struct Builder<'a> {
+    pub store: &'a Store,
+    pub req: &'a Request,
+    pub progress: &'a Progress,
+    pub lexer: Lexer,
+    pub scratch: Scratch,
+    pub stages: HashMap<usize, StageState>,
+    pub used_args: BTreeSet<String>,
+}
+
+pub fn build(store: &Store, req: &Request, progress: &Progress) -> Result<Built> {
+    let mut b = Builder {
+        store,
+        req,
+        progress,
+        lexer: Lexer::new(req.graph.file.directives.escape),
+        scratch: store
+            .scratch()
+            .context("creating the build's scratch dir")?,
+        stages: HashMap::new(),
+        used_args: BTreeSet::new(),
+    };
+    for &index in &req.graph.order {
+        let state = b.stage(index)?;
+        b.stages.insert(index, state);
+    }
+    let target = b
+        .stages
+        .remove(&req.graph.target)
+        .context("the target stage was not built")?;
+    Ok(Built {
+        config: target.config,
+    })
+}
+
+impl Builder<'_> {
+    fn stage(&mut self, index: usize) -> Result<StageState> {
+        let graph = &self.req.graph;
+        let stage = &graph.file.stages[index];
+        let total = stage.commands.len() + 1;
+        let label = graph.stage_label(index);
+        let from = &stage.from;
+        let vertex = self.progress.start(&format!(
+            "[{label} 1/{total}] FROM {}",
+            graph_base(graph, index)
+        ));
+        let mut state = match self.base(index) {
+            Ok(s) => s,
+            Err(e) => {
+                vertex.error(&format!("{e:#}"));
+                return Err(self.located(from.span, e));
+            }
+        };
+        vertex.done();
+        for (i, cmd) in stage.commands.iter().enumerate() {
+            let vertex = self.progress.start(&format!(
+                "[{label} {}/{total}] {}",
+                i + 2,
+                cmd.original.trim()
+            ));
+            match self.command(&mut state, cmd, &vertex) {
+                Ok(true) => vertex.cached(),
+                Ok(false) => vertex.done(),
+                Err(e) => {
+                    vertex.error(&format!("{e:#}"));
+                    return Err(self.located(cmd.span, e));
+                }
+            }
+        }
+        Ok(state)
+    }
+
+    /// An error with the Dockerfile location and the offending lines.
+    fn located(&self, span: kiln_dockerfile::Span, e: anyhow::Error) -> anyhow::Error {
+        let err = kiln_dockerfile::Error {
+            span,
+            message: format!("{e:#}"),
+        };
+        anyhow!(
+            "{}",
+            render(&self.req.file, &self.req.text, &err).trim_end()
+        )
+    }
+
+    fn base(&mut self, index: usize) -> Result<StageState> {
+        let node = &self.req.graph.stages[index];
+        match &node.base {
+            Base::Scratch => Ok(StageState::from_config(
+                base::scratch(),
+                cache::key("", &[b"scratch"]),
+            )),
+            Base::Stage(i) => {
+                let parent = self.stages.get(i).context("a parent stage was not built")?;
+                // A child stage inherits the image, not the parent's ARGs.
+                Ok(StageState::from_config(
+                    parent.config.clone(),
+                    parent.key.clone(),
+                ))
+            }
+            Base::Image(reference) => {
+                let image = base::image(self.store, reference)?;
+                let mut config = base::config_of(self.store, &image)?;
+                // The base's history stays; ONBUILD triggers are consumed.
+                config.config.on_build = None;
+                let key = cache::key(
+                    "",
+                    &[b"image", image.manifest_digest.to_string().as_bytes()],
+                );
+                Ok(StageState::from_config(config, key))
+            }
+        }
+    }
+
+    /// Runs one instruction; true when its result came from the cache.
+    fn command(
+        &mut self,
+        state: &mut StageState,
+        cmd: &Command,
+        vertex: &progress::Vertex<'_>,
+    ) -> Result<bool> {
+        let expanded = expand(&cmd.instruction, &self.lexer, &state.scope)
+            .map_err(|e| anyhow!("{}", e.message))?;
+        let instruction = expanded.instruction;
+        if let Instruction::Arg(decls) = &instruction {
+            state
+                .scope
+                .declare_args(decls, &self.req.graph.inputs, &mut self.used_args);
+            return Ok(false);
+        }
+        let key = self.step_key(state, &instruction, cmd)?;
+        if !self.req.no_cache {
+            if let Some(config) = self.cached(&key)? {
+                state.config = config;
+                state.key = key;
+                if let Instruction::Env(_) = instruction {
+                    state.scope.env = state.config.env_pairs();
+                }
+                if let Instruction::Cmd(_) = instruction {
+                    state.cmd_set = true;
+                }
+                return Ok(true);
+            }
+        }
+        self.execute(state, &instruction, cmd, vertex)?;
+        let entry = cache::Entry {
+            config: state.config.clone(),
+        };
+        self.store.cache_put(&key, &serde_json::to_vec(&entry)?)?;
+        state.key = key;
+        Ok(false)
+    }
+
+    /// The config a cache entry restores, if it exists and its layers do.
+    fn cached(&self, key: &str) -> Result<Option<ImageConfig>> {
+        let Some(bytes) = self.store.cache_get(key)? else {
+            return Ok(None);
+        };
+        let Ok(entry) = serde_json::from_slice::<cache::Entry>(&bytes) else {
+            return Ok(None);
+        };
+        let complete = cache_layers(&bytes).iter().all(|d| self.store.has_layer(d));
+        Ok(complete.then_some(entry.config))
+    }
+
+    /// Everything the step's result depends on, chained to the parent key.
+    fn step_key(
+        &self,
+        state: &StageState,
+        instruction: &Instruction,
+        cmd: &Command,
+    ) -> Result<String> {
+        let text = format!("{instruction:?}");
+        let mut extra = String::new();
+        match instruction {
+            Instruction::Run(run) => {
+                extra = format!(
+                    "{:?}|{:?}|{:?}|{:?}|{:?}",
+                    state.scope.run_env(&self.req.graph.inputs),
+                    state.config.config.user,
+                    state.workdir(),
+                    (run.network, self.req.network),
+                    config_ops::shell(state),
+                );
+            }
+            Instruction::Copy(op) | Instruction::Add(op) => {
+                extra = match &op.from {
+                    None => {
+                        cache::sources_digest(&fsops::Root::open(&self.req.context)?, &op.sources)?
+                    }
+                    Some(from) => self.key_of_from(from, cmd)?,
+                };
+                extra.push_str(&state.workdir());
+            }
+            Instruction::Workdir(_) => extra = format!("{:?}", state.config.config.user),
+            _ => {}
+        }
+        Ok(cache::key(&state.key, &[text.as_bytes(), extra.as_bytes()]))
+    }
+
+    fn execute(
+        &mut self,
+        state: &mut StageState,
+        instruction: &Instruction,
+        cmd: &Command,
+        vertex: &progress::Vertex<'_>,
+    ) -> Result<()> {
+        match instruction {
+            Instruction::Run(run) => self.run(state, run, cmd, vertex),
+            Instruction::Copy(op) => self.copy(state, op, cmd, false),
+            Instruction::Add(op) => self.copy(state, op, cmd, true),
+            Instruction::Workdir(dir) => self.workdir(state, dir, cmd),
+            other => {
+                config_ops::apply(state, other)?;
+                self.history(state, cmd, None);
+                Ok(())
+            }
+        }
+    }
+
+    /// Records a history entry; `layer` is the new layer, if any.
+    pub(crate) fn history(&self, state: &mut StageState, cmd: &Command, layer: Option<Digest>) {
+        let created_by = match &cmd.instruction {
+            Instruction::Run(_) => {
+                format!("RUN {} # buildkit", cmd.original.trim_start()[3..].trim())
+            }
+            _ => format!("{} # buildkit", cmd.original.trim()),
+        };
+        if let Some(d) = &layer {
+            state.config.rootfs.diff_ids.push(d.to_string());
+        }
+        state.config.history.push(History {
+            created: Some(self.req.created.clone()),
+            created_by: Some(created_by),
+            comment: Some("buildkit.dockerfile.v0".into()),
+            empty_layer: layer.is_none(),
+            ..History::default()
+        });
+    }
+}
+
+fn graph_base(graph: &Graph, index: usize) -> String {
+    match &graph.stages[index].base {
+        Base::Scratch => "scratch".into(),
+        Base::Stage(i) => graph.stage_label(*i),
+        Base::Image(r) => r.clone(),
+    }
+}

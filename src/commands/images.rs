@@ -1,0 +1,128 @@
+//! The store commands: `images`, `rmi`, `inspect`, `prune`, `save`, `load`.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use kiln_store::{archive, Store};
+use serde_json::json;
+
+use crate::build::cache_layers;
+use crate::image_config::ImageConfig;
+
+pub fn list(store: &Store, quiet: bool) -> Result<i32> {
+    let images = store.images()?;
+    if quiet {
+        for i in &images {
+            println!("{}", &i.id()[..12]);
+        }
+        return Ok(0);
+    }
+    println!(
+        "{:<40} {:<14} {:<22} {:>10}",
+        "REPOSITORY:TAG", "IMAGE ID", "CREATED", "SIZE"
+    );
+    for i in &images {
+        let size: i64 = i.manifest.layers().iter().map(|l| l.size() as i64).sum();
+        let created = i.created.clone().unwrap_or_default();
+        let names = if i.names.is_empty() {
+            vec!["<none>".to_string()]
+        } else {
+            i.names.clone()
+        };
+        for n in names {
+            println!(
+                "{:<40} {:<14} {:<22} {:>10}",
+                n,
+                &i.id()[..12],
+                created,
+                human(size as u64)
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn human(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.2} GB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.2} MB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.2} kB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+pub fn remove(store: &Store, names: &[String]) -> Result<i32> {
+    let mut code = 0;
+    for name in names {
+        match store.remove_image(name) {
+            Ok(removed) => {
+                for r in removed {
+                    println!("Untagged: {r}");
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+pub fn inspect(store: &Store, name: &str) -> Result<i32> {
+    let image = store.image(name)?;
+    let config = ImageConfig::from_json(&store.read_blob(&image.config_digest)?)?;
+    let out = json!({
+        "Id": format!("sha256:{}", image.id()),
+        "Digest": image.manifest_digest.to_string(),
+        "RepoTags": image.names,
+        "Created": config.created,
+        "Architecture": config.architecture,
+        "Os": config.os,
+        "Config": config.config,
+        "RootFS": config.rootfs,
+        "Layers": image.manifest.layers().iter().map(|l| l.digest().to_string()).collect::<Vec<_>>(),
+        "History": config.history,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(0)
+}
+
+pub fn prune(store: &Store, all: bool) -> Result<i32> {
+    let report = store.prune(all, &cache_layers)?;
+    println!("{report}");
+    Ok(0)
+}
+
+pub fn save(store: &Store, name: &str, format: &str, output: &Path) -> Result<i32> {
+    let image = store.image(name)?;
+    let names: Vec<String> = match kiln_store::normalize_name(name) {
+        Ok(n) if image.names.contains(&n) => vec![n],
+        _ => image.names.clone(),
+    };
+    let file =
+        std::fs::File::create(output).with_context(|| format!("create {}", output.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    match format {
+        "docker-archive" => archive::export_docker_archive(store, &image, &names, &mut out)?,
+        "oci-archive" => archive::export_oci_archive(store, &image, &names, &mut out)?,
+        other => bail!("--format {other}: use docker-archive or oci-archive"),
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+pub fn load(store: &Store, input: &Path) -> Result<i32> {
+    let images = archive::import_archive(store, input)
+        .with_context(|| format!("loading {}", input.display()))?;
+    for i in images {
+        if i.names.is_empty() {
+            println!("Loaded image: sha256:{}", i.id());
+        }
+        for n in &i.names {
+            println!("Loaded image: {n}");
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,144 @@
+//! Images in and out of the store as files: OCI layouts (a directory, or
+//! tarred as an oci-archive) and docker-archives (`docker save` format).
+//!
+//! Archives are untrusted. They are never extracted by path: the reader
+//! streams each member, keeps the few small metadata files in memory and
+//! puts every blob into the store by its verified digest; layers are then
+//! unpacked from the store by `kiln_layer::unpack`.
+
+mod docker;
+mod oci;
+mod read;
+mod write;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use kiln_layer::Digest;
+use oci_spec::image::{Descriptor, ImageManifest, MediaType};
+
+use crate::error::{Error, Result};
+use crate::images::{oci_digest, our_digest};
+use crate::{Image, Store};
+
+pub use docker::{export_docker_archive, import_docker_archive};
+pub use oci::{export_oci_archive, export_oci_dir, import_oci_archive, import_oci_dir};
+
+/// `kiln load`: an oci-archive or a docker-archive, told apart by content.
+pub fn import_archive(store: &Store, input: &Path) -> Result<Vec<Image>> {
+    let contents = read::scan(store, input)?;
+    if contents.files.contains_key("manifest.json") {
+        docker::import_all(store, &contents)
+    } else if contents.files.contains_key("index.json") {
+        oci::import_all(store, &contents)
+    } else {
+        Err(Error::Archive(format!(
+            "{}: neither a docker-archive (manifest.json) nor an oci-archive (index.json)",
+            input.display()
+        )))
+    }
+}
+
+/// Makes sure the store has the image `manifest` describes (its blobs are
+/// already in the store): unpacks its layers, checks them against the
+/// config's diffIDs, and records the image under `names`.
+pub(crate) fn adopt(store: &Store, manifest: &ImageManifest, names: &[String]) -> Result<Image> {
+    let config_digest = our_digest(manifest.config().digest())?;
+    let config = store.read_blob(&config_digest)?;
+    let (diff_ids, _) = crate::images::config_facts(&config)?;
+    if diff_ids.len() != manifest.layers().len() {
+        return Err(Error::Archive(format!(
+            "the config lists {} layers, the manifest {}",
+            diff_ids.len(),
+            manifest.layers().len()
+        )));
+    }
+    let mut layers = Vec::new();
+    for (desc, diff_id) in manifest.layers().iter().zip(&diff_ids) {
+        let blob = our_digest(desc.digest())?;
+        if !store.has_layer(diff_id) {
+            let mut f = store.open_blob(&blob)?;
+            store.import_layer(&mut f, &blob, Some(diff_id))?;
+        }
+        let media = desc.media_type().to_string();
+        let media = normalize_layer_media(&media, &blob, diff_id);
+        store.note_layer_blob(
+            diff_id,
+            &crate::LayerBlob {
+                digest: blob.to_string(),
+                size: desc.size(),
+                media_type: media.clone(),
+            },
+        )?;
+        layers.push(Descriptor::new(
+            MediaType::from(media.as_str()),
+            desc.size(),
+            oci_digest(&blob)?,
+        ));
+    }
+    // Rewritten with OCI media types so the store holds one format.
+    let manifest = oci_spec::image::ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(Descriptor::new(
+            MediaType::ImageConfig,
+            config.len() as u64,
+            oci_digest(&config_digest)?,
+        ))
+        .layers(layers)
+        .build()
+        .map_err(|e| Error::json("manifest", e))?;
+    let bytes = serde_json::to_vec(&manifest).map_err(|e| Error::json("manifest", e))?;
+    let digest = store.put_blob(&bytes)?;
+    let names = names
+        .iter()
+        .map(|n| crate::normalize_name(n))
+        .collect::<Result<Vec<_>>>()?;
+    let desc = Descriptor::new(
+        MediaType::ImageManifest,
+        bytes.len() as u64,
+        oci_digest(&digest)?,
+    );
+    store.update_index(|entries| {
+        crate::images::set_names(entries, &desc, &names);
+        Ok(())
+    })?;
+    store.load_image(&digest, names)
+}
+
+/// Docker's layer media types as their OCI equivalents; an uncompressed
+/// layer (blob digest = diffID) is a plain tar.
+fn normalize_layer_media(media: &str, blob: &Digest, diff_id: &Digest) -> String {
+    if blob == diff_id {
+        return kiln_layer::MEDIA_TYPE_TAR.to_string();
+    }
+    match media {
+        m if m.ends_with("zstd") => kiln_layer::Compression::Zstd.media_type().to_string(),
+        _ => kiln_layer::Compression::Gzip.media_type().to_string(),
+    }
+}
+
+/// The metadata files and blobs an archive held.
+pub(crate) struct Contents {
+    /// Small files by their path in the archive.
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// Other regular files by path → their digest in the store.
+    pub blobs: BTreeMap<String, Digest>,
+}
+
+impl Contents {
+    pub fn file(&self, name: &str) -> Result<&[u8]> {
+        self.files
+            .get(name)
+            .map(Vec::as_slice)
+            .ok_or_else(|| Error::Archive(format!("the archive has no {name}")))
+    }
+
+    /// The blob stored for `path` in the archive.
+    pub fn blob(&self, path: &str) -> Result<&Digest> {
+        let clean = path.trim_start_matches("./");
+        self.blobs
+            .get(clean)
+            .ok_or_else(|| Error::Archive(format!("the archive has no {clean}")))
+    }
+}

@@ -1,0 +1,223 @@
+//! OCI image layouts: as a directory (`oci:DIR`, umoci, skopeo) and tarred
+//! (oci-archive, `podman load`). Names go in the
+//! `org.opencontainers.image.ref.name` annotation, in full
+//! (`localhost/app:latest`), which is what podman names a loaded image.
+
+use std::io::Write;
+use std::path::Path;
+
+use kiln_layer::Digest;
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+
+use super::{adopt, read, write, Contents};
+use crate::error::{Error, Result};
+use crate::images::{our_digest, ref_name};
+use crate::{fsutil, Image, Store};
+
+pub fn export_oci_archive(
+    store: &Store,
+    image: &Image,
+    names: &[String],
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut b = tar::Builder::new(out);
+    write::layout(&mut b, store, image, names)?;
+    b.into_inner()
+        .map_err(|e| Error::Archive(format!("writing the archive: {e}")))?;
+    Ok(())
+}
+
+/// Writes (or adds to) an OCI layout directory.
+pub fn export_oci_dir(store: &Store, image: &Image, names: &[String], dir: &Path) -> Result<()> {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).map_err(|e| Error::io("create", &blobs, e))?;
+    for d in write::image_blobs(image)? {
+        let dest = blobs.join(d.hex());
+        if dest.exists() {
+            continue;
+        }
+        let tmp = blobs.join(format!(".{}.tmp", d.hex()));
+        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        store.copy_blob(&d, &mut f)?;
+        f.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
+        std::fs::rename(&tmp, &dest).map_err(|e| Error::io("rename", &dest, e))?;
+    }
+    let index_path = dir.join("index.json");
+    let mut manifests: Vec<Descriptor> = match std::fs::read(&index_path) {
+        Ok(b) => serde_json::from_slice::<ImageIndex>(&b)
+            .map_err(|e| Error::json(index_path.display().to_string(), e))?
+            .manifests()
+            .clone(),
+        Err(_) => Vec::new(),
+    };
+    let desc = write::manifest_descriptor(store, image, None)?;
+    crate::images::set_names(&mut manifests, &desc, names);
+    let index: ImageIndex = serde_json::from_slice(&write::index_json(store, image, &[])?)
+        .map_err(|e| Error::json("index", e))?;
+    let mut index = index;
+    index.set_manifests(manifests);
+    let bytes = serde_json::to_vec(&index).map_err(|e| Error::json("index", e))?;
+    fsutil::write_atomic(&dir.join(".index.json.tmp"), &index_path, &bytes)?;
+    let layout = dir.join("oci-layout");
+    if !layout.exists() {
+        fsutil::write_atomic(&dir.join(".oci-layout.tmp"), &layout, write::OCI_LAYOUT)?;
+    }
+    Ok(())
+}
+
+/// Where a layout's blobs come from: a directory, or an archive already
+/// scanned into the store.
+enum Source<'a> {
+    Dir(&'a Path),
+    Archive(&'a Contents),
+}
+
+impl Source<'_> {
+    fn index(&self) -> Result<ImageIndex> {
+        let bytes = match self {
+            Source::Dir(d) => {
+                let p = d.join("index.json");
+                std::fs::read(&p).map_err(|e| Error::io("read", &p, e))?
+            }
+            Source::Archive(c) => c.file("index.json")?.to_vec(),
+        };
+        serde_json::from_slice(&bytes).map_err(|e| Error::json("index.json", e))
+    }
+
+    /// Brings the blob into the store (verified) and returns its bytes.
+    fn fetch(&self, store: &Store, d: &Digest) -> Result<()> {
+        match self {
+            Source::Dir(dir) => {
+                if store.has_blob(d) {
+                    return Ok(());
+                }
+                let p = dir.join("blobs/sha256").join(d.hex());
+                let mut f = std::fs::File::open(&p).map_err(|e| Error::io("open", &p, e))?;
+                store.put_blob_stream(&mut f, Some(d))?;
+                Ok(())
+            }
+            Source::Archive(_) => {
+                if store.has_blob(d) {
+                    Ok(())
+                } else {
+                    Err(Error::MissingBlob(d.to_string()))
+                }
+            }
+        }
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self, store: &Store, d: &Digest) -> Result<T> {
+        self.fetch(store, d)?;
+        serde_json::from_slice(&store.read_blob(d)?).map_err(|e| Error::json(d.to_string(), e))
+    }
+}
+
+/// Follows an index entry to an image manifest, choosing the host platform
+/// in a manifest list.
+fn manifest_of(
+    store: &Store,
+    src: &Source<'_>,
+    desc: &Descriptor,
+    depth: usize,
+) -> Result<ImageManifest> {
+    let d = our_digest(desc.digest())?;
+    let media = desc.media_type().to_string();
+    let is_index =
+        matches!(desc.media_type(), MediaType::ImageIndex) || media.contains("manifest.list");
+    if !is_index {
+        return src.json(store, &d);
+    }
+    if depth > 4 {
+        return Err(Error::Archive("indexes nested too deep".into()));
+    }
+    let index: ImageIndex = src.json(store, &d)?;
+    let arch = host_arch();
+    let chosen = index.manifests().iter().find(|m| {
+        m.platform()
+            .as_ref()
+            .is_some_and(|p| p.os().to_string() == "linux" && p.architecture().to_string() == arch)
+    });
+    match chosen {
+        Some(m) => manifest_of(store, src, m, depth + 1),
+        None => {
+            let available: Vec<String> = index
+                .manifests()
+                .iter()
+                .filter_map(|m| {
+                    m.platform()
+                        .as_ref()
+                        .map(|p| format!("{}/{}", p.os(), p.architecture()))
+                })
+                .collect();
+            Err(Error::Archive(format!(
+                "no image for linux/{arch} in the index (available: {})",
+                available.join(", ")
+            )))
+        }
+    }
+}
+
+pub(crate) fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// The index entry `reference` names: its full name, its tag, or (with no
+/// reference) the only entry.
+fn select<'i>(index: &'i ImageIndex, reference: Option<&str>) -> Result<&'i Descriptor> {
+    let entries = index.manifests();
+    match reference {
+        Some(r) => {
+            let full = crate::normalize_name(r).ok();
+            entries
+                .iter()
+                .find(|e| ref_name(e).is_some_and(|n| n == r || Some(&n) == full.as_ref()))
+                .ok_or_else(|| Error::ImageNotKnown(r.to_string()))
+        }
+        None => match entries.as_slice() {
+            [one] => Ok(one),
+            [] => Err(Error::Archive("the layout holds no image".into())),
+            _ => Err(Error::Archive(
+                "the layout holds several images: name one as PATH:TAG".into(),
+            )),
+        },
+    }
+}
+
+fn import_one(store: &Store, src: &Source<'_>, reference: Option<&str>) -> Result<Image> {
+    let index = src.index()?;
+    let desc = select(&index, reference)?;
+    let manifest = manifest_of(store, src, desc, 0)?;
+    src.fetch(store, &our_digest(manifest.config().digest())?)?;
+    for l in manifest.layers() {
+        src.fetch(store, &our_digest(l.digest())?)?;
+    }
+    adopt(store, &manifest, &[])
+}
+
+/// `FROM oci:DIR[:TAG]`.
+pub fn import_oci_dir(store: &Store, dir: &Path, reference: Option<&str>) -> Result<Image> {
+    import_one(store, &Source::Dir(dir), reference)
+}
+
+/// `FROM oci-archive:FILE[:TAG]`.
+pub fn import_oci_archive(store: &Store, file: &Path, reference: Option<&str>) -> Result<Image> {
+    let contents = read::scan(store, file)?;
+    import_one(store, &Source::Archive(&contents), reference)
+}
+
+/// `kiln load` of an oci-archive: every image, under the names it carries.
+pub(crate) fn import_all(store: &Store, contents: &Contents) -> Result<Vec<Image>> {
+    let src = Source::Archive(contents);
+    let index = src.index()?;
+    let mut out = Vec::new();
+    for desc in index.manifests() {
+        let manifest = manifest_of(store, &src, desc, 0)?;
+        let names: Vec<String> = ref_name(desc).into_iter().collect();
+        out.push(adopt(store, &manifest, &names)?);
+    }
+    Ok(out)
+}

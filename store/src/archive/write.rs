@@ -1,0 +1,117 @@
+//! Writing archive members deterministically (mode 0644, owner 0:0, mtime
+//! 0), and the parts of an OCI layout for one image.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use kiln_layer::Digest;
+use oci_spec::image::{Descriptor, ImageIndexBuilder, MediaType};
+
+use crate::error::{Error, Result};
+use crate::images::{oci_digest, REF_NAME};
+use crate::{Image, Store};
+
+fn header(size: u64, dir: bool) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_size(size);
+    h.set_mode(if dir { 0o755 } else { 0o644 });
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_entry_type(if dir {
+        tar::EntryType::Directory
+    } else {
+        tar::EntryType::Regular
+    });
+    h
+}
+
+pub(crate) fn dir<W: Write>(b: &mut tar::Builder<W>, name: &str) -> Result<()> {
+    let mut h = header(0, true);
+    b.append_data(&mut h, name, std::io::empty())
+        .map_err(out_err)
+}
+
+pub(crate) fn bytes<W: Write>(b: &mut tar::Builder<W>, name: &str, data: &[u8]) -> Result<()> {
+    let mut h = header(data.len() as u64, false);
+    b.append_data(&mut h, name, data).map_err(out_err)
+}
+
+pub(crate) fn blob<W: Write>(b: &mut tar::Builder<W>, store: &Store, d: &Digest) -> Result<()> {
+    let f = store.open_blob(d)?;
+    let size = f
+        .metadata()
+        .map_err(|e| Error::io("stat", store.blob_path(d), e))?
+        .len();
+    let mut h = header(size, false);
+    b.append_data(&mut h, format!("blobs/sha256/{}", d.hex()), f)
+        .map_err(out_err)
+}
+
+fn out_err(e: std::io::Error) -> Error {
+    Error::Archive(format!("writing the archive: {e}"))
+}
+
+/// Every blob an image needs, manifest first.
+pub(crate) fn image_blobs(image: &Image) -> Result<Vec<Digest>> {
+    let mut out = vec![image.manifest_digest.clone(), image.config_digest.clone()];
+    for l in image.manifest.layers() {
+        out.push(crate::images::our_digest(l.digest())?);
+    }
+    Ok(out)
+}
+
+/// The manifest's descriptor, named `name` (None: no annotation).
+pub(crate) fn manifest_descriptor(
+    store: &Store,
+    image: &Image,
+    name: Option<&str>,
+) -> Result<Descriptor> {
+    let size = store.read_blob(&image.manifest_digest)?.len() as u64;
+    let mut d = Descriptor::new(
+        MediaType::ImageManifest,
+        size,
+        oci_digest(&image.manifest_digest)?,
+    );
+    if let Some(n) = name {
+        d.set_annotations(Some(HashMap::from([(REF_NAME.to_string(), n.to_string())])));
+    }
+    Ok(d)
+}
+
+/// index.json for one image under `names` (one entry per name).
+pub(crate) fn index_json(store: &Store, image: &Image, names: &[String]) -> Result<Vec<u8>> {
+    let mut manifests = Vec::new();
+    if names.is_empty() {
+        manifests.push(manifest_descriptor(store, image, None)?);
+    }
+    for n in names {
+        manifests.push(manifest_descriptor(store, image, Some(n))?);
+    }
+    let index = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(manifests)
+        .build()
+        .map_err(|e| Error::json("index", e))?;
+    serde_json::to_vec(&index).map_err(|e| Error::json("index", e))
+}
+
+pub(crate) const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// oci-layout, index.json and the blobs: the OCI layout as tar members.
+pub(crate) fn layout<W: Write>(
+    b: &mut tar::Builder<W>,
+    store: &Store,
+    image: &Image,
+    names: &[String],
+) -> Result<()> {
+    bytes(b, "oci-layout", OCI_LAYOUT)?;
+    bytes(b, "index.json", &index_json(store, image, names)?)?;
+    dir(b, "blobs/")?;
+    dir(b, "blobs/sha256/")?;
+    for d in image_blobs(image)? {
+        blob(b, store, &d)?;
+    }
+    Ok(())
+}

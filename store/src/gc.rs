@@ -1,0 +1,120 @@
+//! `kiln prune`: removes what nothing references. Referenced: every named
+//! image's manifest, config and layer blobs, the layers of its config, and
+//! the layers cache entries need (the caller decodes its own entries).
+//! Runs with gc.lock held exclusive, so no build is in flight.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use kiln_layer::Digest;
+
+use crate::error::{Error, Result};
+use crate::fsutil::remove_all;
+use crate::images::{our_digest, ref_name};
+use crate::{locks, Store};
+
+#[derive(Debug, Default)]
+pub struct PruneReport {
+    pub images: usize,
+    pub blobs: usize,
+    pub layers: usize,
+    pub cache_entries: usize,
+    pub bytes: u64,
+}
+
+impl fmt::Display for PruneReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "removed {} unnamed image(s), {} blob(s), {} layer(s), {} cache entr{}; {:.1} MB freed",
+            self.images,
+            self.blobs,
+            self.layers,
+            self.cache_entries,
+            if self.cache_entries == 1 { "y" } else { "ies" },
+            self.bytes as f64 / 1e6
+        )
+    }
+}
+
+fn size_of(path: &std::path::Path) -> u64 {
+    let Ok(m) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !m.is_dir() {
+        return m.len();
+    }
+    std::fs::read_dir(path)
+        .map(|rd| rd.flatten().map(|e| size_of(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+impl Store {
+    pub fn prune(
+        &self,
+        all: bool,
+        cache_layers: &dyn Fn(&[u8]) -> Vec<Digest>,
+    ) -> Result<PruneReport> {
+        let _gc = locks::exclusive(&self.root.join("gc.lock"))?;
+        let mut report = PruneReport::default();
+        // Unnamed build results go, as `docker image prune` removes
+        // dangling images.
+        self.update_index(|entries| {
+            let before = entries.len();
+            entries.retain(|e| ref_name(e).is_some());
+            report.images = before - entries.len();
+            Ok(())
+        })?;
+        let cache_dir = self.root.join("cache");
+        let mut keep_layers: HashSet<String> = HashSet::new();
+        let mut keep_blobs: HashSet<String> = HashSet::new();
+        for entry in std::fs::read_dir(&cache_dir)
+            .map_err(|e| Error::io("read dir", &cache_dir, e))?
+            .flatten()
+        {
+            if all {
+                report.bytes += size_of(&entry.path());
+                remove_all(&entry.path())?;
+                report.cache_entries += 1;
+            } else if let Ok(bytes) = std::fs::read(entry.path()) {
+                keep_layers.extend(cache_layers(&bytes).iter().map(|d| d.hex().to_string()));
+            }
+        }
+        for image in self.images()? {
+            keep_blobs.insert(image.manifest_digest.hex().to_string());
+            keep_blobs.insert(image.config_digest.hex().to_string());
+            for l in image.manifest.layers() {
+                keep_blobs.insert(our_digest(l.digest())?.hex().to_string());
+            }
+            keep_layers.extend(image.diff_ids.iter().map(|d| d.hex().to_string()));
+        }
+        let layers = self.root.join("layers");
+        for entry in std::fs::read_dir(&layers)
+            .map_err(|e| Error::io("read dir", &layers, e))?
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let hex = name.strip_suffix(".json").unwrap_or(&name);
+            if !keep_layers.contains(hex) {
+                report.bytes += size_of(&entry.path());
+                remove_all(&entry.path())?;
+                if !name.ends_with(".json") {
+                    report.layers += 1;
+                }
+            }
+        }
+        let blobs = self.oci().join("blobs/sha256");
+        for entry in std::fs::read_dir(&blobs)
+            .map_err(|e| Error::io("read dir", &blobs, e))?
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !keep_blobs.contains(&name) {
+                report.bytes += size_of(&entry.path());
+                remove_all(&entry.path())?;
+                report.blobs += 1;
+            }
+        }
+        Ok(report)
+    }
+}

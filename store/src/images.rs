@@ -1,0 +1,295 @@
+//! Images: a manifest and a config in `oci/blobs`, named by entries of
+//! `oci/index.json` (annotation `org.opencontainers.image.ref.name` = the
+//! normalised name; an unnamed build result has an entry without one).
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use kiln_layer::{Compression, Digest};
+use oci_spec::image::{
+    Descriptor, ImageIndex, ImageIndexBuilder, ImageManifest, ImageManifestBuilder, MediaType,
+};
+
+use crate::error::{Error, Result};
+use crate::names::normalize_name;
+use crate::{fsutil, locks, Store};
+
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// An image in the store.
+#[derive(Clone, Debug)]
+pub struct Image {
+    /// Normalised names, e.g. `localhost/app:latest`.
+    pub names: Vec<String>,
+    pub manifest_digest: Digest,
+    pub manifest: ImageManifest,
+    pub config_digest: Digest,
+    /// The config's rootfs, bottom layer first.
+    pub diff_ids: Vec<Digest>,
+    pub created: Option<String>,
+}
+
+impl Image {
+    /// The image ID as podman and docker show it: the config digest's hex.
+    pub fn id(&self) -> &str {
+        self.config_digest.hex()
+    }
+}
+
+/// The parts of a config the store needs.
+pub(crate) fn config_facts(bytes: &[u8]) -> Result<(Vec<Digest>, Option<String>)> {
+    let v: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| Error::json("image config", e))?;
+    let ids = v["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|d| Digest::parse(d.as_str().unwrap_or_default()))
+                .collect::<std::result::Result<Vec<_>, _>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    Ok((ids, v["created"].as_str().map(String::from)))
+}
+
+pub(crate) fn oci_digest(d: &Digest) -> Result<oci_spec::image::Digest> {
+    oci_spec::image::Digest::from_str(d.as_str()).map_err(|e| Error::json("digest", e))
+}
+
+pub(crate) fn our_digest(d: &oci_spec::image::Digest) -> Result<Digest> {
+    Ok(Digest::parse(d.as_ref())?)
+}
+
+impl Store {
+    fn index_path(&self) -> std::path::PathBuf {
+        self.oci().join("index.json")
+    }
+
+    pub(crate) fn read_index(&self) -> Result<ImageIndex> {
+        match std::fs::read(self.index_path()) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::json("oci/index.json", e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => empty_index(),
+            Err(e) => Err(Error::io("read", self.index_path(), e)),
+        }
+    }
+
+    /// Read-modify-write of index.json under the index lock.
+    pub(crate) fn update_index(
+        &self,
+        change: impl FnOnce(&mut Vec<Descriptor>) -> Result<()>,
+    ) -> Result<()> {
+        let _lock = locks::exclusive(&self.root.join("index.lock"))?;
+        let mut index = self.read_index()?;
+        let mut manifests = index.manifests().clone();
+        change(&mut manifests)?;
+        index.set_manifests(manifests);
+        let bytes = serde_json::to_vec(&index).map_err(|e| Error::json("oci/index.json", e))?;
+        fsutil::write_atomic(&self.tmp_file("index"), &self.index_path(), &bytes)
+    }
+
+    /// Stores an image from its config: every layer gets its blob (made
+    /// now if needed), then the config, the manifest, and the names.
+    pub fn put_image_config(
+        &self,
+        config: &[u8],
+        compression: Compression,
+        names: &[String],
+    ) -> Result<Image> {
+        let (diff_ids, _) = config_facts(config)?;
+        let mut layers = Vec::new();
+        for d in &diff_ids {
+            let b = self.layer_blob(d, compression)?;
+            let digest = oci_digest(&Digest::parse(&b.digest)?)?;
+            layers.push(Descriptor::new(
+                MediaType::from(b.media_type.as_str()),
+                b.size,
+                digest,
+            ));
+        }
+        let config_digest = self.put_blob(config)?;
+        let manifest = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .config(Descriptor::new(
+                MediaType::ImageConfig,
+                config.len() as u64,
+                oci_digest(&config_digest)?,
+            ))
+            .layers(layers)
+            .build()
+            .map_err(|e| Error::json("manifest", e))?;
+        let manifest_bytes =
+            serde_json::to_vec(&manifest).map_err(|e| Error::json("manifest", e))?;
+        let manifest_digest = self.put_blob(&manifest_bytes)?;
+        let names = names
+            .iter()
+            .map(|n| normalize_name(n))
+            .collect::<Result<Vec<_>>>()?;
+        let desc = Descriptor::new(
+            MediaType::ImageManifest,
+            manifest_bytes.len() as u64,
+            oci_digest(&manifest_digest)?,
+        );
+        self.update_index(|entries| {
+            set_names(entries, &desc, &names);
+            Ok(())
+        })?;
+        self.load_image(&manifest_digest, names)
+    }
+
+    pub(crate) fn load_image(&self, manifest_digest: &Digest, names: Vec<String>) -> Result<Image> {
+        let bytes = self.read_blob(manifest_digest)?;
+        let manifest: ImageManifest = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::json(format!("manifest {manifest_digest}"), e))?;
+        let config_digest = our_digest(manifest.config().digest())?;
+        let (diff_ids, created) = config_facts(&self.read_blob(&config_digest)?)?;
+        Ok(Image {
+            names,
+            manifest_digest: manifest_digest.clone(),
+            manifest,
+            config_digest,
+            diff_ids,
+            created,
+        })
+    }
+
+    /// Every image, once, with all its names.
+    pub fn images(&self) -> Result<Vec<Image>> {
+        let index = self.read_index()?;
+        let mut order = Vec::new();
+        let mut names: HashMap<String, Vec<String>> = HashMap::new();
+        for e in index.manifests() {
+            let d = e.digest().to_string();
+            if !names.contains_key(&d) {
+                order.push(d.clone());
+            }
+            let list = names.entry(d).or_default();
+            if let Some(n) = ref_name(e) {
+                list.push(n);
+            }
+        }
+        order
+            .into_iter()
+            .map(|d| {
+                let n = names.remove(&d).unwrap_or_default();
+                self.load_image(&Digest::parse(&d)?, n)
+            })
+            .collect()
+    }
+
+    /// By name (as given or normalised), or by ID / manifest digest prefix
+    /// (at least 4 hex digits).
+    pub fn image(&self, name_or_id: &str) -> Result<Image> {
+        let images = self.images()?;
+        let wanted = normalize_name(name_or_id).ok();
+        if let Some(i) = images.iter().find(|i| {
+            i.names
+                .iter()
+                .any(|n| n == name_or_id || Some(n) == wanted.as_ref())
+        }) {
+            return Ok(i.clone());
+        }
+        let hex = name_or_id.strip_prefix("sha256:").unwrap_or(name_or_id);
+        if hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let found: Vec<&Image> = images
+                .iter()
+                .filter(|i| {
+                    i.config_digest.hex().starts_with(hex)
+                        || i.manifest_digest.hex().starts_with(hex)
+                })
+                .collect();
+            match found.as_slice() {
+                [one] => return Ok((*one).clone()),
+                [] => {}
+                _ => return Err(Error::Ambiguous(name_or_id.to_string())),
+            }
+        }
+        Err(Error::ImageNotKnown(name_or_id.to_string()))
+    }
+
+    pub fn tag(&self, image: &Image, name: &str) -> Result<()> {
+        let name = normalize_name(name)?;
+        let size = self.read_blob(&image.manifest_digest)?.len() as u64;
+        let desc = Descriptor::new(
+            MediaType::ImageManifest,
+            size,
+            oci_digest(&image.manifest_digest)?,
+        );
+        self.update_index(|entries| {
+            let mut names: Vec<String> = entries
+                .iter()
+                .filter(|e| e.digest() == desc.digest())
+                .filter_map(ref_name)
+                .collect();
+            names.push(name);
+            set_names(entries, &desc, &names);
+            Ok(())
+        })
+    }
+
+    /// `rmi`: a name removes that name; an ID removes the image with all
+    /// its names. Returns what was removed.
+    pub fn remove_image(&self, name_or_id: &str) -> Result<Vec<String>> {
+        let image = self.image(name_or_id)?;
+        let by_name = normalize_name(name_or_id)
+            .ok()
+            .filter(|n| image.names.contains(n))
+            .or_else(|| {
+                image
+                    .names
+                    .iter()
+                    .find(|n| n.as_str() == name_or_id)
+                    .cloned()
+            });
+        let digest = image.manifest_digest.to_string();
+        let mut removed = Vec::new();
+        self.update_index(|entries| {
+            entries.retain(|e| {
+                let same = e.digest().to_string() == digest;
+                let drop = same
+                    && by_name
+                        .as_ref()
+                        .is_none_or(|n| ref_name(e).as_ref() == Some(n));
+                if drop {
+                    removed.push(ref_name(e).unwrap_or_else(|| format!("sha256:{}", image.id())));
+                }
+                !drop
+            });
+            Ok(())
+        })?;
+        Ok(removed)
+    }
+}
+
+pub(crate) fn ref_name(d: &Descriptor) -> Option<String> {
+    d.annotations()
+        .as_ref()
+        .and_then(|a| a.get(REF_NAME))
+        .cloned()
+}
+
+fn empty_index() -> Result<ImageIndex> {
+    ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(Vec::new())
+        .build()
+        .map_err(|e| Error::json("index", e))
+}
+
+/// Points each of `names` at `desc` (moving it from any other image), and
+/// keeps one unnamed entry for `desc` when it has no name at all.
+pub(crate) fn set_names(entries: &mut Vec<Descriptor>, desc: &Descriptor, names: &[String]) {
+    entries.retain(|e| match ref_name(e) {
+        Some(n) => !names.contains(&n),
+        None => e.digest() != desc.digest(),
+    });
+    for n in names {
+        let mut d = desc.clone();
+        d.set_annotations(Some(HashMap::from([(REF_NAME.to_string(), n.clone())])));
+        entries.push(d);
+    }
+    if names.is_empty() && !entries.iter().any(|e| e.digest() == desc.digest()) {
+        entries.push(desc.clone());
+    }
+}

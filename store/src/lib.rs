@@ -1,0 +1,147 @@
+//! kiln-store: kiln's image store on disk.
+//!
+//! ```text
+//! root/
+//!   oci/               ONE OCI image layout: oci-layout, index.json (the tags), blobs/sha256/
+//!   layers/<hex>/      unpacked overlay-native layers, named by diffID, immutable once renamed in
+//!   layers/<hex>.json  the compressed blobs known for that layer (made lazily, on export)
+//!   cache/<key>        step cache entries (opaque to the store)
+//!   tmp/<name>/        per-process scratch, each with a `lock` held while its process lives
+//!   index.lock gc.lock
+//! ```
+//!
+//! Invariants:
+//! * Every commit is a rename out of `tmp/` (same filesystem), after the
+//!   data is synced: a crash at any instant leaves only garbage in `tmp/`,
+//!   which the next [`Store::open`] removes.
+//! * index.json changes under an exclusive lock on `index.lock`; builds hold
+//!   `gc.lock` shared, prune holds it exclusive, so prune never deletes what
+//!   a running build is about to reference.
+//! * Digests from outside are parsed by [`Digest::parse`] before they become
+//!   paths. Layer files may be owned by subordinate ids: kiln calls the
+//!   store from inside its user namespace.
+
+pub mod archive;
+mod blobs;
+mod error;
+mod fsutil;
+mod gc;
+mod images;
+mod layers;
+mod locks;
+mod names;
+mod scratch;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{Error, Result};
+pub use gc::PruneReport;
+pub use images::Image;
+pub use kiln_layer::{CaptureOptions, Compression, Digest};
+pub use layers::LayerBlob;
+pub use locks::Lock;
+pub use names::normalize_name;
+pub use scratch::Scratch;
+
+/// An open store.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root` and removes the
+    /// scratch dirs of dead processes.
+    pub fn open(root: &Path) -> Result<Store> {
+        let store = Store {
+            root: root.to_path_buf(),
+        };
+        for dir in [
+            store.root.clone(),
+            store.oci().join("blobs/sha256"),
+            store.root.join("layers"),
+            store.root.join("cache"),
+            store.tmp(),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        }
+        let layout = store.oci().join("oci-layout");
+        if !layout.exists() {
+            let tmp = store.tmp_file("oci-layout");
+            fsutil::write_atomic(&tmp, &layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        scratch::clean_stale(&store.tmp())?;
+        Ok(store)
+    }
+
+    /// `$XDG_DATA_HOME/kiln` (else `~/.local/share/kiln`); `/var/lib/kiln`
+    /// for real root.
+    pub fn default_root() -> PathBuf {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            return PathBuf::from("/var/lib/kiln");
+        }
+        if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+            return PathBuf::from(d).join("kiln");
+        }
+        let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/"), PathBuf::from);
+        home.join(".local/share/kiln")
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub(crate) fn oci(&self) -> PathBuf {
+        self.root.join("oci")
+    }
+
+    pub(crate) fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// A unique name for a temporary file in `tmp/` (renamed away or, after
+    /// a crash, removed by a later open).
+    pub(crate) fn tmp_file(&self, tag: &str) -> PathBuf {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        self.tmp().join(format!(
+            "{tag}.{}.{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+
+    /// A fresh scratch dir, removed when dropped (or by the next open if
+    /// this process dies).
+    pub fn scratch(&self) -> Result<Scratch> {
+        Scratch::create(&self.tmp())
+    }
+
+    /// Held by a build for its whole run: prune waits for it.
+    pub fn build_lock(&self) -> Result<Lock> {
+        locks::shared(&self.root.join("gc.lock"))
+    }
+
+    fn cache_path(&self, key: &str) -> Result<PathBuf> {
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Archive(format!("invalid cache key {key:?}")));
+        }
+        Ok(self.root.join("cache").join(key))
+    }
+
+    pub fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.cache_path(key)?;
+        match std::fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("read", path, e)),
+        }
+    }
+
+    pub fn cache_put(&self, key: &str, value: &[u8]) -> Result<()> {
+        let path = self.cache_path(key)?;
+        let tmp = self.tmp_file("cache");
+        fsutil::write_atomic(&tmp, &path, value)
+    }
+}

@@ -1,0 +1,77 @@
+//! Per-process scratch dirs under `tmp/`. Each holds a `lock` file locked
+//! while its process lives; a dir whose lock is free belongs to a process
+//! that died (even by SIGKILL) and is removed by the next `Store::open`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+use crate::fsutil::remove_all;
+use crate::locks::{self, Lock};
+
+#[derive(Debug)]
+pub struct Scratch {
+    path: PathBuf,
+    _lock: Option<Lock>,
+}
+
+impl Scratch {
+    pub(crate) fn create(tmp: &Path) -> Result<Scratch> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!(
+            "{}-{}-{nanos:x}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = tmp.join(name);
+        std::fs::create_dir(&path).map_err(|e| Error::io("create", &path, e))?;
+        let lock = locks::exclusive(&path.join("lock"))?;
+        Ok(Scratch {
+            path,
+            _lock: Some(lock),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = remove_all(&self.path);
+    }
+}
+
+/// Removes the scratch dirs of dead processes.
+pub(crate) fn clean_stale(tmp: &Path) -> Result<usize> {
+    let mut removed = 0;
+    let entries = match std::fs::read_dir(tmp) {
+        Ok(e) => e,
+        Err(e) => return Err(Error::io("read dir", tmp, e)),
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let lock_path = path.join("lock");
+        let stale = if lock_path.exists() {
+            locks::try_exclusive(&lock_path)?.is_some()
+        } else {
+            // Created but not yet locked (a process between mkdir and lock)
+            // looks the same as a crash at that instant: only old ones go.
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 60)
+        };
+        if stale {
+            remove_all(&path)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}

@@ -1,0 +1,136 @@
+//! Fixtures for the rootless end-to-end tests (run by scripts/test-build.sh
+//! as an unprivileged user): the kiln binary, the busybox base image, a
+//! per-test directory with its own store, and podman/skopeo/umoci runners.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub fn kiln_bin() -> PathBuf {
+    std::env::var_os("KILN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kiln")))
+}
+
+/// `FROM` for the busybox image scripts/busybox-image.sh wrote.
+pub fn base() -> String {
+    let dir =
+        std::env::var("KILN_TEST_BASE").expect("KILN_TEST_BASE: run through scripts/test-build.sh");
+    format!("oci:{dir}:latest")
+}
+
+/// A directory of the examples, readable by the test user.
+pub fn examples() -> PathBuf {
+    std::env::var_os("KILN_TEST_EXAMPLES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples"))
+}
+
+/// One test's files: a context dir, a store, outputs.
+pub struct Case {
+    pub dir: PathBuf,
+}
+
+impl Case {
+    pub fn new(name: &str) -> Case {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "kiln-build-test-{}-{}-{name}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(dir.join("ctx")).unwrap();
+        Case { dir }
+    }
+
+    pub fn ctx(&self) -> PathBuf {
+        self.dir.join("ctx")
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.dir.join("store")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Writes the Dockerfile (with `BASE` replaced by the busybox image).
+    pub fn dockerfile(&self, text: &str) {
+        fs::write(self.ctx().join("Dockerfile"), text.replace("BASE", &base())).unwrap();
+    }
+
+    pub fn file(&self, rel: &str, content: &str) {
+        let p = self.ctx().join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    }
+
+    /// `kiln --root STORE args…`.
+    pub fn kiln(&self, args: &[&str]) -> Output {
+        Command::new(kiln_bin())
+            .arg("--root")
+            .arg(self.store())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("kiln runs")
+    }
+
+    /// `kiln build` of the context; panics with the output on failure.
+    pub fn build(&self, extra: &[&str]) -> String {
+        let ctx = self.ctx();
+        let mut args = vec!["build"];
+        args.extend_from_slice(extra);
+        args.push(ctx.to_str().unwrap());
+        let out = self.kiln(&args);
+        let text = text(&out);
+        assert!(out.status.success(), "kiln build failed:\n{text}");
+        text
+    }
+}
+
+impl Drop for Case {
+    fn drop(&mut self) {
+        // The store holds files of subordinate ids: delete them from a user
+        // namespace with the same mapping as kiln's.
+        let _ = Command::new("podman")
+            .args(["unshare", "rm", "-rf"])
+            .arg(&self.dir)
+            .output();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs a tool; panics with its output when it fails.
+pub fn tool(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    let t = text(&out);
+    assert!(out.status.success(), "{program} {args:?} failed:\n{t}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `podman load` of an archive, then `podman run --rm IMAGE argv…`.
+pub fn podman_run(archive: &Path, image: &str, argv: &[&str]) -> String {
+    tool("podman", &["load", "-q", "-i", archive.to_str().unwrap()]);
+    let mut args = vec!["run", "--rm", image];
+    args.extend_from_slice(argv);
+    let out = tool("podman", &args);
+    let _ = Command::new("podman").args(["rmi", "-f", image]).output();
+    out
+}
