@@ -106,4 +106,8 @@ pub struct BuildArgs {
     /// Do not use the step cache.
     #[arg(long)]
     pub no_cache: bool,
+
+    /// Layer compression for stored and exported images: gzip or zstd.
+    #[arg(long, default_value = "gzip")]
+    pub compression: String,
 }

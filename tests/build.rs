@@ -290,3 +290,185 @@ fn a_killed_build_leaves_a_usable_store() {
         "the dead build's scratch dir was removed: {tmp:?}"
     );
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn source_date_epoch_makes_two_clean_builds_identical() {
+    let build = |name: &str| {
+        let case = Case::new(name);
+        case.dockerfile("FROM BASE\nCOPY a /a\nRUN mkdir -p /d && echo hi > /d/f && touch /d/g\nCMD [\"cat\", \"/d/f\"]\n");
+        case.file("a", "same\n");
+        let iid = case.path("iid");
+        let archive = case.path("img.oci.tar");
+        case.build(&[
+            "--build-arg",
+            "SOURCE_DATE_EPOCH=1700000000",
+            "--iidfile",
+            iid.to_str().unwrap(),
+            "-t",
+            "repro",
+            "-o",
+            &format!("type=oci,dest={}", archive.display()),
+        ]);
+        let inspect = tool(
+            "skopeo",
+            &["inspect", &format!("oci-archive:{}", archive.display())],
+        );
+        let json: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+        (
+            fs::read_to_string(iid).unwrap(),
+            json["Digest"].to_string(),
+            json["Created"].to_string(),
+        )
+    };
+    let (iid1, digest1, created) = build("repro-a");
+    // A second later, in another store: nothing may depend on the clock.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (iid2, digest2, _) = build("repro-b");
+    assert_eq!(iid1, iid2);
+    assert_eq!(digest1, digest2);
+    assert_eq!(created, "\"2023-11-14T22:13:20Z\"");
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn onbuild_scratch_rootfs_outputs_and_zstd() {
+    let case = Case::new("misc");
+    case.dockerfile("FROM BASE\nONBUILD RUN echo triggered > /onbuild\n");
+    case.build(&["-t", "parent"]);
+    case.dockerfile("FROM parent\nRUN cat /onbuild > /seen\n");
+    let out = case.path("rootfs");
+    case.build(&[
+        "-t",
+        "child",
+        "-o",
+        &format!("type=local,dest={}", out.display()),
+    ]);
+    assert_eq!(fs::read_to_string(out.join("seen")).unwrap(), "triggered\n");
+    assert!(out.join("bin/busybox").is_file());
+    let inspect: serde_json::Value =
+        serde_json::from_slice(&case.kiln(&["inspect", "child"]).stdout).unwrap();
+    assert!(
+        inspect["Config"]["OnBuild"].is_null(),
+        "triggers are not inherited: {inspect}"
+    );
+
+    case.dockerfile("FROM scratch\nCOPY --from=parent /bin/busybox /busybox\nCMD [\"/busybox\", \"echo\", \"from scratch\"]\n");
+    let tar = case.path("rootfs.tar");
+    let zst = case.path("zstd.oci.tar");
+    case.build(&[
+        "-t",
+        "tiny",
+        "--compression",
+        "zstd",
+        "-o",
+        &format!("type=tar,dest={}", tar.display()),
+        "-o",
+        &format!("type=oci,dest={}", zst.display()),
+    ]);
+    let listing = tool("tar", &["-tf", tar.to_str().unwrap()]);
+    assert_eq!(listing.trim(), "busybox");
+    let raw = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            &format!("oci-archive:{}", zst.display()),
+        ],
+    );
+    assert!(raw.contains("tar+zstd"), "{raw}");
+    assert_eq!(
+        podman_run(&zst, "localhost/tiny:latest", &[]),
+        "from scratch\n"
+    );
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn archives_and_layouts_serve_as_bases() {
+    let case = Case::new("bases");
+    case.dockerfile("FROM BASE\nRUN echo marker > /marker\n");
+    let docker = case.path("base.docker.tar");
+    let oci = case.path("base.oci.tar");
+    case.build(&[
+        "-t",
+        "base-img:v2",
+        "-o",
+        &format!("type=docker,dest={}", docker.display()),
+        "-o",
+        &format!("type=oci,dest={}", oci.display()),
+    ]);
+    // A fresh store: everything comes from the files.
+    let other = Case::new("bases-other");
+    for from in [
+        format!("docker-archive:{}", docker.display()),
+        format!("oci-archive:{}:localhost/base-img:v2", oci.display()),
+    ] {
+        fs::write(
+            other.ctx().join("Dockerfile"),
+            format!("FROM {from}\nRUN cat /marker > /copied\n"),
+        )
+        .unwrap();
+        let rootfs = other.path("out");
+        let _ = fs::remove_dir_all(&rootfs);
+        other.build(&["-o", &format!("type=local,dest={}", rootfs.display())]);
+        assert_eq!(
+            fs::read_to_string(rootfs.join("copied")).unwrap(),
+            "marker\n",
+            "{from}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn dockerignore_hides_files_and_copy_follows_docker_rules() {
+    let case = Case::new("ignore");
+    case.dockerfile(
+        "FROM BASE\nWORKDIR /app\nCOPY . .\nCOPY *.txt /txt/\nCOPY sub /flat\nCOPY --chown=builder:builder --chmod=0640 one.txt /owned\n",
+    );
+    case.file(
+        ".dockerignore",
+        "*.log\nsecret/\n!secret/public\n**/*.tmp\n",
+    );
+    case.file("one.txt", "1");
+    case.file("two.txt", "2");
+    case.file("debug.log", "no");
+    case.file("secret/key", "no");
+    case.file("secret/public", "yes");
+    case.file("sub/deep/x.tmp", "no");
+    case.file("sub/deep/y", "y");
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    let app = out.join("app");
+    assert!(app.join("one.txt").is_file() && app.join("Dockerfile").is_file());
+    assert!(!app.join("debug.log").exists(), ".log is ignored");
+    assert!(!app.join("secret/key").exists());
+    assert_eq!(
+        fs::read_to_string(app.join("secret/public")).unwrap(),
+        "yes",
+        "! re-includes"
+    );
+    assert!(!app.join("sub/deep/x.tmp").exists() && app.join("sub/deep/y").is_file());
+    assert!(out.join("txt/one.txt").is_file() && out.join("txt/two.txt").is_file());
+    assert!(
+        out.join("flat/deep/y").is_file(),
+        "a directory source copies its contents"
+    );
+    // --chown by name from the image's passwd/group, --chmod; checked in
+    // the image (the local export hands files to the calling user).
+    case.dockerfile("FROM BASE\nCOPY --chown=builder:builder --chmod=0640 one.txt /owned\n");
+    let archive = case.path("owned.tar");
+    case.build(&[
+        "-t",
+        "owned",
+        "-o",
+        &format!("type=docker,dest={}", archive.display()),
+    ]);
+    let said = podman_run(
+        &archive,
+        "localhost/owned:latest",
+        &["stat", "-c", "%u:%g %a", "/owned"],
+    );
+    assert_eq!(said, "1000:1000 640\n");
+}

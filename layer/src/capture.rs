@@ -1,5 +1,6 @@
 //! Overlay-native directory → layer tar. The walk is fd-relative (no
-//! symlink is ever followed), entries come in byte-sorted path order and
+//! symlink is ever followed), entries come depth first with names
+//! byte-sorted within each directory (Go's `filepath.Walk` order) and
 //! carry only what a layer means (mode, ids, mtime, kept xattrs), so the
 //! same tree always gives the same bytes and the same diffID.
 
@@ -37,7 +38,28 @@ pub struct Captured {
     pub media_type: &'static str,
 }
 
+/// One extended attribute: name, value.
+type Xattr = (Vec<u8>, Vec<u8>);
+/// Extended attributes, sorted by name.
+type Xattrs = Vec<Xattr>;
+
 const OPAQUE: [&[u8]; 2] = [b"user.overlay.opaque", b"trusted.overlay.opaque"];
+/// Overlay's other whiteout form (Linux 6.7+ "xwhiteouts", used where a
+/// 0:0 device cannot be made): an empty regular file carrying this xattr.
+const XWHITEOUT: [&[u8]; 2] = [b"user.overlay.whiteout", b"trusted.overlay.whiteout"];
+
+/// Deepest directory nesting captured.
+const MAX_DEPTH: usize = 1024;
+
+/// What an entry's xattrs say.
+struct LayerXattrs {
+    /// The ones that go into the layer.
+    kept: Xattrs,
+    /// A directory overlay marked opaque (`=y`; `=x` only flags xwhiteouts).
+    opaque: bool,
+    /// A regular file that is an xwhiteout.
+    whiteout: bool,
+}
 
 /// Writes the deterministic layer tar of `dir` (an overlay upper dir or a
 /// committed layer dir) to `out`, compressed if `compression` is Some, with
@@ -124,6 +146,15 @@ impl Walker<'_> {
     }
 
     fn dir(&mut self, dir: BorrowedFd<'_>, prefix: &[u8]) -> Result<()> {
+        // A RUN step can nest directories deeper than PATH_MAX; refuse
+        // rather than overflow the stack or run out of fds (one per level).
+        if prefix.iter().filter(|&&b| b == b'/').count() >= MAX_DEPTH {
+            return Err(Error::io(
+                "walk",
+                self.host(prefix),
+                io::Error::other(format!("directories nested deeper than {MAX_DEPTH} levels")),
+            ));
+        }
         for name in names(dir).map_err(|e| Error::io("read dir", self.host(prefix), e))? {
             let mut path = prefix.to_vec();
             path.extend_from_slice(&name);
@@ -135,81 +166,117 @@ impl Walker<'_> {
     }
 
     fn entry(&mut self, dir: BorrowedFd<'_>, name: &[u8], path: &[u8], st: &Stat) -> Result<()> {
-        let os = OsStr::from_bytes(name);
         let kind = FileType::from_raw_mode(st.st_mode);
-        let root = self.root.clone();
-        let host = || root.join(OsStr::from_bytes(path));
-        let xattrs = match kind {
+        match kind {
+            // A socket is a live endpoint, meaningless in an image.
             FileType::Socket => return Ok(()),
-            FileType::CharacterDevice if st.st_rdev == 0 => {
-                return self.whiteout(path, st);
+            FileType::CharacterDevice if st.st_rdev == 0 => return self.whiteout(path, st),
+            _ => {}
+        }
+        let LayerXattrs {
+            kept,
+            opaque,
+            whiteout,
+        } = self.layer_xattrs(dir, name, path)?;
+        if whiteout && kind == FileType::RegularFile {
+            return self.whiteout(path, st);
+        }
+        let dev = || (rfs::major(st.st_rdev), rfs::minor(st.st_rdev));
+        match kind {
+            FileType::Directory => self.directory(dir, name, path, st, &kept, opaque),
+            FileType::RegularFile => self.file(dir, name, path, st, &kept),
+            FileType::Symlink => {
+                let target = rfs::readlinkat(dir, OsStr::from_bytes(name), Vec::new())
+                    .map_err(|e| Error::io("readlink", self.host(path), e))?;
+                self.write(path, Kind::Symlink(target.as_bytes()), st, &kept)
             }
-            _ => xattrs::read_all(Target::At(dir, name))
-                .map_err(|e| Error::io("read xattrs", host(), e))?,
-        };
-        let opaque = kind == FileType::Directory
-            && xattrs
-                .iter()
-                .any(|(k, v)| OPAQUE.contains(&k.as_slice()) && v == b"y");
-        for (k, _) in &xattrs {
+            FileType::CharacterDevice => self.write(path, Kind::Char(dev().0, dev().1), st, &kept),
+            FileType::BlockDevice => self.write(path, Kind::Block(dev().0, dev().1), st, &kept),
+            FileType::Fifo => self.write(path, Kind::Fifo, st, &kept),
+            _ => Ok(()),
+        }
+    }
+
+    /// The xattrs that go into the layer (overlay's own dropped), and
+    /// whether overlay marked the entry opaque. Overlay features whose
+    /// meaning lives in xattrs (metacopy: data in a lower; redirect: a
+    /// renamed dir) cannot be captured faithfully and are refused.
+    fn layer_xattrs(&self, dir: BorrowedFd<'_>, name: &[u8], path: &[u8]) -> Result<LayerXattrs> {
+        let all = xattrs::read_all(Target::At(dir, name))
+            .map_err(|e| Error::io("read xattrs", self.host(path), e))?;
+        let (mut opaque, mut whiteout) = (false, false);
+        for (k, v) in &all {
             if k.starts_with(b"user.overlay.metacopy") || k.starts_with(b"user.overlay.redirect") {
                 return Err(Error::UnsupportedOverlay {
-                    path: host(),
+                    path: self.host(path),
                     xattr: String::from_utf8_lossy(k).into_owned(),
                 });
             }
+            opaque |= OPAQUE.contains(&k.as_slice()) && v == b"y";
+            whiteout |= XWHITEOUT.contains(&k.as_slice());
         }
-        let kept: Vec<(Vec<u8>, Vec<u8>)> = xattrs
+        let kept = all
             .into_iter()
             .filter(|(k, _)| !xattrs::is_overlay(k))
             .collect();
-        let mut entry_name = path.to_vec();
-        if kind == FileType::Directory {
-            entry_name.push(b'/');
+        Ok(LayerXattrs {
+            kept,
+            opaque,
+            whiteout,
+        })
+    }
+
+    /// Writes a header-only entry.
+    fn write(&mut self, path: &[u8], kind: Kind<'_>, st: &Stat, xattrs: &[Xattr]) -> Result<()> {
+        let e = self.header(path, kind, st, xattrs);
+        tarwrite::write_header(self.out, &e).map_err(Error::Output)
+    }
+
+    /// `path/`, then `path/.wh..wh..opq` if opaque, then the contents.
+    fn directory(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        path: &[u8],
+        st: &Stat,
+        xattrs: &[Xattr],
+        opaque: bool,
+    ) -> Result<()> {
+        let entry_name = [path, b"/"].concat();
+        self.write(&entry_name, Kind::Dir, st, xattrs)?;
+        if opaque {
+            let wh = [entry_name.as_slice(), b".wh..wh..opq"].concat();
+            let e = Entry {
+                mode: 0o644,
+                ..self.header(&wh, Kind::File { size: 0 }, st, &[])
+            };
+            tarwrite::write_header(self.out, &e).map_err(Error::Output)?;
         }
-        let link_target;
-        let tkind = match kind {
-            FileType::Directory => Kind::Dir,
-            FileType::Symlink => {
-                link_target = rfs::readlinkat(dir, os, Vec::new())
-                    .map_err(|e| Error::io("readlink", host(), e))?;
-                Kind::Symlink(link_target.as_bytes())
+        let sub = open_dir(dir, OsStr::from_bytes(name))
+            .map_err(|e| Error::io("open", self.host(path), e))?;
+        self.dir(sub.as_fd(), &entry_name)
+    }
+
+    /// A regular file, or a tar hardlink to the first path (in walk order)
+    /// of an inode already written.
+    fn file(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        path: &[u8],
+        st: &Stat,
+        xattrs: &[Xattr],
+    ) -> Result<()> {
+        if st.st_nlink > 1 {
+            let key = (st.st_dev, st.st_ino);
+            if let Some(first) = self.links.get(&key).cloned() {
+                return self.write(path, Kind::Hardlink(&first), st, xattrs);
             }
-            FileType::RegularFile => {
-                if st.st_nlink > 1 {
-                    let key = (st.st_dev, st.st_ino);
-                    if let Some(first) = self.links.get(&key).cloned() {
-                        let e = self.header(&entry_name, Kind::Hardlink(&first), st, &kept);
-                        return tarwrite::write_header(self.out, &e).map_err(Error::Output);
-                    }
-                    self.links.insert(key, path.to_vec());
-                }
-                Kind::File {
-                    size: st.st_size as u64,
-                }
-            }
-            FileType::CharacterDevice => Kind::Char(rfs::major(st.st_rdev), rfs::minor(st.st_rdev)),
-            FileType::BlockDevice => Kind::Block(rfs::major(st.st_rdev), rfs::minor(st.st_rdev)),
-            FileType::Fifo => Kind::Fifo,
-            _ => return Ok(()),
-        };
-        let e = self.header(&entry_name, tkind, st, &kept);
-        tarwrite::write_header(self.out, &e).map_err(Error::Output)?;
-        match kind {
-            FileType::RegularFile => self.file_data(dir, os, path, st.st_size as u64),
-            FileType::Directory => {
-                if opaque {
-                    let mut wh = entry_name.clone();
-                    wh.extend_from_slice(b".wh..wh..opq");
-                    let e = self.header(&wh, Kind::File { size: 0 }, st, &[]);
-                    let e = Entry { mode: 0o644, ..e };
-                    tarwrite::write_header(self.out, &e).map_err(Error::Output)?;
-                }
-                let sub = open_dir(dir, os).map_err(|e| Error::io("open", host(), e))?;
-                self.dir(sub.as_fd(), &entry_name)
-            }
-            _ => Ok(()),
+            self.links.insert(key, path.to_vec());
         }
+        let size = st.st_size as u64;
+        self.write(path, Kind::File { size }, st, xattrs)?;
+        self.file_data(dir, OsStr::from_bytes(name), path, size)
     }
 
     /// A deleted path: an empty `.wh.NAME` file in its parent.

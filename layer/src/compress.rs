@@ -165,7 +165,8 @@ impl Format {
 /// A decompressing reader chosen by [`Format`].
 pub(crate) enum Decoder<R: Read> {
     Tar(R),
-    Gzip(flate2::read::MultiGzDecoder<R>),
+    // Boxed: its inflate state dwarfs the other variants.
+    Gzip(Box<flate2::read::MultiGzDecoder<R>>),
     Zstd(zstd::stream::read::Decoder<'static, BufReader<R>>),
     #[cfg(feature = "bzip2")]
     Bzip2(bzip2::read::MultiBzDecoder<R>),
@@ -178,7 +179,7 @@ impl<R: Read> Decoder<R> {
         Ok(match format {
             Format::Tar => Decoder::Tar(input),
             // Multi-member: concatenated gzip members are one valid stream.
-            Format::Gzip => Decoder::Gzip(flate2::read::MultiGzDecoder::new(input)),
+            Format::Gzip => Decoder::Gzip(Box::new(flate2::read::MultiGzDecoder::new(input))),
             Format::Zstd => Decoder::Zstd(zstd::stream::read::Decoder::new(input)?),
             #[cfg(feature = "bzip2")]
             Format::Bzip2 => Decoder::Bzip2(bzip2::read::MultiBzDecoder::new(input)),

@@ -151,6 +151,12 @@ impl<'a> Extractor<'a> {
             return Ok(()); // metadata the tar crate already folded into the next entry
         }
         let raw = entry.path_bytes().into_owned();
+        // Pre-POSIX archives mark directories only by the trailing slash.
+        let kind = if kind == EntryType::Regular && raw.ends_with(b"/") {
+            EntryType::Directory
+        } else {
+            kind
+        };
         let mut parts = components(&raw)?;
         let Some(name) = parts.pop() else {
             return Ok(()); // the root itself: its metadata belongs to the caller
@@ -179,7 +185,10 @@ impl<'a> Extractor<'a> {
                 });
                 true
             }
-            EntryType::Regular | EntryType::Continuous => make_file(&node, entry)?,
+            // The tar crate expands GNU sparse files while reading them.
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                make_file(&node, entry)?
+            }
             EntryType::Symlink => make_symlink(&node, &link_name(entry)?)?,
             EntryType::Link => return self.hardlink(&node, &raw, &link_name(entry)?),
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
@@ -521,16 +530,28 @@ fn set_mtime(parent: BorrowedFd<'_>, name: &OsStr, mtime: Timespec) -> rustix::i
 /// Removes whatever is at `parent/name`, recursively for a directory,
 /// never following a symlink.
 fn clear(parent: BorrowedFd<'_>, name: &OsStr) -> rustix::io::Result<()> {
+    clear_at_depth(parent, name, 0)
+}
+
+/// Deeper trees than this are refused (ELOOP) rather than risking the
+/// stack: symlinked parents let an archive build trees deeper than
+/// PATH_MAX allows to name.
+const MAX_CLEAR_DEPTH: usize = 1024;
+
+fn clear_at_depth(parent: BorrowedFd<'_>, name: &OsStr, depth: usize) -> rustix::io::Result<()> {
     match rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
         Err(Errno::NOENT) => Ok(()),
         Err(e) => Err(e),
         Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+            if depth >= MAX_CLEAR_DEPTH {
+                return Err(Errno::LOOP);
+            }
             let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
             let dir = rfs::openat(parent, name, flags, Mode::empty())?;
             let names = crate::capture::names(dir.as_fd())
                 .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
             for n in names {
-                clear(dir.as_fd(), OsStr::from_bytes(&n))?;
+                clear_at_depth(dir.as_fd(), OsStr::from_bytes(&n), depth + 1)?;
             }
             rfs::unlinkat(parent, name, AtFlags::REMOVEDIR)
         }

@@ -2,15 +2,33 @@
 //!
 //! * [`capture`] turns an overlay upper dir (or a committed layer dir) into
 //!   a deterministic PAX tar — whiteouts (char 0:0) as `.wh.NAME`, opaque
-//!   dirs as `.wh..wh..opq`, overlay's private xattrs dropped — computing
-//!   the diffID and the (optionally compressed) blob digest in one pass.
-//! * [`unpack`] does the reverse for untrusted input: nothing in the stream
-//!   can write, link, chmod or remove anything outside the target root, and
-//!   both digests are verified while streaming.
+//!   dirs (`user.overlay.opaque=y`) as `.wh..wh..opq`, overlay's private
+//!   xattrs dropped — computing the diffID and the (optionally gzip or zstd
+//!   compressed) blob digest in one streaming pass. [`diff_id`] is the same
+//!   walk without output.
+//! * [`unpack`] does the reverse for untrusted input (gzip, zstd or plain
+//!   tar, detected; bzip2 and xz behind features): nothing in the stream can
+//!   write, link, chmod, chown, set xattrs on or remove anything outside the
+//!   target root, and both digests are verified after the whole stream has
+//!   been read.
 //!
-//! Invariants: the same tree always captures to the same bytes; a
-//! [`Digest`] is always `sha256:` + 64 lowercase hex, so it is safe as a
-//! file name; memory stays flat whatever the layer size.
+//! Invariants:
+//! * The same tree always captures to the same bytes: entries in Go's
+//!   `filepath.Walk` order (depth first, names byte-sorted within each
+//!   directory, as BuildKit and containerd write layers), no atime, ctime,
+//!   user or group names, a fixed gzip header and fixed compression levels,
+//!   and output that does not depend on the number of threads.
+//! * A [`Digest`] is always `sha256:` + 64 lowercase hex, so it is safe as
+//!   a file name.
+//! * Memory stays flat whatever the layer size: file data is streamed, and
+//!   only directory listings, hardlink paths and (on unpack) the list of
+//!   directories whose mtime is set last are kept.
+//! * All filesystem access is fd-relative and never follows a symlink in a
+//!   captured tree or out of an unpack root.
+//!
+//! Ids are written and applied numerically as the process sees them: kiln
+//! runs capture and unpack inside its user namespace, where they are the
+//! container's ids.
 
 mod capture;
 mod compress;

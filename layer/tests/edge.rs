@@ -18,8 +18,14 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-fn is_root() -> bool {
-    unsafe { libc::geteuid() == 0 }
+/// Whether this process may give files other owners (real root, or a
+/// user namespace with a full id range): probed, not guessed from the uid.
+fn can_chown(dir: &Path) -> bool {
+    let probe = dir.join(".chown-probe");
+    fs::write(&probe, "").unwrap();
+    let ok = std::os::unix::fs::lchown(&probe, Some(1234), Some(5678)).is_ok();
+    fs::remove_file(probe).unwrap();
+    ok
 }
 
 fn set_mtime(path: &Path, secs: i64) {
@@ -83,7 +89,8 @@ fn headers_carry_clamped_mtimes_modes_ids_and_link_targets() {
     symlink("../../escape", up.join("dir/rel")).unwrap();
     set_mtime(&up.join("dir/new"), 2_000_000_000);
     set_mtime(&up.join("old"), 1_000);
-    if is_root() {
+    let chown = can_chown(&d);
+    if chown {
         std::os::unix::fs::lchown(up.join("old"), Some(1234), Some(5678)).unwrap();
     }
     let _ = std::os::unix::net::UnixListener::bind(up.join("sock"));
@@ -116,7 +123,7 @@ fn headers_carry_clamped_mtimes_modes_ids_and_link_targets() {
         assert_eq!(h.username_bytes(), Some(&b""[..]), "no uname");
         assert_eq!(h.groupname_bytes(), Some(&b""[..]), "no gname");
     }
-    if is_root() {
+    if chown {
         let h = header(&hs, "old");
         assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (1234, 5678));
     }
@@ -194,7 +201,7 @@ fn archives_keep_wh_names_and_take_forced_owners() {
     entry(&mut t, "ro/.wh.file", Regular, 0o640, b"data");
     entry(&mut t, "ro/.wh..wh..opq", Regular, 0o644, b"");
     t.extend_from_slice(&[0u8; 1024]);
-    let owner = if is_root() {
+    let owner = if can_chown(&d) {
         (4321, 8765)
     } else {
         unsafe { (libc::geteuid(), libc::getegid()) }
@@ -359,4 +366,164 @@ fn mutated_streams_never_panic() {
         }
     }
     let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn unmapped_owner_is_a_clear_error() {
+    let d = tmp("unmapped");
+    let root = d.join("root");
+    fs::create_dir(&root).unwrap();
+    if can_chown(&d) {
+        eprintln!("this process may chown to any id; nothing to test");
+        fs::remove_dir_all(&d).unwrap();
+        return;
+    }
+    let mut t = Vec::new();
+    entry(&mut t, "etc/shadow", tar::EntryType::Regular, 0o600, b"x");
+    t.extend_from_slice(&[0u8; 1024]);
+    let opts = UnpackOptions {
+        owner: Some((1234, 5678)),
+        ..Default::default()
+    };
+    let err = unpack(&mut &t[..], &root, &opts).unwrap_err().to_string();
+    assert!(
+        err.contains("etc/shadow") && err.contains("1234:5678") && err.contains("mapped"),
+        "{err}"
+    );
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn incoming_overlay_and_trusted_xattrs_are_dropped() {
+    let d = tmp("xattrs-in");
+    let root = d.join("root");
+    fs::create_dir(&root).unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([
+        ("SCHILY.xattr.user.overlay.opaque", &b"y"[..]),
+        ("SCHILY.xattr.user.overlay.redirect", &b"/etc"[..]),
+        ("SCHILY.xattr.trusted.overlay.opaque", &b"y"[..]),
+        ("SCHILY.xattr.user.keep", &b"kept"[..]),
+    ])
+    .unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o755);
+    h.set_uid(u64::from(unsafe { libc::geteuid() }));
+    h.set_gid(u64::from(unsafe { libc::getegid() }));
+    h.set_size(0);
+    b.append_data(&mut h, "dir/", &[][..]).unwrap();
+    let t = b.into_inner().unwrap();
+    unpack(
+        &mut &t[..],
+        &root,
+        &UnpackOptions {
+            whiteouts: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let names = xattr_names(&root.join("dir"));
+    assert!(names.contains(&"user.keep".to_string()), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("overlay") || n.starts_with("trusted.")),
+        "{names:?}"
+    );
+    fs::remove_dir_all(&d).unwrap();
+}
+
+fn xattr_names(path: &Path) -> Vec<String> {
+    let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = unsafe { libc::llistxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    assert!(n >= 0);
+    buf[..n as usize]
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
+}
+
+#[test]
+fn every_supported_compression_is_detected() {
+    let d = tmp("formats");
+    let up = d.join("up");
+    fs::create_dir_all(up.join("sub")).unwrap();
+    fs::write(up.join("sub/f"), "hello").unwrap();
+    let tar = tar_of(&up, &CaptureOptions::default());
+    let mut streams: Vec<(&str, Vec<u8>)> = vec![("tar", tar.clone())];
+    for (name, c) in [("gzip", Compression::Gzip), ("zstd", Compression::Zstd)] {
+        let mut blob = Vec::new();
+        capture(&up, &mut blob, Some(c), &CaptureOptions::default()).unwrap();
+        streams.push((name, blob));
+    }
+    #[cfg(feature = "bzip2")]
+    {
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        e.write_all(&tar).unwrap();
+        streams.push(("bzip2", e.finish().unwrap()));
+    }
+    #[cfg(feature = "xz")]
+    {
+        let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
+        e.write_all(&tar).unwrap();
+        streams.push(("xz", e.finish().unwrap()));
+    }
+    for (name, blob) in streams {
+        let root = d.join(format!("root-{name}"));
+        fs::create_dir(&root).unwrap();
+        let opts = UnpackOptions {
+            expected_blob: Some(Digest::of(&blob)),
+            expected_diff_id: Some(Digest::of(&tar)),
+            ..Default::default()
+        };
+        unpack(&mut &blob[..], &root, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            fs::read_to_string(root.join("sub/f")).unwrap(),
+            "hello",
+            "{name}"
+        );
+    }
+    fs::remove_dir_all(&d).unwrap();
+}
+
+fn set_xattr(path: &Path, key: &str, value: &[u8]) -> bool {
+    let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let k = std::ffi::CString::new(key).unwrap();
+    unsafe {
+        libc::lsetxattr(
+            p.as_ptr(),
+            k.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        ) == 0
+    }
+}
+
+#[test]
+fn xattr_whiteouts_and_trusted_opaque_dirs_are_captured_as_oci_whiteouts() {
+    let d = tmp("xwhiteout");
+    let up = d.join("up");
+    fs::create_dir_all(up.join("x")).unwrap();
+    fs::create_dir_all(up.join("t")).unwrap();
+    fs::write(up.join("x/gone"), "").unwrap();
+    assert!(set_xattr(&up.join("x/gone"), "user.overlay.whiteout", b""));
+    // "x" flags a dir holding xwhiteouts; it is not opaque.
+    assert!(set_xattr(&up.join("x"), "user.overlay.opaque", b"x"));
+    // trusted.* needs CAP_SYS_ADMIN; only checked where it can be set.
+    let trusted = set_xattr(&up.join("t"), "trusted.overlay.opaque", b"y");
+    let tar = tar_of(&up, &CaptureOptions::default());
+    let names: Vec<String> = headers(&tar).into_iter().map(|(n, _)| n).collect();
+    assert!(names.contains(&"x/.wh.gone".to_string()), "{names:?}");
+    assert!(!names.contains(&"x/gone".to_string()), "{names:?}");
+    assert!(!names.contains(&"x/.wh..wh..opq".to_string()), "{names:?}");
+    assert_eq!(
+        names.contains(&"t/.wh..wh..opq".to_string()),
+        trusted,
+        "{names:?}"
+    );
+    fs::remove_dir_all(&d).unwrap();
 }

@@ -28,11 +28,13 @@ pub fn scratch() -> ImageConfig {
     }
 }
 
-/// Splits `PATH[:TAG]`: a tag is what follows the last `:` after the last `/`.
+/// Splits `PATH[:REFERENCE]` at the first `:`, as containers/image does
+/// for its `oci:`, `oci-archive:` and `docker-archive:` transports (so the
+/// reference may itself hold `:`; the path may not).
 fn path_and_tag(s: &str) -> (&str, Option<&str>) {
-    let slash = s.rfind('/').map_or(0, |i| i + 1);
-    match s[slash..].rfind(':') {
-        Some(i) => (&s[..slash + i], Some(&s[slash + i + 1..])),
+    match s.split_once(':') {
+        Some((path, reference)) if !reference.is_empty() => (path, Some(reference)),
+        Some((path, _)) => (path, None),
         None => (s, None),
     }
 }
@@ -112,7 +114,10 @@ mod tests {
     #[test]
     fn transport_paths_and_tags() {
         assert_eq!(path_and_tag("/a/b:latest"), ("/a/b", Some("latest")));
-        assert_eq!(path_and_tag("/a:x/b"), ("/a:x/b", None));
+        assert_eq!(
+            path_and_tag("/a.tar:localhost/x:v2"),
+            ("/a.tar", Some("localhost/x:v2"))
+        );
         assert_eq!(path_and_tag("rel/dir"), ("rel/dir", None));
     }
 

@@ -15,8 +15,8 @@ use rustix::fs::{FileType, OFlags};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use super::dockerignore::Ignore;
 use super::fsops::{self, Root};
-use super::glob;
 use crate::image_config::ImageConfig;
 
 /// A stored cache entry.
@@ -55,21 +55,28 @@ pub fn cache_layers(entry: &[u8]) -> Vec<Digest> {
         .unwrap_or_default()
 }
 
-/// A digest over what COPY would read for `sources` under `root`.
-pub fn sources_digest(root: &Root, sources: &[String]) -> Result<String> {
+/// A digest over what COPY would read for `sources` under `root`, with
+/// the same `.dockerignore` rules.
+pub fn sources_digest(root: &Root, sources: &[String], ignore: Option<&Ignore>) -> Result<String> {
     let mut h = Sha256::new();
     for s in sources {
         h.update(s.as_bytes());
         h.update([0]);
-        for rel in glob::expand(root, s)? {
+        for rel in super::copy::select(root, std::slice::from_ref(s), ignore)? {
             // COPY follows a symlink named as a source, not those inside.
-            hash_tree(root, &rel, true, &mut h)?;
+            hash_tree(root, &rel, true, ignore, &mut h)?;
         }
     }
     Ok(hex(&h.finalize()))
 }
 
-fn hash_tree(root: &Root, rel: &Path, follow: bool, h: &mut Sha256) -> Result<()> {
+fn hash_tree(
+    root: &Root,
+    rel: &Path,
+    follow: bool,
+    ignore: Option<&Ignore>,
+    h: &mut Sha256,
+) -> Result<()> {
     let fd = root.resolve(rel, OFlags::PATH, follow)?;
     let m = fsops::meta(fd.as_fd())?;
     h.update(rel.as_os_str().as_encoded_bytes());
@@ -87,7 +94,16 @@ fn hash_tree(root: &Root, rel: &Path, follow: bool, h: &mut Sha256) -> Result<()
         FileType::Directory => {
             let dir = root.resolve(rel, OFlags::PATH | OFlags::DIRECTORY, true)?;
             for name in fsops::list(dir.as_fd())? {
-                hash_tree(root, &rel.join(fsops::os(&name)), false, h)?;
+                let child = rel.join(fsops::os(&name));
+                if let Some(i) = ignore {
+                    let is_dir = root
+                        .stat(&child, false)
+                        .is_ok_and(|m| m.kind == FileType::Directory);
+                    if i.excluded(&child) && !(is_dir && i.may_reinclude_below(&child)) {
+                        continue;
+                    }
+                }
+                hash_tree(root, &child, false, ignore, h)?;
             }
         }
         _ => {}

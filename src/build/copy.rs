@@ -1,14 +1,17 @@
 //! COPY (and ADD of local files): from the context or a stage's read-only
 //! rootfs into a stage's rootfs mounted over a fresh upper dir. Paths are
 //! resolved inside their roots; sources are expanded with glob patterns;
-//! trailing-slash and multiple-source rules are Docker's.
+//! trailing-slash and multiple-source rules are Docker's; the context's
+//! `.dockerignore` hides what it excludes.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use rustix::fs::{FileType, OFlags};
+use rustix::fs::{FileType, Mode, OFlags};
 
+use super::dockerignore::Ignore;
 use super::fsops::{self, Meta, Root};
 use super::glob;
 
@@ -21,17 +24,34 @@ pub struct Attrs {
     pub mode: Option<u32>,
 }
 
-/// One COPY: `sources` (relative to `src`, may hold wildcards) to `dest`
-/// (absolute inside `dst`).
-pub fn copy(src: &Root, sources: &[String], dst: &Root, dest: &str, attrs: Attrs) -> Result<u64> {
+/// The source paths `sources` name under `src`, minus what `ignore`
+/// excludes; a source that matches nothing is an error.
+pub fn select(src: &Root, sources: &[String], ignore: Option<&Ignore>) -> Result<Vec<PathBuf>> {
     let mut matched = Vec::new();
     for s in sources {
-        let found = glob::expand(src, s)?;
+        let found: Vec<PathBuf> = glob::expand(src, s)?
+            .into_iter()
+            .filter(|p| ignore.is_none_or(|i| p.as_os_str().is_empty() || !i.excluded(p)))
+            .collect();
         if found.is_empty() {
-            bail!("{s}: no such file or directory in {}", describe(src));
+            bail!("{s}: no such file or directory in {}", src.name.display());
         }
         matched.extend(found);
     }
+    Ok(matched)
+}
+
+/// One COPY: `sources` (relative to `src`, may hold wildcards) to `dest`
+/// (absolute inside `dst`). Returns the number of entries written.
+pub fn copy(
+    src: &Root,
+    sources: &[String],
+    ignore: Option<&Ignore>,
+    dst: &Root,
+    dest: &str,
+    attrs: Attrs,
+) -> Result<u64> {
+    let matched = select(src, sources, ignore)?;
     let dest_is_dir = dest.ends_with('/')
         || matched.len() > 1
         || dst
@@ -39,6 +59,7 @@ pub fn copy(src: &Root, sources: &[String], dst: &Root, dest: &str, attrs: Attrs
             .is_ok_and(|m| m.kind == FileType::Directory);
     let dest = fsops::relative(Path::new(dest));
     let new_dir_owner = attrs.owner.unwrap_or((0, 0));
+    let walk = Walk { ignore, attrs };
     let mut count = 0;
     for rel in matched {
         let fd = src
@@ -49,12 +70,11 @@ pub fn copy(src: &Root, sources: &[String], dst: &Root, dest: &str, attrs: Attrs
             // A directory's contents are copied, not the directory itself.
             let dir = dst.mkdir_all(&dest, 0o755, new_dir_owner)?;
             let from = src.resolve(&rel, OFlags::RDONLY | OFlags::DIRECTORY, true)?;
-            count += copy_tree(from.as_fd(), dir.as_fd(), attrs)?;
+            count += walk.tree(from.as_fd(), dir.as_fd(), &rel)?;
             continue;
         }
         let target = if dest_is_dir {
-            let name = rel.file_name().context("a source names no file")?;
-            dest.join(name)
+            dest.join(rel.file_name().context("a source names no file")?)
         } else {
             dest.clone()
         };
@@ -64,111 +84,120 @@ pub fn copy(src: &Root, sources: &[String], dst: &Root, dest: &str, attrs: Attrs
             .context("the destination names no file")?;
         let dir = dst.mkdir_all(parent, 0o755, new_dir_owner)?;
         let from = src.resolve(&rel, OFlags::RDONLY, true)?;
-        copy_entry(from.as_fd(), meta, dir.as_fd(), name, attrs)
+        walk.entry(from.as_fd(), meta, dir.as_fd(), name, &rel)
             .with_context(|| format!("copy {} to /{}", rel.display(), target.display()))?;
         count += 1;
     }
     Ok(count)
 }
 
-fn describe(root: &Root) -> String {
-    format!("{}", root.name.display())
+/// Copies a whole rootfs (a mounted image) into the directory `dest`.
+pub fn copy_rootfs(root: &Path, dest: &Path, attrs: Attrs) -> Result<()> {
+    let open = |p: &Path| {
+        rustix::fs::open(
+            p,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let from = open(root).with_context(|| format!("open {}", root.display()))?;
+    let to = open(dest).with_context(|| format!("open {}", dest.display()))?;
+    Walk {
+        ignore: None,
+        attrs,
+    }
+    .tree(from.as_fd(), to.as_fd(), Path::new(""))?;
+    Ok(())
 }
 
-/// Copies the contents of directory `from` into directory `to`.
-fn copy_tree(from: BorrowedFd<'_>, to: BorrowedFd<'_>, attrs: Attrs) -> Result<u64> {
-    let mut count = 0;
-    for name in fsops::list(from)? {
-        let name = fsops::os(&name);
-        let fd = rustix::fs::openat(
-            from,
-            name,
-            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )?;
-        let meta = fsops::meta(fd.as_fd())?;
-        let fd = match meta.kind {
-            FileType::RegularFile | FileType::Directory => rustix::fs::openat(
-                from,
-                name,
-                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                rustix::fs::Mode::empty(),
-            )?,
-            _ => fd,
-        };
-        count += match meta.kind {
-            FileType::Directory => {
-                let existing = fsops::clear_slot(to, name)?;
-                if existing.is_none() {
-                    rustix::fs::mkdirat(to, name, rustix::fs::Mode::from_raw_mode(0o700))?;
+struct Walk<'a> {
+    ignore: Option<&'a Ignore>,
+    attrs: Attrs,
+}
+
+fn open_at(dir: BorrowedFd<'_>, name: &OsStr, flags: OFlags) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat(
+        dir,
+        name,
+        flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+impl Walk<'_> {
+    /// Copies the contents of directory `from` (at `rel` in its root) into
+    /// directory `to`.
+    fn tree(&self, from: BorrowedFd<'_>, to: BorrowedFd<'_>, rel: &Path) -> Result<u64> {
+        let mut count = 0;
+        for name in fsops::list(from)? {
+            let name = fsops::os(&name);
+            let child = rel.join(name);
+            let meta = fsops::meta(open_at(from, name, OFlags::PATH)?.as_fd())?;
+            let is_dir = meta.kind == FileType::Directory;
+            if let Some(i) = self.ignore {
+                if i.excluded(&child) && !(is_dir && i.may_reinclude_below(&child)) {
+                    continue;
                 }
-                let sub = rustix::fs::openat(
-                    to,
-                    name,
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    rustix::fs::Mode::empty(),
-                )?;
-                let n = copy_tree(fd.as_fd(), sub.as_fd(), attrs)?;
-                finish(to, name, meta, attrs, false)?;
+            }
+            let fd = match meta.kind {
+                FileType::RegularFile | FileType::Directory => open_at(from, name, OFlags::RDONLY)?,
+                _ => open_at(from, name, OFlags::PATH)?,
+            };
+            count += if is_dir {
+                if fsops::clear_slot(to, name)?.is_none() {
+                    rustix::fs::mkdirat(to, name, Mode::from_raw_mode(0o700))?;
+                }
+                let sub = open_at(to, name, OFlags::RDONLY | OFlags::DIRECTORY)?;
+                let n = self.tree(fd.as_fd(), sub.as_fd(), &child)?;
+                self.finish(to, name, meta, false)?;
                 n + 1
-            }
-            _ => {
-                copy_entry(fd.as_fd(), meta, to, name, attrs)?;
+            } else {
+                self.entry(fd.as_fd(), meta, to, name, &child)?;
                 1
+            };
+        }
+        Ok(count)
+    }
+
+    /// Copies one entry (whose fd is `from`) to `dir/name`.
+    fn entry(
+        &self,
+        from: BorrowedFd<'_>,
+        meta: Meta,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        rel: &Path,
+    ) -> Result<()> {
+        if fsops::clear_slot(dir, name)?.is_some() {
+            bail!(
+                "{}: cannot overwrite a directory with a file",
+                name.to_string_lossy()
+            );
+        }
+        match meta.kind {
+            FileType::RegularFile => fsops::copy_file(from, dir, name, meta.mode)?,
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(from, "", Vec::new())?;
+                rustix::fs::symlinkat(target.as_c_str(), dir, name)?;
             }
-        };
-    }
-    Ok(count)
-}
-
-/// Copies one non-directory entry (whose fd is `from`) to `dir/name`.
-fn copy_entry(
-    from: BorrowedFd<'_>,
-    meta: Meta,
-    dir: BorrowedFd<'_>,
-    name: &std::ffi::OsStr,
-    attrs: Attrs,
-) -> Result<()> {
-    if fsops::clear_slot(dir, name)?.is_some() {
-        bail!(
-            "{}: cannot overwrite a directory with a file",
-            name.to_string_lossy()
-        );
-    }
-    match meta.kind {
-        FileType::RegularFile => fsops::copy_file(from, dir, name, meta.mode)?,
-        FileType::Symlink => {
-            let target = rustix::fs::readlinkat(from, "", Vec::new())?;
-            rustix::fs::symlinkat(target.as_c_str(), dir, name)?;
+            FileType::Directory => {
+                rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700))?;
+                let sub = open_at(dir, name, OFlags::RDONLY | OFlags::DIRECTORY)?;
+                self.tree(from, sub.as_fd(), rel)?;
+            }
+            // Sockets, fifos and devices are not file content: BuildKit skips
+            // sockets, and a rootless build cannot make devices.
+            _ => return Ok(()),
         }
-        FileType::Directory => {
-            rustix::fs::mkdirat(dir, name, rustix::fs::Mode::from_raw_mode(0o700))?;
-            let sub = rustix::fs::openat(
-                dir,
-                name,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW,
-                rustix::fs::Mode::empty(),
-            )?;
-            copy_tree(from, sub.as_fd(), attrs)?;
-        }
-        // Sockets, fifos and devices are not file content: BuildKit skips
-        // sockets, and a rootless build cannot make devices.
-        _ => return Ok(()),
+        self.finish(dir, name, meta, meta.kind == FileType::Symlink)
     }
-    finish(dir, name, meta, attrs, meta.kind == FileType::Symlink)
-}
 
-fn finish(
-    dir: BorrowedFd<'_>,
-    name: &std::ffi::OsStr,
-    meta: Meta,
-    attrs: Attrs,
-    symlink: bool,
-) -> Result<()> {
-    let owner = attrs.owner.unwrap_or((meta.uid, meta.gid));
-    let mode = attrs.mode.unwrap_or(meta.mode);
-    fsops::set_owner_mode(dir, name, owner, Some(mode), symlink)?;
-    fsops::set_mtime(dir, name, meta.mtime)
+    fn finish(&self, dir: BorrowedFd<'_>, name: &OsStr, meta: Meta, symlink: bool) -> Result<()> {
+        let owner = self.attrs.owner.unwrap_or((meta.uid, meta.gid));
+        let mode = self.attrs.mode.unwrap_or(meta.mode);
+        fsops::set_owner_mode(dir, name, owner, Some(mode), symlink)?;
+        fsops::set_mtime(dir, name, meta.mtime)
+    }
 }
 
 /// Where a relative destination lands: under WORKDIR.

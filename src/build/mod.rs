@@ -13,6 +13,7 @@ mod base;
 mod cache;
 mod config_ops;
 mod copy;
+mod dockerignore;
 mod fsops;
 mod glob;
 mod progress;
@@ -31,6 +32,7 @@ use kiln_store::{Scratch, Store};
 
 use crate::image_config::{History, ImageConfig};
 pub use cache::cache_layers;
+pub use copy::{copy_rootfs, Attrs};
 pub use progress::Progress;
 
 /// What to build.
@@ -45,6 +47,10 @@ pub struct Request {
     pub created: String,
     /// `--no-cache`: run every step.
     pub no_cache: bool,
+    /// SOURCE_DATE_EPOCH: file mtimes in new layers are clamped to it.
+    pub epoch: Option<i64>,
+    /// `-f`, when given: `<Dockerfile>.dockerignore` beside it wins.
+    pub dockerfile_path: Option<PathBuf>,
 }
 
 /// The result: the target stage's image config (its rootfs lists the
@@ -116,6 +122,8 @@ pub(crate) struct Builder<'a> {
     pub scratch: Scratch,
     pub stages: HashMap<usize, StageState>,
     pub used_args: BTreeSet<String>,
+    /// The context's `.dockerignore`.
+    pub ignore: dockerignore::Ignore,
 }
 
 pub fn build(store: &Store, req: &Request, progress: &Progress) -> Result<Built> {
@@ -129,6 +137,7 @@ pub fn build(store: &Store, req: &Request, progress: &Progress) -> Result<Built>
             .context("creating the build's scratch dir")?,
         stages: HashMap::new(),
         used_args: BTreeSet::new(),
+        ignore: dockerignore::Ignore::load(&req.context, req.dockerfile_path.as_deref())?,
     };
     for &index in &req.graph.order {
         let state = b.stage(index)?;
@@ -154,7 +163,7 @@ impl Builder<'_> {
             "[{label} 1/{total}] FROM {}",
             graph_base(graph, index)
         ));
-        let mut state = match self.base(index) {
+        let (mut state, triggers) = match self.base(index) {
             Ok(s) => s,
             Err(e) => {
                 vertex.error(&format!("{e:#}"));
@@ -162,6 +171,23 @@ impl Builder<'_> {
             }
         };
         vertex.done();
+        // The base's ONBUILD triggers run first, as if written after FROM.
+        for trigger in &triggers {
+            let vertex = self
+                .progress
+                .start(&format!("[{label} 1/{total}] ONBUILD {trigger}"));
+            let run =
+                onbuild_command(trigger).and_then(|cmd| self.command(&mut state, &cmd, &vertex));
+            match run {
+                Ok(true) => vertex.cached(),
+                Ok(false) => vertex.done(),
+                Err(e) => {
+                    vertex.error(&format!("{e:#}"));
+                    let e = e.context(format!("the base image's ONBUILD {trigger}"));
+                    return Err(self.located(from.span, e));
+                }
+            }
+        }
         for (i, cmd) in stage.commands.iter().enumerate() {
             let vertex = self.progress.start(&format!(
                 "[{label} {}/{total}] {}",
@@ -192,31 +218,32 @@ impl Builder<'_> {
         )
     }
 
-    fn base(&mut self, index: usize) -> Result<StageState> {
+    /// The stage's starting state and the base image's ONBUILD triggers.
+    fn base(&mut self, index: usize) -> Result<(StageState, Vec<String>)> {
         let node = &self.req.graph.stages[index];
         match &node.base {
-            Base::Scratch => Ok(StageState::from_config(
-                base::scratch(),
-                cache::key("", &[b"scratch"]),
+            Base::Scratch => Ok((
+                StageState::from_config(base::scratch(), cache::key("", &[b"scratch"])),
+                Vec::new(),
             )),
             Base::Stage(i) => {
                 let parent = self.stages.get(i).context("a parent stage was not built")?;
                 // A child stage inherits the image, not the parent's ARGs.
-                Ok(StageState::from_config(
-                    parent.config.clone(),
-                    parent.key.clone(),
+                Ok((
+                    StageState::from_config(parent.config.clone(), parent.key.clone()),
+                    Vec::new(),
                 ))
             }
             Base::Image(reference) => {
                 let image = base::image(self.store, reference)?;
                 let mut config = base::config_of(self.store, &image)?;
-                // The base's history stays; ONBUILD triggers are consumed.
-                config.config.on_build = None;
+                // The triggers run in this build and are not inherited.
+                let triggers = config.config.on_build.take().unwrap_or_default();
                 let key = cache::key(
                     "",
                     &[b"image", image.manifest_digest.to_string().as_bytes()],
                 );
-                Ok(StageState::from_config(config, key))
+                Ok((StageState::from_config(config, key), triggers))
             }
         }
     }
@@ -279,7 +306,8 @@ impl Builder<'_> {
         instruction: &Instruction,
         cmd: &Command,
     ) -> Result<String> {
-        let text = format!("{instruction:?}");
+        // The epoch changes the mtimes in every new layer.
+        let text = format!("{instruction:?}|{:?}", self.req.epoch);
         let mut extra = String::new();
         match instruction {
             Instruction::Run(run) => {
@@ -294,9 +322,11 @@ impl Builder<'_> {
             }
             Instruction::Copy(op) | Instruction::Add(op) => {
                 extra = match &op.from {
-                    None => {
-                        cache::sources_digest(&fsops::Root::open(&self.req.context)?, &op.sources)?
-                    }
+                    None => cache::sources_digest(
+                        &fsops::Root::open(&self.req.context)?,
+                        &op.sources,
+                        Some(&self.ignore),
+                    )?,
                     Some(from) => self.key_of_from(from, cmd)?,
                 };
                 extra.push_str(&state.workdir());
@@ -346,6 +376,18 @@ impl Builder<'_> {
             ..History::default()
         });
     }
+}
+
+/// An ONBUILD trigger (one instruction, as stored in the config) parsed
+/// with the frontend.
+fn onbuild_command(trigger: &str) -> Result<Command> {
+    let text = format!("FROM scratch\n{trigger}\n");
+    let file = kiln_dockerfile::parse_dockerfile(&text).map_err(|e| anyhow!("{}", e.message))?;
+    file.stages
+        .into_iter()
+        .next()
+        .and_then(|s| s.commands.into_iter().next())
+        .context("an empty ONBUILD trigger")
 }
 
 fn graph_base(graph: &Graph, index: usize) -> String {

@@ -167,10 +167,11 @@ impl Builder<'_> {
                 std::fs::write(inline.join(&doc.name), &doc.content)?;
             }
             let names: Vec<String> = op.inline.iter().map(|d| d.name.clone()).collect();
-            copy::copy(&Root::open(&inline)?, &names, &dst, &dest, attrs)?;
+            copy::copy(&Root::open(&inline)?, &names, None, &dst, &dest, attrs)?;
         }
         if !op.sources.is_empty() {
-            copy::copy(&src, &op.sources, &dst, &dest, attrs)?;
+            let ignore = op.from.is_none().then_some(&self.ignore);
+            copy::copy(&src, &op.sources, ignore, &dst, &dest, attrs)?;
         }
         drop(_src_mount);
         drop(dst);
@@ -280,6 +281,17 @@ impl Builder<'_> {
             .is_none();
         if empty {
             return Ok(None);
+        }
+        if let Some(epoch) = self.req.epoch {
+            // On disk, not only in the tar: the layer dir is captured again
+            // when it is exported, and must give the same diffID.
+            let root = Root::open(&upper)?;
+            let dir = root.resolve(
+                Path::new(""),
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+                true,
+            )?;
+            super::fsops::clamp_mtimes(std::os::fd::AsFd::as_fd(&dir), epoch)?;
         }
         let opts = CaptureOptions::default();
         let digest = self

@@ -3,6 +3,7 @@
 mod build;
 mod check;
 mod dockerfile;
+mod export;
 mod images;
 
 use anyhow::{Context, Result};

@@ -8,12 +8,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    #[error("{op} {}: {source}", path.display())]
+    // The io::Error is in the message, not a `source`: an error chain
+    // printed with `{:#}` would say it twice.
+    #[error("{op} {}: {error}", path.display())]
     Io {
         op: &'static str,
         path: PathBuf,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     #[error(transparent)]
     Layer(#[from] kiln_layer::Error),
@@ -42,7 +43,7 @@ impl Error {
         Error::Io {
             op,
             path: path.into(),
-            source: source.into(),
+            error: source.into(),
         }
     }
 

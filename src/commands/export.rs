@@ -1,0 +1,143 @@
+//! `-o/--output` of `kiln build`, in buildx's syntax: the image as a
+//! docker-archive, an oci-archive or an OCI layout dir, or the final
+//! rootfs as a directory or a tar.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use kiln_sandbox::mount_overlay;
+use kiln_store::{archive, Image, Store};
+
+use crate::build::{copy_rootfs, Attrs};
+
+/// One `-o` destination.
+#[derive(Debug, PartialEq)]
+pub enum Output {
+    DockerArchive(PathBuf),
+    OciArchive(PathBuf),
+    OciDir(PathBuf),
+    /// `type=local`: the rootfs as files, owned by the user running kiln.
+    Local(PathBuf),
+    /// `type=tar`: the rootfs as one tar.
+    Tar(PathBuf),
+}
+
+/// `type=docker,dest=FILE`, `type=oci,dest=FILE[,tar=false]`,
+/// `type=local,dest=DIR`, `type=tar,dest=FILE`, or a bare `DIR` (local).
+pub fn parse_output(spec: &str) -> Result<Output> {
+    if !spec.contains('=') {
+        return Ok(Output::Local(PathBuf::from(spec)));
+    }
+    let mut kind = None;
+    let mut dest = None;
+    let mut tar = true;
+    for field in spec.split(',') {
+        match field.split_once('=') {
+            Some(("type", v)) => kind = Some(v.to_string()),
+            Some(("dest", v)) => dest = Some(PathBuf::from(v)),
+            Some(("tar", v)) => tar = v != "false",
+            Some((k, _)) => bail!("-o {spec}: unknown field {k:?}"),
+            None => bail!("-o {spec}: expected KEY=VALUE fields"),
+        }
+    }
+    let dest = dest.with_context(|| format!("-o {spec}: dest= is required"))?;
+    match (kind.as_deref(), tar) {
+        (Some("docker"), _) => Ok(Output::DockerArchive(dest)),
+        (Some("oci"), true) => Ok(Output::OciArchive(dest)),
+        (Some("oci"), false) => Ok(Output::OciDir(dest)),
+        (Some("local"), _) => Ok(Output::Local(dest)),
+        (Some("tar"), _) => Ok(Output::Tar(dest)),
+        (Some(k @ ("registry" | "image")), _) => {
+            bail!("-o type={k}: pushing to a registry is not supported yet")
+        }
+        (other, _) => bail!("-o {spec}: unknown type {other:?} (docker, oci, local, tar)"),
+    }
+}
+
+fn create(p: &Path) -> Result<std::io::BufWriter<std::fs::File>> {
+    Ok(std::io::BufWriter::new(
+        std::fs::File::create(p).with_context(|| format!("create {}", p.display()))?,
+    ))
+}
+
+pub fn export(store: &Store, image: &Image, names: &[String], output: &Output) -> Result<()> {
+    match output {
+        Output::DockerArchive(p) => {
+            let mut f = create(p)?;
+            archive::export_docker_archive(store, image, names, &mut f)?;
+            f.flush()?;
+        }
+        Output::OciArchive(p) => {
+            let mut f = create(p)?;
+            archive::export_oci_archive(store, image, names, &mut f)?;
+            f.flush()?;
+        }
+        Output::OciDir(p) => archive::export_oci_dir(store, image, names, p)?,
+        Output::Local(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+            with_rootfs(store, image, |root| {
+                // Owned by container root = the user who runs kiln.
+                let attrs = Attrs {
+                    owner: Some((0, 0)),
+                    mode: None,
+                };
+                copy_rootfs(root, dir, attrs)
+            })?;
+        }
+        Output::Tar(p) => {
+            let mut f = create(p)?;
+            with_rootfs(store, image, |root| {
+                kiln_layer::capture(root, &mut f, None, &Default::default())?;
+                Ok(())
+            })?;
+            f.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f` on the image's rootfs, mounted read-only.
+fn with_rootfs(store: &Store, image: &Image, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let scratch = store.scratch()?;
+    let target = scratch.path().join("rootfs");
+    std::fs::create_dir(&target)?;
+    let lowers: Vec<PathBuf> = image
+        .diff_ids
+        .iter()
+        .rev()
+        .map(|d| store.layer_dir(d))
+        .collect();
+    let mount = mount_overlay(&lowers, None, &target).context("mounting the image's rootfs")?;
+    let result = f(mount.path());
+    drop(mount);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buildx_output_syntax() {
+        assert_eq!(
+            parse_output("type=docker,dest=a.tar").unwrap(),
+            Output::DockerArchive("a.tar".into())
+        );
+        assert_eq!(
+            parse_output("type=oci,dest=d,tar=false").unwrap(),
+            Output::OciDir("d".into())
+        );
+        assert_eq!(
+            parse_output("type=local,dest=out").unwrap(),
+            Output::Local("out".into())
+        );
+        assert_eq!(parse_output("out").unwrap(), Output::Local("out".into()));
+        assert_eq!(
+            parse_output("type=tar,dest=r.tar").unwrap(),
+            Output::Tar("r.tar".into())
+        );
+        assert!(parse_output("type=oci").is_err());
+        assert!(parse_output("type=bogus,dest=x").is_err());
+    }
+}
