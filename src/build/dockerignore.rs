@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::glob::matches;
+use super::glob::{matches, validate};
 
 #[derive(Debug)]
 struct Pattern {
@@ -65,8 +65,7 @@ impl Ignore {
             // Validate once, so a bad pattern is an error, not a silent miss.
             for p in &parts {
                 if p != "**" {
-                    matches(p, "")
-                        .with_context(|| format!("bad .dockerignore pattern {line:?}"))?;
+                    validate(p).with_context(|| format!("bad .dockerignore pattern {line:?}"))?;
                 }
             }
             patterns.push(Pattern { parts, exception });

@@ -54,6 +54,25 @@ pub fn expand(root: &Root, pattern: &str) -> Result<Vec<PathBuf>> {
 
 use std::os::fd::AsFd;
 
+/// Checks a pattern's syntax up front (matching only finds errors on the
+/// paths it happens to reach).
+pub fn validate(pattern: &str) -> Result<()> {
+    let p: Vec<char> = pattern.chars().collect();
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            '\\' if i + 1 >= p.len() => bail!("bad pattern {pattern:?}: trailing backslash"),
+            '\\' => i += 2,
+            '[' => {
+                let (_, len) = class(&p[i..], '\0')?;
+                i += len;
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(())
+}
+
 /// One path component against one pattern component.
 pub fn matches(pattern: &str, name: &str) -> Result<bool> {
     let p: Vec<char> = pattern.chars().collect();
