@@ -107,6 +107,10 @@ pub struct BuildArgs {
     #[arg(long)]
     pub no_cache: bool,
 
+    /// Name an extra context: NAME=DIR, NAME=oci-layout:///PATH[:TAG|@DIGEST], NAME=docker-image://REF.
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
+
     /// Layer compression for stored and exported images: gzip or zstd.
     #[arg(long, default_value = "gzip")]
     pub compression: String,

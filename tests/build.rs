@@ -472,3 +472,64 @@ fn dockerignore_hides_files_and_copy_follows_docker_rules() {
     );
     assert_eq!(said, "1000:1000 640\n");
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn add_unpacks_local_archives_and_copy_does_not() {
+    let case = Case::new("add");
+    let payload = case.path("payload");
+    fs::create_dir_all(payload.join("pkg/bin")).unwrap();
+    fs::write(payload.join("pkg/bin/tool"), "#!/bin/sh\necho tool\n").unwrap();
+    for (name, flag) in [("pkg.tar", ""), ("pkg.tar.gz", "z"), ("pkg.tar.xz", "J")] {
+        tool(
+            "tar",
+            &[
+                &format!("-c{flag}f"),
+                case.ctx().join(name).to_str().unwrap(),
+                "-C",
+                payload.to_str().unwrap(),
+                "pkg",
+            ],
+        );
+    }
+    case.file("plain.txt", "not an archive\n");
+    case.dockerfile(
+        "FROM BASE\nADD pkg.tar /t1/\nADD pkg.tar.gz /t2\nADD pkg.tar.xz /t3/\nADD plain.txt /t4/\nCOPY pkg.tar.gz /t5/\nADD --unpack=false pkg.tar /t6/\n",
+    );
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    for t in ["t1", "t2", "t3"] {
+        assert_eq!(
+            fs::read_to_string(out.join(t).join("pkg/bin/tool")).unwrap(),
+            "#!/bin/sh\necho tool\n",
+            "{t}"
+        );
+    }
+    assert!(out.join("t4/plain.txt").is_file());
+    assert!(out.join("t5/pkg.tar.gz").is_file(), "COPY never unpacks");
+    assert!(out.join("t6/pkg.tar").is_file(), "--unpack=false");
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn named_build_contexts_feed_from_and_copy_from() {
+    let case = Case::new("contexts");
+    let extra = case.path("extra");
+    fs::create_dir_all(&extra).unwrap();
+    fs::write(extra.join("data.txt"), "from a named dir\n").unwrap();
+    let layout = std::env::var("KILN_TEST_BASE").unwrap();
+    case.dockerfile("FROM base\nCOPY --from=files data.txt /data.txt\nRUN cat /data.txt > /seen\n");
+    let out = case.path("out");
+    case.build(&[
+        "--build-context",
+        &format!("base=oci-layout://{layout}:latest"),
+        "--build-context",
+        &format!("files={}", extra.display()),
+        "-o",
+        &format!("type=local,dest={}", out.display()),
+    ]);
+    assert_eq!(
+        fs::read_to_string(out.join("seen")).unwrap(),
+        "from a named dir\n"
+    );
+}

@@ -34,7 +34,9 @@ pub struct Captured {
     pub diff_id: Digest,
     /// sha256 of the bytes written (the diffID when uncompressed).
     pub blob: Digest,
+    /// Number of bytes written to the output.
     pub blob_size: u64,
+    /// The OCI layer media type matching the compression.
     pub media_type: &'static str,
 }
 

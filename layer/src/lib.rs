@@ -30,6 +30,8 @@
 //! runs capture and unpack inside its user namespace, where they are the
 //! container's ids.
 
+#![warn(missing_docs)]
+
 mod capture;
 mod compress;
 mod digest;

@@ -51,6 +51,38 @@ pub struct Request {
     pub epoch: Option<i64>,
     /// `-f`, when given: `<Dockerfile>.dockerignore` beside it wins.
     pub dockerfile_path: Option<PathBuf>,
+    /// `--build-context NAME=…`: what FROM NAME / COPY --from=NAME mean.
+    pub contexts: std::collections::BTreeMap<String, NamedContext>,
+}
+
+/// A `--build-context NAME=…` value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NamedContext {
+    /// An image reference as FROM takes it (`oci:DIR:TAG`, a stored name).
+    Image(String),
+    /// A local directory, for `COPY --from=NAME`.
+    Dir(PathBuf),
+}
+
+impl NamedContext {
+    /// BuildKit's forms: `oci-layout:///path[:tag|@digest]`,
+    /// `docker-image://REF`, or a directory.
+    pub fn parse(value: &str) -> Result<NamedContext> {
+        if let Some(rest) = value.strip_prefix("oci-layout://") {
+            let reference = match rest.split_once('@') {
+                Some((path, digest)) => format!("oci:{path}:{digest}"),
+                None => format!("oci:{rest}"),
+            };
+            return Ok(NamedContext::Image(reference));
+        }
+        if let Some(rest) = value.strip_prefix("docker-image://") {
+            return Ok(NamedContext::Image(rest.to_string()));
+        }
+        if value.contains("://") {
+            anyhow::bail!("--build-context {value}: only oci-layout://, docker-image:// and directories are supported");
+        }
+        Ok(NamedContext::Dir(PathBuf::from(value)))
+    }
 }
 
 /// The result: the target stage's image config (its rootfs lists the
@@ -235,7 +267,13 @@ impl Builder<'_> {
                 ))
             }
             Base::Image(reference) => {
-                let image = base::image(self.store, reference)?;
+                if let Some(NamedContext::Dir(d)) = self.req.contexts.get(reference) {
+                    anyhow::bail!(
+                        "FROM {reference}: the build context {} is a directory, not an image",
+                        d.display()
+                    );
+                }
+                let image = self.image(reference)?;
                 let mut config = base::config_of(self.store, &image)?;
                 // The triggers run in this build and are not inherited.
                 let triggers = config.config.on_build.take().unwrap_or_default();
@@ -285,6 +323,14 @@ impl Builder<'_> {
         self.store.cache_put(&key, &serde_json::to_vec(&entry)?)?;
         state.key = key;
         Ok(false)
+    }
+
+    /// An image by reference, a `--build-context` name mapping first.
+    pub(crate) fn image(&self, reference: &str) -> Result<kiln_store::Image> {
+        match self.req.contexts.get(reference) {
+            Some(NamedContext::Image(r)) => base::image(self.store, r),
+            _ => base::image(self.store, reference),
+        }
     }
 
     /// The config a cache entry restores, if it exists and its layers do.

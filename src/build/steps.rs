@@ -169,9 +169,25 @@ impl Builder<'_> {
             let names: Vec<String> = op.inline.iter().map(|d| d.name.clone()).collect();
             copy::copy(&Root::open(&inline)?, &names, None, &dst, &dest, attrs)?;
         }
-        if !op.sources.is_empty() {
+        let mut sources = op.sources.clone();
+        if add && op.from.is_none() && op.unpack != Some(false) {
+            // ADD unpacks local archives into the destination directory.
+            let (archives, rest) = split_archives(&src, &sources, &self.ignore)?;
+            // Entries keep the archive's owners unless --chown says otherwise.
+            let chown = op
+                .chown
+                .as_deref()
+                .map(|c| resolve_owner(&dst, c))
+                .transpose()?;
+            for rel in archives {
+                unpack_into(&src, &rel, &dst, &dest, chown)
+                    .with_context(|| format!("ADD {}: unpacking", rel.display()))?;
+            }
+            sources = rest;
+        }
+        if !sources.is_empty() {
             let ignore = op.from.is_none().then_some(&self.ignore);
-            copy::copy(&src, &op.sources, ignore, &dst, &dest, attrs)?;
+            copy::copy(&src, &sources, ignore, &dst, &dest, attrs)?;
         }
         drop(_src_mount);
         drop(dst);
@@ -235,8 +251,12 @@ impl Builder<'_> {
                 .get(&i)
                 .context("the --from stage was not built")?
                 .lowers(self.store)?,
+            _ if self.named_dir(from).is_some() => {
+                let dir = self.named_dir(from).unwrap_or_default();
+                return Ok((Root::open(&dir)?, None));
+            }
             _ => {
-                let image = base::image(self.store, from)?;
+                let image = self.image(from)?;
                 let config = base::config_of(self.store, &image)?;
                 StageState::from_config(config, String::new()).lowers(self.store)?
             }
@@ -267,7 +287,18 @@ impl Builder<'_> {
                 .context("the --from stage was not built")?
                 .key
                 .clone()),
-            _ => Ok(base::image(self.store, from)?.manifest_digest.to_string()),
+            _ => match self.named_dir(from) {
+                Some(dir) => super::cache::sources_digest(&Root::open(&dir)?, &[".".into()], None),
+                None => Ok(self.image(from)?.manifest_digest.to_string()),
+            },
+        }
+    }
+
+    /// A `--build-context NAME=DIR`.
+    fn named_dir(&self, name: &str) -> Option<PathBuf> {
+        match self.req.contexts.get(name) {
+            Some(super::NamedContext::Dir(d)) => Some(d.clone()),
+            _ => None,
         }
     }
 
@@ -300,6 +331,78 @@ impl Builder<'_> {
             .context("committing the layer")?;
         Ok(Some(digest))
     }
+}
+
+/// Splits ADD sources into local archives (by content: a tar, compressed
+/// or not) and the rest, which are copied as files.
+fn split_archives(
+    src: &Root,
+    sources: &[String],
+    ignore: &super::dockerignore::Ignore,
+) -> Result<(Vec<PathBuf>, Vec<String>)> {
+    let mut archives = Vec::new();
+    let mut rest = Vec::new();
+    for s in sources {
+        let mut all_archives = true;
+        let matched = copy::select(src, std::slice::from_ref(s), Some(ignore))?;
+        for rel in &matched {
+            if !is_archive(src, rel) {
+                all_archives = false;
+            }
+        }
+        if all_archives {
+            archives.extend(matched);
+        } else {
+            rest.push(s.clone());
+        }
+    }
+    Ok((archives, rest))
+}
+
+fn is_archive(src: &Root, rel: &Path) -> bool {
+    let Ok(fd) = src.resolve(rel, rustix::fs::OFlags::RDONLY, true) else {
+        return false;
+    };
+    let mut head = [0u8; 512];
+    let mut f = std::fs::File::from(fd);
+    let n = std::io::Read::read(&mut f, &mut head).unwrap_or(0);
+    let head = &head[..n];
+    match kiln_layer::Format::detect(head) {
+        kiln_layer::Format::Tar => n >= 262 && &head[257..262] == b"ustar",
+        _ => true,
+    }
+}
+
+/// Unpacks the archive `rel` of `src` into the directory `dest` of `dst`.
+fn unpack_into(
+    src: &Root,
+    rel: &Path,
+    dst: &Root,
+    dest: &str,
+    owner: Option<(u32, u32)>,
+) -> Result<()> {
+    let dir = dst.mkdir_all(
+        &super::fsops::relative(Path::new(dest)),
+        0o755,
+        owner.unwrap_or((0, 0)),
+    )?;
+    // The directory by fd: a path through the rootfs could follow a
+    // symlink out of it, /proc/self/fd/N cannot.
+    let root = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&dir)
+    ));
+    let file = src.resolve(rel, rustix::fs::OFlags::RDONLY, true)?;
+    let mut input = std::io::BufReader::new(std::fs::File::from(file));
+    let opts = kiln_layer::UnpackOptions {
+        owner,
+        ..Default::default()
+    };
+    let unpacked = kiln_layer::unpack(&mut input, &root, &opts)?;
+    for w in unpacked.warnings {
+        eprintln!("kiln: warning: ADD {}: {w}", rel.display());
+    }
+    Ok(())
 }
 
 fn run_argv(state: &StageState, run: &Run) -> Vec<String> {

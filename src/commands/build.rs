@@ -9,7 +9,7 @@ use kiln_layer::Compression;
 use kiln_store::Store;
 
 use super::{dockerfile, export};
-use crate::build::{self, Progress, Request};
+use crate::build::{self, NamedContext, Progress, Request};
 use crate::cli::BuildArgs;
 
 pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
@@ -75,6 +75,16 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         no_cache: args.no_cache,
         epoch: epoch.map(|e| e as i64),
         dockerfile_path: args.file.clone().filter(|f| f.as_os_str() != "-"),
+        contexts: args
+            .build_contexts
+            .iter()
+            .map(|c| {
+                let (name, value) = c
+                    .split_once('=')
+                    .with_context(|| format!("--build-context {c}: expected NAME=VALUE"))?;
+                Ok((name.to_string(), NamedContext::parse(value)?))
+            })
+            .collect::<Result<_>>()?,
     };
     let _lock = store.build_lock()?;
     let mut built = match build::build(store, &req, &progress) {

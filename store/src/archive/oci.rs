@@ -174,7 +174,10 @@ fn select<'i>(index: &'i ImageIndex, reference: Option<&str>) -> Result<&'i Desc
             let full = crate::normalize_name(r).ok();
             entries
                 .iter()
-                .find(|e| ref_name(e).is_some_and(|n| n == r || Some(&n) == full.as_ref()))
+                .find(|e| {
+                    e.digest().to_string() == r
+                        || ref_name(e).is_some_and(|n| n == r || Some(&n) == full.as_ref())
+                })
                 .ok_or_else(|| Error::ImageNotKnown(r.to_string()))
         }
         None => match entries.as_slice() {
