@@ -15,14 +15,17 @@ bash scripts/testuser.sh >/dev/null
 bash scripts/podman-user.sh kilntest
 
 cargo build --release --quiet --bin kiln
-json=$(cargo test --release --test build --no-run --message-format=json 2>/dev/null)
-tests=$(grep -o '"executable":"[^"]*/build-[^"]*"' <<<"$json" | head -1 | cut -d'"' -f4)
-[ -n "$tests" ] || { echo "test-build.sh: could not find the test binary" >&2; exit 1; }
+suites=(build examples)
+json=$(cargo test --release "${suites[@]/#/--test=}" --no-run --message-format=json 2>/dev/null)
 
 dir=$(mktemp -d /tmp/kiln-build-bin.XXXXXX)
 chmod 755 "$dir"
 cp target/release/kiln "$dir/kiln"
-cp "$tests" "$dir/build-tests"
+for suite in "${suites[@]}"; do
+    exe=$(grep -o "\"executable\":\"[^\"]*/$suite-[^\"]*\"" <<<"$json" | head -1 | cut -d'"' -f4)
+    [ -n "$exe" ] || { echo "test-build.sh: could not find the $suite test binary" >&2; exit 1; }
+    cp "$exe" "$dir/$suite-tests"
+done
 cp -r examples "$dir/examples"
 scripts/busybox-image.sh "$dir/busybox" >/dev/null
 chmod -R a+rX "$dir"
@@ -34,10 +37,12 @@ trap cleanup EXIT
 
 log=$(mktemp)
 status=0
-(cd / && runuser -u kilntest -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/home/kilntest \
-    USER=kilntest LOGNAME=kilntest XDG_RUNTIME_DIR= \
-    KILN_BIN="$dir/kiln" KILN_TEST_BASE="$dir/busybox" KILN_TEST_EXAMPLES="$dir/examples" \
-    "$dir/build-tests" --include-ignored --test-threads=2 "$@") 2>&1 | tee "$log" || status=1
+for suite in "${suites[@]}"; do
+    (cd / && runuser -u kilntest -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/home/kilntest \
+        USER=kilntest LOGNAME=kilntest XDG_RUNTIME_DIR= \
+        KILN_BIN="$dir/kiln" KILN_TEST_BASE="$dir/busybox" KILN_TEST_EXAMPLES="$dir/examples" \
+        "$dir/$suite-tests" --include-ignored --test-threads=2 "$@") 2>&1 | tee -a "$log" || status=1
+done
 passed=$(grep -o '[0-9]* passed' "$log" | awk '{s+=$1} END {print s+0}')
 failed=$(grep -o '[0-9]* failed' "$log" | awk '{s+=$1} END {print s+0}')
 rm -f "$log"

@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Build an image from a Dockerfile.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// List the images in the store.
     Images(ImagesArgs),
     /// Remove images (by name, or by ID with all their names).
@@ -106,6 +106,22 @@ pub struct BuildArgs {
     /// Do not use the step cache.
     #[arg(long)]
     pub no_cache: bool,
+
+    /// Add a label to the image (repeatable): KEY=VALUE.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+
+    /// Target platform; only the host's (e.g. linux/amd64) can be built.
+    #[arg(long)]
+    pub platform: Option<String>,
+
+    /// Write the build result as JSON (image and config digests, names), like buildx.
+    #[arg(long = "metadata-file")]
+    pub metadata_file: Option<PathBuf>,
+
+    /// Progress output: auto, plain or quiet.
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
 
     /// Name an extra context: NAME=DIR, NAME=oci-layout:///PATH[:TAG|@DIGEST], NAME=docker-image://REF.
     #[arg(long = "build-context", value_name = "NAME=VALUE")]

@@ -2,13 +2,15 @@
 //! detection, decompression and both digests here; what each entry may do
 //! to the filesystem in [`crate::extract`].
 
-use std::io::{self, Read};
+use std::io::{self, BufReader, Read};
 use std::path::Path;
 
 use crate::compress::{read_magic, Decoder, Format};
 use crate::digest::{Digest, DigestReader};
 use crate::error::{Error, Result};
 use crate::extract::Extractor;
+
+const BUF: usize = 128 * 1024;
 
 /// Unpack settings.
 #[derive(Clone, Debug, Default)]
@@ -43,12 +45,18 @@ pub struct Unpacked {
 /// trailing bytes included, has been read.
 pub fn unpack(input: &mut dyn Read, root: &Path, opts: &UnpackOptions) -> Result<Unpacked> {
     let mut extractor = Extractor::new(root, opts)?;
-    let mut raw = DigestReader::new(input);
+    // Buffered on both sides of the decompressor: the tar reader asks for
+    // 512-byte headers, and the caller's input may be an unbuffered file.
+    // Bytes are hashed as the buffers take them, each exactly once.
+    let mut raw = DigestReader::new(BufReader::with_capacity(BUF, input));
     let head = read_magic(&mut raw).map_err(archive_err)?;
     let decoder = Decoder::new(Format::detect(&head), io::Cursor::new(head).chain(&mut raw))
         .map_err(archive_err)?;
     let mut tar_stream = DigestReader::new(decoder);
-    extract_all(&mut tar_stream, &mut extractor)?;
+    extract_all(
+        &mut BufReader::with_capacity(BUF, &mut tar_stream),
+        &mut extractor,
+    )?;
     extractor.finish()?;
     // The end-of-archive blocks, any padding after them, and whatever the
     // decompressor has not consumed all count for the digests.

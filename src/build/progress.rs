@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+/// Lines of a failed step's output repeated in its error.
+const TAIL: usize = 10;
+
 pub struct Progress {
     next: AtomicUsize,
     quiet: bool,
@@ -78,16 +81,22 @@ impl Vertex<'_> {
         }
     }
 
-    /// A pipe whose lines are shown as this step's output; join the handle
-    /// after the step so no line is lost. Quiet builds drop the output.
-    pub fn output(&self) -> std::io::Result<(OwnedFd, JoinHandle<()>)> {
+    /// A pipe whose lines are shown as this step's output; joining the
+    /// handle after the step gives its last lines (for an error message).
+    /// Quiet builds show nothing.
+    pub fn output(&self) -> std::io::Result<(OwnedFd, JoinHandle<Vec<String>>)> {
         let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         let (id, started, quiet) = (self.id, self.started, self.progress.quiet);
         let handle = std::thread::spawn(move || {
             let reader = BufReader::new(std::fs::File::from(rd));
             let stderr = std::io::stderr();
+            let mut last = std::collections::VecDeque::with_capacity(TAIL);
             for line in reader.split(b'\n') {
                 let Ok(line) = line else { break };
+                if last.len() == TAIL {
+                    last.pop_front();
+                }
+                last.push_back(String::from_utf8_lossy(&line).into_owned());
                 if quiet {
                     continue;
                 }
@@ -96,6 +105,7 @@ impl Vertex<'_> {
                 let _ = out.write_all(&line);
                 let _ = out.write_all(b"\n");
             }
+            last.into()
         });
         Ok((wr, handle))
     }

@@ -97,14 +97,19 @@ impl Builder<'_> {
         };
         let status = kiln_sandbox::run(&spec);
         drop(spec);
-        let _ = reader.join();
+        let tail = reader.join().unwrap_or_default();
         let status = status.context("running the step")?;
         if !status.success() {
-            bail!(
+            let mut msg = format!(
                 "process {:?} did not complete successfully: exit code: {}",
                 argv.join(" "),
                 status.code()
             );
+            if !tail.is_empty() {
+                msg.push_str("\n  last output:\n    ");
+                msg.push_str(&tail.join("\n    "));
+            }
+            bail!(msg);
         }
         let layer = self.commit(&dirs)?;
         self.history(state, cmd, layer);

@@ -37,7 +37,18 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
             return Ok(1);
         }
     };
-    let progress = Progress::new(args.quiet);
+    let quiet = match args.progress.as_str() {
+        "auto" | "plain" => args.quiet,
+        "quiet" => true,
+        other => bail!("--progress={other}: use auto, plain or quiet"),
+    };
+    if let Some(p) = &args.platform {
+        let host = opts.platform.triple();
+        if p != &host && p.trim_end_matches("/v8") != host {
+            bail!("--platform={p}: kiln builds for the host platform ({host}) only");
+        }
+    }
+    let progress = Progress::new(quiet);
     for w in &graph.warnings {
         progress.note(&format!(
             "WARN: {} - {} ({}:{})",
@@ -95,6 +106,15 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         }
     };
     built.config.created = Some(created);
+    for label in &args.labels {
+        let (k, v) = label.split_once('=').unwrap_or((label.as_str(), ""));
+        built
+            .config
+            .config
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(k.to_string(), v.to_string());
+    }
     let names = args
         .tags
         .iter()
@@ -115,7 +135,16 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
     if let Some(path) = &args.iidfile {
         std::fs::write(path, &id).with_context(|| format!("writing {}", path.display()))?;
     }
-    if args.quiet {
+    if let Some(path) = &args.metadata_file {
+        let meta = serde_json::json!({
+            "containerimage.config.digest": image.config_digest.to_string(),
+            "containerimage.digest": image.manifest_digest.to_string(),
+            "image.name": names.join(","),
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&meta)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if quiet {
         println!("{id}");
     } else {
         progress.note(&format!("Successfully built {}", &image.id()[..12]));

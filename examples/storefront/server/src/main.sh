@@ -1,0 +1,1 @@
+echo "AtSea server starting with $* (static: $(ls /static | tr '\n' ' '))"
