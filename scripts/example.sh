@@ -6,20 +6,45 @@
 # name registry images, which need the registry client (not yet in kiln).
 #
 #   scripts/example.sh            → target/example/kiln-example.tar
+#
+# kiln is rootless: run as root, this script builds as the unprivileged
+# user kilntest (made with a subuid range by scripts/testuser.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 cargo build --release --quiet --bin kiln
-out=target/example
+out=$PWD/target/example
 mkdir -p "$out"
 scripts/busybox-image.sh "$out/busybox" >/dev/null
-target/release/kiln build \
-    --build-arg "BASE=oci:$PWD/$out/busybox:latest" \
+
+run=()
+if [ "$(id -u)" -eq 0 ]; then
+    bash scripts/testuser.sh >/dev/null
+    bash scripts/podman-user.sh kilntest
+    # The unprivileged user needs to reach the binary, the example and $out.
+    stage=$(mktemp -d /tmp/kiln-example.XXXXXX)
+    trap 'rm -rf "$stage"' EXIT
+    cp target/release/kiln "$stage/kiln"
+    cp -r examples/multistage "$stage/multistage"
+    chmod -R a+rX "$stage" "$out/busybox"
+    chown kilntest: "$out"
+    run=(runuser -u kilntest -- env HOME=/home/kilntest)
+    kiln=$stage/kiln
+    context=$stage/multistage
+else
+    kiln=$PWD/target/release/kiln
+    context=$PWD/examples/multistage
+fi
+rm -f "$out/kiln-example.tar"
+(cd / && "${run[@]}" "$kiln" build \
+    --build-arg "BASE=oci:$out/busybox:latest" \
     -t kiln-example \
     -o "type=docker,dest=$out/kiln-example.tar" \
-    examples/multistage
+    "$context")
+as=""
+[ "$(id -u)" -eq 0 ] && as="runuser -u kilntest -- "
 cat <<MSG
 
-Built $out/kiln-example.tar. Run it with:
-  podman load -i $out/kiln-example.tar && podman run --rm localhost/kiln-example
+Built $out/kiln-example.tar. Run it (rootless podman) with:
+  ${as}podman load -i $out/kiln-example.tar && ${as}podman run --rm localhost/kiln-example
 MSG

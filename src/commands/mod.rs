@@ -21,8 +21,12 @@ pub fn run(cli: Cli) -> Result<i32> {
     // Everything else touches the store, whose files belong to ids of
     // kiln's user namespace: enter it first (a rootless kiln re-executes
     // itself here), before any thread exists.
-    let _ns = kiln_sandbox::UserNamespace::enter().context("entering kiln's user namespace")?;
-    let root = cli.root.clone().unwrap_or_else(Store::default_root);
+    let ns = kiln_sandbox::UserNamespace::enter().context("entering kiln's user namespace")?;
+    let real_root = matches!(ns, kiln_sandbox::UserNamespace::Host);
+    let root = cli
+        .root
+        .clone()
+        .unwrap_or_else(|| Store::default_root(real_root));
     let store =
         Store::open(&root).with_context(|| format!("opening the store {}", root.display()))?;
     match &cli.command {

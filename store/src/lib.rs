@@ -75,10 +75,10 @@ impl Store {
     }
 
     /// `$XDG_DATA_HOME/kiln` (else `~/.local/share/kiln`); `/var/lib/kiln`
-    /// for real root.
-    pub fn default_root() -> PathBuf {
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
+    /// for real root. (Root inside kiln's user namespace is not real root:
+    /// the caller says which it is.)
+    pub fn default_root(real_root: bool) -> PathBuf {
+        if real_root {
             return PathBuf::from("/var/lib/kiln");
         }
         if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
