@@ -119,13 +119,17 @@ pub struct BuildArgs {
     #[arg(long = "metadata-file")]
     pub metadata_file: Option<PathBuf>,
 
-    /// Progress output: auto, plain or quiet.
+    /// Progress output: auto (tty on a terminal, else plain), plain, tty or quiet.
     #[arg(long, default_value = "auto")]
     pub progress: String,
 
     /// Name an extra context: NAME=DIR, NAME=oci-layout:///PATH[:TAG|@DIGEST], NAME=docker-image://REF.
     #[arg(long = "build-context", value_name = "NAME=VALUE")]
     pub build_contexts: Vec<String>,
+
+    /// How many independent stages run at once (default: the number of CPUs).
+    #[arg(long)]
+    pub jobs: Option<usize>,
 
     /// Layer compression for stored and exported images: gzip or zstd.
     #[arg(long, default_value = "gzip")]

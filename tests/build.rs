@@ -533,3 +533,42 @@ fn named_build_contexts_feed_from_and_copy_from() {
         "from a named dir\n"
     );
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_terminal_gets_the_live_view_and_quiet_only_the_id() {
+    let case = Case::new("tty");
+    case.dockerfile("FROM BASE\nRUN echo working && sleep 0.5\n");
+    // `script` gives kiln a pseudo-terminal, as a user's shell would.
+    let cmd = format!(
+        "{} --root {} build --no-cache {}",
+        support::kiln_bin().display(),
+        case.store().display(),
+        case.ctx().display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    let screen = text(&out);
+    assert!(out.status.success(), "{screen}");
+    assert!(
+        screen.contains("[+] Building") && screen.contains("\x1b["),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("=> [stage-0 2/2] RUN echo working"),
+        "{screen}"
+    );
+    let out = case.kiln(&["build", "-q", case.ctx().to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.trim().starts_with("sha256:") && stdout.trim().len() == 71,
+        "{stdout}"
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -196,3 +196,25 @@ fn a_context_symlink_to_etc_reads_nothing_outside_the_context() {
         Path::new("/etc/passwd")
     );
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn independent_stages_run_at_the_same_time() {
+    // The listener only gets its message if the sender's stage runs while
+    // it waits: proof of overlap without timing anything.
+    let port = 20000 + (std::process::id() % 20000);
+    let case = Case::new("parallel-stages");
+    case.dockerfile(&format!(
+        "FROM BASE AS listener\nRUN timeout 60 nc -l -p {port} > /got && test -s /got\n\
+         FROM BASE AS sender\nRUN for i in $(seq 200); do echo hello | nc 127.0.0.1 {port} && break; sleep 0.1; done\n\
+         FROM BASE\nCOPY --from=listener /got /got\nCOPY --from=sender /etc/passwd /sender-was-here\n"
+    ));
+    let out = case.path("out");
+    case.build(&[
+        "--jobs",
+        "2",
+        "-o",
+        &format!("type=local,dest={}", out.display()),
+    ]);
+    assert_eq!(fs::read_to_string(out.join("got")).unwrap(), "hello\n");
+}

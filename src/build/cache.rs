@@ -15,8 +15,14 @@ use rustix::fs::{FileType, OFlags};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use kiln_store::Store;
+
 use super::dockerignore::Ignore;
-use super::fsops::{self, Root};
+use super::fsops::{self, Meta, Root};
 use crate::image_config::ImageConfig;
 
 /// A stored cache entry.
@@ -55,59 +61,127 @@ pub fn cache_layers(entry: &[u8]) -> Vec<Digest> {
         .unwrap_or_default()
 }
 
+/// Content digests of context files, remembered by (path, size, mtime,
+/// inode) across builds, so an unchanged context is not read again. Kept
+/// as one cache entry per context directory.
+#[derive(Default)]
+pub struct FileMemo {
+    key: String,
+    known: Mutex<HashMap<String, Stamp>>,
+    changed: AtomicBool,
+}
+
+/// (size, mtime s, mtime ns, inode, sha256 hex).
+type Stamp = (u64, i64, i64, u64, String);
+
+fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl FileMemo {
+    pub fn load(store: &Store, context: &Path) -> FileMemo {
+        let dir = std::fs::canonicalize(context).unwrap_or_else(|_| context.to_path_buf());
+        let key = key("", &[b"context-memo", dir.as_os_str().as_encoded_bytes()]);
+        let known = store
+            .cache_get(&key)
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        FileMemo {
+            key,
+            known: Mutex::new(known),
+            changed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn save(&self, store: &Store) -> Result<()> {
+        if self.changed.load(Ordering::Relaxed) {
+            let bytes = serde_json::to_vec(&*guard(&self.known))?;
+            store.cache_put(&self.key, &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// The sha256 of the file at `rel`, from memory when its identity did
+    /// not change.
+    fn digest(&self, root: &Root, rel: &Path, follow: bool, m: &Meta) -> Result<String> {
+        let id = rel.to_string_lossy().into_owned();
+        let stamp = (m.size, m.mtime.tv_sec, m.mtime.tv_nsec, m.ino);
+        if let Some((s, t, n, i, d)) = guard(&self.known).get(&id) {
+            if (*s, *t, *n, *i) == stamp {
+                return Ok(d.clone());
+            }
+        }
+        let file = root.resolve(rel, OFlags::RDONLY, follow)?;
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut std::fs::File::from(file), &mut hasher)?;
+        let d = hex(&hasher.finalize());
+        guard(&self.known).insert(id, (stamp.0, stamp.1, stamp.2, stamp.3, d.clone()));
+        self.changed.store(true, Ordering::Relaxed);
+        Ok(d)
+    }
+}
+
 /// A digest over what COPY would read for `sources` under `root`, with
 /// the same `.dockerignore` rules.
-pub fn sources_digest(root: &Root, sources: &[String], ignore: Option<&Ignore>) -> Result<String> {
+pub fn sources_digest(
+    root: &Root,
+    sources: &[String],
+    ignore: Option<&Ignore>,
+    memo: &FileMemo,
+) -> Result<String> {
     let mut h = Sha256::new();
+    let walk = Hashing { root, ignore, memo };
     for s in sources {
         h.update(s.as_bytes());
         h.update([0]);
         for rel in super::copy::select(root, std::slice::from_ref(s), ignore)? {
             // COPY follows a symlink named as a source, not those inside.
-            hash_tree(root, &rel, true, ignore, &mut h)?;
+            walk.tree(&rel, true, &mut h)?;
         }
     }
     Ok(hex(&h.finalize()))
 }
 
-fn hash_tree(
-    root: &Root,
-    rel: &Path,
-    follow: bool,
-    ignore: Option<&Ignore>,
-    h: &mut Sha256,
-) -> Result<()> {
-    let fd = root.resolve(rel, OFlags::PATH, follow)?;
-    let m = fsops::meta(fd.as_fd())?;
-    h.update(rel.as_os_str().as_encoded_bytes());
-    h.update(format!("\0{:o}\0{}\0{}\0{}\0", m.mode, m.uid, m.gid, m.size).as_bytes());
-    match m.kind {
-        FileType::RegularFile => {
-            let file = root.resolve(rel, OFlags::RDONLY, follow)?;
-            let mut file = std::fs::File::from(file);
-            std::io::copy(&mut file, h)?;
-        }
-        FileType::Symlink => {
-            let target = rustix::fs::readlinkat(&fd, "", Vec::new())?;
-            h.update(target.as_bytes());
-        }
-        FileType::Directory => {
-            let dir = root.resolve(rel, OFlags::PATH | OFlags::DIRECTORY, true)?;
-            for name in fsops::list(dir.as_fd())? {
-                let child = rel.join(fsops::os(&name));
-                if let Some(i) = ignore {
-                    let is_dir = root
-                        .stat(&child, false)
-                        .is_ok_and(|m| m.kind == FileType::Directory);
-                    if i.excluded(&child) && !(is_dir && i.may_reinclude_below(&child)) {
-                        continue;
-                    }
-                }
-                hash_tree(root, &child, false, ignore, h)?;
+struct Hashing<'a> {
+    root: &'a Root,
+    ignore: Option<&'a Ignore>,
+    memo: &'a FileMemo,
+}
+
+impl Hashing<'_> {
+    fn tree(&self, rel: &Path, follow: bool, h: &mut Sha256) -> Result<()> {
+        let fd = self.root.resolve(rel, OFlags::PATH, follow)?;
+        let m = fsops::meta(fd.as_fd())?;
+        h.update(rel.as_os_str().as_encoded_bytes());
+        h.update(format!("\0{:o}\0{}\0{}\0{}\0", m.mode, m.uid, m.gid, m.size).as_bytes());
+        match m.kind {
+            FileType::RegularFile => {
+                h.update(self.memo.digest(self.root, rel, follow, &m)?.as_bytes())
             }
+            FileType::Symlink => h.update(rustix::fs::readlinkat(&fd, "", Vec::new())?.as_bytes()),
+            FileType::Directory => {
+                let dir = self
+                    .root
+                    .resolve(rel, OFlags::PATH | OFlags::DIRECTORY, true)?;
+                for name in fsops::list(dir.as_fd())? {
+                    let child = rel.join(fsops::os(&name));
+                    if let Some(i) = self.ignore {
+                        let is_dir = self
+                            .root
+                            .stat(&child, false)
+                            .is_ok_and(|m| m.kind == FileType::Directory);
+                        if i.excluded(&child) && !(is_dir && i.may_reinclude_below(&child)) {
+                            continue;
+                        }
+                    }
+                    self.tree(&child, false, h)?;
+                }
+            }
+            _ => {}
         }
-        _ => {}
+        h.update([0xff]);
+        Ok(())
     }
-    h.update([0xff]);
-    Ok(())
 }

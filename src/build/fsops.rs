@@ -33,6 +33,7 @@ pub struct Meta {
     pub gid: u32,
     pub mtime: Timespec,
     pub size: u64,
+    pub ino: u64,
 }
 
 impl Root {
@@ -128,6 +129,7 @@ pub fn meta(fd: BorrowedFd<'_>) -> io::Result<Meta> {
             tv_nsec: st.st_mtime_nsec as _,
         },
         size: st.st_size as u64,
+        ino: st.st_ino,
     })
 }
 

@@ -21,6 +21,7 @@ mod steps;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use anyhow::{anyhow, Context, Result};
 use kiln_dockerfile::instructions::{expand, Command, Instruction};
@@ -33,7 +34,7 @@ use kiln_store::{Scratch, Store};
 use crate::image_config::{History, ImageConfig};
 pub use cache::cache_layers;
 pub use copy::{copy_rootfs, Attrs};
-pub use progress::Progress;
+pub use progress::{Mode as ProgressMode, Progress};
 
 /// What to build.
 pub struct Request {
@@ -152,14 +153,18 @@ pub(crate) struct Builder<'a> {
     pub progress: &'a Progress,
     pub lexer: Lexer,
     pub scratch: Scratch,
-    pub stages: HashMap<usize, StageState>,
-    pub used_args: BTreeSet<String>,
+    /// Finished stages; stages run on several threads at once.
+    pub stages: Mutex<HashMap<usize, StageState>>,
+    pub used_args: Mutex<BTreeSet<String>>,
     /// The context's `.dockerignore`.
     pub ignore: dockerignore::Ignore,
+    /// Context file digests from earlier builds.
+    pub memo: cache::FileMemo,
 }
 
-pub fn build(store: &Store, req: &Request, progress: &Progress) -> Result<Built> {
-    let mut b = Builder {
+/// Builds the stages the target needs, up to `jobs` of them at once.
+pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> Result<Built> {
+    let b = Builder {
         store,
         req,
         progress,
@@ -167,25 +172,84 @@ pub fn build(store: &Store, req: &Request, progress: &Progress) -> Result<Built>
         scratch: store
             .scratch()
             .context("creating the build's scratch dir")?,
-        stages: HashMap::new(),
-        used_args: BTreeSet::new(),
+        stages: Mutex::new(HashMap::new()),
+        used_args: Mutex::new(BTreeSet::new()),
         ignore: dockerignore::Ignore::load(&req.context, req.dockerfile_path.as_deref())?,
+        memo: cache::FileMemo::load(store, &req.context),
     };
-    for &index in &req.graph.order {
-        let state = b.stage(index)?;
-        b.stages.insert(index, state);
-    }
-    let target = b
-        .stages
-        .remove(&req.graph.target)
-        .context("the target stage was not built")?;
+    let result = b.run_stages(jobs.max(1));
+    b.memo.save(store)?;
+    result?;
+    let target = b.built(req.graph.target)?;
     Ok(Built {
         config: target.config,
     })
 }
 
+/// A poisoned lock only means another stage's thread panicked; the data
+/// (a map of finished stages) is still whole.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Builder<'_> {
-    fn stage(&mut self, index: usize) -> Result<StageState> {
+    /// A finished stage's state.
+    pub(crate) fn built(&self, index: usize) -> Result<StageState> {
+        lock(&self.stages)
+            .get(&index)
+            .cloned()
+            .context("a stage this one reads was not built")
+    }
+
+    /// Runs every stage once the stages it reads are done, several at a
+    /// time; after a failure no new stage starts and the first error wins.
+    fn run_stages(&self, jobs: usize) -> Result<()> {
+        let graph = &self.req.graph;
+        let mut pending: Vec<usize> = graph.order.clone();
+        let mut failed: Option<anyhow::Error> = None;
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let mut running = 0;
+            loop {
+                while failed.is_none() && running < jobs {
+                    let done = lock(&self.stages);
+                    let ready = pending
+                        .iter()
+                        .position(|&i| graph.stages[i].stage_deps().all(|d| done.contains_key(&d)));
+                    drop(done);
+                    let Some(pos) = ready else { break };
+                    let index = pending.remove(pos);
+                    let tx = tx.clone();
+                    scope.spawn(move || {
+                        let _ = tx.send((index, self.stage(index)));
+                    });
+                    running += 1;
+                }
+                if running == 0 {
+                    break;
+                }
+                let Ok((index, result)) = rx.recv() else {
+                    break;
+                };
+                running -= 1;
+                match result {
+                    Ok(state) => {
+                        lock(&self.stages).insert(index, state);
+                    }
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                    }
+                }
+            }
+        });
+        match failed {
+            Some(e) => Err(e),
+            None if pending.is_empty() => Ok(()),
+            None => anyhow::bail!("stages {pending:?} could not be scheduled"),
+        }
+    }
+
+    fn stage(&self, index: usize) -> Result<StageState> {
         let graph = &self.req.graph;
         let stage = &graph.file.stages[index];
         let total = stage.commands.len() + 1;
@@ -251,7 +315,7 @@ impl Builder<'_> {
     }
 
     /// The stage's starting state and the base image's ONBUILD triggers.
-    fn base(&mut self, index: usize) -> Result<(StageState, Vec<String>)> {
+    fn base(&self, index: usize) -> Result<(StageState, Vec<String>)> {
         let node = &self.req.graph.stages[index];
         match &node.base {
             Base::Scratch => Ok((
@@ -259,7 +323,7 @@ impl Builder<'_> {
                 Vec::new(),
             )),
             Base::Stage(i) => {
-                let parent = self.stages.get(i).context("a parent stage was not built")?;
+                let parent = self.built(*i)?;
                 // A child stage inherits the image, not the parent's ARGs.
                 Ok((
                     StageState::from_config(parent.config.clone(), parent.key.clone()),
@@ -288,7 +352,7 @@ impl Builder<'_> {
 
     /// Runs one instruction; true when its result came from the cache.
     fn command(
-        &mut self,
+        &self,
         state: &mut StageState,
         cmd: &Command,
         vertex: &progress::Vertex<'_>,
@@ -299,7 +363,7 @@ impl Builder<'_> {
         if let Instruction::Arg(decls) = &instruction {
             state
                 .scope
-                .declare_args(decls, &self.req.graph.inputs, &mut self.used_args);
+                .declare_args(decls, &self.req.graph.inputs, &mut lock(&self.used_args));
             return Ok(false);
         }
         let key = self.step_key(state, &instruction, cmd)?;
@@ -372,6 +436,7 @@ impl Builder<'_> {
                         &fsops::Root::open(&self.req.context)?,
                         &op.sources,
                         Some(&self.ignore),
+                        &self.memo,
                     )?,
                     Some(from) => self.key_of_from(from, cmd)?,
                 };
@@ -384,7 +449,7 @@ impl Builder<'_> {
     }
 
     fn execute(
-        &mut self,
+        &self,
         state: &mut StageState,
         instruction: &Instruction,
         cmd: &Command,

@@ -63,7 +63,7 @@ fn unique() -> u64 {
 
 impl Builder<'_> {
     pub(super) fn run(
-        &mut self,
+        &self,
         state: &mut StageState,
         run: &Run,
         cmd: &Command,
@@ -117,7 +117,7 @@ impl Builder<'_> {
     }
 
     pub(super) fn copy(
-        &mut self,
+        &self,
         state: &mut StageState,
         op: &FileOp,
         cmd: &Command,
@@ -202,12 +202,7 @@ impl Builder<'_> {
         Ok(())
     }
 
-    pub(super) fn workdir(
-        &mut self,
-        state: &mut StageState,
-        dir: &str,
-        cmd: &Command,
-    ) -> Result<()> {
+    pub(super) fn workdir(&self, state: &mut StageState, dir: &str, cmd: &Command) -> Result<()> {
         let path = copy::absolute_dest(dir, &state.workdir());
         let path = path.trim_end_matches('/');
         let path = if path.is_empty() { "/" } else { path };
@@ -251,11 +246,7 @@ impl Builder<'_> {
         dirs: &StepDirs,
     ) -> Result<(Root, Option<OverlayMount>)> {
         let lowers = match self.source_of_from(cmd) {
-            Some(Source::Stage(i)) => self
-                .stages
-                .get(&i)
-                .context("the --from stage was not built")?
-                .lowers(self.store)?,
+            Some(Source::Stage(i)) => self.built(i)?.lowers(self.store)?,
             _ if self.named_dir(from).is_some() => {
                 let dir = self.named_dir(from).unwrap_or_default();
                 return Ok((Root::open(&dir)?, None));
@@ -286,14 +277,14 @@ impl Builder<'_> {
     /// image's manifest digest.
     pub(super) fn key_of_from(&self, from: &str, cmd: &Command) -> Result<String> {
         match self.source_of_from(cmd) {
-            Some(Source::Stage(i)) => Ok(self
-                .stages
-                .get(&i)
-                .context("the --from stage was not built")?
-                .key
-                .clone()),
+            Some(Source::Stage(i)) => Ok(self.built(i)?.key),
             _ => match self.named_dir(from) {
-                Some(dir) => super::cache::sources_digest(&Root::open(&dir)?, &[".".into()], None),
+                Some(dir) => super::cache::sources_digest(
+                    &Root::open(&dir)?,
+                    &[".".into()],
+                    None,
+                    &self.memo,
+                ),
                 None => Ok(self.image(from)?.manifest_digest.to_string()),
             },
         }

@@ -9,7 +9,7 @@ use kiln_layer::Compression;
 use kiln_store::Store;
 
 use super::{dockerfile, export};
-use crate::build::{self, NamedContext, Progress, Request};
+use crate::build::{self, NamedContext, Progress, ProgressMode, Request};
 use crate::cli::BuildArgs;
 
 pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
@@ -37,18 +37,20 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
             return Ok(1);
         }
     };
-    let quiet = match args.progress.as_str() {
-        "auto" | "plain" => args.quiet,
-        "quiet" => true,
-        other => bail!("--progress={other}: use auto, plain or quiet"),
-    };
+    let mode = ProgressMode::parse(&args.progress, args.quiet).with_context(|| {
+        format!(
+            "--progress={}: use auto, plain, tty or quiet",
+            args.progress
+        )
+    })?;
+    let quiet = mode == ProgressMode::Quiet;
     if let Some(p) = &args.platform {
         let host = opts.platform.triple();
         if p != &host && p.trim_end_matches("/v8") != host {
             bail!("--platform={p}: kiln builds for the host platform ({host}) only");
         }
     }
-    let progress = Progress::new(quiet);
+    let progress = Progress::new(mode);
     for w in &graph.warnings {
         progress.note(&format!(
             "WARN: {} - {} ({}:{})",
@@ -97,10 +99,16 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
             })
             .collect::<Result<_>>()?,
     };
+    let jobs = match args.jobs {
+        Some(0) => bail!("--jobs must be at least 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
     let _lock = store.build_lock()?;
-    let mut built = match build::build(store, &req, &progress) {
+    let mut built = match build::build(store, &req, &progress, jobs) {
         Ok(b) => b,
         Err(e) => {
+            progress.finish();
             eprintln!("error: {e:#}");
             return Ok(1);
         }
@@ -148,6 +156,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         println!("{id}");
     } else {
         progress.note(&format!("Successfully built {}", &image.id()[..12]));
+        progress.finish();
     }
     Ok(0)
 }
