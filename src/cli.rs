@@ -127,6 +127,11 @@ pub struct BuildArgs {
     #[arg(long = "build-context", value_name = "NAME=VALUE")]
     pub build_contexts: Vec<String>,
 
+    /// When to pull base images: missing (default) or never; kiln has no
+    /// registry client yet, so `always` is refused.
+    #[arg(long, default_value = "missing", num_args = 0..=1, default_missing_value = "always")]
+    pub pull: String,
+
     /// How many independent stages run at once (default: the number of CPUs).
     #[arg(long)]
     pub jobs: Option<usize>,

@@ -422,120 +422,6 @@ fn archives_and_layouts_serve_as_bases() {
 
 #[test]
 #[ignore = "rootless: run by scripts/test-build.sh"]
-fn dockerignore_hides_files_and_copy_follows_docker_rules() {
-    let case = Case::new("ignore");
-    case.dockerfile(
-        "FROM BASE\nWORKDIR /app\nCOPY . .\nCOPY *.txt /txt/\nCOPY sub /flat\nCOPY --chown=builder:builder --chmod=0640 one.txt /owned\n",
-    );
-    case.file(
-        ".dockerignore",
-        "*.log\nsecret/\n!secret/public\n**/*.tmp\n",
-    );
-    case.file("one.txt", "1");
-    case.file("two.txt", "2");
-    case.file("debug.log", "no");
-    case.file("secret/key", "no");
-    case.file("secret/public", "yes");
-    case.file("sub/deep/x.tmp", "no");
-    case.file("sub/deep/y", "y");
-    let out = case.path("out");
-    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
-    let app = out.join("app");
-    assert!(app.join("one.txt").is_file() && app.join("Dockerfile").is_file());
-    assert!(!app.join("debug.log").exists(), ".log is ignored");
-    assert!(!app.join("secret/key").exists());
-    assert_eq!(
-        fs::read_to_string(app.join("secret/public")).unwrap(),
-        "yes",
-        "! re-includes"
-    );
-    assert!(!app.join("sub/deep/x.tmp").exists() && app.join("sub/deep/y").is_file());
-    assert!(out.join("txt/one.txt").is_file() && out.join("txt/two.txt").is_file());
-    assert!(
-        out.join("flat/deep/y").is_file(),
-        "a directory source copies its contents"
-    );
-    // --chown by name from the image's passwd/group, --chmod; checked in
-    // the image (the local export hands files to the calling user).
-    case.dockerfile("FROM BASE\nCOPY --chown=builder:builder --chmod=0640 one.txt /owned\n");
-    let archive = case.path("owned.tar");
-    case.build(&[
-        "-t",
-        "owned",
-        "-o",
-        &format!("type=docker,dest={}", archive.display()),
-    ]);
-    let said = podman_run(
-        &archive,
-        "localhost/owned:latest",
-        &["stat", "-c", "%u:%g %a", "/owned"],
-    );
-    assert_eq!(said, "1000:1000 640\n");
-}
-
-#[test]
-#[ignore = "rootless: run by scripts/test-build.sh"]
-fn add_unpacks_local_archives_and_copy_does_not() {
-    let case = Case::new("add");
-    let payload = case.path("payload");
-    fs::create_dir_all(payload.join("pkg/bin")).unwrap();
-    fs::write(payload.join("pkg/bin/tool"), "#!/bin/sh\necho tool\n").unwrap();
-    for (name, flag) in [("pkg.tar", ""), ("pkg.tar.gz", "z"), ("pkg.tar.xz", "J")] {
-        tool(
-            "tar",
-            &[
-                &format!("-c{flag}f"),
-                case.ctx().join(name).to_str().unwrap(),
-                "-C",
-                payload.to_str().unwrap(),
-                "pkg",
-            ],
-        );
-    }
-    case.file("plain.txt", "not an archive\n");
-    case.dockerfile(
-        "FROM BASE\nADD pkg.tar /t1/\nADD pkg.tar.gz /t2\nADD pkg.tar.xz /t3/\nADD plain.txt /t4/\nCOPY pkg.tar.gz /t5/\nADD --unpack=false pkg.tar /t6/\n",
-    );
-    let out = case.path("out");
-    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
-    for t in ["t1", "t2", "t3"] {
-        assert_eq!(
-            fs::read_to_string(out.join(t).join("pkg/bin/tool")).unwrap(),
-            "#!/bin/sh\necho tool\n",
-            "{t}"
-        );
-    }
-    assert!(out.join("t4/plain.txt").is_file());
-    assert!(out.join("t5/pkg.tar.gz").is_file(), "COPY never unpacks");
-    assert!(out.join("t6/pkg.tar").is_file(), "--unpack=false");
-}
-
-#[test]
-#[ignore = "rootless: run by scripts/test-build.sh"]
-fn named_build_contexts_feed_from_and_copy_from() {
-    let case = Case::new("contexts");
-    let extra = case.path("extra");
-    fs::create_dir_all(&extra).unwrap();
-    fs::write(extra.join("data.txt"), "from a named dir\n").unwrap();
-    let layout = std::env::var("KILN_TEST_BASE").unwrap();
-    case.dockerfile("FROM base\nCOPY --from=files data.txt /data.txt\nRUN cat /data.txt > /seen\n");
-    let out = case.path("out");
-    case.build(&[
-        "--build-context",
-        &format!("base=oci-layout://{layout}:latest"),
-        "--build-context",
-        &format!("files={}", extra.display()),
-        "-o",
-        &format!("type=local,dest={}", out.display()),
-    ]);
-    assert_eq!(
-        fs::read_to_string(out.join("seen")).unwrap(),
-        "from a named dir\n"
-    );
-}
-
-#[test]
-#[ignore = "rootless: run by scripts/test-build.sh"]
 fn a_terminal_gets_the_live_view_and_quiet_only_the_id() {
     let case = Case::new("tty");
     case.dockerfile("FROM BASE\nRUN echo working && sleep 0.5\n");
@@ -571,4 +457,41 @@ fn a_terminal_gets_the_live_view_and_quiet_only_the_id() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn ctrl_c_stops_the_build_and_leaves_the_store_clean() {
+    let case = Case::new("sigint");
+    case.dockerfile("FROM BASE\nRUN echo started && sleep 60\n");
+    let mut child = Command::new(support::kiln_bin())
+        .arg("--root")
+        .arg(case.store())
+        .args(["build", "--progress=plain"])
+        .arg(case.ctx())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the step runs.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0
+        && !line.contains("started")
+    {}
+    let sent = std::time::Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert!(
+        sent.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        sent.elapsed()
+    );
+    // No step process survives (its `sleep 60` would still be there).
+    let ps = tool("ps", &["-eo", "args"]);
+    assert!(!ps.lines().any(|l| l.trim() == "sleep 60"), "{ps}");
+    case.dockerfile("FROM BASE\nRUN echo next > /next\n");
+    case.build(&[]);
+    let tmp: Vec<_> = fs::read_dir(case.store().join("tmp")).unwrap().collect();
+    assert!(tmp.is_empty(), "{tmp:?}");
 }

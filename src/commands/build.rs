@@ -44,6 +44,14 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         )
     })?;
     let quiet = mode == ProgressMode::Quiet;
+    match args.pull.as_str() {
+        "missing" | "never" | "false" => {}
+        "always" | "true" => bail!(
+            "--pull={}: pulling from registries is not supported yet; bases come from the store or local files",
+            args.pull
+        ),
+        other => bail!("--pull={other}: use always, missing or never"),
+    }
     if let Some(p) = &args.platform {
         let host = opts.platform.triple();
         if p != &host && p.trim_end_matches("/v8") != host {
