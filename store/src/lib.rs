@@ -139,9 +139,13 @@ impl Store {
         }
     }
 
+    /// Stores a cache entry by rename, without fsync: after a crash an
+    /// entry may be missing or empty, which its reader treats as a miss —
+    /// cheaper than two fsyncs on every build step.
     pub fn cache_put(&self, key: &str, value: &[u8]) -> Result<()> {
         let path = self.cache_path(key)?;
         let tmp = self.tmp_file("cache");
-        fsutil::write_atomic(&tmp, &path, value)
+        std::fs::write(&tmp, value).map_err(|e| Error::io("write", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename", &path, e))
     }
 }
