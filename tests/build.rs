@@ -495,3 +495,46 @@ fn ctrl_c_stops_the_build_and_leaves_the_store_clean() {
     let tmp: Vec<_> = fs::read_dir(case.store().join("tmp")).unwrap().collect();
     assert!(tmp.is_empty(), "{tmp:?}");
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_noop_run_makes_no_layer_and_identical_layers_stack() {
+    let case = Case::new("noop");
+    // With the epoch, the two echo steps make byte-identical layers.
+    case.dockerfile(
+        "FROM BASE\nRUN true\nRUN echo same > /same\nRUN echo same > /same\nRUN cat /same\n",
+    );
+    let archive = case.path("noop.tar");
+    case.build(&[
+        "--build-arg",
+        "SOURCE_DATE_EPOCH=0",
+        "-t",
+        "noop",
+        "-o",
+        &format!("type=docker,dest={}", archive.display()),
+    ]);
+    let json: serde_json::Value =
+        serde_json::from_slice(&case.kiln(&["inspect", "noop"]).stdout).unwrap();
+    let ids = json["RootFS"]["diff_ids"].as_array().unwrap();
+    assert_eq!(
+        ids.len(),
+        3,
+        "base + two echo layers, nothing for RUN true: {ids:?}"
+    );
+    assert_eq!(ids[1], ids[2]);
+    let history = json["History"].as_array().unwrap();
+    let run_true = history
+        .iter()
+        .find(|h| {
+            h["created_by"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("RUN true")
+        })
+        .unwrap();
+    assert_eq!(run_true["empty_layer"], true);
+    assert_eq!(
+        podman_run(&archive, "localhost/noop:latest", &["cat", "/same"]),
+        "same\n"
+    );
+}
