@@ -202,7 +202,12 @@ fn a_context_symlink_to_etc_reads_nothing_outside_the_context() {
 fn independent_stages_run_at_the_same_time() {
     // The listener only gets its message if the sender's stage runs while
     // it waits: proof of overlap without timing anything.
-    let port = 20000 + (std::process::id() % 20000);
+    // A port free right now (another run may be using any fixed one).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let case = Case::new("parallel-stages");
     case.dockerfile(&format!(
         "FROM BASE AS listener\nRUN timeout 60 nc -l -p {port} > /got && test -s /got\n\
