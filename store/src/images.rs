@@ -107,13 +107,25 @@ impl Store {
             ));
         }
         let config_digest = self.put_blob(config)?;
+        self.record_image(&config_digest, config.len() as u64, layers, names)
+    }
+
+    /// Writes the OCI manifest of a config and layer blobs already in
+    /// `oci/blobs`, and points `names` at it.
+    pub(crate) fn record_image(
+        &self,
+        config_digest: &Digest,
+        config_size: u64,
+        layers: Vec<Descriptor>,
+        names: &[String],
+    ) -> Result<Image> {
         let manifest = ImageManifestBuilder::default()
             .schema_version(2u32)
             .media_type(MediaType::ImageManifest)
             .config(Descriptor::new(
                 MediaType::ImageConfig,
-                config.len() as u64,
-                oci_digest(&config_digest)?,
+                config_size,
+                oci_digest(config_digest)?,
             ))
             .layers(layers)
             .build()

@@ -76,34 +76,8 @@ pub(crate) fn adopt(store: &Store, manifest: &ImageManifest, names: &[String]) -
             oci_digest(&blob)?,
         ));
     }
-    // Rewritten with OCI media types so the store holds one format.
-    let manifest = oci_spec::image::ImageManifestBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageManifest)
-        .config(Descriptor::new(
-            MediaType::ImageConfig,
-            config.len() as u64,
-            oci_digest(&config_digest)?,
-        ))
-        .layers(layers)
-        .build()
-        .map_err(|e| Error::json("manifest", e))?;
-    let bytes = serde_json::to_vec(&manifest).map_err(|e| Error::json("manifest", e))?;
-    let digest = store.put_blob(&bytes)?;
-    let names = names
-        .iter()
-        .map(|n| crate::normalize_name(n))
-        .collect::<Result<Vec<_>>>()?;
-    let desc = Descriptor::new(
-        MediaType::ImageManifest,
-        bytes.len() as u64,
-        oci_digest(&digest)?,
-    );
-    store.update_index(|entries| {
-        crate::images::set_names(entries, &desc, &names);
-        Ok(())
-    })?;
-    store.load_image(&digest, names)
+    // Recorded with OCI media types, so the store holds one format.
+    store.record_image(&config_digest, config.len() as u64, layers, names)
 }
 
 /// Docker's layer media types as their OCI equivalents; an uncompressed

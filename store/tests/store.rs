@@ -1,0 +1,166 @@
+//! The store on its own: scratch cleanup after a crash, lazy layer blobs,
+//! names, prune, and archives that lie.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use kiln_store::{archive, CaptureOptions, Compression, Digest, Store};
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("kiln-store-test-{}-{name}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A committed layer holding one file, and an image config naming it.
+fn image_config(store: &Store, content: &str) -> (Digest, Vec<u8>) {
+    let scratch = store.scratch().unwrap();
+    let upper = scratch.path().join("upper");
+    fs::create_dir(&upper).unwrap();
+    fs::write(upper.join("file"), content).unwrap();
+    let diff_id = store
+        .commit_layer(&upper, &CaptureOptions::default())
+        .unwrap();
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#
+    );
+    (diff_id, config.into_bytes())
+}
+
+#[test]
+fn a_dead_processs_scratch_is_removed_and_a_live_ones_kept() {
+    let root = tmp("scratch");
+    let store = Store::open(&root).unwrap();
+    let live = store.scratch().unwrap();
+    // A crashed process: its dir and an unlocked lock file.
+    let dead = root.join("tmp/12345-0-dead");
+    fs::create_dir_all(dead.join("upper/deep")).unwrap();
+    fs::write(dead.join("lock"), "").unwrap();
+    Store::open(&root).unwrap();
+    assert!(!dead.exists(), "the dead scratch dir is gone");
+    assert!(live.path().exists(), "a locked one stays");
+    drop(live);
+    fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn layers_get_blobs_lazily_and_images_get_names() {
+    let root = tmp("images");
+    let store = Store::open(&root).unwrap();
+    let (diff_id, config) = image_config(&store, "hello");
+    assert!(store.has_layer(&diff_id));
+    let blobs = || fs::read_dir(root.join("oci/blobs/sha256")).unwrap().count();
+    assert_eq!(blobs(), 0, "committing a layer makes no blob");
+    let image = store
+        .put_image_config(&config, Compression::Gzip, &["app".into(), "app:v1".into()])
+        .unwrap();
+    assert_eq!(image.names, ["localhost/app:latest", "localhost/app:v1"]);
+    assert_eq!(blobs(), 3, "layer, config, manifest");
+    let again = store.layer_blob(&diff_id, Compression::Gzip).unwrap();
+    assert_eq!(blobs(), 3, "the sidecar remembers the blob: {again:?}");
+    assert_eq!(
+        store.image("app:v1").unwrap().manifest_digest,
+        image.manifest_digest
+    );
+    assert_eq!(
+        store.image(&image.id()[..8]).unwrap().manifest_digest,
+        image.manifest_digest
+    );
+    assert!(store
+        .image("nope")
+        .unwrap_err()
+        .to_string()
+        .contains("image not known: nope"));
+    assert_eq!(store.remove_image("app").unwrap(), ["localhost/app:latest"]);
+    assert_eq!(store.images().unwrap()[0].names, ["localhost/app:v1"]);
+    fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn prune_removes_exactly_what_nothing_references() {
+    let root = tmp("prune");
+    let store = Store::open(&root).unwrap();
+    let (kept_layer, config) = image_config(&store, "kept");
+    store
+        .put_image_config(&config, Compression::Gzip, &["kept".into()])
+        .unwrap();
+    let (cached_layer, _) = image_config(&store, "only in the cache");
+    let (stray_layer, _) = image_config(&store, "stray");
+    store
+        .cache_put("abcd", cached_layer.to_string().as_bytes())
+        .unwrap();
+    let keep = |entry: &[u8]| {
+        Digest::parse(std::str::from_utf8(entry).unwrap())
+            .into_iter()
+            .collect()
+    };
+    let report = store.prune(false, &keep).unwrap();
+    assert!(store.has_layer(&kept_layer) && store.has_layer(&cached_layer));
+    assert!(!store.has_layer(&stray_layer));
+    assert_eq!(report.layers, 1, "{report}");
+    store.prune(true, &keep).unwrap();
+    assert!(
+        !store.has_layer(&cached_layer),
+        "--all empties the cache first"
+    );
+    assert!(store.image("kept").is_ok());
+    fs::remove_dir_all(&root).unwrap();
+}
+
+/// An archive member: its name and bytes.
+type Member<'a> = (&'a str, Vec<u8>);
+
+/// Writes a tar with the given members.
+fn archive_file(path: &Path, members: &[Member<'_>]) {
+    let mut b = tar::Builder::new(fs::File::create(path).unwrap());
+    for (name, data) in members {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        // Raw name: the tar crate's own checks would refuse `..`.
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        b.append(&h, &data[..]).unwrap();
+    }
+    b.into_inner().unwrap().flush().unwrap();
+}
+
+#[test]
+fn lying_archives_are_refused_and_store_nothing() {
+    let root = tmp("lies");
+    let store = Store::open(&root).unwrap();
+    let dir = tmp("lies-files");
+    let bad_digest =
+        br#"[{"Config":"blobs/sha256/../../x","RepoTags":["evil"],"Layers":[]}]"#.to_vec();
+    let fake = format!("blobs/sha256/{}", "0".repeat(64));
+    let cases: Vec<(&str, Vec<Member>)> = vec![
+        ("digest path", vec![("manifest.json", bad_digest)]),
+        (
+            "blob mismatch",
+            vec![
+                (fake.as_str(), b"not what the name says".to_vec()),
+                ("index.json", b"{}".to_vec()),
+            ],
+        ),
+        (
+            "dotdot member",
+            vec![("../escape", b"x".to_vec()), ("index.json", b"{}".to_vec())],
+        ),
+        ("neither format", vec![("README", b"hi".to_vec())]),
+    ];
+    for (name, members) in cases {
+        let file = dir.join(format!("{}.tar", name.replace(' ', "-")));
+        archive_file(&file, &members);
+        let err = archive::import_archive(&store, &file);
+        assert!(err.is_err(), "{name}: must be refused");
+        assert!(
+            store.images().unwrap().is_empty(),
+            "{name}: no image was stored"
+        );
+        assert!(!dir.parent().unwrap().join("escape").exists());
+    }
+    fs::remove_dir_all(&root).unwrap();
+    fs::remove_dir_all(&dir).unwrap();
+}
