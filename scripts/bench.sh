@@ -43,7 +43,12 @@ cleanup() {
 trap cleanup EXIT
 cp target/release/kiln "$work/kiln"
 scripts/busybox-image.sh "$work/busybox" >/dev/null
-base="oci:$work/busybox:latest"
+# kiln reads the base straight from the layout; buildah cannot take a
+# transport in FROM, so each buildah store gets it pulled and tagged first
+# (untimed). The Dockerfiles say FROM ${BASE}.
+kiln_base="oci:$work/busybox:latest"
+buildah_base=localhost/bench-base:latest
+base='${BASE}'
 
 # --- the cases --------------------------------------------------------------
 make_case() {
@@ -94,6 +99,7 @@ EOF
     many-layers)
         { echo "FROM $base"; for i in $(seq 120); do echo "RUN echo $i > /layer-$i"; done; } >"$dir/Dockerfile" ;;
     esac
+    sed -i '1i ARG BASE' "$dir/Dockerfile"
 }
 
 # --- running ----------------------------------------------------------------
@@ -109,12 +115,25 @@ timed() {
 }
 
 kiln_build() { # case store
-    timed "$work/kiln" --root "$2" build --progress=plain -t bench "$work/cases/$1"
+    timed "$work/kiln" --root "$2" build --progress=plain --build-arg "BASE=$kiln_base" \
+        -t bench "$work/cases/$1"
+}
+
+buildah_cmd() { # state args…
+    local state=$1
+    shift
+    (cd / && "${as[@]}" buildah --root "$state/root" --runroot "$state/run" --storage-driver overlay "$@")
+}
+
+buildah_prepare() { # state
+    local id
+    id=$(buildah_cmd "$1" pull -q "oci:$work/busybox:latest")
+    buildah_cmd "$1" tag "$id" "$buildah_base" >/dev/null
 }
 
 buildah_build() { # case state
     timed buildah --root "$2/root" --runroot "$2/run" --storage-driver overlay \
-        bud --layers --isolation chroot -t bench "$work/cases/$1"
+        bud --layers --isolation chroot --build-arg "BASE=$buildah_base" -t bench "$work/cases/$1"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f", m}'; }
@@ -133,15 +152,16 @@ bench_case() {
         for tool in kiln buildah; do
             local state=$work/state/$tool-$name-$r
             mkdir -p "$state" && chown "$user" "$work/state" "$state"
+            [ "$tool" = buildah ] && buildah_prepare "$state"
             for phase in "${phases[@]}"; do
-                [ "$phase" = changed ] && echo "file 1 changed $r" >"$work/cases/$name/src/f1.txt"
+                if [ "$phase" = changed ]; then echo "file 1 changed $r" >"$work/cases/$name/src/f1.txt"; fi
                 local res
                 res=$("${tool}_build" "$name" "$state")
                 record "$name/$phase/$tool" "${res% *}"
                 [ "$tool" = kiln ] && record "$name/rss" "${res#* }"
             done
             (cd / && "${as[@]}" buildah unshare rm -rf "$state") >/dev/null 2>&1 || true
-            echo "file 1" >"$work/cases/$name/src/f1.txt" 2>/dev/null || true
+            [ -d "$work/cases/$name/src" ] && echo "file 1" >"$work/cases/$name/src/f1.txt"
         done
     done
     for phase in "${phases[@]}"; do

@@ -464,14 +464,23 @@ fn a_terminal_gets_the_live_view_and_quiet_only_the_id() {
 fn ctrl_c_stops_the_build_and_leaves_the_store_clean() {
     let case = Case::new("sigint");
     case.dockerfile("FROM BASE\nRUN echo started && sleep 60\n");
-    let mut child = Command::new(support::kiln_bin())
-        .arg("--root")
+    let mut cmd = Command::new(support::kiln_bin());
+    cmd.arg("--root")
         .arg(case.store())
         .args(["build", "--progress=plain"])
         .arg(case.ctx())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(std::process::Stdio::piped());
+    // A terminal's Ctrl-C reaches a foreground kiln with SIGINT at its
+    // default action; a test run from a background job inherits it
+    // ignored, so restore it for the child.
+    // SAFETY: signal() is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
     // Wait until the step runs.
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();

@@ -201,7 +201,8 @@ fn a_context_symlink_to_etc_reads_nothing_outside_the_context() {
 #[ignore = "rootless: run by scripts/test-build.sh"]
 fn independent_stages_run_at_the_same_time() {
     // The listener only gets its message if the sender's stage runs while
-    // it waits: proof of overlap without timing anything.
+    // it waits: proof of overlap without timing anything. (`-e`: the
+    // socket goes to `cat`, so nc's own stdin, at EOF, cannot end it early.)
     // A port free right now (another run may be using any fixed one).
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -210,7 +211,7 @@ fn independent_stages_run_at_the_same_time() {
         .port();
     let case = Case::new("parallel-stages");
     case.dockerfile(&format!(
-        "FROM BASE AS listener\nRUN timeout 60 nc -l -p {port} > /got && test -s /got\n\
+        "FROM BASE AS listener\nRUN timeout 60 nc -l -p {port} -e sh -c 'cat > /got' && test -s /got\n\
          FROM BASE AS sender\nRUN for i in $(seq 200); do echo hello | nc 127.0.0.1 {port} && break; sleep 0.1; done\n\
          FROM BASE\nCOPY --from=listener /got /got\nCOPY --from=sender /etc/passwd /sender-was-here\n"
     ));

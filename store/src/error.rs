@@ -32,6 +32,8 @@ pub enum Error {
     MissingLayer(String),
     #[error("{0}")]
     Archive(String),
+    #[error("invalid cache key {0:?}: want hex digits")]
+    InvalidCacheKey(String),
 }
 
 impl Error {

@@ -28,8 +28,17 @@ pub fn sync_parent(path: &Path) -> Result<()> {
 }
 
 /// `rm -rf`, making directories writable first (overlay's work dir has a
-/// mode-000 `work` inside; layers may hold read-only dirs).
+/// mode-000 `work` inside; layers may hold read-only dirs). Whatever
+/// vanishes meanwhile (another process cleaning the same stale dir) counts
+/// as removed.
 pub fn remove_all(path: &Path) -> Result<()> {
+    match remove_tree(path) {
+        Err(Error::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+fn remove_tree(path: &Path) -> Result<()> {
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

@@ -1,7 +1,9 @@
-//! `kiln prune`: removes what nothing references. Referenced: every named
-//! image's manifest, config and layer blobs, the layers of its config, and
-//! the layers cache entries need (the caller decodes its own entries).
-//! Runs with gc.lock held exclusive, so no build is in flight.
+//! `kiln prune`: removes what nothing references. Referenced: every image
+//! in index.json (named or not; `--all` drops the unnamed first) with its
+//! manifest, config and layer blobs and the layers of its config, and the
+//! layers cache entries need (the caller decodes its own entries). Also
+//! removes the scratch dirs of dead processes. Runs with gc.lock held
+//! exclusive, so no build is in flight.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -19,6 +21,8 @@ pub struct PruneReport {
     pub blobs: usize,
     pub layers: usize,
     pub cache_entries: usize,
+    /// Scratch dirs of dead processes.
+    pub tmp: usize,
     pub bytes: u64,
 }
 
@@ -26,12 +30,13 @@ impl fmt::Display for PruneReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "removed {} unnamed image(s), {} blob(s), {} layer(s), {} cache entr{}; {:.1} MB freed",
+            "removed {} unnamed image(s), {} blob(s), {} layer(s), {} cache entr{}, {} dead scratch dir(s); {:.1} MB freed",
             self.images,
             self.blobs,
             self.layers,
             self.cache_entries,
             if self.cache_entries == 1 { "y" } else { "ies" },
+            self.tmp,
             self.bytes as f64 / 1e6
         )
     }
@@ -57,14 +62,18 @@ impl Store {
     ) -> Result<PruneReport> {
         let _gc = locks::exclusive(&self.root.join("gc.lock"))?;
         let mut report = PruneReport::default();
-        // Unnamed build results go, as `docker image prune` removes
-        // dangling images.
-        self.update_index(|entries| {
-            let before = entries.len();
-            entries.retain(|e| ref_name(e).is_some());
-            report.images = before - entries.len();
-            Ok(())
-        })?;
+        // Every index entry is kept, named or not (an unnamed build result
+        // is still an image `kiln images` lists); --all also drops the
+        // unnamed ones, as `podman image prune -a` drops unused images.
+        if all {
+            self.update_index(|entries| {
+                let before = entries.len();
+                entries.retain(|e| ref_name(e).is_some());
+                report.images = before - entries.len();
+                Ok(())
+            })?;
+        }
+        report.tmp = crate::scratch::clean_stale(&self.tmp())?;
         let cache_dir = self.root.join("cache");
         let mut keep_layers: HashSet<String> = HashSet::new();
         let mut keep_blobs: HashSet<String> = HashSet::new();

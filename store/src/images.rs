@@ -7,7 +7,8 @@ use std::str::FromStr;
 
 use kiln_layer::{Compression, Digest};
 use oci_spec::image::{
-    Descriptor, ImageIndex, ImageIndexBuilder, ImageManifest, ImageManifestBuilder, MediaType,
+    Descriptor, ImageConfiguration, ImageIndex, ImageIndexBuilder, ImageManifest,
+    ImageManifestBuilder, MediaType,
 };
 
 use crate::error::{Error, Result};
@@ -24,8 +25,10 @@ pub struct Image {
     pub manifest_digest: Digest,
     pub manifest: ImageManifest,
     pub config_digest: Digest,
-    /// The config's rootfs, bottom layer first.
+    pub config: ImageConfiguration,
+    /// The config's rootfs, bottom layer first (parsed and validated).
     pub diff_ids: Vec<Digest>,
+    /// The config's `created`.
     pub created: Option<String>,
 }
 
@@ -36,20 +39,20 @@ impl Image {
     }
 }
 
-/// The parts of a config the store needs.
-pub(crate) fn config_facts(bytes: &[u8]) -> Result<(Vec<Digest>, Option<String>)> {
-    let v: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| Error::json("image config", e))?;
-    let ids = v["rootfs"]["diff_ids"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|d| Digest::parse(d.as_str().unwrap_or_default()))
-                .collect::<std::result::Result<Vec<_>, _>>()
-        })
-        .transpose()?
-        .unwrap_or_default();
-    Ok((ids, v["created"].as_str().map(String::from)))
+/// Parses an image config, validating its diffIDs (they become paths).
+pub(crate) fn parse_config(
+    bytes: &[u8],
+    digest: &Digest,
+) -> Result<(ImageConfiguration, Vec<Digest>)> {
+    let config: ImageConfiguration = serde_json::from_slice(bytes)
+        .map_err(|e| Error::json(format!("image config {digest}"), e))?;
+    let diff_ids = config
+        .rootfs()
+        .diff_ids()
+        .iter()
+        .map(|d| Digest::parse(d))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok((config, diff_ids))
 }
 
 pub(crate) fn oci_digest(d: &Digest) -> Result<oci_spec::image::Digest> {
@@ -87,25 +90,32 @@ impl Store {
         fsutil::write_atomic(&self.tmp_file("index"), &self.index_path(), &bytes)
     }
 
-    /// Stores an image from its config: every layer gets its blob (made
-    /// now if needed), then the config, the manifest, and the names.
+    /// Stores an image from its config: see [`Store::put_image_config`].
+    pub fn put_image(
+        &self,
+        config: &ImageConfiguration,
+        compression: Compression,
+        names: &[String],
+    ) -> Result<Image> {
+        let bytes = serde_json::to_vec(config).map_err(|e| Error::json("image config", e))?;
+        self.put_image_config(&bytes, compression, names)
+    }
+
+    /// Stores an image from its config bytes (kept exactly: they are what
+    /// the image ID hashes): every layer gets its blob (made now if
+    /// needed), then the config, the manifest, and the names. With no
+    /// names the image still gets an index entry, so prune keeps it.
     pub fn put_image_config(
         &self,
         config: &[u8],
         compression: Compression,
         names: &[String],
     ) -> Result<Image> {
-        let (diff_ids, _) = config_facts(config)?;
-        let mut layers = Vec::new();
-        for d in &diff_ids {
-            let b = self.layer_blob(d, compression)?;
-            let digest = oci_digest(&Digest::parse(&b.digest)?)?;
-            layers.push(Descriptor::new(
-                MediaType::from(b.media_type.as_str()),
-                b.size,
-                digest,
-            ));
-        }
+        let (_, diff_ids) = parse_config(config, &Digest::of(config))?;
+        let layers = diff_ids
+            .iter()
+            .map(|d| self.layer_blob(d, compression))
+            .collect::<Result<Vec<_>>>()?;
         let config_digest = self.put_blob(config)?;
         self.record_image(&config_digest, config.len() as u64, layers, names)
     }
@@ -154,14 +164,15 @@ impl Store {
         let manifest: ImageManifest = serde_json::from_slice(&bytes)
             .map_err(|e| Error::json(format!("manifest {manifest_digest}"), e))?;
         let config_digest = our_digest(manifest.config().digest())?;
-        let (diff_ids, created) = config_facts(&self.read_blob(&config_digest)?)?;
+        let (config, diff_ids) = parse_config(&self.read_blob(&config_digest)?, &config_digest)?;
         Ok(Image {
             names,
             manifest_digest: manifest_digest.clone(),
             manifest,
             config_digest,
+            created: config.created().clone(),
+            config,
             diff_ids,
-            created,
         })
     }
 
@@ -280,7 +291,7 @@ pub(crate) fn ref_name(d: &Descriptor) -> Option<String> {
         .cloned()
 }
 
-fn empty_index() -> Result<ImageIndex> {
+pub(crate) fn empty_index() -> Result<ImageIndex> {
     ImageIndexBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageIndex)

@@ -8,19 +8,45 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use kiln_layer::{CaptureOptions, Compression, Digest, UnpackOptions};
+use oci_spec::image::{Descriptor, MediaType};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::images::oci_digest;
 use crate::Store;
 
-/// A layer's compressed form in `oci/blobs`.
+/// A layer's compressed form in `oci/blobs`, as the sidecar records it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerBlob {
     pub digest: String,
     pub size: u64,
     #[serde(rename = "mediaType")]
     pub media_type: String,
+}
+
+impl LayerBlob {
+    /// The manifest descriptor for this blob.
+    pub fn descriptor(&self) -> Result<Descriptor> {
+        let d = Digest::parse(&self.digest)?;
+        Ok(Descriptor::new(
+            MediaType::from(self.media_type.as_str()),
+            self.size,
+            oci_digest(&d)?,
+        ))
+    }
+}
+
+/// The compression a layer media type says, None for a plain tar (which
+/// the store never keeps: it is recaptured from the layer dir on demand).
+fn compression_of(media_type: &str) -> Option<Compression> {
+    if media_type.ends_with("gzip") {
+        Some(Compression::Gzip)
+    } else if media_type.ends_with("zstd") {
+        Some(Compression::Zstd)
+    } else {
+        None
+    }
 }
 
 /// `layers/<hex>.json`.
@@ -99,14 +125,26 @@ impl Store {
         )
     }
 
-    /// The layer's compressed blob, made now if it was never needed before.
-    pub fn layer_blob(&self, diff_id: &Digest, c: Compression) -> Result<LayerBlob> {
-        if let Some(b) = self.read_sidecar(diff_id).blobs.get(compression_key(c)) {
-            if let Ok(d) = Digest::parse(&b.digest) {
-                if self.has_blob(&d) {
-                    return Ok(b.clone());
-                }
-            }
+    /// The layer's compressed blob as a manifest descriptor, made now if
+    /// it was never needed before (or pruned since).
+    pub fn layer_blob(&self, diff_id: &Digest, c: Compression) -> Result<Descriptor> {
+        self.layer_blob_record(diff_id, c)?.descriptor()
+    }
+
+    /// What the sidecar knows about the layer's blob in compression `c`,
+    /// if that blob is still in the store.
+    pub fn known_layer_blob(&self, diff_id: &Digest, c: Compression) -> Option<LayerBlob> {
+        let b = self
+            .read_sidecar(diff_id)
+            .blobs
+            .remove(compression_key(c))?;
+        let d = Digest::parse(&b.digest).ok()?;
+        self.has_blob(&d).then_some(b)
+    }
+
+    fn layer_blob_record(&self, diff_id: &Digest, c: Compression) -> Result<LayerBlob> {
+        if let Some(b) = self.known_layer_blob(diff_id, c) {
+            return Ok(b);
         }
         let dir = self.layer_dir(diff_id);
         if !dir.is_dir() {
@@ -144,6 +182,7 @@ impl Store {
         file.sync_all().map_err(|e| Error::io("sync", tmp, e))?;
         let dest = self.blob_path(&captured.blob);
         std::fs::rename(tmp, &dest).map_err(|e| Error::io("rename", &dest, e))?;
+        fsutil::sync_parent(&dest)?;
         Ok(LayerBlob {
             digest: captured.blob.to_string(),
             size: captured.blob_size,
@@ -152,18 +191,47 @@ impl Store {
     }
 
     /// Unpacks a layer blob (untrusted) into the store, verifying the blob
-    /// digest and, if known, the diffID. Returns the diffID.
+    /// digest and, if known, the diffID. Returns the diffID. If the blob
+    /// itself is in `oci/blobs` and compressed, the sidecar records it so
+    /// exports reuse those bytes instead of recompressing.
     pub fn import_layer(
         &self,
         input: &mut dyn Read,
         blob: &Digest,
+        media_type: &str,
         diff_id: Option<&Digest>,
     ) -> Result<Digest> {
-        if let Some(d) = diff_id {
-            if self.has_layer(d) {
-                return Ok(d.clone());
+        let diff_id = match diff_id {
+            Some(d) if self.has_layer(d) => {
+                // The layer is here, but nothing yet says this blob holds
+                // it: a lying archive could pair its own bytes with a
+                // trusted layer and have them exported as that layer. So
+                // the blob is unpacked (and thrown away) to check.
+                if blob != d && !self.blob_known_for(d, blob) {
+                    self.unpack_to_scratch(input, blob, Some(d))?;
+                }
+                d.clone()
             }
-        }
+            _ => {
+                let (_scratch, dir, d) = self.unpack_to_scratch(input, blob, diff_id)?;
+                fsutil::syncfs(&dir)?;
+                self.adopt_dir(&dir, &d)?;
+                d
+            }
+        };
+        self.note_layer_blob(&diff_id, blob, media_type)?;
+        Ok(diff_id)
+    }
+
+    /// Unpacks a blob into a new scratch dir, verifying its digests;
+    /// returns the scratch (which removes the dir when dropped), the dir
+    /// and the diffID.
+    fn unpack_to_scratch(
+        &self,
+        input: &mut dyn Read,
+        blob: &Digest,
+        diff_id: Option<&Digest>,
+    ) -> Result<(crate::Scratch, PathBuf, Digest)> {
         let scratch = self.scratch()?;
         let dir = scratch.path().join("layer");
         std::fs::create_dir(&dir).map_err(|e| Error::io("create", &dir, e))?;
@@ -177,19 +245,37 @@ impl Store {
         for w in &unpacked.warnings {
             eprintln!("kiln: warning: layer {}: {w}", unpacked.diff_id);
         }
-        fsutil::syncfs(&dir)?;
-        self.adopt_dir(&dir, &unpacked.diff_id)?;
-        Ok(unpacked.diff_id)
+        Ok((scratch, dir, unpacked.diff_id))
     }
 
-    /// Records that `blob` (already in `oci/blobs`) is the compressed form
-    /// of layer `diff_id`, so exports reuse it.
-    pub fn note_layer_blob(&self, diff_id: &Digest, blob: &LayerBlob) -> Result<()> {
-        let c = match blob.media_type.as_str() {
-            m if m.ends_with("gzip") => Compression::Gzip,
-            m if m.ends_with("zstd") => Compression::Zstd,
-            _ => return Ok(()),
+    /// Whether the sidecar already pairs `blob` with layer `diff_id`.
+    fn blob_known_for(&self, diff_id: &Digest, blob: &Digest) -> bool {
+        self.read_sidecar(diff_id)
+            .blobs
+            .values()
+            .any(|b| b.digest == blob.as_str())
+    }
+
+    /// Records that `blob`, if it is in `oci/blobs` and compressed, is a
+    /// compressed form of layer `diff_id`, so exports reuse it.
+    fn note_layer_blob(&self, diff_id: &Digest, blob: &Digest, media_type: &str) -> Result<()> {
+        let Some(c) = compression_of(media_type) else {
+            return Ok(());
         };
-        self.record_blob(diff_id, c, blob)
+        if self.known_layer_blob(diff_id, c).is_some() {
+            return Ok(());
+        }
+        let path = self.blob_path(blob);
+        let size = match std::fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("stat", path, e)),
+        };
+        let record = LayerBlob {
+            digest: blob.to_string(),
+            size,
+            media_type: c.media_type().to_string(),
+        };
+        self.record_blob(diff_id, c, &record)
     }
 }

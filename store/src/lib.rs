@@ -7,16 +7,28 @@
 //!   layers/<hex>.json  the compressed blobs known for that layer (made lazily, on export)
 //!   cache/<key>        step cache entries (opaque to the store)
 //!   tmp/<name>/        per-process scratch, each with a `lock` held while its process lives
-//!   index.lock gc.lock
+//!   index.lock gc.lock layers.lock
 //! ```
+//!
+//! Images come in and go out as files through [`archive`]: OCI layouts (a
+//! directory or an oci-archive tar) and docker-archives, both treated as
+//! untrusted on the way in.
 //!
 //! Invariants:
 //! * Every commit is a rename out of `tmp/` (same filesystem), after the
 //!   data is synced: a crash at any instant leaves only garbage in `tmp/`,
 //!   which the next [`Store::open`] removes.
+//! * Everything in `tmp/` lives in a dir holding a `lock` file that its
+//!   process keeps locked (each open [`Store`] has one for its temporary
+//!   files, each [`Scratch`] another): a dir whose lock is free belongs to
+//!   a dead process and is removed; a live one's is never touched.
+//! * A blob is only renamed in after its bytes hashed to its name; a layer
+//!   dir only after its content captured to its diffID.
 //! * index.json changes under an exclusive lock on `index.lock`; builds hold
 //!   `gc.lock` shared, prune holds it exclusive, so prune never deletes what
 //!   a running build is about to reference.
+//! * A layer's compressed blob is recorded in its sidecar only when the
+//!   store made it, or unpacking it gave that layer's diffID.
 //! * Digests from outside are parsed by [`Digest::parse`] before they become
 //!   paths. Layer files may be owned by subordinate ids: kiln calls the
 //!   store from inside its user namespace.
@@ -40,6 +52,9 @@ pub use images::Image;
 pub use kiln_layer::{CaptureOptions, Compression, Digest};
 pub use layers::LayerBlob;
 pub use locks::Lock;
+
+/// The shared `gc.lock` guard a build holds for its whole run.
+pub type BuildLock = Lock;
 pub use names::normalize_name;
 pub use scratch::Scratch;
 
@@ -47,30 +62,37 @@ pub use scratch::Scratch;
 #[derive(Debug)]
 pub struct Store {
     root: PathBuf,
+    /// This store handle's own dir in `tmp/` for temporary files, locked
+    /// while the handle lives so no other process's `open` removes a file
+    /// being written.
+    own_tmp: Scratch,
 }
 
 impl Store {
     /// Opens (creating if needed) the store at `root` and removes the
     /// scratch dirs of dead processes.
     pub fn open(root: &Path) -> Result<Store> {
-        let store = Store {
-            root: root.to_path_buf(),
-        };
         for dir in [
-            store.root.clone(),
-            store.oci().join("blobs/sha256"),
-            store.root.join("layers"),
-            store.root.join("cache"),
-            store.tmp(),
+            root.to_path_buf(),
+            root.join("oci/blobs/sha256"),
+            root.join("layers"),
+            root.join("cache"),
+            root.join("tmp"),
         ] {
             std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
         }
+        // Clean first: our own tmp dir is locked, so it would survive, but
+        // there is no point looking at it.
+        scratch::clean_stale(&root.join("tmp"))?;
+        let store = Store {
+            root: root.to_path_buf(),
+            own_tmp: Scratch::create(&root.join("tmp"))?,
+        };
         let layout = store.oci().join("oci-layout");
         if !layout.exists() {
             let tmp = store.tmp_file("oci-layout");
             fsutil::write_atomic(&tmp, &layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         }
-        scratch::clean_stale(&store.tmp())?;
         Ok(store)
     }
 
@@ -100,16 +122,14 @@ impl Store {
         self.root.join("tmp")
     }
 
-    /// A unique name for a temporary file in `tmp/` (renamed away or, after
-    /// a crash, removed by a later open).
+    /// A unique name for a temporary file in this handle's dir in `tmp/`
+    /// (renamed away, or removed with the dir).
     pub(crate) fn tmp_file(&self, tag: &str) -> PathBuf {
         use std::sync::atomic::{AtomicU64, Ordering};
         static N: AtomicU64 = AtomicU64::new(0);
-        self.tmp().join(format!(
-            "{tag}.{}.{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ))
+        self.own_tmp
+            .path()
+            .join(format!("{tag}.{}", N.fetch_add(1, Ordering::Relaxed)))
     }
 
     /// A fresh scratch dir, removed when dropped (or by the next open if
@@ -119,13 +139,13 @@ impl Store {
     }
 
     /// Held by a build for its whole run: prune waits for it.
-    pub fn build_lock(&self) -> Result<Lock> {
+    pub fn build_lock(&self) -> Result<BuildLock> {
         locks::shared(&self.root.join("gc.lock"))
     }
 
     fn cache_path(&self, key: &str) -> Result<PathBuf> {
         if key.is_empty() || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::Archive(format!("invalid cache key {key:?}")));
+            return Err(Error::InvalidCacheKey(key.to_string()));
         }
         Ok(self.root.join("cache").join(key))
     }

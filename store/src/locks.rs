@@ -34,10 +34,15 @@ pub fn shared(path: &Path) -> Result<Lock> {
     Ok(Lock { _file: f })
 }
 
-/// Try to take an exclusive lock without waiting: None when someone
-/// holds it.
-pub fn try_exclusive(path: &Path) -> Result<Option<Lock>> {
-    let f = open(path)?;
+/// Try to take an exclusive lock on an existing lock file without
+/// waiting: None when someone holds it, or the file is gone (not created:
+/// a stale dir being removed by another process must not gain a new one).
+pub fn try_exclusive_existing(path: &Path) -> Result<Option<Lock>> {
+    let f = match OpenOptions::new().write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
     match f.try_lock() {
         Ok(()) => Ok(Some(Lock { _file: f })),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),

@@ -57,7 +57,17 @@ pub(crate) fn clean_stale(tmp: &Path) -> Result<usize> {
         let path = entry.path();
         let lock_path = path.join("lock");
         let stale = if lock_path.exists() {
-            locks::try_exclusive(&lock_path)?.is_some()
+            // Held while removing, so another process's open sees it busy
+            // rather than removing it at the same time.
+            match locks::try_exclusive_existing(&lock_path)? {
+                Some(lock) => {
+                    remove_all(&path)?;
+                    drop(lock);
+                    removed += 1;
+                    continue;
+                }
+                None => false,
+            }
         } else {
             // Created but not yet locked (a process between mkdir and lock)
             // looks the same as a crash at that instant: only old ones go.

@@ -30,9 +30,10 @@ pub fn export_docker_archive(
     names: &[String],
     out: &mut dyn Write,
 ) -> Result<()> {
+    let names = write::normalized(names)?;
     let entry = Entry {
         config: format!("blobs/sha256/{}", image.config_digest.hex()),
-        repo_tags: Some(names.to_vec()),
+        repo_tags: Some(names.clone()),
         layers: image
             .manifest
             .layers()
@@ -45,14 +46,38 @@ pub fn export_docker_archive(
             })
             .collect::<Result<_>>()?,
     };
+    let repositories = repositories(&names, entry.layers.last());
     let manifest_json =
         serde_json::to_vec(&[entry]).map_err(|e| Error::json("manifest.json", e))?;
     let mut b = tar::Builder::new(out);
-    write::layout(&mut b, store, image, names)?;
+    write::layout(&mut b, store, image, &names)?;
     write::bytes(&mut b, "manifest.json", &manifest_json)?;
+    if let Some(r) = repositories {
+        write::bytes(&mut b, "repositories", &r)?;
+    }
     b.into_inner()
         .map_err(|e| Error::Archive(format!("writing the archive: {e}")))?;
     Ok(())
+}
+
+/// The legacy `repositories` file (repo → tag → top layer), which docker
+/// writes beside manifest.json; None for an image with no layer or name.
+fn repositories(names: &[String], top_layer: Option<&String>) -> Option<Vec<u8>> {
+    let top = top_layer?.strip_prefix("blobs/sha256/")?;
+    let mut repos: std::collections::BTreeMap<&str, std::collections::BTreeMap<&str, &str>> =
+        Default::default();
+    for n in names {
+        // A digest reference has no tag to list.
+        if let Some((repo, tag)) = n.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+            if !n.contains('@') {
+                repos.entry(repo).or_default().insert(tag, top);
+            }
+        }
+    }
+    if repos.is_empty() {
+        return None;
+    }
+    serde_json::to_vec(&repos).ok()
 }
 
 fn entries(contents: &Contents) -> Result<Vec<Entry>> {

@@ -45,7 +45,7 @@ pub fn import_archive(store: &Store, input: &Path) -> Result<Vec<Image>> {
 pub(crate) fn adopt(store: &Store, manifest: &ImageManifest, names: &[String]) -> Result<Image> {
     let config_digest = our_digest(manifest.config().digest())?;
     let config = store.read_blob(&config_digest)?;
-    let (diff_ids, _) = crate::images::config_facts(&config)?;
+    let (_, diff_ids) = crate::images::parse_config(&config, &config_digest)?;
     if diff_ids.len() != manifest.layers().len() {
         return Err(Error::Archive(format!(
             "the config lists {} layers, the manifest {}",
@@ -56,20 +56,11 @@ pub(crate) fn adopt(store: &Store, manifest: &ImageManifest, names: &[String]) -
     let mut layers = Vec::new();
     for (desc, diff_id) in manifest.layers().iter().zip(&diff_ids) {
         let blob = our_digest(desc.digest())?;
-        if !store.has_layer(diff_id) {
-            let mut f = store.open_blob(&blob)?;
-            store.import_layer(&mut f, &blob, Some(diff_id))?;
-        }
-        let media = desc.media_type().to_string();
-        let media = normalize_layer_media(&media, &blob, diff_id);
-        store.note_layer_blob(
-            diff_id,
-            &crate::LayerBlob {
-                digest: blob.to_string(),
-                size: desc.size(),
-                media_type: media.clone(),
-            },
-        )?;
+        let media = normalize_layer_media(desc.media_type().as_ref(), &blob, diff_id);
+        // Unpacked only if the layer is new; the diffID check is what ties
+        // the layer to the config.
+        let mut f = store.open_blob(&blob)?;
+        store.import_layer(&mut f, &blob, &media, Some(diff_id))?;
         layers.push(Descriptor::new(
             MediaType::from(media.as_str()),
             desc.size(),

@@ -20,8 +20,9 @@ pub fn export_oci_archive(
     names: &[String],
     out: &mut dyn Write,
 ) -> Result<()> {
+    let names = write::normalized(names)?;
     let mut b = tar::Builder::new(out);
-    write::layout(&mut b, store, image, names)?;
+    write::layout(&mut b, store, image, &names)?;
     b.into_inner()
         .map_err(|e| Error::Archive(format!("writing the archive: {e}")))?;
     Ok(())
@@ -29,6 +30,7 @@ pub fn export_oci_archive(
 
 /// Writes (or adds to) an OCI layout directory.
 pub fn export_oci_dir(store: &Store, image: &Image, names: &[String], dir: &Path) -> Result<()> {
+    let names = write::normalized(names)?;
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).map_err(|e| Error::io("create", &blobs, e))?;
     for d in write::image_blobs(image)? {
@@ -43,18 +45,17 @@ pub fn export_oci_dir(store: &Store, image: &Image, names: &[String], dir: &Path
         std::fs::rename(&tmp, &dest).map_err(|e| Error::io("rename", &dest, e))?;
     }
     let index_path = dir.join("index.json");
-    let mut manifests: Vec<Descriptor> = match std::fs::read(&index_path) {
-        Ok(b) => serde_json::from_slice::<ImageIndex>(&b)
-            .map_err(|e| Error::json(index_path.display().to_string(), e))?
-            .manifests()
-            .clone(),
-        Err(_) => Vec::new(),
+    // An existing layout keeps its other images (and its index's own
+    // fields); names this export uses move to this image.
+    let mut index: ImageIndex = match std::fs::read(&index_path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map_err(|e| Error::json(index_path.display().to_string(), e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => crate::images::empty_index()?,
+        Err(e) => return Err(Error::io("read", index_path, e)),
     };
+    let mut manifests: Vec<Descriptor> = index.manifests().clone();
     let desc = write::manifest_descriptor(store, image, None)?;
-    crate::images::set_names(&mut manifests, &desc, names);
-    let index: ImageIndex = serde_json::from_slice(&write::index_json(store, image, &[])?)
-        .map_err(|e| Error::json("index", e))?;
-    let mut index = index;
+    crate::images::set_names(&mut manifests, &desc, &names);
     index.set_manifests(manifests);
     let bytes = serde_json::to_vec(&index).map_err(|e| Error::json("index", e))?;
     fsutil::write_atomic(&dir.join(".index.json.tmp"), &index_path, &bytes)?;
@@ -74,17 +75,21 @@ enum Source<'a> {
 
 impl Source<'_> {
     fn index(&self) -> Result<ImageIndex> {
-        let bytes = match self {
+        let (what, bytes) = match self {
             Source::Dir(d) => {
                 let p = d.join("index.json");
-                std::fs::read(&p).map_err(|e| Error::io("read", &p, e))?
+                let bytes = std::fs::read(&p).map_err(|e| Error::io("read", &p, e))?;
+                (p.display().to_string(), bytes)
             }
-            Source::Archive(c) => c.file("index.json")?.to_vec(),
+            Source::Archive(c) => (
+                "index.json in the archive".into(),
+                c.file("index.json")?.to_vec(),
+            ),
         };
-        serde_json::from_slice(&bytes).map_err(|e| Error::json("index.json", e))
+        serde_json::from_slice(&bytes).map_err(|e| Error::json(what, e))
     }
 
-    /// Brings the blob into the store (verified) and returns its bytes.
+    /// Brings the blob into the store (verified).
     fn fetch(&self, store: &Store, d: &Digest) -> Result<()> {
         match self {
             Source::Dir(dir) => {

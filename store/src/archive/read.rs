@@ -16,6 +16,21 @@ const METADATA: [&str; 4] = ["manifest.json", "index.json", "oci-layout", "repos
 /// More than any real index or manifest list; bounds memory on hostile input.
 const METADATA_MAX: u64 = 16 << 20;
 
+/// A member's name, refused if it could mean a place outside the archive
+/// (nothing is written by name, but a name that tries is a hostile or
+/// broken archive, and saying so beats a confusing error later).
+fn member_name(raw: &[u8]) -> Result<String> {
+    let name = std::str::from_utf8(raw)
+        .map_err(|_| Error::Archive(format!("archive member name {raw:?} is not UTF-8")))?;
+    let name = name.trim_start_matches("./");
+    if name.starts_with('/') || name.split('/').any(|c| c == "..") {
+        return Err(Error::Archive(format!(
+            "archive member {name:?} points outside the archive"
+        )));
+    }
+    Ok(name.to_string())
+}
+
 pub(crate) fn scan(store: &Store, path: &Path) -> Result<Contents> {
     let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
     let mut archive = tar::Archive::new(std::io::BufReader::new(file));
@@ -26,14 +41,22 @@ pub(crate) fn scan(store: &Store, path: &Path) -> Result<Contents> {
         files: BTreeMap::new(),
         blobs: BTreeMap::new(),
     };
+    let mut links = Vec::new();
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
-        if !entry.header().entry_type().is_file() {
+        let kind = entry.header().entry_type();
+        if kind.is_symlink() || kind.is_hard_link() {
+            let name = member_name(&entry.path_bytes())?;
+            let target = entry.link_name_bytes().unwrap_or_default();
+            if let Some(t) = resolve_link(&name, &target, kind.is_symlink()) {
+                links.push((name, t));
+            }
             continue;
         }
-        let name = String::from_utf8_lossy(&entry.path_bytes())
-            .trim_start_matches("./")
-            .to_string();
+        if !kind.is_file() {
+            continue;
+        }
+        let name = member_name(&entry.path_bytes())?;
         if METADATA.contains(&name.as_str()) {
             if entry.size() > METADATA_MAX {
                 return Err(Error::Archive(format!(
@@ -56,5 +79,51 @@ pub(crate) fn scan(store: &Store, path: &Path) -> Result<Contents> {
         let (digest, _) = store.put_blob_stream(&mut entry, expected.as_ref())?;
         contents.blobs.insert(name, digest);
     }
+    alias_links(&mut contents, &links);
     Ok(contents)
+}
+
+/// Where a link member points, as a member name: a symlink's target is
+/// relative to its own dir, a hardlink's to the archive root. None if it
+/// leaves the archive or is absolute.
+fn resolve_link(name: &str, target: &[u8], symlink: bool) -> Option<String> {
+    let target = std::str::from_utf8(target).ok()?;
+    if target.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = match (symlink, name.rsplit_once('/')) {
+        (true, Some((dir, _))) => dir.split('/').collect(),
+        _ => Vec::new(),
+    };
+    for c in target.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// Old `docker save` writes a layer shared by two images once and links
+/// the other `<id>/layer.tar` to it: the link name gets the same blob.
+fn alias_links(contents: &mut Contents, links: &[(String, String)]) {
+    // A few rounds resolve links to links; a cycle just stays unresolved.
+    for _ in 0..8 {
+        let mut changed = false;
+        for (name, target) in links {
+            if contents.blobs.contains_key(name) {
+                continue;
+            }
+            if let Some(d) = contents.blobs.get(target).cloned() {
+                contents.blobs.insert(name.clone(), d);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use kiln_layer::Digest;
-use oci_spec::image::{Descriptor, ImageIndexBuilder, MediaType};
+use oci_spec::image::{Descriptor, MediaType};
 
 use crate::error::{Error, Result};
 use crate::images::{oci_digest, REF_NAME};
@@ -48,6 +48,12 @@ pub(crate) fn blob<W: Write>(b: &mut tar::Builder<W>, store: &Store, d: &Digest)
         .map_err(out_err)
 }
 
+/// The names as the archive carries them: normalised (`app` →
+/// `localhost/app:latest`), which is what podman names a loaded image.
+pub(crate) fn normalized(names: &[String]) -> Result<Vec<String>> {
+    names.iter().map(|n| crate::normalize_name(n)).collect()
+}
+
 fn out_err(e: std::io::Error) -> Error {
     Error::Archive(format!("writing the archive: {e}"))
 }
@@ -88,12 +94,8 @@ pub(crate) fn index_json(store: &Store, image: &Image, names: &[String]) -> Resu
     for n in names {
         manifests.push(manifest_descriptor(store, image, Some(n))?);
     }
-    let index = ImageIndexBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageIndex)
-        .manifests(manifests)
-        .build()
-        .map_err(|e| Error::json("index", e))?;
+    let mut index = crate::images::empty_index()?;
+    index.set_manifests(manifests);
     serde_json::to_vec(&index).map_err(|e| Error::json("index", e))
 }
 
