@@ -34,7 +34,9 @@ fi
 command -v buildah >/dev/null || { echo "bench.sh: buildah is not installed" >&2; exit 1; }
 
 cargo build --release --quiet --bin kiln
-work=$(mktemp -d /tmp/kiln-bench.XXXXXX)
+# Lowercase: buildah derives an image name from the layout path.
+work=/tmp/kiln-bench-$$-$RANDOM
+mkdir "$work"
 chmod 755 "$work"
 cleanup() {
     (cd / && "${as[@]}" buildah unshare rm -rf "$work/state") >/dev/null 2>&1 || true
@@ -136,8 +138,8 @@ buildah_build() { # case state
         bud --layers --isolation chroot --build-arg "BASE=$buildah_base" -t bench "$work/cases/$1"
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f", m}'; }
-spread() { sort -n | awk 'NR==1{lo=$1} {hi=$1} END {printf "%.3f..%.3f", lo, hi}'; }
+median() { grep -v '^$' | sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f", m}'; }
+spread() { grep -v '^$' | sort -n | awk 'NR==1{lo=$1} {hi=$1} END {printf "%.3f..%.3f", lo, hi}'; }
 
 declare -A times
 record() { times[$1]+="$2"$'\n'; }
@@ -172,7 +174,7 @@ bench_case() {
             "$name" "$phase" "$k" "$(spread <<<"${times[$name/$phase/kiln]}")" \
             "$b" "$(spread <<<"${times[$name/$phase/buildah]}")" "$(awk -v b="$b" -v k="$k" 'BEGIN{print (k>0)?b/k:0}')"
     done
-    printf '%-18s kiln peak RSS %s MiB\n' "$name" "$(sort -n <<<"${times[$name/rss]}" | tail -1 | awk '{printf "%.1f", $1/1024}')"
+    printf '%-18s kiln peak RSS %s MiB\n' "$name" "$(grep -v '^$' <<<"${times[$name/rss]}" | sort -n | tail -1 | awk '{printf "%.1f", $1/1024}')"
 }
 
 echo "kiln vs rootless buildah $(buildah --version | awk '{print $3}'), $runs runs each, medians (min..max)"
