@@ -12,30 +12,21 @@ use super::{dockerfile, export};
 use crate::build::{self, NamedContext, Progress, ProgressMode, Request};
 use crate::cli::BuildArgs;
 
-pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
-    let source = dockerfile::read(args)?;
-    let build_args = dockerfile::build_args(&args.build_args)?;
-    let opts = Options {
-        build_args: build_args.clone(),
-        target: args.target.clone(),
-        ..Options::default()
-    };
-    let outputs = args
-        .outputs
-        .iter()
-        .map(|o| export::parse_output(o))
-        .collect::<Result<Vec<_>>>()?;
+/// What the flags say, checked before anything runs.
+struct Settings {
+    outputs: Vec<export::Output>,
+    network: kiln_sandbox::Network,
+    mode: ProgressMode,
+    compression: Compression,
+    jobs: usize,
+    contexts: std::collections::BTreeMap<String, NamedContext>,
+}
+
+fn settings(args: &BuildArgs, opts: &Options) -> Result<Settings> {
     let network = match args.network.as_str() {
         "host" | "default" => kiln_sandbox::Network::Host,
         "none" => kiln_sandbox::Network::None,
         other => bail!("--network={other}: use host or none"),
-    };
-    let graph = match parse_dockerfile(&source.text).and_then(|file| resolve(file, &opts)) {
-        Ok(g) => g,
-        Err(err) => {
-            eprint!("{}", render(&source.name, &source.text, &err));
-            return Ok(1);
-        }
     };
     let mode = ProgressMode::parse(&args.progress, args.quiet).with_context(|| {
         format!(
@@ -43,7 +34,6 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
             args.progress
         )
     })?;
-    let quiet = mode == ProgressMode::Quiet;
     match args.pull.as_str() {
         "missing" | "never" | "false" => {}
         "always" | "true" => bail!(
@@ -58,62 +48,100 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
             bail!("--platform={p}: kiln builds for the host platform ({host}) only");
         }
     }
-    let progress = Progress::new(mode);
-    for w in &graph.warnings {
-        progress.note(&format!(
-            "WARN: {} - {} ({}:{})",
-            w.rule, w.message, source.name, w.span
-        ));
-    }
-    let epoch = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .or_else(|| build_args.get("SOURCE_DATE_EPOCH").cloned());
-    let epoch: Option<u64> = epoch
-        .map(|e| {
-            e.trim()
-                .parse()
-                .with_context(|| format!("SOURCE_DATE_EPOCH={e}: not a number of seconds"))
-        })
-        .transpose()?;
-    let now = || {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    };
-    let created = rfc3339(epoch.unwrap_or_else(now));
     let compression = match args.compression.as_str() {
         "gzip" => Compression::Gzip,
         "zstd" => Compression::Zstd,
         other => bail!("--compression={other}: use gzip or zstd"),
-    };
-    let req = Request {
-        file: source.name.clone(),
-        text: source.text.clone(),
-        context: args.context.clone(),
-        graph,
-        network,
-        created: created.clone(),
-        no_cache: args.no_cache,
-        epoch: epoch.map(|e| e as i64),
-        dockerfile_path: args.file.clone().filter(|f| f.as_os_str() != "-"),
-        contexts: args
-            .build_contexts
-            .iter()
-            .map(|c| {
-                let (name, value) = c
-                    .split_once('=')
-                    .with_context(|| format!("--build-context {c}: expected NAME=VALUE"))?;
-                Ok((name.to_string(), NamedContext::parse(value)?))
-            })
-            .collect::<Result<_>>()?,
     };
     let jobs = match args.jobs {
         Some(0) => bail!("--jobs must be at least 1"),
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
+    let contexts = args
+        .build_contexts
+        .iter()
+        .map(|c| {
+            let (name, value) = c
+                .split_once('=')
+                .with_context(|| format!("--build-context {c}: expected NAME=VALUE"))?;
+            Ok((name.to_string(), NamedContext::parse(value)?))
+        })
+        .collect::<Result<_>>()?;
+    let outputs = args
+        .outputs
+        .iter()
+        .map(|o| export::parse_output(o))
+        .collect::<Result<_>>()?;
+    Ok(Settings {
+        outputs,
+        network,
+        mode,
+        compression,
+        jobs,
+        contexts,
+    })
+}
+
+/// SOURCE_DATE_EPOCH from the environment or a build arg.
+fn source_date_epoch(
+    build_args: &std::collections::BTreeMap<String, String>,
+) -> Result<Option<u64>> {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .or_else(|| build_args.get("SOURCE_DATE_EPOCH").cloned())
+        .map(|e| {
+            e.trim()
+                .parse()
+                .with_context(|| format!("SOURCE_DATE_EPOCH={e}: not a number of seconds"))
+        })
+        .transpose()
+}
+
+pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
+    let source = dockerfile::read(args)?;
+    let build_args = dockerfile::build_args(&args.build_args)?;
+    let opts = Options {
+        build_args: build_args.clone(),
+        target: args.target.clone(),
+        ..Options::default()
+    };
+    let settings = settings(args, &opts)?;
+    let graph = match parse_dockerfile(&source.text).and_then(|file| resolve(file, &opts)) {
+        Ok(g) => g,
+        Err(err) => {
+            eprint!("{}", render(&source.name, &source.text, &err));
+            return Ok(1);
+        }
+    };
+    let progress = Progress::new(settings.mode);
+    for w in &graph.warnings {
+        progress.note(&format!(
+            "WARN: {} - {} ({}:{})",
+            w.rule, w.message, source.name, w.span
+        ));
+    }
+    let epoch = source_date_epoch(&build_args)?;
+    let now = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let created = rfc3339(epoch.unwrap_or_else(now));
+    let req = Request {
+        file: source.name.clone(),
+        text: source.text.clone(),
+        context: args.context.clone(),
+        graph,
+        network: settings.network,
+        created: created.clone(),
+        no_cache: args.no_cache,
+        epoch: epoch.map(|e| e as i64),
+        dockerfile_path: args.file.clone().filter(|f| f.as_os_str() != "-"),
+        contexts: settings.contexts.clone(),
+    };
     let _lock = store.build_lock()?;
-    let mut built = match build::build(store, &req, &progress, jobs) {
+    let mut built = match build::build(store, &req, &progress, settings.jobs) {
         Ok(b) => b,
         Err(e) => {
             progress.finish();
@@ -124,12 +152,12 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
     built.config.created = Some(created);
     for label in &args.labels {
         let (k, v) = label.split_once('=').unwrap_or((label.as_str(), ""));
-        built
+        let labels = built
             .config
             .config
             .labels
-            .get_or_insert_with(Default::default)
-            .insert(k.to_string(), v.to_string());
+            .get_or_insert_with(Default::default);
+        labels.insert(k.to_string(), v.to_string());
     }
     let names = args
         .tags
@@ -138,18 +166,30 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         .collect::<Result<Vec<_>, _>>()?;
     let vertex = progress.start("exporting to image");
     let image = store
-        .put_image_config(&built.config.to_json(), compression, &names)
+        .put_image_config(&built.config.to_json(), settings.compression, &names)
         .context("storing the image")?;
     for name in &names {
         vertex.log(&format!("naming to {name}"));
     }
-    for output in &outputs {
+    for output in &settings.outputs {
         export::export(store, &image, &names, output)?;
     }
     vertex.done();
-    let id = format!("sha256:{}", image.id());
+    write_results(args, &image, &names)?;
+    if settings.mode == ProgressMode::Quiet {
+        println!("sha256:{}", image.id());
+    } else {
+        progress.note(&format!("Successfully built {}", &image.id()[..12]));
+        progress.finish();
+    }
+    Ok(0)
+}
+
+/// `--iidfile` and `--metadata-file`.
+fn write_results(args: &BuildArgs, image: &kiln_store::Image, names: &[String]) -> Result<()> {
     if let Some(path) = &args.iidfile {
-        std::fs::write(path, &id).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, format!("sha256:{}", image.id()))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.metadata_file {
         let meta = serde_json::json!({
@@ -160,13 +200,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         std::fs::write(path, serde_json::to_vec_pretty(&meta)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    if quiet {
-        println!("{id}");
-    } else {
-        progress.note(&format!("Successfully built {}", &image.id()[..12]));
-        progress.finish();
-    }
-    Ok(0)
+    Ok(())
 }
 
 /// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
