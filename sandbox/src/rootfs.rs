@@ -305,6 +305,43 @@ fn mount_etc_files(root: BorrowedFd<'_>, spec: &Spec, created: &mut Vec<PathBuf>
     Ok(())
 }
 
+/// Making the /etc/hosts and /etc/resolv.conf mount points copies /etc
+/// up into the upper dir even when the command changes nothing there.
+/// After the step (unmounted), such a copy-up — empty, not opaque, same
+/// mode and owner as below, or absent below — is removed, so a step that
+/// changes nothing leaves an empty upper. (A `touch /etc` alone is lost
+/// with it, as in BuildKit.)
+pub(crate) fn drop_etc_copy_up(upper: &Path, lowers: &[PathBuf]) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = upper.join("etc");
+    let Ok(meta) = fs::symlink_metadata(&dir) else {
+        return Ok(());
+    };
+    let empty = fs::read_dir(&dir)
+        .ctx(|| format!("read {}", dir.display()))?
+        .next()
+        .is_none();
+    if !meta.is_dir() || !empty || is_opaque(&dir) {
+        return Ok(());
+    }
+    let below = lowers
+        .iter()
+        .find_map(|l| fs::symlink_metadata(l.join("etc")).ok());
+    let same = below.is_none_or(|b| {
+        b.is_dir() && (b.mode(), b.uid(), b.gid()) == (meta.mode(), meta.uid(), meta.gid())
+    });
+    if same {
+        fs::remove_dir(&dir).ctx(|| format!("remove {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn is_opaque(dir: &Path) -> bool {
+    let mut value = [0u8; 1];
+    rfs::lgetxattr(dir, "user.overlay.opaque", &mut value[..])
+        .is_ok_and(|n| n == 1 && value[0] == b'y')
+}
+
 /// One of the spec's own mounts.
 fn mount_extra(root: BorrowedFd<'_>, m: &Mount, created: &mut Vec<PathBuf>) -> Result<()> {
     match m {

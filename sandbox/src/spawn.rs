@@ -52,6 +52,9 @@ pub struct Step {
     /// Records that arrived before the pidfd.
     early: Vec<Vec<u8>>,
     waited: bool,
+    /// The step's upper dir and lowers, tidied after it ends.
+    upper: std::path::PathBuf,
+    lowers: Vec<std::path::PathBuf>,
 }
 
 /// Run one step to completion.
@@ -116,6 +119,8 @@ pub fn spawn(spec: &Spec) -> Result<Step> {
         pidfd: None,
         early: Vec::new(),
         waited: false,
+        upper: spec.upper.clone(),
+        lowers: spec.lowers.clone(),
     };
     // The zygote's `P` comes right after the clone; an early failure of the
     // init may arrive before it.
@@ -196,6 +201,7 @@ impl Step {
             .iter()
             .find_map(|r| r.strip_prefix(b"C"))
             .and_then(|c| std::str::from_utf8(c).ok()?.parse().ok());
+        crate::rootfs::drop_etc_copy_up(&self.upper, &self.lowers)?;
         match (code, &self.pidfd) {
             (Some(c), _) => Ok(ExitStatus(c)),
             // Killed before it could report (SIGKILL through `signal`).

@@ -161,6 +161,8 @@ pub(crate) struct Builder<'a> {
     /// Finished stages; stages run on several threads at once.
     pub stages: Mutex<HashMap<usize, StageState>>,
     pub used_args: Mutex<BTreeSet<String>>,
+    /// Images already resolved in this build, by reference.
+    pub images: Mutex<HashMap<String, kiln_store::Image>>,
     /// The context's `.dockerignore`.
     pub ignore: dockerignore::Ignore,
     /// Context file digests from earlier builds.
@@ -179,6 +181,7 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
             .context("creating the build's scratch dir")?,
         stages: Mutex::new(HashMap::new()),
         used_args: Mutex::new(BTreeSet::new()),
+        images: Mutex::new(HashMap::new()),
         ignore: dockerignore::Ignore::load(&req.context, req.dockerfile_path.as_deref())?,
         memo: cache::FileMemo::load(store, &req.context),
     };
@@ -395,11 +398,19 @@ impl Builder<'_> {
     }
 
     /// An image by reference, a `--build-context` name mapping first.
+    /// Each reference is looked up (or imported: an oci-archive is read
+    /// whole) once per build, however many stages and steps name it.
     pub(crate) fn image(&self, reference: &str) -> Result<kiln_store::Image> {
-        match self.req.contexts.get(reference) {
-            Some(NamedContext::Image(r)) => base::image(self.store, r),
-            _ => base::image(self.store, reference),
+        let reference = match self.req.contexts.get(reference) {
+            Some(NamedContext::Image(r)) => r.as_str(),
+            _ => reference,
+        };
+        if let Some(image) = lock(&self.images).get(reference) {
+            return Ok(image.clone());
         }
+        let image = base::image(self.store, reference)?;
+        lock(&self.images).insert(reference.to_string(), image.clone());
+        Ok(image)
     }
 
     /// The config a cache entry restores, if it exists and its layers do.
@@ -410,7 +421,12 @@ impl Builder<'_> {
         let Ok(entry) = serde_json::from_slice::<cache::Entry>(&bytes) else {
             return Ok(None);
         };
-        let complete = cache_layers(&bytes).iter().all(|d| self.store.has_layer(d));
+        let complete = entry
+            .config
+            .rootfs
+            .diff_ids
+            .iter()
+            .all(|d| Digest::parse(d).is_ok_and(|d| self.store.has_layer(&d)));
         Ok(complete.then_some(entry.config))
     }
 

@@ -111,7 +111,6 @@ impl Builder<'_> {
             }
             bail!(msg);
         }
-        drop_stub_parents(&dirs.upper(), &state.lowers(self.store)?)?;
         let layer = self.commit(&dirs)?;
         self.history(state, cmd, layer);
         Ok(())
@@ -328,46 +327,6 @@ impl Builder<'_> {
             .context("committing the layer")?;
         Ok(Some(digest))
     }
-}
-
-/// Parent dirs of the files the sandbox mounts over (/etc/hosts,
-/// /etc/resolv.conf). Making those mount points copies the parent up into
-/// the step's upper dir even when the command changes nothing there.
-const STUB_PARENTS: [&str; 1] = ["etc"];
-
-/// Removes such a copied-up parent from `upper` when it holds nothing
-/// and matches the layer below in mode and owner, so `RUN true` makes no
-/// layer. (A `touch /etc` alone is lost with it, as in BuildKit.)
-fn drop_stub_parents(upper: &Path, lowers: &[PathBuf]) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    for name in STUB_PARENTS {
-        let dir = upper.join(name);
-        let Ok(meta) = std::fs::symlink_metadata(&dir) else {
-            continue;
-        };
-        if !meta.is_dir() || std::fs::read_dir(&dir)?.next().is_some() || is_opaque(&dir) {
-            continue;
-        }
-        let below = lowers
-            .iter()
-            .find_map(|l| std::fs::symlink_metadata(l.join(name)).ok());
-        let same = match below {
-            None => true,
-            Some(b) => {
-                b.is_dir() && (b.mode(), b.uid(), b.gid()) == (meta.mode(), meta.uid(), meta.gid())
-            }
-        };
-        if same {
-            std::fs::remove_dir(&dir).with_context(|| format!("remove {}", dir.display()))?;
-        }
-    }
-    Ok(())
-}
-
-fn is_opaque(dir: &Path) -> bool {
-    let mut value = [0u8; 1];
-    rustix::fs::lgetxattr(dir, "user.overlay.opaque", &mut value[..])
-        .is_ok_and(|n| n == 1 && value[0] == b'y')
 }
 
 /// Splits ADD sources into local archives (by content: a tar, compressed
