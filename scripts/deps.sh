@@ -4,9 +4,10 @@
 # only refreshed when something is missing.
 set -euo pipefail
 
-# podman, skopeo, umoci and runc prove built images the way users consume them.
+# podman, skopeo, umoci and runc prove built images the way users consume them;
+# docker-registry (distribution 2.8) and htpasswd serve the registry tests.
 packages=(gcc pkg-config ca-certificates uidmap busybox-static util-linux file
-    podman skopeo umoci runc)
+    podman skopeo umoci runc docker-registry apache2-utils)
 
 missing=()
 for p in "${packages[@]}"; do

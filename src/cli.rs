@@ -53,6 +53,83 @@ pub enum Command {
         #[arg(short = 'i', long = "input")]
         input: PathBuf,
     },
+    /// Pull an image from a registry into the store.
+    Pull(PullArgs),
+    /// Push a stored image to a registry.
+    Push(PushArgs),
+    /// Log in to a registry: check the credentials, then save them in the
+    /// containers auth file.
+    Login(LoginArgs),
+    /// Remove a registry's saved credentials.
+    Logout(LogoutArgs),
+}
+
+/// How registries are reached (pull, push, build).
+#[derive(Args, Debug, Clone, Default)]
+pub struct RegistryArgs {
+    /// Credentials file to read first (default: $REGISTRY_AUTH_FILE, else
+    /// $XDG_RUNTIME_DIR/containers/auth.json).
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+
+    /// Talk to this registry (HOST[:PORT]) over plain HTTP (repeatable);
+    /// loopback registries always are.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// The image: NAME[:TAG|@DIGEST] (short names are Docker Hub's).
+    pub reference: String,
+    /// The platform to choose from a multi-platform image (default: the host's).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Print only the image ID.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// A stored image (name or ID).
+    pub image: String,
+    /// Where to push it (default: the image's name): [docker://]HOST/REPO[:TAG].
+    pub destination: Option<String>,
+    /// Write the pushed manifest's digest to this file.
+    #[arg(long)]
+    pub digestfile: Option<PathBuf>,
+    /// No progress output.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// The registry: HOST[:PORT] (docker.io for Docker Hub).
+    pub server: String,
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct LogoutArgs {
+    /// The registry: HOST[:PORT].
+    pub server: String,
+    /// Credentials file (default: as for login).
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -127,10 +204,13 @@ pub struct BuildArgs {
     #[arg(long = "build-context", value_name = "NAME=VALUE")]
     pub build_contexts: Vec<String>,
 
-    /// When to pull base images: missing (default) or never; kiln has no
-    /// registry client yet, so `always` is refused.
+    /// When to pull base images: missing (default: only images not in the
+    /// store), always (check the registry for a newer one), or never.
     #[arg(long, default_value = "missing", num_args = 0..=1, default_missing_value = "always")]
     pub pull: String,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 
     /// How many independent stages run at once (default: the number of CPUs).
     #[arg(long)]

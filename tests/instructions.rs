@@ -188,13 +188,12 @@ fn heredocs_shell_and_the_config_instructions() {
     // COPY heredocs expand with the ENV in effect at that line: none yet.
     let motd = podman_run(&archive, "localhost/cfg:latest", &["cat /etc/motd"]);
     assert_eq!(motd, "hello \n");
-    // --pull=always needs a registry client kiln does not have yet.
     let out = case.kiln(&[
         "build",
-        "--pull=always",
+        "--pull=sometimes",
         "-f",
         df.to_str().unwrap(),
         case.ctx().to_str().unwrap(),
     ]);
-    assert!(!out.status.success() && text(&out).contains("not supported yet"));
+    assert!(!out.status.success() && text(&out).contains("use always, missing or never"));
 }

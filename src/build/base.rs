@@ -1,10 +1,11 @@
 //! Where a stage starts: `scratch`, an image in the store, or one of
 //! buildah's local transports (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
 //! `docker-archive:FILE[:REF]`), imported into the store on first use.
+//! Anything else is pulled from its registry (by the engine, per `--pull`).
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use kiln_store::{archive, Image, Store};
 
 use crate::image_config::ImageConfig;
@@ -39,33 +40,43 @@ fn path_and_tag(s: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Finds (importing if needed) the image a FROM or `--from` names.
-pub fn image(store: &Store, reference: &str) -> Result<Image> {
+/// Where a FROM or `--from` image was found without a registry.
+pub enum Found {
+    /// A local transport (`oci:`, `oci-archive:`, `docker-archive:`),
+    /// imported: never pulled, whatever `--pull` says.
+    Transport(Image),
+    /// Already in the store under that name.
+    Stored(Image),
+    Missing,
+}
+
+/// Finds (importing if needed) the image a FROM or `--from` names,
+/// without the network.
+pub fn local(store: &Store, reference: &str) -> Result<Found> {
     if let Some(rest) = reference.strip_prefix("oci:") {
         let (dir, tag) = path_and_tag(rest);
         return archive::import_oci_dir(store, Path::new(dir), tag)
+            .map(Found::Transport)
             .with_context(|| format!("importing {reference}"));
     }
     if let Some(rest) = reference.strip_prefix("oci-archive:") {
         let (file, tag) = path_and_tag(rest);
         return archive::import_oci_archive(store, Path::new(file), tag)
+            .map(Found::Transport)
             .with_context(|| format!("importing {reference}"));
     }
     if let Some(rest) = reference.strip_prefix("docker-archive:") {
         let (file, tag) = path_and_tag(rest);
         return archive::import_docker_archive(store, Path::new(file), tag)
+            .map(Found::Transport)
             .with_context(|| format!("importing {reference}"));
     }
     for candidate in candidates(reference) {
         if let Ok(image) = store.image(&candidate) {
-            return Ok(image);
+            return Ok(Found::Stored(image));
         }
     }
-    bail!(
-        "image {reference:?} is not in kiln's store, and pulling from registries is not \
-         supported yet: load it with `kiln load -i FILE`, or name a local image as \
-         oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE"
-    )
+    Ok(Found::Missing)
 }
 
 /// The names a short reference may be stored under: as podman normalises

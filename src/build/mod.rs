@@ -54,6 +54,22 @@ pub struct Request {
     pub dockerfile_path: Option<PathBuf>,
     /// `--build-context NAME=…`: what FROM NAME / COPY --from=NAME mean.
     pub contexts: std::collections::BTreeMap<String, NamedContext>,
+    /// `--pull`: when base images come from their registry.
+    pub pull: PullPolicy,
+    /// How registries are reached.
+    pub registry: kiln_registry::Options,
+}
+
+/// `--pull=missing|always|never`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Pull only what the store lacks.
+    Missing,
+    /// Ask the registry every time (nothing is downloaded if the store
+    /// has the image it names).
+    Always,
+    /// Never use the network.
+    Never,
 }
 
 /// A `--build-context NAME=…` value.
@@ -167,6 +183,8 @@ pub(crate) struct Builder<'a> {
     pub ignore: dockerignore::Ignore,
     /// Context file digests from earlier builds.
     pub memo: cache::FileMemo,
+    /// The registry client, made when the first pull needs it.
+    pub registry: std::sync::OnceLock<kiln_registry::Registry>,
 }
 
 /// Builds the stages the target needs, up to `jobs` of them at once.
@@ -184,6 +202,7 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
         images: Mutex::new(HashMap::new()),
         ignore: dockerignore::Ignore::load(&req.context, req.dockerfile_path.as_deref())?,
         memo: cache::FileMemo::load(store, &req.context),
+        registry: std::sync::OnceLock::new(),
     };
     let result = b.run_stages(jobs.max(1));
     b.memo.save(store)?;
@@ -408,9 +427,40 @@ impl Builder<'_> {
         if let Some(image) = lock(&self.images).get(reference) {
             return Ok(image.clone());
         }
-        let image = base::image(self.store, reference)?;
+        let image = match base::local(self.store, reference)? {
+            base::Found::Transport(image) => image,
+            base::Found::Stored(image) if self.req.pull != PullPolicy::Always => image,
+            base::Found::Missing if self.req.pull == PullPolicy::Never => {
+                anyhow::bail!(
+                    "image {reference:?} is not in kiln's store, and --pull=never forbids pulling it"
+                )
+            }
+            _ => self.pull(reference)?,
+        };
         lock(&self.images).insert(reference.to_string(), image.clone());
         Ok(image)
+    }
+
+    /// Pulls a base image from its registry, shown as a step.
+    fn pull(&self, reference: &str) -> Result<kiln_store::Image> {
+        let vertex = self.progress.start(&format!("[internal] pull {reference}"));
+        let registry = match self.registry.get() {
+            Some(r) => r,
+            None => {
+                let r = kiln_registry::Registry::new(self.req.registry.clone())?;
+                self.registry.get_or_init(|| r)
+            }
+        };
+        match registry.pull(self.store, reference, &vertex) {
+            Ok(pulled) => {
+                vertex.done();
+                Ok(pulled.image)
+            }
+            Err(e) => {
+                vertex.error(&e.to_string());
+                Err(anyhow!(e).context(format!("pulling {reference}")))
+            }
+        }
     }
 
     /// The config a cache entry restores, if it exists and its layers do.

@@ -290,3 +290,17 @@ fn set_last(screen: &Mutex<Screen>, id: usize, text: &str) {
         r.3 = text.chars().filter(|c| !c.is_control()).collect();
     }
 }
+
+/// A pull's or push's transfers shown on its step: finished blobs as
+/// lines, running ones as the live status.
+impl kiln_registry::Events for Vertex<'_> {
+    fn line(&self, text: &str) {
+        self.log(text);
+    }
+
+    fn status(&self, text: &str) {
+        if self.progress.mode == Mode::Tty && !text.is_empty() {
+            set_last(&self.progress.screen, self.id, text);
+        }
+    }
+}

@@ -9,7 +9,7 @@ use kiln_layer::Compression;
 use kiln_store::Store;
 
 use super::{dockerfile, export};
-use crate::build::{self, NamedContext, Progress, ProgressMode, Request};
+use crate::build::{self, NamedContext, Progress, ProgressMode, PullPolicy, Request};
 use crate::cli::BuildArgs;
 
 /// What the flags say, checked before anything runs.
@@ -20,6 +20,7 @@ struct Settings {
     compression: Compression,
     jobs: usize,
     contexts: std::collections::BTreeMap<String, NamedContext>,
+    pull: PullPolicy,
 }
 
 fn settings(args: &BuildArgs, opts: &Options) -> Result<Settings> {
@@ -34,14 +35,12 @@ fn settings(args: &BuildArgs, opts: &Options) -> Result<Settings> {
             args.progress
         )
     })?;
-    match args.pull.as_str() {
-        "missing" | "never" | "false" => {}
-        "always" | "true" => bail!(
-            "--pull={}: pulling from registries is not supported yet; bases come from the store or local files",
-            args.pull
-        ),
+    let pull = match args.pull.as_str() {
+        "missing" | "false" => PullPolicy::Missing,
+        "always" | "true" => PullPolicy::Always,
+        "never" => PullPolicy::Never,
         other => bail!("--pull={other}: use always, missing or never"),
-    }
+    };
     if let Some(p) = &args.platform {
         let host = opts.platform.triple();
         if p != &host && p.trim_end_matches("/v8") != host {
@@ -80,6 +79,7 @@ fn settings(args: &BuildArgs, opts: &Options) -> Result<Settings> {
         compression,
         jobs,
         contexts,
+        pull,
     })
 }
 
@@ -139,6 +139,12 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         epoch: epoch.map(|e| e as i64),
         dockerfile_path: args.file.clone().filter(|f| f.as_os_str() != "-"),
         contexts: settings.contexts.clone(),
+        pull: settings.pull,
+        registry: kiln_registry::Options {
+            insecure: args.registry.insecure_registries.clone(),
+            auth_file: args.registry.authfile.clone(),
+            ..kiln_registry::Options::default()
+        },
     };
     let _lock = store.build_lock()?;
     let mut built = match build::build(store, &req, &progress, settings.jobs) {
@@ -175,6 +181,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         export::export(store, &image, &names, output)?;
     }
     vertex.done();
+    push(args, store, &image, &names, &settings.outputs, &progress)?;
     write_results(args, &image, &names)?;
     if settings.mode == ProgressMode::Quiet {
         println!("sha256:{}", image.id());
@@ -183,6 +190,46 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         progress.finish();
     }
     Ok(0)
+}
+
+/// `-o type=registry` (or `type=image,push=true`): the image pushed as
+/// the output's `name=`, or as every `-t` name.
+fn push(
+    args: &BuildArgs,
+    store: &Store,
+    image: &kiln_store::Image,
+    names: &[String],
+    outputs: &[export::Output],
+    progress: &Progress,
+) -> Result<()> {
+    let mut dests = Vec::new();
+    for output in outputs {
+        if let export::Output::Push(name) = output {
+            match name {
+                Some(n) => dests.push(n.clone()),
+                None if names.is_empty() => {
+                    bail!("-o type=registry: name the image with -t (or name= in -o)")
+                }
+                None => dests.extend(names.iter().cloned()),
+            }
+        }
+    }
+    if dests.is_empty() {
+        return Ok(());
+    }
+    let registry = super::registry::client(&args.registry, None)?;
+    for dest in dests {
+        let vertex = progress.start(&format!("pushing {dest}"));
+        match registry.push(store, image, &dest, &vertex) {
+            Ok(_) => vertex.done(),
+            Err(e) => {
+                vertex.error(&e.to_string());
+                progress.finish();
+                return Err(anyhow::anyhow!(e).context(format!("pushing {dest}")));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `--iidfile` and `--metadata-file`.

@@ -21,6 +21,12 @@ pub enum Output {
     Local(PathBuf),
     /// `type=tar`: the rootfs as one tar.
     Tar(PathBuf),
+    /// `type=registry` / `type=image,push=true`: pushed as each `-t` name,
+    /// or as the `name=` given here.
+    Push(Option<String>),
+    /// `type=image` without push: stored under the `-t` names (what every
+    /// build does anyway).
+    Store,
 }
 
 /// `type=docker,dest=FILE`, `type=oci,dest=FILE[,tar=false]`,
@@ -32,14 +38,24 @@ pub fn parse_output(spec: &str) -> Result<Output> {
     let mut kind = None;
     let mut dest = None;
     let mut tar = true;
+    let mut push = false;
+    let mut name = None;
     for field in spec.split(',') {
         match field.split_once('=') {
             Some(("type", v)) => kind = Some(v.to_string()),
             Some(("dest", v)) => dest = Some(PathBuf::from(v)),
             Some(("tar", v)) => tar = v != "false",
+            Some(("push", v)) => push = v == "true",
+            Some(("name", v)) => name = Some(v.to_string()),
             Some((k, _)) => bail!("-o {spec}: unknown field {k:?}"),
             None => bail!("-o {spec}: expected KEY=VALUE fields"),
         }
+    }
+    match kind.as_deref() {
+        Some("registry") => return Ok(Output::Push(name)),
+        Some("image") if push => return Ok(Output::Push(name)),
+        Some("image") => return Ok(Output::Store),
+        _ => {}
     }
     let dest = dest.with_context(|| format!("-o {spec}: dest= is required"))?;
     match (kind.as_deref(), tar) {
@@ -48,9 +64,6 @@ pub fn parse_output(spec: &str) -> Result<Output> {
         (Some("oci"), false) => Ok(Output::OciDir(dest)),
         (Some("local"), _) => Ok(Output::Local(dest)),
         (Some("tar"), _) => Ok(Output::Tar(dest)),
-        (Some(k @ ("registry" | "image")), _) => {
-            bail!("-o type={k}: pushing to a registry is not supported yet")
-        }
         (other, _) => bail!("-o {spec}: unknown type {other:?} (docker, oci, local, tar)"),
     }
 }
@@ -61,8 +74,11 @@ fn create(p: &Path) -> Result<std::io::BufWriter<std::fs::File>> {
     ))
 }
 
+/// Writes one file output; pushes are the build command's (they need the
+/// registry client and progress).
 pub fn export(store: &Store, image: &Image, names: &[String], output: &Output) -> Result<()> {
     match output {
+        Output::Push(_) | Output::Store => {}
         Output::DockerArchive(p) => {
             let mut f = create(p)?;
             archive::export_docker_archive(store, image, names, &mut f)?;
@@ -137,6 +153,12 @@ mod tests {
             parse_output("type=tar,dest=r.tar").unwrap(),
             Output::Tar("r.tar".into())
         );
+        assert_eq!(parse_output("type=registry").unwrap(), Output::Push(None));
+        assert_eq!(
+            parse_output("type=image,name=h:5000/a:1,push=true").unwrap(),
+            Output::Push(Some("h:5000/a:1".into()))
+        );
+        assert_eq!(parse_output("type=image").unwrap(), Output::Store);
         assert!(parse_output("type=oci").is_err());
         assert!(parse_output("type=bogus,dest=x").is_err());
     }

@@ -25,10 +25,18 @@ pub fn list(store: &Store, quiet: bool) -> Result<i32> {
     for i in &images {
         let size: i64 = i.manifest.layers().iter().map(|l| l.size() as i64).sum();
         let created = i.created.clone().unwrap_or_default();
-        let names = if i.names.is_empty() {
-            vec!["<none>".to_string()]
-        } else {
-            i.names.clone()
+        // `repo@digest` names (what a pull records) are for lookups;
+        // shown only when an image has no other name.
+        let tagged: Vec<String> = i
+            .names
+            .iter()
+            .filter(|n| !n.contains('@'))
+            .cloned()
+            .collect();
+        let names = match (tagged.is_empty(), i.names.is_empty()) {
+            (_, true) => vec!["<none>".to_string()],
+            (true, false) => i.names.clone(),
+            (false, false) => tagged,
         };
         for n in names {
             println!(

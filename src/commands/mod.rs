@@ -5,6 +5,7 @@ mod check;
 mod dockerfile;
 mod export;
 mod images;
+pub(crate) mod registry;
 
 use anyhow::{Context, Result};
 use kiln_store::Store;
@@ -13,10 +14,12 @@ use crate::cli::{Cli, Command};
 
 /// Runs a subcommand; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
-    if let Command::Build(args) = &cli.command {
-        if args.check {
-            return check::run(args);
-        }
+    match &cli.command {
+        Command::Build(args) if args.check => return check::run(args),
+        // Credentials live in the user's own files: no namespace needed.
+        Command::Login(args) => return registry::login(args),
+        Command::Logout(args) => return registry::logout(args),
+        _ => {}
     }
     // Everything else touches the store, whose files belong to ids of
     // kiln's user namespace: enter it first (a rootless kiln re-executes
@@ -41,5 +44,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             image,
         } => images::save(&store, image, format, output),
         Command::Load { input } => images::load(&store, input),
+        Command::Pull(args) => registry::pull(&store, args),
+        Command::Push(args) => registry::push(&store, args),
+        Command::Login(_) | Command::Logout(_) => unreachable!("handled above"),
     }
 }

@@ -35,45 +35,33 @@ impl Store {
         input: &mut dyn Read,
         expected: Option<&Digest>,
     ) -> Result<(Digest, u64)> {
-        let tmp = self.tmp_file("blob");
-        let result = self.stream_to(&tmp, input, expected);
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+        let mut w = self.blob_writer()?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match input.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("write", &w.tmp, e)),
+            };
+            if n == 0 {
+                break;
+            }
+            w.write_all(&buf[..n])?;
         }
-        result
+        w.commit(expected)
     }
 
-    fn stream_to(
-        &self,
-        tmp: &std::path::Path,
-        input: &mut dyn Read,
-        expected: Option<&Digest>,
-    ) -> Result<(Digest, u64)> {
-        let file = File::create(tmp).map_err(|e| Error::io("create", tmp, e))?;
-        let mut w = DigestWriter::new(io::BufWriter::new(file));
-        io::copy(input, &mut w).map_err(|e| Error::io("write", tmp, e))?;
-        let (buf, d, n) = w.finish();
-        let file = buf
-            .into_inner()
-            .map_err(|e| Error::io("write", tmp, e.into_error()))?;
-        if let Some(exp) = expected {
-            if exp != &d {
-                return Err(Error::Layer(kiln_layer::Error::DigestMismatch {
-                    what: "blob digest",
-                    expected: exp.clone(),
-                    actual: d,
-                }));
-            }
-        }
-        file.sync_all().map_err(|e| Error::io("sync", tmp, e))?;
-        let dest = self.blob_path(&d);
-        if dest.exists() {
-            let _ = std::fs::remove_file(tmp);
-        } else {
-            std::fs::rename(tmp, &dest).map_err(|e| Error::io("rename", &dest, e))?;
-            fsutil::sync_parent(&dest)?;
-        }
-        Ok((d, n))
+    /// A blob written piece by piece (a download), hashed as it goes;
+    /// [`BlobWriter::commit`] renames it in, dropping it uncommitted
+    /// removes it.
+    pub fn blob_writer(&self) -> Result<BlobWriter<'_>> {
+        let tmp = self.tmp_file("blob");
+        let file = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        Ok(BlobWriter {
+            store: self,
+            inner: Some(DigestWriter::new(io::BufWriter::new(file))),
+            tmp,
+        })
     }
 
     pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>> {
@@ -96,5 +84,84 @@ impl Store {
     pub fn copy_blob(&self, d: &Digest, out: &mut dyn Write) -> Result<u64> {
         let mut f = self.open_blob(d)?;
         io::copy(&mut f, out).map_err(|e| Error::io("copy", self.blob_path(d), e))
+    }
+}
+
+/// A blob on its way into the store: see [`Store::blob_writer`].
+pub struct BlobWriter<'s> {
+    store: &'s Store,
+    /// None once committed.
+    inner: Option<DigestWriter<io::BufWriter<File>>>,
+    tmp: PathBuf,
+}
+
+impl BlobWriter<'_> {
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        match &mut self.inner {
+            Some(w) => w
+                .write_all(bytes)
+                .map_err(|e| Error::io("write", &self.tmp, e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.inner.as_ref().map_or(0, DigestWriter::count)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Syncs the bytes and renames them in under their digest, after
+    /// checking `expected`; on a mismatch nothing is stored.
+    pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        let Some(w) = self.inner.take() else {
+            unreachable!("commit takes the writer by value")
+        };
+        let result = self.finish(w, expected);
+        if result.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        result
+    }
+
+    fn finish(
+        &self,
+        w: DigestWriter<io::BufWriter<File>>,
+        expected: Option<&Digest>,
+    ) -> Result<(Digest, u64)> {
+        let tmp = &self.tmp;
+        let (buf, d, n) = w.finish();
+        let file = buf
+            .into_inner()
+            .map_err(|e| Error::io("write", tmp, e.into_error()))?;
+        if let Some(exp) = expected {
+            if exp != &d {
+                return Err(Error::Layer(kiln_layer::Error::DigestMismatch {
+                    what: "blob digest",
+                    expected: exp.clone(),
+                    actual: d,
+                }));
+            }
+        }
+        file.sync_all().map_err(|e| Error::io("sync", tmp, e))?;
+        let dest = self.store.blob_path(&d);
+        if dest.exists() {
+            let _ = std::fs::remove_file(tmp);
+        } else {
+            std::fs::rename(tmp, &dest).map_err(|e| Error::io("rename", &dest, e))?;
+            fsutil::sync_parent(&dest)?;
+        }
+        Ok((d, n))
+    }
+}
+
+impl Drop for BlobWriter<'_> {
+    fn drop(&mut self) {
+        if self.inner.is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
     }
 }

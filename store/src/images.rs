@@ -244,7 +244,9 @@ impl Store {
                 .filter(|e| e.digest() == desc.digest())
                 .filter_map(ref_name)
                 .collect();
-            names.push(name);
+            if !names.contains(&name) {
+                names.push(name);
+            }
             set_names(entries, &desc, &names);
             Ok(())
         })

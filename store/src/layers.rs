@@ -248,6 +248,12 @@ impl Store {
         Ok((scratch, dir, unpacked.diff_id))
     }
 
+    /// Whether layer `diff_id` is stored and known to be what `blob`
+    /// unpacks to (so a pull can skip downloading `blob`).
+    pub fn layer_has_blob(&self, diff_id: &Digest, blob: &Digest) -> bool {
+        self.has_layer(diff_id) && (blob == diff_id || self.blob_known_for(diff_id, blob))
+    }
+
     /// Whether the sidecar already pairs `blob` with layer `diff_id`.
     fn blob_known_for(&self, diff_id: &Digest, blob: &Digest) -> bool {
         self.read_sidecar(diff_id)

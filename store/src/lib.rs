@@ -46,6 +46,7 @@ mod scratch;
 
 use std::path::{Path, PathBuf};
 
+pub use blobs::BlobWriter;
 pub use error::{Error, Result};
 pub use gc::PruneReport;
 pub use images::Image;

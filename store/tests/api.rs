@@ -74,6 +74,7 @@ fn tag_lookup_and_removal_by_name_and_by_id() {
         .unwrap();
     store.tag(&image, "two:2").unwrap();
     store.tag(&image, "quay.io/x/three").unwrap();
+    store.tag(&image, "two:2").unwrap();
     let got = store.image("localhost/two:2").unwrap();
     assert_eq!(got.manifest_digest, image.manifest_digest);
     assert_eq!(

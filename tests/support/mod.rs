@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -75,6 +77,18 @@ impl Case {
             .arg("--root")
             .arg(self.store())
             .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("kiln runs")
+    }
+
+    /// `kiln --root STORE args…` with extra environment variables.
+    pub fn kiln_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        Command::new(kiln_bin())
+            .arg("--root")
+            .arg(self.store())
+            .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
             .expect("kiln runs")

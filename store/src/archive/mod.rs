@@ -39,6 +39,14 @@ pub fn import_archive(store: &Store, input: &Path) -> Result<Vec<Image>> {
     }
 }
 
+/// Records a pulled image: `manifest` (OCI or Docker v2 schema 2) whose
+/// config and layer blobs are in the store, or whose layers are (see
+/// [`Store::layer_has_blob`]). Layers not yet unpacked are unpacked and
+/// checked against the config's diffIDs; then `names` point at it.
+pub fn adopt_manifest(store: &Store, manifest: &ImageManifest, names: &[String]) -> Result<Image> {
+    adopt(store, manifest, names)
+}
+
 /// Makes sure the store has the image `manifest` describes (its blobs are
 /// already in the store): unpacks its layers, checks them against the
 /// config's diffIDs, and records the image under `names`.

@@ -1,0 +1,232 @@
+//! `push`: a stored image to a registry. Blobs the repository has are
+//! skipped (HEAD), blobs another repository of that registry has (one a
+//! stored image was pulled from) are mounted across, the rest are
+//! streamed up; the manifest goes last, so the tag never names an
+//! incomplete image.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::Either;
+
+use kiln_layer::Digest;
+use kiln_store::{Image, Store};
+use oci_client::{Reference, RegistryOperation};
+
+use crate::error::{Error, Result};
+use crate::progress::{Events, Transfers};
+use crate::reference::normalize;
+use crate::transport::{Failure, Session};
+use crate::Registry;
+
+/// One blob to send.
+struct Blob {
+    digest: String,
+    size: u64,
+}
+
+impl Registry {
+    /// Pushes `image` as `dest`; returns the manifest digest.
+    pub fn push(
+        &self,
+        store: &Store,
+        image: &Image,
+        dest: &str,
+        events: &dyn Events,
+    ) -> Result<String> {
+        let r = normalize(dest)?;
+        let ep = self.conf.push_endpoint(&r, &self.opts.insecure)?;
+        let session = Session::new(&ep, &r.whole(), self.opts.auth_file.as_deref())?;
+        let rt = self.runtime()?;
+        rt.block_on(session.authenticate(RegistryOperation::Push))?;
+        let manifest = &image.manifest;
+        let mut blobs = vec![Blob {
+            digest: manifest.config().digest().to_string(),
+            size: manifest.config().size(),
+        }];
+        blobs.extend(manifest.layers().iter().map(|l| Blob {
+            digest: l.digest().to_string(),
+            size: l.size(),
+        }));
+        let transfers = Transfers::new(events);
+        let sources = mount_sources(store, &session.reference, image)?;
+        self.push_blobs(rt, &session, store, &blobs, &sources, &transfers)?;
+        let bytes = store.read_blob(&image.manifest_digest)?;
+        let content_type = manifest.media_type().as_ref().map_or(
+            "application/vnd.oci.image.manifest.v1+json".to_string(),
+            |m| m.to_string(),
+        );
+        rt.block_on(session.retry(|| async {
+            let header = content_type.parse().map_err(|_| {
+                Failure::Fatal(Error::Protocol {
+                    registry: session.registry().to_string(),
+                    message: format!("bad media type {content_type:?}"),
+                })
+            })?;
+            session
+                .client
+                .push_manifest_raw(&session.reference, bytes.clone(), header)
+                .await
+                .map_err(|e| session.failure(e, "repository"))
+        }))?;
+        let digest = image.manifest_digest.to_string();
+        events.line(&format!("pushed {} {digest}", r.whole()));
+        Ok(digest)
+    }
+
+    fn push_blobs(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        s: &Session,
+        store: &Store,
+        blobs: &[Blob],
+        sources: &[(Reference, Vec<String>)],
+        transfers: &Transfers<'_>,
+    ) -> Result<()> {
+        let queue = Mutex::new(blobs.iter());
+        let failed: Mutex<Option<Error>> = Mutex::new(None);
+        let next = || {
+            if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
+                return None;
+            }
+            queue.lock().ok()?.next()
+        };
+        std::thread::scope(|scope| {
+            for _ in 0..self.parallel().min(blobs.len()) {
+                scope.spawn(|| {
+                    while let Some(b) = next() {
+                        let result = rt.block_on(push_blob(s, store, b, sources, transfers));
+                        if let Err(e) = result {
+                            if let Ok(mut f) = failed.lock() {
+                                f.get_or_insert(e);
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        match failed.into_inner() {
+            Ok(None) => Ok(()),
+            Ok(Some(e)) => Err(e),
+            Err(_) => Err(Error::Protocol {
+                registry: s.registry().to_string(),
+                message: "an upload thread panicked".into(),
+            }),
+        }
+    }
+}
+
+/// Other repositories on the same registry that stored images came from,
+/// with the blobs each is known to hold.
+fn mount_sources(
+    store: &Store,
+    dest: &Reference,
+    image: &Image,
+) -> Result<Vec<(Reference, Vec<String>)>> {
+    let wanted: Vec<String> = image
+        .manifest
+        .layers()
+        .iter()
+        .map(|l| l.digest().to_string())
+        .collect();
+    let mut out: Vec<(Reference, Vec<String>)> = Vec::new();
+    for other in store.images()? {
+        let shared: Vec<String> = other
+            .manifest
+            .layers()
+            .iter()
+            .map(|l| l.digest().to_string())
+            .filter(|d| wanted.contains(d))
+            .collect();
+        if shared.is_empty() {
+            continue;
+        }
+        for name in &other.names {
+            let Ok(r) = normalize(name) else { continue };
+            if r.registry() == dest.registry()
+                && r.repository() != dest.repository()
+                && !out.iter().any(|(o, _)| o.repository() == r.repository())
+            {
+                out.push((r, shared.clone()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn push_blob(
+    s: &Session,
+    store: &Store,
+    b: &Blob,
+    sources: &[(Reference, Vec<String>)],
+    transfers: &Transfers<'_>,
+) -> Result<()> {
+    let short = &b.digest[..b.digest.len().min(19)];
+    let exists = s
+        .retry(|| async {
+            s.client
+                .blob_exists(&s.reference, &b.digest)
+                .await
+                .map_err(|e| s.failure(e, "blob"))
+        })
+        .await?;
+    if exists {
+        transfers.line(&format!("{short} exists"));
+        return Ok(());
+    }
+    for (source, digests) in sources {
+        if digests.contains(&b.digest)
+            && s.client
+                .mount_blob(&s.reference, source, &b.digest)
+                .await
+                .is_ok()
+        {
+            transfers.line(&format!("{short} mounted from {}", source.repository()));
+            return Ok(());
+        }
+    }
+    let digest = Digest::parse(&b.digest).map_err(kiln_store::Error::from)?;
+    let path = store.blob_path(&digest);
+    let id = transfers.start(short, b.size);
+    let result = s
+        .retry(|| async {
+            transfers.reset(id);
+            let file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| Failure::Fatal(Error::io(format!("open {}", path.display()), e)))?;
+            let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
+            // The upload stream must be 'static: it counts into an atomic
+            // that a ticker beside it reports.
+            let sent = Arc::new(AtomicU64::new(0));
+            let counter = sent.clone();
+            let counted = futures_util::StreamExt::map(stream, move |chunk| {
+                if let Ok(c) = &chunk {
+                    counter.fetch_add(c.len() as u64, Ordering::Relaxed);
+                }
+                chunk.map_err(oci_client::errors::OciDistributionError::IoError)
+            });
+            let upload = s
+                .client
+                .push_blob_stream(&s.reference, counted, &b.digest, Some(b.size));
+            let ticker = async {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    transfers.advance(id, sent.swap(0, Ordering::Relaxed));
+                }
+            };
+            futures_util::pin_mut!(upload, ticker);
+            let outcome = match futures_util::future::select(upload, ticker).await {
+                Either::Left((outcome, _)) => outcome,
+                Either::Right(((), _)) => unreachable!("the ticker never ends"),
+            };
+            transfers.advance(id, sent.swap(0, Ordering::Relaxed));
+            outcome.map(|_| ()).map_err(|e| s.failure(e, "repository"))
+        })
+        .await;
+    match &result {
+        Ok(()) => transfers.finish(id, "pushed"),
+        Err(_) => transfers.abandon(id),
+    }
+    result
+}
