@@ -15,7 +15,7 @@ bash scripts/testuser.sh >/dev/null
 bash scripts/podman-user.sh kilntest
 
 cargo build --release --quiet --bin kiln
-suites=(build instructions examples registry)
+suites=(build instructions examples registry mounts)
 json=$(cargo test --release "${suites[@]/#/--test=}" --no-run --message-format=json 2>/dev/null)
 
 dir=$(mktemp -d /tmp/kiln-build-bin.XXXXXX)

@@ -204,6 +204,11 @@ pub struct BuildArgs {
     #[arg(long = "build-context", value_name = "NAME=VALUE")]
     pub build_contexts: Vec<String>,
 
+    /// Expose a secret to RUN --mount=type=secret (repeatable):
+    /// id=NAME,src=FILE or id=NAME,env=VAR (also type=file|env).
+    #[arg(long = "secret", value_name = "id=NAME,src=FILE|env=VAR")]
+    pub secrets: Vec<String>,
+
     /// When to pull base images: missing (default: only images not in the
     /// store), always (check the registry for a newer one), or never.
     #[arg(long, default_value = "missing", num_args = 0..=1, default_missing_value = "always")]

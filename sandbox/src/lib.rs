@@ -65,7 +65,7 @@ mod zygote;
 pub use caps::{docker_default_mask, DOCKER_DEFAULT};
 pub use error::{Error, Result};
 pub use exec::DEFAULT_PATH;
-pub use overlay::{mount_overlay, OverlayMount, Upper};
+pub use overlay::{bind_fd, mount_overlay, mount_tmpfs, Mounted, Upper};
 pub use spawn::{run, spawn, ExitStatus, Step};
 pub use spec::{Io, Mount, Network, Spec, Stdio, User, MAX_LOWERS, MAX_LOWER_PATH};
 pub use user::{resolve as resolve_user, Resolved};

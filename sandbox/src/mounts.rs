@@ -138,7 +138,7 @@ pub(crate) fn attach_at(mnt: BorrowedFd<'_>, target: &Path) -> Result<()> {
 
 /// `path` inside the rootfs without its leading `/`; `..` is kept (openat2
 /// clamps it at the root) but an empty result means the root itself.
-fn rel(path: &Path) -> PathBuf {
+pub(crate) fn rel(path: &Path) -> PathBuf {
     path.components()
         .filter(|c| !matches!(c, Component::RootDir | Component::CurDir))
         .collect()

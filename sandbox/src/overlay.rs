@@ -1,31 +1,36 @@
-//! Overlay mounts for kiln's own file work (COPY into a step's upper dir,
-//! reading a stage's rootfs for `COPY --from`). They are mounted in kiln's
-//! private mount namespace — made by [`crate::UserNamespace::enter`] — so
-//! nothing leaks to the host, and unmounted when the guard drops.
+//! Mounts for kiln's own file work: overlays (COPY into a step's upper
+//! dir, reading a stage's rootfs for `COPY --from`), and the binds and
+//! tmpfs a `RUN --mount` prepares before its step. They are mounted in
+//! kiln's private mount namespace — made by [`crate::UserNamespace::enter`]
+//! — so nothing leaks to the host, and unmounted when the guard drops. A
+//! step started afterwards sees them (its mount namespace is a copy).
 
 use std::fs;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::mount::{self as rm, MountAttrFlags, UnmountFlags};
 
+use crate::syscall::{MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY};
+
 use crate::error::{Context, Result};
 use crate::mounts::{self, FsContext};
 
-/// A mounted overlay; dropping it unmounts it (lazily, so an fd still open
-/// somewhere cannot make the drop fail).
+/// A mount in kiln's namespace (overlay, bind or tmpfs); dropping it
+/// unmounts it (lazily, so an fd still open somewhere cannot make the drop
+/// fail).
 #[derive(Debug)]
-pub struct OverlayMount {
+pub struct Mounted {
     target: PathBuf,
 }
 
-impl OverlayMount {
+impl Mounted {
     pub fn path(&self) -> &Path {
         &self.target
     }
 }
 
-impl Drop for OverlayMount {
+impl Drop for Mounted {
     fn drop(&mut self) {
         let _ = rm::unmount(&self.target, UnmountFlags::DETACH);
     }
@@ -46,7 +51,7 @@ pub fn mount_overlay(
     lowers: &[PathBuf],
     upper: Option<Upper<'_>>,
     target: &Path,
-) -> Result<OverlayMount> {
+) -> Result<Mounted> {
     let fs = FsContext::open("overlay")?;
     for l in lowers {
         fs.set("lowerdir+", l)?;
@@ -76,7 +81,37 @@ pub fn mount_overlay(
     }
     let mnt = fs.mount(attrs)?;
     mounts::attach_at(mnt.as_fd(), target)?;
-    Ok(OverlayMount {
+    Ok(Mounted {
+        target: target.to_path_buf(),
+    })
+}
+
+/// Binds what `source` (an fd of a dir or file, `O_PATH` is enough)
+/// refers to at `target` (an existing dir or file of the same kind),
+/// nodev; `readonly` makes the whole bound tree read-only. Binding an fd,
+/// not a path, keeps a source resolved safely inside some root exactly
+/// that.
+pub fn bind_fd(source: BorrowedFd<'_>, target: &Path, readonly: bool) -> Result<Mounted> {
+    let tree = mounts::clone_tree(source, Path::new(""), true)?;
+    let mut attrs = MOUNT_ATTR_NODEV;
+    if readonly {
+        attrs |= MOUNT_ATTR_RDONLY;
+    }
+    mounts::set_attrs(tree.as_fd(), attrs, true)?;
+    mounts::attach_at(tree.as_fd(), target)?;
+    Ok(Mounted {
+        target: target.to_path_buf(),
+    })
+}
+
+/// Mounts a fresh tmpfs (nosuid, nodev; root dir `mode`) at the existing
+/// dir `target`: for files that must never reach a disk (secrets).
+pub fn mount_tmpfs(target: &Path, mode: u32) -> Result<Mounted> {
+    let fs = FsContext::open("tmpfs")?;
+    fs.set("mode", format!("{:o}", mode & 0o7777))?;
+    let mnt = fs.mount(MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV)?;
+    mounts::attach_at(mnt.as_fd(), target)?;
+    Ok(Mounted {
         target: target.to_path_buf(),
     })
 }

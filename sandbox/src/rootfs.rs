@@ -305,40 +305,118 @@ fn mount_etc_files(root: BorrowedFd<'_>, spec: &Spec, created: &mut Vec<PathBuf>
     Ok(())
 }
 
-/// Making the /etc/hosts and /etc/resolv.conf mount points copies /etc
-/// up into the upper dir even when the command changes nothing there.
-/// After the step (unmounted), such a copy-up — empty, not opaque, same
-/// mode and owner as below, or absent below — is removed, so a step that
-/// changes nothing leaves an empty upper. (A `touch /etc` alone is lost
-/// with it, as in BuildKit.)
-pub(crate) fn drop_etc_copy_up(upper: &Path, lowers: &[PathBuf]) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let dir = upper.join("etc");
-    let Ok(meta) = fs::symlink_metadata(&dir) else {
+/// The dirs a step's mount points may have copied up: /etc (for the
+/// hosts/resolv.conf mount points) and every parent of each extra mount's
+/// target, deepest first.
+pub(crate) fn copy_up_candidates(spec: &Spec) -> Vec<PathBuf> {
+    let mut dirs = vec![PathBuf::from("/etc")];
+    for m in &spec.mounts {
+        let target = match m {
+            Mount::Bind { target, .. } | Mount::Tmpfs { target, .. } => target,
+        };
+        dirs.extend(target.ancestors().skip(1).map(Path::to_path_buf));
+    }
+    dirs.retain(|d| d.components().count() > 1);
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    dirs.dedup();
+    dirs
+}
+
+/// Making a mount point in an existing dir copies that dir (and its
+/// parents) up into the upper dir even when the command changes nothing
+/// there. After the step (unmounted), each such copy-up in `dirs` (see
+/// [`copy_up_candidates`]) — empty, not opaque, same mode and owner as
+/// below, or absent below — is removed, so a step that changes nothing
+/// leaves an empty upper and a mount leaves no trace. (A `touch` of such a
+/// dir alone is lost with it, as in BuildKit.) Paths are looked up beneath
+/// the upper and each lower without following any symlink: a target
+/// reached through a symlink in the rootfs keeps its copy-up.
+pub(crate) fn drop_copy_ups(upper: &Path, lowers: &[PathBuf], dirs: &[PathBuf]) -> Result<()> {
+    let Ok(up) = open_root(upper) else {
         return Ok(());
     };
-    let empty = fs::read_dir(&dir)
-        .ctx(|| format!("read {}", dir.display()))?
-        .next()
-        .is_none();
-    if !meta.is_dir() || !empty || is_opaque(&dir) {
-        return Ok(());
-    }
-    let below = lowers
-        .iter()
-        .find_map(|l| fs::symlink_metadata(l.join("etc")).ok());
-    let same = below.is_none_or(|b| {
-        b.is_dir() && (b.mode(), b.uid(), b.gid()) == (meta.mode(), meta.uid(), meta.gid())
-    });
-    if same {
-        fs::remove_dir(&dir).ctx(|| format!("remove {}", dir.display()))?;
+    for dir in dirs {
+        let r = mounts::rel(dir);
+        let (Some(parent), Some(name)) = (r.parent(), r.file_name()) else {
+            continue;
+        };
+        let Ok(fd) = open_dir(up.as_fd(), &r) else {
+            continue;
+        };
+        if !is_empty(fd.as_fd())? || is_opaque(fd.as_fd()) {
+            continue;
+        }
+        let st = rfs::fstat(&fd).ctx(|| format!("stat {}", dir.display()))?;
+        if !same_as_below(lowers, &r, &st) {
+            continue;
+        }
+        let parent = open_dir(up.as_fd(), parent).ctx(|| format!("open {}", dir.display()))?;
+        rfs::unlinkat(&parent, name, rfs::AtFlags::REMOVEDIR)
+            .ctx(|| format!("remove the copy-up of {}", dir.display()))?;
     }
     Ok(())
 }
 
-fn is_opaque(dir: &Path) -> bool {
+/// Opens an upper or lower dir (a path kiln chose).
+fn open_root(dir: &Path) -> rustix::io::Result<OwnedFd> {
+    rfs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// Opens the dir `rel` beneath `root`, following no symlink at all.
+fn open_dir(root: BorrowedFd<'_>, rel: &Path) -> std::io::Result<OwnedFd> {
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    rfs::openat2(
+        root,
+        rel,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        rfs::ResolveFlags::BENEATH | rfs::ResolveFlags::NO_SYMLINKS | rfs::ResolveFlags::NO_XDEV,
+    )
+    .map_err(std::io::Error::from)
+}
+
+fn is_empty(dir: BorrowedFd<'_>) -> Result<bool> {
+    for e in rfs::Dir::read_from(dir).ctx(|| "read a copied-up dir")? {
+        let e = e.ctx(|| "read a copied-up dir")?;
+        if !matches!(e.file_name().to_bytes(), b"." | b"..") {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The topmost lower holding `rel` decides: a dir with the same mode and
+/// owner, or no lower holds it.
+fn same_as_below(lowers: &[PathBuf], rel: &Path, st: &rfs::Stat) -> bool {
+    for l in lowers {
+        let Ok(root) = open_root(l) else {
+            continue;
+        };
+        match open_dir(root.as_fd(), rel) {
+            Ok(below) => {
+                return rfs::fstat(&below).is_ok_and(|b| {
+                    (b.st_mode, b.st_uid, b.st_gid) == (st.st_mode, st.st_uid, st.st_gid)
+                })
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            // A symlink or a non-dir on the way: not a plain copy-up.
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+fn is_opaque(dir: BorrowedFd<'_>) -> bool {
     let mut value = [0u8; 1];
-    rfs::lgetxattr(dir, "user.overlay.opaque", &mut value[..])
+    rfs::fgetxattr(dir, "user.overlay.opaque", &mut value[..])
         .is_ok_and(|n| n == 1 && value[0] == b'y')
 }
 

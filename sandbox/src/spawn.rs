@@ -52,9 +52,11 @@ pub struct Step {
     /// Records that arrived before the pidfd.
     early: Vec<Vec<u8>>,
     waited: bool,
-    /// The step's upper dir and lowers, tidied after it ends.
+    /// The step's upper dir and lowers, tidied after it ends, and the
+    /// dirs its mount points may have copied up.
     upper: std::path::PathBuf,
     lowers: Vec<std::path::PathBuf>,
+    copy_ups: Vec<std::path::PathBuf>,
 }
 
 /// Run one step to completion.
@@ -121,6 +123,7 @@ pub fn spawn(spec: &Spec) -> Result<Step> {
         waited: false,
         upper: spec.upper.clone(),
         lowers: spec.lowers.clone(),
+        copy_ups: crate::rootfs::copy_up_candidates(spec),
     };
     // The zygote's `P` comes right after the clone; an early failure of the
     // init may arrive before it.
@@ -201,7 +204,7 @@ impl Step {
             .iter()
             .find_map(|r| r.strip_prefix(b"C"))
             .and_then(|c| std::str::from_utf8(c).ok()?.parse().ok());
-        crate::rootfs::drop_etc_copy_up(&self.upper, &self.lowers)?;
+        crate::rootfs::drop_copy_ups(&self.upper, &self.lowers, &self.copy_ups)?;
         match (code, &self.pidfd) {
             (Some(c), _) => Ok(ExitStatus(c)),
             // Killed before it could report (SIGKILL through `signal`).

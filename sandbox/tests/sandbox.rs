@@ -524,3 +524,31 @@ fn the_userns_maps_root_to_the_caller_and_the_range_after_it() {
         "{o:?}"
     );
 }
+
+#[test]
+#[ignore = "unprivileged user with a subuid range: run scripts/test-sandbox.sh"]
+fn mount_points_and_the_copy_ups_they_cause_leave_the_upper_dir() {
+    let c = Case::new("mountpoints");
+    let src = c.dir.join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(c.dir.join("file"), "f").unwrap();
+    // /tmp and /root exist below (copied up to hold the mount point),
+    // /new does not; /root/keep is a real change next to a mount point.
+    let o = c
+        .step()
+        .opt("--bind-ro", format!("{}:/tmp/a/b", src.display()))
+        .opt(
+            "--bind-ro",
+            format!("{}:/new/deep/file", c.dir.join("file").display()),
+        )
+        .opt("--tmpfs", "/root/t")
+        .opt("--tmpfs", "/root/u")
+        .sh("echo x > /root/t/f; touch /root/keep; cat /new/deep/file");
+    assert_eq!((o.code, o.stdout.as_str()), (0, "f"), "{o:?}");
+    let left: Vec<PathBuf> = snapshot(&c.upper).into_keys().collect();
+    assert_eq!(
+        left,
+        [PathBuf::from("root"), PathBuf::from("root/keep")],
+        "only the command's own change stays"
+    );
+}

@@ -144,6 +144,20 @@ pub fn sources_digest(
     Ok(hex(&h.finalize()))
 }
 
+/// A digest of the tree at `rel` under `root` (one path, no wildcards;
+/// a symlink there is followed), with the same `.dockerignore` rules: what
+/// a `RUN --mount=type=bind` of the context shows the step.
+pub fn tree_digest(
+    root: &Root,
+    rel: &Path,
+    ignore: Option<&Ignore>,
+    memo: &FileMemo,
+) -> Result<String> {
+    let mut h = Sha256::new();
+    Hashing { root, ignore, memo }.tree(rel, true, &mut h)?;
+    Ok(hex(&h.finalize()))
+}
+
 struct Hashing<'a> {
     root: &'a Root,
     ignore: Option<&'a Ignore>,

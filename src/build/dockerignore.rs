@@ -73,6 +73,11 @@ impl Ignore {
         Ok(Ignore { patterns })
     }
 
+    /// True when there is no pattern: nothing is excluded.
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
     /// Whether `rel` (relative to the context) is excluded: the last
     /// pattern matching it or one of its parents decides.
     pub fn excluded(&self, rel: &Path) -> bool {

@@ -16,6 +16,7 @@ mod copy;
 mod dockerignore;
 mod fsops;
 mod glob;
+mod mounts;
 mod progress;
 mod steps;
 
@@ -34,6 +35,7 @@ use kiln_store::{Scratch, Store};
 use crate::image_config::{History, ImageConfig};
 pub use cache::cache_layers;
 pub use copy::{copy_rootfs, Attrs};
+pub use mounts::Secrets;
 pub use progress::{Mode as ProgressMode, Progress};
 
 /// What to build.
@@ -54,6 +56,8 @@ pub struct Request {
     pub dockerfile_path: Option<PathBuf>,
     /// `--build-context NAME=…`: what FROM NAME / COPY --from=NAME mean.
     pub contexts: std::collections::BTreeMap<String, NamedContext>,
+    /// `--secret`: what `RUN --mount=type=secret` mounts.
+    pub secrets: Secrets,
     /// `--pull`: when base images come from their registry.
     pub pull: PullPolicy,
     /// How registries are reached.
@@ -493,12 +497,13 @@ impl Builder<'_> {
         match instruction {
             Instruction::Run(run) => {
                 extra = format!(
-                    "{:?}|{:?}|{:?}|{:?}|{:?}",
+                    "{:?}|{:?}|{:?}|{:?}|{:?}|{}",
                     state.scope.run_env(&self.req.graph.inputs),
                     state.config.config.user,
                     state.workdir(),
                     (run.network, self.req.network),
                     config_ops::shell(state),
+                    self.mounts_key(run)?,
                 );
             }
             Instruction::Copy(op) | Instruction::Add(op) => {

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use kiln_dockerfile::instructions::{Command, CommandLine, FileOp, Run};
 use kiln_dockerfile::resolve::Source;
 use kiln_layer::{CaptureOptions, Digest};
-use kiln_sandbox::{mount_overlay, Io, OverlayMount, Spec, Stdio, Upper, User};
+use kiln_sandbox::{mount_overlay, Io, Mounted, Spec, Stdio, Upper, User};
 
 use super::copy::{self, Attrs};
 use super::fsops::Root;
@@ -69,11 +69,9 @@ impl Builder<'_> {
         cmd: &Command,
         vertex: &Vertex<'_>,
     ) -> Result<()> {
-        if !run.mounts.is_empty() {
-            bail!("RUN --mount is not supported yet");
-        }
         let argv = run_argv(state, run);
         let dirs = StepDirs::new(self)?;
+        let mounts = self.step_mounts(state, run, &dirs.dir)?;
         let mut spec = Spec::new(
             state.lowers(self.store)?,
             dirs.upper(),
@@ -81,6 +79,8 @@ impl Builder<'_> {
             argv.iter().map(OsString::from).collect(),
         );
         spec.env = run_env(state, &self.req.graph.inputs);
+        mounts.set_env(&mut spec.env);
+        spec.mounts = mounts.mounts.clone();
         spec.cwd = PathBuf::from(state.workdir());
         spec.user = User::Named(state.config.config.user.clone().unwrap_or_default());
         spec.network = match run.network {
@@ -97,6 +97,8 @@ impl Builder<'_> {
         };
         let status = kiln_sandbox::run(&spec);
         drop(spec);
+        // Unmounted and unlocked: the step is over.
+        drop(mounts);
         let tail = reader.join().unwrap_or_default();
         let status = status.context("running the step")?;
         if !status.success() {
@@ -222,7 +224,7 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn mount_rw(&self, state: &StageState, dirs: &StepDirs) -> Result<OverlayMount> {
+    fn mount_rw(&self, state: &StageState, dirs: &StepDirs) -> Result<Mounted> {
         let target = dirs.mount_point("merged")?;
         let upper = dirs.upper();
         let work = dirs.work();
@@ -244,12 +246,25 @@ impl Builder<'_> {
         from: &str,
         cmd: &Command,
         dirs: &StepDirs,
-    ) -> Result<(Root, Option<OverlayMount>)> {
-        let lowers = match self.source_of_from(cmd) {
+    ) -> Result<(Root, Option<Mounted>)> {
+        let target = dirs.mount_point("source")?;
+        let (dir, mount) = self.root_of_from(from, self.source_of_from(cmd), &target)?;
+        Ok((Root::open(&dir)?, mount))
+    }
+
+    /// The dir a `--from` (or a mount's `from=`) names: a named context
+    /// dir, or a stage's or an image's layers mounted read-only at the
+    /// existing empty dir `target`.
+    pub(super) fn root_of_from(
+        &self,
+        from: &str,
+        source: Option<Source>,
+        target: &Path,
+    ) -> Result<(PathBuf, Option<Mounted>)> {
+        let lowers = match source {
             Some(Source::Stage(i)) => self.built(i)?.lowers(self.store)?,
             _ if self.named_dir(from).is_some() => {
-                let dir = self.named_dir(from).unwrap_or_default();
-                return Ok((Root::open(&dir)?, None));
+                return Ok((self.named_dir(from).unwrap_or_default(), None));
             }
             _ => {
                 let image = self.image(from)?;
@@ -257,9 +272,12 @@ impl Builder<'_> {
                 StageState::from_config(config, String::new()).lowers(self.store)?
             }
         };
-        let target = dirs.mount_point("source")?;
-        let mount = mount_overlay(&lowers, None, &target).context("mounting the --from rootfs")?;
-        Ok((Root::open(&target)?, Some(mount)))
+        if lowers.is_empty() {
+            // A stage with no layer: its rootfs is an empty dir.
+            return Ok((target.to_path_buf(), None));
+        }
+        let mount = mount_overlay(&lowers, None, target).context("mounting the --from rootfs")?;
+        Ok((target.to_path_buf(), Some(mount)))
     }
 
     /// What the `--from` of `cmd` names, as the resolver worked it out.
@@ -276,7 +294,12 @@ impl Builder<'_> {
     /// The cache identity of a `--from` source: the stage's key or the
     /// image's manifest digest.
     pub(super) fn key_of_from(&self, from: &str, cmd: &Command) -> Result<String> {
-        match self.source_of_from(cmd) {
+        self.key_of_source(from, self.source_of_from(cmd))
+    }
+
+    /// The cache identity of what a `--from` resolved to.
+    pub(super) fn key_of_source(&self, from: &str, source: Option<Source>) -> Result<String> {
+        match source {
             Some(Source::Stage(i)) => Ok(self.built(i)?.key),
             _ => match self.named_dir(from) {
                 Some(dir) => super::cache::sources_digest(

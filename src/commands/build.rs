@@ -139,6 +139,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         epoch: epoch.map(|e| e as i64),
         dockerfile_path: args.file.clone().filter(|f| f.as_os_str() != "-"),
         contexts: settings.contexts.clone(),
+        secrets: build::Secrets::parse(&args.secrets)?,
         pull: settings.pull,
         registry: kiln_registry::Options {
             insecure: args.registry.insecure_registries.clone(),

@@ -63,7 +63,7 @@ pub struct Mount {
     pub env: Option<String>,
 }
 
-const KEYS: [&str; 18] = [
+const KEYS: [&str; 19] = [
     "type",
     "from",
     "source",
@@ -82,6 +82,7 @@ const KEYS: [&str; 18] = [
     "mode",
     "uid",
     "gid",
+    "env",
 ];
 
 impl Mount {
@@ -250,6 +251,9 @@ impl Mount {
             }
             MountType::Ssh => {}
         }
+        if self.env.is_some() && self.kind != MountType::Secret {
+            return Err(format!("unexpected key 'env' for mount type '{kind}'"));
+        }
         if self.from.is_some() && self.kind == MountType::Tmpfs {
             return Err("tmpfs mount should not have a from".into());
         }
@@ -375,6 +379,10 @@ mod tests {
         assert!(parse("target=/x,foo").unwrap_err().contains("key=value"));
         assert!(parse("\"target=/x").unwrap_err().contains("unterminated"));
         assert!(parse("type=cache,target=/x,uid=-1").is_err());
+        assert!(parse("target=/x,env=TOKEN")
+            .unwrap_err()
+            .contains("unexpected key 'env'"));
+        assert!(parse("env=TOKEN,type=secret,id=t").is_ok());
     }
 
     #[test]
