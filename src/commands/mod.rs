@@ -30,6 +30,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         .root
         .clone()
         .unwrap_or_else(|| Store::default_root(real_root));
+    // Layer dirs become overlay lower dirs, which must be absolute paths.
+    let root =
+        std::path::absolute(&root).with_context(|| format!("the store path {}", root.display()))?;
     let store =
         Store::open(&root).with_context(|| format!("opening the store {}", root.display()))?;
     match &cli.command {
