@@ -35,6 +35,7 @@ mod pull;
 mod push;
 mod reference;
 mod transport;
+mod workers;
 
 pub use auth::{login_file, logout, remember_login, Credentials};
 pub use conf::RegistriesConf;

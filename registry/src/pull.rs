@@ -4,8 +4,6 @@
 //! the image is named last, so a failure leaves no image behind (only
 //! verified blobs and layers, which the next pull reuses).
 
-use std::sync::Mutex;
-
 use futures_util::StreamExt;
 use kiln_layer::Digest;
 use kiln_store::{archive, Image, Store};
@@ -19,6 +17,7 @@ use crate::platform;
 use crate::progress::{Events, Transfers};
 use crate::reference::{self, normalize};
 use crate::transport::{Failure, Session};
+use crate::workers;
 use crate::Registry;
 
 /// A pulled (or already stored) image.
@@ -180,36 +179,10 @@ impl Registry {
         diff_ids: &[Digest],
         transfers: &Transfers<'_>,
     ) -> Result<()> {
-        let queue = Mutex::new(layers.iter().zip(diff_ids).collect::<Vec<_>>().into_iter());
-        let failed: Mutex<Option<Error>> = Mutex::new(None);
-        let next = || {
-            let stop = failed.lock().map(|f| f.is_some()).unwrap_or(true);
-            if stop {
-                return None;
-            }
-            queue.lock().ok()?.next()
-        };
-        std::thread::scope(|scope| {
-            for _ in 0..self.parallel().min(layers.len()) {
-                scope.spawn(|| {
-                    while let Some((desc, diff_id)) = next() {
-                        if let Err(e) = fetch_layer(rt, s, store, desc, diff_id, transfers) {
-                            if let Ok(mut f) = failed.lock() {
-                                f.get_or_insert(e);
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        match failed.into_inner() {
-            Ok(None) => Ok(()),
-            Ok(Some(e)) => Err(e),
-            Err(_) => Err(Error::Protocol {
-                registry: s.registry().to_string(),
-                message: "a download thread panicked".into(),
-            }),
-        }
+        let pairs: Vec<(&Descriptor, &Digest)> = layers.iter().zip(diff_ids).collect();
+        workers::for_each(self.parallel(), &pairs, |(desc, diff_id)| {
+            fetch_layer(rt, s, store, desc, diff_id, transfers)
+        })
     }
 }
 

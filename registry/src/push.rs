@@ -5,7 +5,7 @@
 //! incomplete image.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::Either;
@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::progress::{Events, Transfers};
 use crate::reference::normalize;
 use crate::transport::{Failure, Session};
+use crate::workers;
 use crate::Registry;
 
 /// One blob to send.
@@ -84,36 +85,9 @@ impl Registry {
         sources: &[(Reference, Vec<String>)],
         transfers: &Transfers<'_>,
     ) -> Result<()> {
-        let queue = Mutex::new(blobs.iter());
-        let failed: Mutex<Option<Error>> = Mutex::new(None);
-        let next = || {
-            if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
-                return None;
-            }
-            queue.lock().ok()?.next()
-        };
-        std::thread::scope(|scope| {
-            for _ in 0..self.parallel().min(blobs.len()) {
-                scope.spawn(|| {
-                    while let Some(b) = next() {
-                        let result = rt.block_on(push_blob(s, store, b, sources, transfers));
-                        if let Err(e) = result {
-                            if let Ok(mut f) = failed.lock() {
-                                f.get_or_insert(e);
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        match failed.into_inner() {
-            Ok(None) => Ok(()),
-            Ok(Some(e)) => Err(e),
-            Err(_) => Err(Error::Protocol {
-                registry: s.registry().to_string(),
-                message: "an upload thread panicked".into(),
-            }),
-        }
+        workers::for_each(self.parallel(), blobs, |b| {
+            rt.block_on(push_blob(s, store, b, sources, transfers))
+        })
     }
 }
 
