@@ -362,7 +362,7 @@ fn open_dir(dir: BorrowedFd<'_>, name: &OsStr) -> rustix::io::Result<OwnedFd> {
 }
 
 /// The names in a directory, byte-sorted, without `.` and `..`.
-pub(crate) fn names(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
+pub fn names(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
     let fd = rfs::openat(
         dir,
         ".",

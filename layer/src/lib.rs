@@ -42,7 +42,7 @@ mod tarwrite;
 mod unpack;
 mod xattrs;
 
-pub use capture::{capture, capture_with, diff_id, CaptureOptions, Captured};
+pub use capture::{capture, capture_with, diff_id, names as dir_names, CaptureOptions, Captured};
 pub use compress::{Compression, CompressionOptions, Format, MEDIA_TYPE_TAR};
 pub use digest::{Digest, DigestReader, DigestWriter};
 pub use error::{Error, Result};

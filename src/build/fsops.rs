@@ -219,22 +219,7 @@ pub fn copy_file(src: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &OsStr, mode: u
 
 /// Names in a directory, sorted, without `.` and `..`.
 pub fn list(dir: BorrowedFd<'_>) -> Result<Vec<Vec<u8>>> {
-    let fd = rfs::openat(
-        dir,
-        ".",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut names = Vec::new();
-    for entry in rfs::Dir::read_from(&fd)? {
-        let entry = entry?;
-        let name = entry.file_name().to_bytes();
-        if name != b"." && name != b".." {
-            names.push(name.to_vec());
-        }
-    }
-    names.sort();
-    Ok(names)
+    Ok(kiln_layer::dir_names(dir)?)
 }
 
 pub fn os(name: &[u8]) -> &OsStr {
