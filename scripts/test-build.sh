@@ -15,7 +15,8 @@ bash scripts/testuser.sh >/dev/null
 bash scripts/podman-user.sh kilntest
 
 cargo build --release --quiet --bin kiln
-suites=(build instructions examples registry mounts)
+# KILN_SUITES="mounts sources" runs only those suites.
+read -r -a suites <<<"${KILN_SUITES:-build instructions examples registry mounts sources}"
 json=$(cargo test --release "${suites[@]/#/--test=}" --no-run --message-format=json 2>/dev/null)
 
 dir=$(mktemp -d /tmp/kiln-build-bin.XXXXXX)

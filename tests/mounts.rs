@@ -146,6 +146,10 @@ fn cache_mounts_persist_across_builds_and_stay_out_of_the_image() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(fs::read_to_string(&found[0]).unwrap(), "escaped\n");
     assert!(!case.dir.join("x").exists() && !case.store().join("x").exists());
+    // `prune --all` empties the cache mounts as well.
+    let pruned = text(&case.kiln(&["prune", "--all"]));
+    assert!(pruned.contains(" 4 cache mount(s)"), "{pruned}");
+    assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
 }
 
 #[test]

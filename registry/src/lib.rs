@@ -2,7 +2,8 @@
 //! store and pushes stored images out, the way podman does: Docker-style
 //! short names, OCI and Docker v2 manifests, indexes resolved to one
 //! platform, bearer-token and basic auth from the containers/Docker auth
-//! files, mirrors and insecure registries from `registries.conf`.
+//! files, mirrors and insecure registries from `registries.conf`. It is
+//! also kiln's one HTTP client: `ADD <url>` downloads through it.
 //!
 //! The HTTP and token work is `oci-client`'s (async, on a tokio runtime
 //! this crate owns); what it adds is the store side: every blob is
@@ -27,6 +28,7 @@
 mod auth;
 mod conf;
 mod error;
+mod http;
 mod login;
 mod manifest;
 mod platform;
@@ -40,6 +42,7 @@ mod workers;
 pub use auth::{login_file, logout, remember_login, Credentials};
 pub use conf::RegistriesConf;
 pub use error::{Error, Result};
+pub use http::Download;
 pub use platform::Platform;
 pub use progress::{Events, Silent};
 pub use pull::Pulled;

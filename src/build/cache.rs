@@ -21,6 +21,7 @@ use std::sync::Mutex;
 
 use kiln_store::Store;
 
+use super::copy::From;
 use super::dockerignore::Ignore;
 use super::fsops::{self, Meta, Root};
 use crate::image_config::ImageConfig;
@@ -47,8 +48,12 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The layers a cache entry needs kept (for `kiln prune`).
+/// The layers a cache entry (a step's, or a `--link` layer's) needs kept
+/// (for `kiln prune`).
 pub fn cache_layers(entry: &[u8]) -> Vec<Digest> {
+    if let Ok(link) = serde_json::from_slice::<super::add::LinkEntry>(entry) {
+        return Digest::parse(&link.layer).into_iter().collect();
+    }
     serde_json::from_slice::<Entry>(entry)
         .map(|e| {
             e.config
@@ -123,22 +128,23 @@ impl FileMemo {
     }
 }
 
-/// A digest over what COPY would read for `sources` under `root`, with
-/// the same `.dockerignore` rules.
-pub fn sources_digest(
-    root: &Root,
-    sources: &[String],
-    ignore: Option<&Ignore>,
-    memo: &FileMemo,
-) -> Result<String> {
+/// A digest over what COPY would read for `sources` from `from`, with the
+/// same `.dockerignore`, `--exclude` and `--parents` rules.
+pub fn sources_digest(from: &From<'_>, sources: &[String], memo: &FileMemo) -> Result<String> {
     let mut h = Sha256::new();
-    let walk = Hashing { root, ignore, memo };
     for s in sources {
         h.update(s.as_bytes());
         h.update([0]);
-        for rel in super::copy::select(root, std::slice::from_ref(s), ignore)? {
+        for sel in super::copy::select(from, std::slice::from_ref(s))? {
+            let walk = Hashing {
+                root: from.root,
+                ignore: from.ignore,
+                exclude: from.exclude,
+                base: &sel.rel,
+                memo,
+            };
             // COPY follows a symlink named as a source, not those inside.
-            walk.tree(&rel, true, &mut h)?;
+            walk.tree(&sel.rel, true, &mut h)?;
         }
     }
     Ok(hex(&h.finalize()))
@@ -154,17 +160,37 @@ pub fn tree_digest(
     memo: &FileMemo,
 ) -> Result<String> {
     let mut h = Sha256::new();
-    Hashing { root, ignore, memo }.tree(rel, true, &mut h)?;
+    Hashing {
+        root,
+        ignore,
+        exclude: None,
+        base: rel,
+        memo,
+    }
+    .tree(rel, true, &mut h)?;
     Ok(hex(&h.finalize()))
 }
 
 struct Hashing<'a> {
     root: &'a Root,
     ignore: Option<&'a Ignore>,
+    exclude: Option<&'a Ignore>,
+    base: &'a Path,
     memo: &'a FileMemo,
 }
 
 impl Hashing<'_> {
+    fn skipped(&self, child: &Path) -> bool {
+        if self.ignore.is_none() && self.exclude.is_none() {
+            return false;
+        }
+        let is_dir = self
+            .root
+            .stat(child, false)
+            .is_ok_and(|m| m.kind == FileType::Directory);
+        super::copy::dropped(self.ignore, self.exclude, self.base, child, is_dir)
+    }
+
     fn tree(&self, rel: &Path, follow: bool, h: &mut Sha256) -> Result<()> {
         let fd = self.root.resolve(rel, OFlags::PATH, follow)?;
         let m = fsops::meta(fd.as_fd())?;
@@ -181,14 +207,8 @@ impl Hashing<'_> {
                     .resolve(rel, OFlags::PATH | OFlags::DIRECTORY, true)?;
                 for name in fsops::list(dir.as_fd())? {
                     let child = rel.join(fsops::os(&name));
-                    if let Some(i) = self.ignore {
-                        let is_dir = self
-                            .root
-                            .stat(&child, false)
-                            .is_ok_and(|m| m.kind == FileType::Directory);
-                        if i.excluded(&child) && !(is_dir && i.may_reinclude_below(&child)) {
-                            continue;
-                        }
+                    if self.skipped(&child) {
+                        continue;
                     }
                     self.tree(&child, false, h)?;
                 }

@@ -1,8 +1,10 @@
 //! COPY (and ADD of local files): from the context or a stage's read-only
-//! rootfs into a stage's rootfs mounted over a fresh upper dir. Paths are
-//! resolved inside their roots; sources are expanded with glob patterns;
-//! trailing-slash and multiple-source rules are Docker's; the context's
-//! `.dockerignore` hides what it excludes.
+//! rootfs into a stage's rootfs mounted over a fresh upper dir (or, for
+//! `--link`, into an empty dir). Paths are resolved inside their roots;
+//! sources are expanded with glob patterns; trailing-slash and
+//! multiple-source rules are Docker's; the context's `.dockerignore` hides
+//! what it excludes, `--exclude` what it names; `--parents` keeps the
+//! source's path (below a `/./` pivot) under the destination.
 
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -24,67 +26,164 @@ pub struct Attrs {
     pub mode: Option<u32>,
 }
 
-/// The source paths `sources` name under `src`, minus what `ignore`
-/// excludes; a source that matches nothing is an error.
-pub fn select(src: &Root, sources: &[String], ignore: Option<&Ignore>) -> Result<Vec<PathBuf>> {
+/// What a COPY reads from: a root and the filters and layout rules that
+/// apply to its sources.
+#[derive(Clone, Copy)]
+pub struct From<'a> {
+    pub root: &'a Root,
+    /// The context's `.dockerignore` (paths relative to the root).
+    pub ignore: Option<&'a Ignore>,
+    /// `--exclude` patterns: matched against paths below each source (and
+    /// a wildcard's matches, against their path below the wildcard's
+    /// fixed prefix).
+    pub exclude: Option<&'a Ignore>,
+    /// `--parents`: a source keeps its path below the root, or below the
+    /// `/./` pivot it contains.
+    pub parents: bool,
+}
+
+impl<'a> From<'a> {
+    /// Plain sources under `root`: no filter, no `--parents`.
+    pub fn plain(root: &'a Root) -> From<'a> {
+        From {
+            root,
+            ignore: None,
+            exclude: None,
+            parents: false,
+        }
+    }
+}
+
+/// One entry a source pattern selected.
+pub struct Selected {
+    /// Its path below the root.
+    pub rel: PathBuf,
+    /// With `--parents`: the path it keeps under the destination.
+    pub kept: Option<PathBuf>,
+}
+
+/// The entries `sources` name under `from.root`, minus what the
+/// `.dockerignore` and `--exclude` drop; a source that matches nothing is
+/// an error.
+pub fn select(from: &From<'_>, sources: &[String]) -> Result<Vec<Selected>> {
     let mut matched = Vec::new();
     for s in sources {
-        let found: Vec<PathBuf> = glob::expand(src, s)?
+        let (pivot, pattern) = match (from.parents, s.split_once("/./")) {
+            (true, Some((pivot, rest))) => {
+                (fsops::relative(Path::new(pivot)), format!("{pivot}/{rest}"))
+            }
+            _ => (PathBuf::new(), s.clone()),
+        };
+        let fixed = fixed_prefix(&pattern);
+        let wild = fixed != fsops::relative(Path::new(&pattern));
+        let found: Vec<Selected> = glob::expand(from.root, &pattern)?
             .into_iter()
-            .filter(|p| ignore.is_none_or(|i| p.as_os_str().is_empty() || !i.excluded(p)))
+            .filter(|p| {
+                from.ignore
+                    .is_none_or(|i| p.as_os_str().is_empty() || !i.excluded(p))
+            })
+            .filter(|p| {
+                !wild
+                    || from
+                        .exclude
+                        .is_none_or(|x| !x.excluded(p.strip_prefix(&fixed).unwrap_or(p)))
+            })
+            .map(|rel| Selected {
+                kept: from
+                    .parents
+                    .then(|| rel.strip_prefix(&pivot).unwrap_or(&rel).to_path_buf()),
+                rel,
+            })
             .collect();
         if found.is_empty() {
-            bail!("{s}: no such file or directory in {}", src.name.display());
+            bail!(
+                "{s}: no such file or directory in {}",
+                from.root.name.display()
+            );
         }
         matched.extend(found);
     }
     Ok(matched)
 }
 
-/// One COPY: `sources` (relative to `src`, may hold wildcards) to `dest`
-/// (absolute inside `dst`). Returns the number of entries written.
-pub fn copy(
-    src: &Root,
-    sources: &[String],
+/// The components of a source pattern before its first wildcard.
+fn fixed_prefix(pattern: &str) -> PathBuf {
+    fsops::relative(Path::new(pattern))
+        .components()
+        .take_while(|c| !glob::has_meta(&c.as_os_str().to_string_lossy()))
+        .collect()
+}
+
+/// Whether the `.dockerignore` or the `--exclude` patterns (relative to
+/// `base`, the source being copied) drop `child`, a path below the root;
+/// an excluded directory is still entered when an exception may
+/// re-include something below it.
+pub fn dropped(
     ignore: Option<&Ignore>,
+    exclude: Option<&Ignore>,
+    base: &Path,
+    child: &Path,
+    is_dir: bool,
+) -> bool {
+    let out = |i: &Ignore, p: &Path| i.excluded(p) && !(is_dir && i.may_reinclude_below(p));
+    ignore.is_some_and(|i| out(i, child))
+        || exclude.is_some_and(|x| out(x, child.strip_prefix(base).unwrap_or(child)))
+}
+
+/// One COPY: `sources` (relative to `from.root`, may hold wildcards) to
+/// `dest` (absolute inside `dst`). Returns the number of entries written.
+pub fn copy(
+    from: &From<'_>,
+    sources: &[String],
     dst: &Root,
     dest: &str,
     attrs: Attrs,
 ) -> Result<u64> {
-    let matched = select(src, sources, ignore)?;
-    let dest_is_dir = dest.ends_with('/')
+    let matched = select(from, sources)?;
+    let dest_is_dir = from.parents
+        || dest.ends_with('/')
         || matched.len() > 1
         || dst
             .stat(Path::new(dest), true)
             .is_ok_and(|m| m.kind == FileType::Directory);
     let dest = fsops::relative(Path::new(dest));
     let new_dir_owner = attrs.owner.unwrap_or((0, 0));
-    let walk = Walk { ignore, attrs };
     let mut count = 0;
-    for rel in matched {
-        let fd = src
+    for Selected { rel, kept } in matched {
+        let walk = Walk {
+            ignore: from.ignore,
+            exclude: from.exclude,
+            base: &rel,
+            attrs,
+        };
+        let fd = from
+            .root
             .resolve(&rel, OFlags::PATH, true)
             .with_context(|| format!("{}: cannot open", rel.display()))?;
         let meta = fsops::meta(fd.as_fd())?;
         if meta.kind == FileType::Directory {
-            // A directory's contents are copied, not the directory itself.
-            let dir = dst.mkdir_all(&dest, 0o755, new_dir_owner)?;
-            let from = src.resolve(&rel, OFlags::RDONLY | OFlags::DIRECTORY, true)?;
-            count += walk.tree(from.as_fd(), dir.as_fd(), &rel)?;
+            // A directory's contents are copied, not the directory itself
+            // (with --parents, into the path it keeps).
+            let target = kept.map_or(dest.clone(), |k| dest.join(k));
+            let dir = dst.mkdir_all(&target, 0o755, new_dir_owner)?;
+            let src = from
+                .root
+                .resolve(&rel, OFlags::RDONLY | OFlags::DIRECTORY, true)?;
+            count += walk.tree(src.as_fd(), dir.as_fd(), &rel)?;
             continue;
         }
-        let target = if dest_is_dir {
-            dest.join(rel.file_name().context("a source names no file")?)
-        } else {
-            dest.clone()
+        let target = match kept {
+            Some(k) => dest.join(k),
+            None if dest_is_dir => dest.join(rel.file_name().context("a source names no file")?),
+            None => dest.clone(),
         };
         let parent = target.parent().unwrap_or(Path::new(""));
         let name = target
             .file_name()
             .context("the destination names no file")?;
         let dir = dst.mkdir_all(parent, 0o755, new_dir_owner)?;
-        let from = src.resolve(&rel, OFlags::RDONLY, true)?;
-        walk.entry(from.as_fd(), meta, dir.as_fd(), name, &rel)
+        let src = from.root.resolve(&rel, OFlags::RDONLY, true)?;
+        walk.entry(src.as_fd(), meta, dir.as_fd(), name, &rel)
             .with_context(|| format!("copy {} to /{}", rel.display(), target.display()))?;
         count += 1;
     }
@@ -104,6 +203,8 @@ pub fn copy_rootfs(root: &Path, dest: &Path, attrs: Attrs) -> Result<()> {
     let to = open(dest).with_context(|| format!("open {}", dest.display()))?;
     Walk {
         ignore: None,
+        exclude: None,
+        base: Path::new(""),
         attrs,
     }
     .tree(from.as_fd(), to.as_fd(), Path::new(""))?;
@@ -112,6 +213,9 @@ pub fn copy_rootfs(root: &Path, dest: &Path, attrs: Attrs) -> Result<()> {
 
 struct Walk<'a> {
     ignore: Option<&'a Ignore>,
+    exclude: Option<&'a Ignore>,
+    /// The source path `--exclude` patterns are relative to.
+    base: &'a Path,
     attrs: Attrs,
 }
 
@@ -134,10 +238,8 @@ impl Walk<'_> {
             let child = rel.join(name);
             let meta = fsops::meta(open_at(from, name, OFlags::PATH)?.as_fd())?;
             let is_dir = meta.kind == FileType::Directory;
-            if let Some(i) = self.ignore {
-                if i.excluded(&child) && !(is_dir && i.may_reinclude_below(&child)) {
-                    continue;
-                }
+            if dropped(self.ignore, self.exclude, self.base, &child, is_dir) {
+                continue;
             }
             let fd = match meta.kind {
                 FileType::RegularFile | FileType::Directory => open_at(from, name, OFlags::RDONLY)?,

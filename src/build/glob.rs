@@ -10,7 +10,7 @@ use rustix::fs::OFlags;
 
 use super::fsops::{self, Root};
 
-fn has_meta(s: &str) -> bool {
+pub fn has_meta(s: &str) -> bool {
     s.contains(['*', '?', '[', '\\'])
 }
 

@@ -9,6 +9,7 @@
 //! through a read-only overlay of its layers: nothing is exported or copied
 //! to a temporary place.
 
+mod add;
 mod base;
 mod cache;
 mod config_ops;
@@ -18,6 +19,7 @@ mod fsops;
 mod glob;
 mod mounts;
 mod progress;
+mod remote;
 mod steps;
 
 use std::collections::{BTreeSet, HashMap};
@@ -187,8 +189,10 @@ pub(crate) struct Builder<'a> {
     pub ignore: dockerignore::Ignore,
     /// Context file digests from earlier builds.
     pub memo: cache::FileMemo,
-    /// The registry client, made when the first pull needs it.
+    /// The registry client, made when the first pull or download needs it.
     pub registry: std::sync::OnceLock<kiln_registry::Registry>,
+    /// ADD's downloads and git checkouts in this build.
+    pub fetched: remote::Fetched,
 }
 
 /// Builds the stages the target needs, up to `jobs` of them at once.
@@ -207,6 +211,7 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
         ignore: dockerignore::Ignore::load(&req.context, req.dockerfile_path.as_deref())?,
         memo: cache::FileMemo::load(store, &req.context),
         registry: std::sync::OnceLock::new(),
+        fetched: remote::Fetched::default(),
     };
     let result = b.run_stages(jobs.max(1));
     b.memo.save(store)?;
@@ -397,7 +402,7 @@ impl Builder<'_> {
                 .declare_args(decls, &self.req.graph.inputs, &mut lock(&self.used_args));
             return Ok(false);
         }
-        let key = self.step_key(state, &instruction, cmd)?;
+        let StepKey { key, link } = self.step_key(state, &instruction, cmd)?;
         if !self.req.no_cache {
             if let Some(config) = self.cached(&key)? {
                 state.config = config;
@@ -411,13 +416,22 @@ impl Builder<'_> {
                 return Ok(true);
             }
         }
-        self.execute(state, &instruction, cmd, vertex)?;
+        // A --link layer made before over another stage is reused as is.
+        let linked = match &link {
+            Some(k) if !self.req.no_cache => self.linked(k)?,
+            _ => None,
+        };
+        let reused = linked.is_some();
+        match linked {
+            Some(layer) => self.history(state, cmd, Some(layer)),
+            None => self.execute(state, &instruction, cmd, vertex, link.as_deref())?,
+        }
         let entry = cache::Entry {
             config: state.config.clone(),
         };
         self.store.cache_put(&key, &serde_json::to_vec(&entry)?)?;
         state.key = key;
-        Ok(false)
+        Ok(reused)
     }
 
     /// An image by reference, a `--build-context` name mapping first.
@@ -448,14 +462,7 @@ impl Builder<'_> {
     /// Pulls a base image from its registry, shown as a step.
     fn pull(&self, reference: &str) -> Result<kiln_store::Image> {
         let vertex = self.progress.start(&format!("[internal] pull {reference}"));
-        let registry = match self.registry.get() {
-            Some(r) => r,
-            None => {
-                let r = kiln_registry::Registry::new(self.req.registry.clone())?;
-                self.registry.get_or_init(|| r)
-            }
-        };
-        match registry.pull(self.store, reference, &vertex) {
+        match self.registry()?.pull(self.store, reference, &vertex) {
             Ok(pulled) => {
                 vertex.done();
                 Ok(pulled.image)
@@ -465,6 +472,15 @@ impl Builder<'_> {
                 Err(anyhow!(e).context(format!("pulling {reference}")))
             }
         }
+    }
+
+    /// The registry (and HTTP) client, made on first use.
+    fn registry(&self) -> Result<&kiln_registry::Registry> {
+        if let Some(r) = self.registry.get() {
+            return Ok(r);
+        }
+        let r = kiln_registry::Registry::new(self.req.registry.clone())?;
+        Ok(self.registry.get_or_init(|| r))
     }
 
     /// The config a cache entry restores, if it exists and its layers do.
@@ -490,10 +506,11 @@ impl Builder<'_> {
         state: &StageState,
         instruction: &Instruction,
         cmd: &Command,
-    ) -> Result<String> {
+    ) -> Result<StepKey> {
         // The epoch changes the mtimes in every new layer.
         let text = format!("{instruction:?}|{:?}", self.req.epoch);
         let mut extra = String::new();
+        let mut link = None;
         match instruction {
             Instruction::Run(run) => {
                 extra = format!(
@@ -507,21 +524,23 @@ impl Builder<'_> {
                 );
             }
             Instruction::Copy(op) | Instruction::Add(op) => {
-                extra = match &op.from {
-                    None => cache::sources_digest(
-                        &fsops::Root::open(&self.req.context)?,
-                        &op.sources,
-                        Some(&self.ignore),
-                        &self.memo,
-                    )?,
-                    Some(from) => self.key_of_from(from, cmd)?,
-                };
+                let add = matches!(instruction, Instruction::Add(_));
+                extra = self.sources_key(op, cmd, add)?;
                 extra.push_str(&state.workdir());
+                // A --link layer does not depend on the stage below: its
+                // own key leaves the parent out (names in --chown are
+                // looked up in the stage, so only numbers qualify).
+                if op.link && op.chown.as_deref().is_none_or(add::numeric_owner) {
+                    link = Some(cache::key("link", &[text.as_bytes(), extra.as_bytes()]));
+                }
             }
             Instruction::Workdir(_) => extra = format!("{:?}", state.config.config.user),
             _ => {}
         }
-        Ok(cache::key(&state.key, &[text.as_bytes(), extra.as_bytes()]))
+        Ok(StepKey {
+            key: cache::key(&state.key, &[text.as_bytes(), extra.as_bytes()]),
+            link,
+        })
     }
 
     fn execute(
@@ -530,11 +549,12 @@ impl Builder<'_> {
         instruction: &Instruction,
         cmd: &Command,
         vertex: &progress::Vertex<'_>,
+        link: Option<&str>,
     ) -> Result<()> {
         match instruction {
             Instruction::Run(run) => self.run(state, run, cmd, vertex),
-            Instruction::Copy(op) => self.copy(state, op, cmd, false),
-            Instruction::Add(op) => self.copy(state, op, cmd, true),
+            Instruction::Copy(op) => self.copy(state, op, cmd, false, link),
+            Instruction::Add(op) => self.copy(state, op, cmd, true, link),
             Instruction::Workdir(dir) => self.workdir(state, dir, cmd),
             other => {
                 config_ops::apply(state, other)?;
@@ -563,6 +583,12 @@ impl Builder<'_> {
             ..History::default()
         });
     }
+}
+
+/// A step's cache key, and for `COPY --link` the key of its layer alone.
+struct StepKey {
+    key: String,
+    link: Option<String>,
 }
 
 /// An ONBUILD trigger (one instruction, as stored in the config) parsed

@@ -1,17 +1,18 @@
-//! The layer-producing instructions: RUN (in the sandbox), COPY/ADD and
-//! WORKDIR (through an overlay in kiln's namespace), and the commit that
-//! turns an upper dir into a layer.
+//! The layer-producing instructions: RUN (in the sandbox) and WORKDIR
+//! (through an overlay in kiln's namespace), what COPY/ADD share with them
+//! (a step's scratch dirs, the stage mounted read-write, `--from` roots,
+//! `--chown` names), and the commit that turns an upper dir into a layer.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use kiln_dockerfile::instructions::{Command, CommandLine, FileOp, Run};
+use kiln_dockerfile::instructions::{Command, CommandLine, Run};
 use kiln_dockerfile::resolve::Source;
 use kiln_layer::{CaptureOptions, Digest};
 use kiln_sandbox::{mount_overlay, Io, Mounted, Spec, Stdio, Upper, User};
 
-use super::copy::{self, Attrs};
+use super::copy;
 use super::fsops::Root;
 use super::progress::Vertex;
 use super::{base, config_ops, Builder, StageState};
@@ -19,12 +20,12 @@ use super::{base, config_ops, Builder, StageState};
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// A step's scratch space: upper and work dirs, mount points.
-struct StepDirs {
-    dir: PathBuf,
+pub(super) struct StepDirs {
+    pub dir: PathBuf,
 }
 
 impl StepDirs {
-    fn new(b: &Builder<'_>) -> Result<StepDirs> {
+    pub fn new(b: &Builder<'_>) -> Result<StepDirs> {
         let dir = b.scratch.path().join(format!("step-{}", unique()));
         for sub in ["upper", "work"] {
             std::fs::create_dir_all(dir.join(sub))
@@ -33,7 +34,7 @@ impl StepDirs {
         Ok(StepDirs { dir })
     }
 
-    fn upper(&self) -> PathBuf {
+    pub fn upper(&self) -> PathBuf {
         self.dir.join("upper")
     }
 
@@ -41,7 +42,7 @@ impl StepDirs {
         self.dir.join("work")
     }
 
-    fn mount_point(&self, name: &str) -> Result<PathBuf> {
+    pub fn mount_point(&self, name: &str) -> Result<PathBuf> {
         let p = self.dir.join(name);
         std::fs::create_dir_all(&p).with_context(|| format!("create {}", p.display()))?;
         Ok(p)
@@ -55,7 +56,7 @@ impl Drop for StepDirs {
     }
 }
 
-fn unique() -> u64 {
+pub(super) fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
@@ -118,92 +119,6 @@ impl Builder<'_> {
         Ok(())
     }
 
-    pub(super) fn copy(
-        &self,
-        state: &mut StageState,
-        op: &FileOp,
-        cmd: &Command,
-        add: bool,
-    ) -> Result<()> {
-        if op.parents || op.link || !op.exclude.is_empty() || op.checksum.is_some() {
-            bail!("COPY/ADD --parents, --link, --exclude and --checksum are not supported yet");
-        }
-        if add
-            && op
-                .sources
-                .iter()
-                .any(|s| s.contains("://") || s.starts_with("git@"))
-        {
-            bail!("ADD from a URL or git repository is not supported yet");
-        }
-        let dirs = StepDirs::new(self)?;
-        let merged = self.mount_rw(state, &dirs)?;
-        let dst = Root::open(merged.path())?;
-        let owner = match &op.chown {
-            Some(spec) => Some(resolve_owner(&dst, spec)?),
-            None => None,
-        };
-        let mode = match &op.chmod {
-            Some(m) => Some(
-                u32::from_str_radix(m, 8)
-                    .map_err(|_| anyhow::anyhow!("--chmod={m}: not an octal mode"))?,
-            ),
-            None => None,
-        };
-        let dest = copy::absolute_dest(&op.dest, &state.workdir());
-        // Keep the source mount alive until the copy is done.
-        let mut _src_mount = None;
-        let src = match &op.from {
-            Some(from) => {
-                let (root, mount) = self.source_root(from, cmd, &dirs)?;
-                _src_mount = mount;
-                root
-            }
-            None => Root::open(&self.req.context)?,
-        };
-        // Files from the context belong to root unless --chown says otherwise.
-        let owner = owner.or(if op.from.is_none() {
-            Some((0, 0))
-        } else {
-            None
-        });
-        let attrs = Attrs { owner, mode };
-        if !op.inline.is_empty() {
-            let inline = dirs.mount_point("inline")?;
-            for doc in &op.inline {
-                std::fs::write(inline.join(&doc.name), &doc.content)?;
-            }
-            let names: Vec<String> = op.inline.iter().map(|d| d.name.clone()).collect();
-            copy::copy(&Root::open(&inline)?, &names, None, &dst, &dest, attrs)?;
-        }
-        let mut sources = op.sources.clone();
-        if add && op.from.is_none() && op.unpack != Some(false) {
-            // ADD unpacks local archives into the destination directory.
-            let (archives, rest) = split_archives(&src, &sources, &self.ignore)?;
-            // Entries keep the archive's owners unless --chown says otherwise.
-            let chown = op
-                .chown
-                .as_deref()
-                .map(|c| resolve_owner(&dst, c))
-                .transpose()?;
-            for rel in archives {
-                unpack_into(&src, &rel, &dst, &dest, chown)
-                    .with_context(|| format!("ADD {}: unpacking", rel.display()))?;
-            }
-            sources = rest;
-        }
-        if !sources.is_empty() {
-            let ignore = op.from.is_none().then_some(&self.ignore);
-            copy::copy(&src, &sources, ignore, &dst, &dest, attrs)?;
-        }
-        drop(_src_mount);
-        drop(dst);
-        drop(merged);
-        let layer = self.commit(&dirs)?;
-        self.history(state, cmd, layer);
-        Ok(())
-    }
-
     pub(super) fn workdir(&self, state: &mut StageState, dir: &str, cmd: &Command) -> Result<()> {
         let path = copy::absolute_dest(dir, &state.workdir());
         let path = path.trim_end_matches('/');
@@ -224,7 +139,7 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn mount_rw(&self, state: &StageState, dirs: &StepDirs) -> Result<Mounted> {
+    pub(super) fn mount_rw(&self, state: &StageState, dirs: &StepDirs) -> Result<Mounted> {
         let target = dirs.mount_point("merged")?;
         let upper = dirs.upper();
         let work = dirs.work();
@@ -241,7 +156,7 @@ impl Builder<'_> {
 
     /// The root a `--from` reads: a stage's layers or an image's, mounted
     /// read-only.
-    fn source_root(
+    pub(super) fn source_root(
         &self,
         from: &str,
         cmd: &Command,
@@ -303,9 +218,8 @@ impl Builder<'_> {
             Some(Source::Stage(i)) => Ok(self.built(i)?.key),
             _ => match self.named_dir(from) {
                 Some(dir) => super::cache::sources_digest(
-                    &Root::open(&dir)?,
+                    &super::copy::From::plain(&Root::open(&dir)?),
                     &[".".into()],
-                    None,
                     &self.memo,
                 ),
                 None => Ok(self.image(from)?.manifest_digest.to_string()),
@@ -323,7 +237,7 @@ impl Builder<'_> {
 
     /// Turns a step's upper dir into a layer; None when the step changed
     /// nothing.
-    fn commit(&self, dirs: &StepDirs) -> Result<Option<Digest>> {
+    pub(super) fn commit(&self, dirs: &StepDirs) -> Result<Option<Digest>> {
         let upper = dirs.upper();
         let empty = std::fs::read_dir(&upper)
             .with_context(|| format!("read {}", upper.display()))?
@@ -350,78 +264,6 @@ impl Builder<'_> {
             .context("committing the layer")?;
         Ok(Some(digest))
     }
-}
-
-/// Splits ADD sources into local archives (by content: a tar, compressed
-/// or not) and the rest, which are copied as files.
-fn split_archives(
-    src: &Root,
-    sources: &[String],
-    ignore: &super::dockerignore::Ignore,
-) -> Result<(Vec<PathBuf>, Vec<String>)> {
-    let mut archives = Vec::new();
-    let mut rest = Vec::new();
-    for s in sources {
-        let mut all_archives = true;
-        let matched = copy::select(src, std::slice::from_ref(s), Some(ignore))?;
-        for rel in &matched {
-            if !is_archive(src, rel) {
-                all_archives = false;
-            }
-        }
-        if all_archives {
-            archives.extend(matched);
-        } else {
-            rest.push(s.clone());
-        }
-    }
-    Ok((archives, rest))
-}
-
-fn is_archive(src: &Root, rel: &Path) -> bool {
-    let Ok(fd) = src.resolve(rel, rustix::fs::OFlags::RDONLY, true) else {
-        return false;
-    };
-    let mut head = [0u8; 512];
-    let mut f = std::fs::File::from(fd);
-    let n = std::io::Read::read(&mut f, &mut head).unwrap_or(0);
-    let head = &head[..n];
-    match kiln_layer::Format::detect(head) {
-        kiln_layer::Format::Tar => n >= 262 && &head[257..262] == b"ustar",
-        _ => true,
-    }
-}
-
-/// Unpacks the archive `rel` of `src` into the directory `dest` of `dst`.
-fn unpack_into(
-    src: &Root,
-    rel: &Path,
-    dst: &Root,
-    dest: &str,
-    owner: Option<(u32, u32)>,
-) -> Result<()> {
-    let dir = dst.mkdir_all(
-        &super::fsops::relative(Path::new(dest)),
-        0o755,
-        owner.unwrap_or((0, 0)),
-    )?;
-    // The directory by fd: a path through the rootfs could follow a
-    // symlink out of it, /proc/self/fd/N cannot.
-    let root = PathBuf::from(format!(
-        "/proc/self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&dir)
-    ));
-    let file = src.resolve(rel, rustix::fs::OFlags::RDONLY, true)?;
-    let mut input = std::io::BufReader::new(std::fs::File::from(file));
-    let opts = kiln_layer::UnpackOptions {
-        owner,
-        ..Default::default()
-    };
-    let unpacked = kiln_layer::unpack(&mut input, &root, &opts)?;
-    for w in unpacked.warnings {
-        eprintln!("kiln: warning: ADD {}: {w}", rel.display());
-    }
-    Ok(())
 }
 
 fn run_argv(state: &StageState, run: &Run) -> Vec<String> {
@@ -464,7 +306,7 @@ fn run_env(state: &StageState, inputs: &kiln_dockerfile::resolve::Inputs) -> Vec
 }
 
 /// `--chown` / WORKDIR owner: ids, or names from the rootfs's passwd/group.
-fn resolve_owner(root: &Root, spec: &str) -> Result<(u32, u32)> {
+pub(super) fn resolve_owner(root: &Root, spec: &str) -> Result<(u32, u32)> {
     let read = |p: &str| -> String {
         root.resolve(Path::new(p), rustix::fs::OFlags::RDONLY, true)
             .ok()

@@ -2,8 +2,9 @@
 //! in index.json (named or not; `--all` drops the unnamed first) with its
 //! manifest, config and layer blobs and the layers of its config, and the
 //! layers cache entries need (the caller decodes its own entries). Also
-//! removes the scratch dirs of dead processes. Runs with gc.lock held
-//! exclusive, so no build is in flight.
+//! removes the scratch dirs of dead processes; `--all` also empties the
+//! cache entries and the `RUN --mount=type=cache` dirs (`cachemounts/`).
+//! Runs with gc.lock held exclusive, so no build is in flight.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -21,6 +22,8 @@ pub struct PruneReport {
     pub blobs: usize,
     pub layers: usize,
     pub cache_entries: usize,
+    /// `RUN --mount=type=cache` dirs (by id).
+    pub cache_mounts: usize,
     /// Scratch dirs of dead processes.
     pub tmp: usize,
     pub bytes: u64,
@@ -30,12 +33,13 @@ impl fmt::Display for PruneReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "removed {} unnamed image(s), {} blob(s), {} layer(s), {} cache entr{}, {} dead scratch dir(s); {:.1} MB freed",
+            "removed {} unnamed image(s), {} blob(s), {} layer(s), {} cache entr{}, {} cache mount(s), {} dead scratch dir(s); {:.1} MB freed",
             self.images,
             self.blobs,
             self.layers,
             self.cache_entries,
             if self.cache_entries == 1 { "y" } else { "ies" },
+            self.cache_mounts,
             self.tmp,
             self.bytes as f64 / 1e6
         )
@@ -87,6 +91,14 @@ impl Store {
                 report.cache_entries += 1;
             } else if let Ok(bytes) = std::fs::read(entry.path()) {
                 keep_layers.extend(cache_layers(&bytes).iter().map(|d| d.hex().to_string()));
+            }
+        }
+        let mounts = self.root.join("cachemounts");
+        if all {
+            for entry in std::fs::read_dir(&mounts).into_iter().flatten().flatten() {
+                report.bytes += size_of(&entry.path());
+                remove_all(&entry.path())?;
+                report.cache_mounts += 1;
             }
         }
         for image in self.images()? {
