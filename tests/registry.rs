@@ -73,6 +73,16 @@ fn push_then_pull_by_tag_and_digest() {
     let again = ok(&other.kiln(&["pull", &name]));
     assert!(!again.contains("downloaded"), "{again}");
 
+    // A named context may be a registry image: FROM, COPY --from and
+    // RUN --mount from= all read it.
+    let named = Case::new("named-image");
+    named.dockerfile(
+        "FROM app\nCOPY --from=app /msg /copied\n\
+         RUN --mount=from=app,target=/m cat /m/msg > /mounted && \
+         test \"$(cat /copied /mounted)\" = \"$(printf 'pushed\\npushed')\"\n",
+    );
+    named.build(&["--build-context", &format!("app=docker-image://{name}")]);
+
     // Pushing to a second repository mounts the blobs across.
     let copy = format!("{}/kiln/copy:2", reg.host());
     let out = ok(&other.kiln(&["push", &name, &copy]));
