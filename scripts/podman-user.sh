@@ -10,7 +10,8 @@ user=${1:?usage: podman-user.sh USER}
 home=$(getent passwd "$user" | cut -d: -f6)
 conf=$home/.config/containers
 install -d -o "$user" -g "$user" "$home/.config" "$conf"
-cat >"$conf/containers.conf" <<'CONF'
+# Replaced by rename: a podman starting meanwhile never reads half a file.
+cat >"$conf/containers.conf.tmp" <<'CONF'
 [containers]
 netns = "none"
 
@@ -19,4 +20,5 @@ runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 CONF
-chown "$user:" "$conf/containers.conf"
+chown "$user:" "$conf/containers.conf.tmp"
+mv -f "$conf/containers.conf.tmp" "$conf/containers.conf"

@@ -9,33 +9,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use support::{podman_run, text, tool, Case};
-
-/// `kiln build -t NAME -o type=docker,dest=NAME.tar` of the case; the
-/// archive's path.
-fn build_image(case: &Case, name: &str, extra: &[&str]) -> (PathBuf, String) {
-    let archive = case.path(&format!("{name}.tar"));
-    let dest = format!("type=docker,dest={}", archive.display());
-    let mut args = vec!["-t", name, "-o", &dest];
-    args.extend_from_slice(extra);
-    let out = case.build(&args);
-    (archive, out)
-}
+use support::{run_sh, text, tool, Case};
 
 /// The layer count of a stored image.
 fn layers(case: &Case, name: &str) -> usize {
     let json: serde_json::Value =
         serde_json::from_slice(&case.kiln(&["inspect", name]).stdout).unwrap();
     json["RootFS"]["diff_ids"].as_array().unwrap().len()
-}
-
-/// `sh -c SCRIPT` in the built image.
-fn run_sh(archive: &Path, name: &str, script: &str) -> String {
-    podman_run(
-        archive,
-        &format!("localhost/{name}:latest"),
-        &["sh", "-c", script],
-    )
 }
 
 #[test]
@@ -61,7 +41,7 @@ fn bind_mounts_are_read_only_rw_writes_vanish_and_stages_mount_too() {
          (test -e /ctx/hidden.txt && echo VISIBLE || echo hidden) >> /seen\n\
          RUN --mount=source=data.txt,target=/one.txt,rw echo x >> /one.txt\n",
     );
-    let (archive, _) = build_image(&case, "bind", &[]);
+    let (archive, _) = case.build_image("bind", &[]);
     let said = run_sh(
         &archive,
         "bind",
@@ -118,13 +98,13 @@ fn cache_mounts_persist_across_builds_and_stay_out_of_the_image() {
          RUN --mount=type=cache,id=seeded,target=/s,from=seed,source=/out,ro cat /s/s > /seeded && \
          (touch /s/x 2>/dev/null && echo WROTE || echo read-only) >> /seeded\n",
     );
-    let (archive, _) = build_image(&case, "cache", &[]);
+    let (archive, _) = case.build_image("cache", &[]);
     assert_eq!(
         run_sh(&archive, "cache", "cat /seen /owner /seeded"),
         "run\n1000:1000 700\nseed\nread-only\n",
         "a cache with from= starts as a copy of that dir"
     );
-    let (archive, _) = build_image(&case, "cache", &["--no-cache"]);
+    let (archive, _) = case.build_image("cache", &["--no-cache"]);
     assert_eq!(
         run_sh(
             &archive,
@@ -170,7 +150,7 @@ fn locked_cache_mounts_take_turns_across_parallel_stages() {
         step("a"),
         step("b")
     ));
-    let (archive, _) = build_image(&case, "locked", &["--jobs", "2"]);
+    let (archive, _) = case.build_image("locked", &["--jobs", "2"]);
     assert_eq!(
         run_sh(&archive, "locked", "cat /ra /rb /order"),
         "a\nb\n",
@@ -188,7 +168,7 @@ fn tmpfs_mounts_leave_nothing() {
          grep -c ' /scratch/t tmpfs ' /proc/mounts > /tmp/seen-in-step || true\n\
          RUN --mount=type=tmpfs,target=/tmp/t echo y > /tmp/t/f\n",
     );
-    let (archive, _) = build_image(&case, "tmpfs", &[]);
+    let (archive, _) = case.build_image("tmpfs", &[]);
     assert_eq!(
         run_sh(
             &archive,
@@ -342,7 +322,7 @@ fn network_none_has_only_loopback() {
          RUN --network=default cat /proc/net/dev | wc -l > /default\n\
          RUN --security=sandbox true\n",
     );
-    let (archive, _) = build_image(&case, "network", &[]);
+    let (archive, _) = case.build_image("network", &[]);
     let said = run_sh(&archive, "network", "cat /none; cat /default");
     let mut lines = said.lines();
     assert_eq!(lines.next(), Some("lo"), "{said}");

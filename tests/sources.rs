@@ -10,29 +10,10 @@ mod support;
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use support::http::{FileServer, LAST_MODIFIED_UNIX};
-use support::{podman_run, text, tool, Case};
-
-/// `kiln build -t NAME -o type=docker,dest=NAME.tar`; the archive and the
-/// build's output.
-fn build_image(case: &Case, name: &str, extra: &[&str]) -> (PathBuf, String) {
-    let archive = case.path(&format!("{name}.tar"));
-    let dest = format!("type=docker,dest={}", archive.display());
-    let mut args = vec!["-t", name, "-o", &dest];
-    args.extend_from_slice(extra);
-    let out = case.build(&args);
-    (archive, out)
-}
-
-fn run_sh(archive: &Path, name: &str, script: &str) -> String {
-    podman_run(
-        archive,
-        &format!("localhost/{name}:latest"),
-        &["sh", "-c", script],
-    )
-}
+use support::{run_sh, text, tool, Case};
 
 /// Whether the step whose line contains `needle` is marked CACHED in a
 /// plain progress log (`#N [..] needle` … `#N CACHED`).
@@ -85,7 +66,7 @@ fn parents_keep_source_paths_and_exclude_filters() {
          COPY --exclude=*.md x/* /wild/\n\
          ADD --exclude=**/*.tmp app /add/\n",
     );
-    let (archive, _) = build_image(&case, "parents", &[]);
+    let (archive, _) = case.build_image("parents", &[]);
     assert_eq!(
         run_sh(
             &archive,
@@ -120,9 +101,9 @@ fn link_layers_are_reused_over_a_changed_stage() {
          COPY --link app/ /app/\n\
          COPY --link --chown=1000:1000 app/one /owned\n",
     );
-    let (_, first) = build_image(&case, "link", &[]);
+    let (_, first) = case.build_image("link", &[]);
     assert!(!cached(&first, "COPY --link app/"), "{first}");
-    let (archive, second) = build_image(&case, "link", &["--build-arg", "V=2"]);
+    let (archive, second) = case.build_image("link", &["--build-arg", "V=2"]);
     assert!(!cached(&second, "RUN echo"), "{second}");
     assert!(cached(&second, "COPY --link app/"), "{second}");
     assert!(cached(&second, "COPY --link --chown"), "{second}");
@@ -136,7 +117,7 @@ fn link_layers_are_reused_over_a_changed_stage() {
     );
     // Changed content is copied again.
     case.file("app/two", "TWO\n");
-    let (archive, third) = build_image(&case, "link", &["--build-arg", "V=2"]);
+    let (archive, third) = case.build_image("link", &["--build-arg", "V=2"]);
     assert!(!cached(&third, "COPY --link app/"), "{third}");
     assert_eq!(run_sh(&archive, "link", "cat /app/two"), "TWO\n");
 }
@@ -181,7 +162,7 @@ fn add_urls_check_checksums_keep_mtimes_and_tars() {
         tar = server.url("files.tar.gz"),
         get = server.url("dl/get"),
     ));
-    let (archive, _) = build_image(&case, "url", &[]);
+    let (archive, _) = case.build_image("url", &[]);
     assert_eq!(
         run_sh(
             &archive,
@@ -262,7 +243,7 @@ fn add_git_checks_out_refs_and_subdirs_and_stays_inside() {
          ADD {repo} /head/\n\
          ADD --keep-git-dir=true {repo}#main /withgit/\n"
     ));
-    let (archive, _) = build_image(&case, "git", &[]);
+    let (archive, _) = case.build_image("git", &[]);
     assert_eq!(
         run_sh(
             &archive,
@@ -281,7 +262,7 @@ fn add_git_checks_out_refs_and_subdirs_and_stays_inside() {
         &["push", "-q", web.join("repo.git").to_str().unwrap(), "main"],
     );
     git(&web.join("repo.git"), &["update-server-info"]);
-    let (archive, out) = build_image(&case, "git", &[]);
+    let (archive, out) = case.build_image("git", &[]);
     assert!(cached(&out, "#v1:docs"), "{out}");
     assert!(!cached(&out, &format!("ADD {repo} /head/")), "{out}");
     assert_eq!(run_sh(&archive, "git", "cat /head/docs/guide.txt"), "v3\n");

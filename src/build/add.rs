@@ -36,7 +36,11 @@ impl Builder<'_> {
         // Where to record the layer for `--link` reuse.
         link_key: Option<&str>,
     ) -> Result<()> {
-        let remotes = remote_sources(op, add)?;
+        let Sources {
+            local,
+            remotes,
+            exclude,
+        } = sources(op, add)?;
         let dirs = StepDirs::new(self)?;
         // --link: the layer is built alone; the stage is only read for
         // --chown names.
@@ -57,10 +61,6 @@ impl Builder<'_> {
         if op.sources.len() + op.inline.len() > 1 && !dest.ends_with('/') {
             dest.push('/');
         }
-        let exclude = match op.exclude.as_slice() {
-            [] => None,
-            patterns => Some(Ignore::parse(&patterns.join("\n")).context("--exclude")?),
-        };
         // What is not from an image or a stage belongs to root unless
         // --chown says otherwise.
         let fresh = Attrs {
@@ -81,12 +81,6 @@ impl Builder<'_> {
                 fresh,
             )?;
         }
-        let local: Vec<String> = op
-            .sources
-            .iter()
-            .filter(|s| !remotes.iter().any(|(r, _)| r == *s))
-            .cloned()
-            .collect();
         if !local.is_empty() {
             // Keep the source mount alive until the copy is done.
             let (root, _mount) = match &op.from {
@@ -239,17 +233,11 @@ impl Builder<'_> {
         if let Some(from) = &op.from {
             return self.key_of_from(from, cmd);
         }
-        let remotes = remote_sources(op, add)?;
-        let local: Vec<String> = op
-            .sources
-            .iter()
-            .filter(|s| !remotes.iter().any(|(r, _)| r == *s))
-            .cloned()
-            .collect();
-        let exclude = match op.exclude.as_slice() {
-            [] => None,
-            patterns => Some(Ignore::parse(&patterns.join("\n")).context("--exclude")?),
-        };
+        let Sources {
+            local,
+            remotes,
+            exclude,
+        } = sources(op, add)?;
         let mut key = String::new();
         if !local.is_empty() {
             let root = Root::open(&self.req.context)?;
@@ -279,28 +267,46 @@ impl Builder<'_> {
     }
 }
 
-/// The sources of ADD that are URLs or git repositories; errors for what
-/// COPY and `--checksum` do not take.
-fn remote_sources(op: &FileOp, add: bool) -> Result<Vec<(String, Remote)>> {
+/// A COPY/ADD's sources, sorted out.
+struct Sources {
+    /// Paths in the context or the `--from` root.
+    local: Vec<String>,
+    /// ADD's URLs and git repositories, as written and as understood.
+    remotes: Vec<(String, Remote)>,
+    /// `--exclude`.
+    exclude: Option<Ignore>,
+}
+
+/// Sorts out `op`'s sources; errors for what COPY and `--checksum` do
+/// not take.
+fn sources(op: &FileOp, add: bool) -> Result<Sources> {
     if !add {
         if let Some(s) = op.sources.iter().find(|s| s.contains("://")) {
             bail!("COPY {s}: a source cannot be a URL; use ADD");
         }
-        return Ok(Vec::new());
     }
-    let remotes: Vec<(String, Remote)> = op
-        .sources
-        .iter()
-        .filter_map(|s| remote::classify(s).map(|r| (s.clone(), r)))
-        .collect();
+    let (mut local, mut remotes) = (Vec::new(), Vec::new());
+    for s in &op.sources {
+        match remote::classify(s).filter(|_| add) {
+            Some(r) => remotes.push((s.clone(), r)),
+            None => local.push(s.clone()),
+        }
+    }
     if op.checksum.is_some() {
-        let all_urls = remotes.len() == op.sources.len()
-            && remotes.iter().all(|(_, r)| matches!(r, Remote::Url(_)));
-        if op.sources.len() != 1 || !all_urls {
+        let one_url = matches!(remotes.as_slice(), [(_, Remote::Url(_))]) && local.is_empty();
+        if !one_url {
             bail!("ADD --checksum takes exactly one source, an http(s) URL");
         }
     }
-    Ok(remotes)
+    let exclude = match op.exclude.as_slice() {
+        [] => None,
+        patterns => Some(Ignore::parse(&patterns.join("\n")).context("--exclude")?),
+    };
+    Ok(Sources {
+        local,
+        remotes,
+        exclude,
+    })
 }
 
 /// Where a COPY writes, and how.

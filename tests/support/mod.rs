@@ -108,6 +108,19 @@ impl Case {
     }
 }
 
+impl Case {
+    /// `kiln build -t NAME -o type=docker,dest=NAME.tar` of the case; the
+    /// archive's path and the build's output.
+    pub fn build_image(&self, name: &str, extra: &[&str]) -> (PathBuf, String) {
+        let archive = self.path(&format!("{name}.tar"));
+        let dest = format!("type=docker,dest={}", archive.display());
+        let mut args = vec!["-t", name, "-o", &dest];
+        args.extend_from_slice(extra);
+        let out = self.build(&args);
+        (archive, out)
+    }
+}
+
 impl Drop for Case {
     fn drop(&mut self) {
         // The store holds files of subordinate ids: delete them from a user
@@ -148,4 +161,13 @@ pub fn podman_run(archive: &Path, image: &str, argv: &[&str]) -> String {
     let out = tool("podman", &args);
     let _ = Command::new("podman").args(["rmi", "-f", image]).output();
     out
+}
+
+/// `sh -c SCRIPT` in the image `localhost/NAME` of a docker archive.
+pub fn run_sh(archive: &Path, name: &str, script: &str) -> String {
+    podman_run(
+        archive,
+        &format!("localhost/{name}:latest"),
+        &["sh", "-c", script],
+    )
 }
