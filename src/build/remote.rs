@@ -246,6 +246,18 @@ fn git(dir: Option<&Path>, args: &[&str]) -> Result<String> {
     .args(args)
     .env("GIT_TERMINAL_PROMPT", "0")
     .stdin(Stdio::null());
+    // The caller's repository settings must not redirect the checkout.
+    for var in [
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_COMMON_DIR",
+        "GIT_NAMESPACE",
+    ] {
+        cmd.env_remove(var);
+    }
     if let Some(d) = dir {
         cmd.current_dir(d);
     }
