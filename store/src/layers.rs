@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use kiln_layer::{CaptureOptions, Compression, Digest, UnpackOptions, MEDIA_TYPE_TAR};
@@ -23,7 +24,17 @@ use crate::Store;
 
 /// Layers committed through one store handle but not yet in `layers/`.
 #[derive(Debug, Default)]
-pub(crate) struct PendingLayers(Mutex<HashMap<Digest, Pending>>);
+pub(crate) struct PendingLayers {
+    layers: Mutex<HashMap<Digest, Pending>>,
+    /// Bytes committed since a writeback was last started.
+    unflushed: AtomicU64,
+    /// The background writeback started after a big commit, if any.
+    flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Committed layer data beyond which a writeback starts in the background
+/// (see [`Store::commit_layer`]).
+const EARLY_FLUSH: u64 = 64 << 20;
 
 #[derive(Debug)]
 struct Pending {
@@ -37,7 +48,7 @@ impl PendingLayers {
     fn lock(&self) -> MutexGuard<'_, HashMap<Digest, Pending>> {
         // A panic elsewhere leaves the map whole: entries are inserted and
         // removed in one step.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.layers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -142,7 +153,30 @@ impl Store {
                 tar_size: captured.blob_size,
             },
         );
+        drop(pending);
+        self.flush_early(captured.blob_size);
         Ok(diff_id)
+    }
+
+    /// After much layer data, starts writing it back on a thread, so the
+    /// disk works while the build goes on and the publish's `syncfs` finds
+    /// little left (and later writes are not throttled by a page cache
+    /// full of dirty data). Only a head start: durability still comes
+    /// from the publish.
+    fn flush_early(&self, bytes: u64) {
+        let p = &self.pending;
+        if p.unflushed.fetch_add(bytes, Ordering::Relaxed) + bytes < EARLY_FLUSH {
+            return;
+        }
+        let mut flusher = p.flusher.lock().unwrap_or_else(PoisonError::into_inner);
+        if flusher.as_ref().is_some_and(|f| !f.is_finished()) {
+            return; // one at a time; the running one writes this data too
+        }
+        p.unflushed.store(0, Ordering::Relaxed);
+        let layers = self.root.join("layers");
+        *flusher = Some(std::thread::spawn(move || {
+            let _ = fsutil::syncfs(&layers);
+        }));
     }
 
     /// Moves every pending layer into `layers/`: one `syncfs` first (the
@@ -156,8 +190,18 @@ impl Store {
         if pending.is_empty() {
             return Ok(());
         }
+        let early = self
+            .pending
+            .flusher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(f) = early {
+            let _ = f.join();
+        }
         let layers = self.root.join("layers");
         fsutil::syncfs(&layers)?;
+        self.pending.unflushed.store(0, Ordering::Relaxed);
         let mut first_error = None;
         for (diff_id, p) in pending.drain() {
             let result = self
