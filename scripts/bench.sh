@@ -7,6 +7,7 @@
 #
 #   sudo scripts/bench.sh [--runs N] [--tools kiln,buildah,buildkit] [CASE…]
 #   BENCH_BIG_MB=1024 BENCH_CTX_MB=200 scripts/bench.sh …   (data sizes)
+#   BENCH_KILN=/path/to/kiln scripts/bench.sh …   (that binary, not a fresh build)
 #
 # Cases: noop-runs multistage-small big-copy-from context-copy many-layers
 # (default: all). As root, builds run as the unprivileged user kilntest
@@ -60,7 +61,7 @@ if has_tool buildah; then
     command -v buildah >/dev/null || { echo "bench.sh: buildah is not installed" >&2; exit 1; }
 fi
 
-cargo build --release --quiet --bin kiln
+[ -n "${BENCH_KILN:-}" ] || cargo build --release --quiet --bin kiln
 # Lowercase: buildah derives an image name from the layout path.
 work=/tmp/kiln-bench-$$-$RANDOM
 mkdir "$work"
@@ -73,14 +74,16 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-cp target/release/kiln "$work/kiln"
+cp "${BENCH_KILN:-target/release/kiln}" "$work/kiln"
+# Every tool builds FROM the same local image name, put into its store
+# before the timed builds (untimed, like a base image pulled long ago):
+# buildah pulls and tags it from the OCI layout, dockerd gets it with
+# `docker load`, kiln with `kiln load` of the same layout as an
+# oci-archive named after it. The Dockerfiles say FROM ${BASE}.
+base_name=localhost/bench-base:latest
 scripts/busybox-image.sh "$work/busybox" >/dev/null
-# kiln reads the base straight from the layout; buildah cannot take a
-# transport in FROM, so each buildah store gets it pulled and tagged first
-# (untimed); dockerd gets it once with `docker load`. The Dockerfiles say
-# FROM ${BASE}.
-kiln_base="oci:$work/busybox:latest"
-peer_base=localhost/bench-base:latest
+scripts/busybox-image.sh "$work/busybox-named" "$base_name" >/dev/null
+tar -C "$work/busybox-named" -cf "$work/base-oci.tar" .
 base='${BASE}'
 
 # --- BuildKit: a private dockerd ---------------------------------------------
@@ -103,7 +106,7 @@ start_dockerd() {
         tail -20 "$d/log" >&2
         exit 1
     fi
-    skopeo copy -q "oci:$work/busybox:latest" "docker-archive:$d/base.tar:$peer_base"
+    skopeo copy -q "oci:$work/busybox:latest" "docker-archive:$d/base.tar:$base_name"
     "${docker[@]}" load -q -i "$d/base.tar" >/dev/null
 }
 stop_dockerd() {
@@ -201,9 +204,11 @@ timed() {
     awk '{printf "%.4f %d\n", $2-$1, $3}' "$tf"
 }
 
-kiln_prepare() { :; }
+kiln_prepare() { # state
+    (cd / && "${as[@]}" "$work/kiln" --root "$1" load -i "$work/base-oci.tar") >/dev/null
+}
 kiln_build() { # case state
-    timed "$work/kiln" --root "$2" build --progress=plain --build-arg "BASE=$kiln_base" \
+    timed "$work/kiln" --root "$2" build --progress=plain --build-arg "BASE=$base_name" \
         -t bench "$work/cases/$1"
 }
 
@@ -215,11 +220,11 @@ buildah_cmd() { # state args…
 buildah_prepare() { # state
     local id
     id=$(buildah_cmd "$1" pull -q "oci:$work/busybox:latest")
-    buildah_cmd "$1" tag "$id" "$peer_base" >/dev/null
+    buildah_cmd "$1" tag "$id" "$base_name" >/dev/null
 }
 buildah_build() { # case state
     timed buildah --root "$2/root" --runroot "$2/run" --storage-driver overlay \
-        bud --layers --isolation chroot --build-arg "BASE=$peer_base" -t bench "$work/cases/$1"
+        bud --layers --isolation chroot --build-arg "BASE=$base_name" -t bench "$work/cases/$1"
 }
 
 # Cold for BuildKit: its build cache and the last result are dropped (the
@@ -230,7 +235,7 @@ buildkit_prepare() {
 }
 buildkit_build() { # case state
     DOCKER_BUILDKIT=1 BUILD_AS=root timed "${docker[@]}" build --progress=plain --network host \
-        --build-arg "BASE=$peer_base" -t bench "$work/cases/$1"
+        --build-arg "BASE=$base_name" -t bench "$work/cases/$1"
 }
 
 # Mean milliseconds between consecutive STEPTS lines of the last build, for
@@ -304,7 +309,7 @@ bench_case() {
 }
 
 has_tool buildkit && start_dockerd
-echo "kiln $(git describe --always --dirty 2>/dev/null) vs${tools[*]/kiln/}:" \
+echo "kiln ${BENCH_KILN:-$(git describe --always --dirty 2>/dev/null)} vs${tools[*]/kiln/}:" \
     "$runs runs each; seconds (ms for ms-step*), median (min..max), peer/kiln ratio"
 has_tool buildah && echo "  buildah $(buildah --version | awk '{print $3}'), rootless, overlay, --layers, chroot isolation"
 has_tool buildkit && echo "  BuildKit in dockerd $("${docker[@]}" version -f '{{.Server.Version}}'), rootful, overlay2"
