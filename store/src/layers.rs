@@ -237,10 +237,15 @@ impl Store {
         }
     }
 
+    /// The layer's sidecar; empty when missing, unreadable, or about
+    /// another layer (sidecars are not fsynced: after a crash one could
+    /// hold stale bytes, and a claim about another layer's blobs must not
+    /// be believed).
     fn read_sidecar(&self, diff_id: &Digest) -> Sidecar {
         std::fs::read(self.sidecar_path(diff_id))
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+            .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
+            .filter(|s| s.diff_id == diff_id.as_str())
             .unwrap_or_default()
     }
 
