@@ -271,7 +271,7 @@ bench_case() {
             [ -n "$tool" ] || continue
             local state=$work/state/$tool-$name-$r
             mkdir -p "$state" && chown "$user" "$work/state" "$state"
-            "${tool}_prepare" "$state"
+            "${tool}_prepare" "$state" || { echo "bench.sh: $tool: preparing its store failed" >&2; exit 1; }
             for phase in "${phases[@]}"; do
                 if [ "$phase" = changed ]; then echo "file 1 changed $r" >"$work/cases/$name/src/f1.txt"; fi
                 local res
