@@ -41,6 +41,9 @@ impl Registry {
         let session = Session::new(&ep, &r.whole(), self.opts.auth_file.as_deref())?;
         let rt = self.runtime()?;
         rt.block_on(session.authenticate(RegistryOperation::Push))?;
+        // Every layer as a blob (a built image may list plain tars it has
+        // no blob for yet); a caller that wants zstd converts it first.
+        let image = &store.exportable(image, kiln_layer::Compression::Gzip)?;
         let manifest = &image.manifest;
         let mut blobs = vec![Blob {
             digest: manifest.config().digest().to_string(),

@@ -214,8 +214,12 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
         fetched: remote::Fetched::default(),
     };
     let result = b.run_stages(jobs.max(1));
+    // The build's layers are synced once and enter `layers/` together,
+    // failed build or not (its finished steps stay cached).
+    let published = store.publish_layers().context("storing the build's layers");
     b.memo.save(store)?;
     result?;
+    published?;
     let target = b.built(req.graph.target)?;
     Ok(Built {
         config: target.config,

@@ -172,11 +172,19 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         .map(|t| kiln_store::normalize_name(t))
         .collect::<Result<Vec<_>, _>>()?;
     let vertex = progress.start("exporting to image");
-    let image = store
-        .put_image_config(&built.config.to_json(), settings.compression, &names)
+    // Stored uncompressed: only the outputs that carry layer blobs pay
+    // for compressing them.
+    let mut image = store
+        .put_built_image(&built.config.to_json(), settings.compression, &names)
         .context("storing the image")?;
     for name in &names {
         vertex.log(&format!("naming to {name}"));
+    }
+    if settings.outputs.iter().any(export::Output::needs_blobs) {
+        vertex.log("compressing layers");
+        image = store
+            .exportable(&image, settings.compression)
+            .context("compressing the image's layers")?;
     }
     for output in &settings.outputs {
         export::export(store, &image, &names, output)?;

@@ -29,6 +29,16 @@ pub enum Output {
     Store,
 }
 
+impl Output {
+    /// Whether this output carries the image's layer blobs (compressed).
+    pub fn needs_blobs(&self) -> bool {
+        matches!(
+            self,
+            Output::DockerArchive(_) | Output::OciArchive(_) | Output::OciDir(_) | Output::Push(_)
+        )
+    }
+}
+
 /// `type=docker,dest=FILE`, `type=oci,dest=FILE[,tar=false]`,
 /// `type=local,dest=DIR`, `type=tar,dest=FILE`, or a bare `DIR` (local).
 pub fn parse_output(spec: &str) -> Result<Output> {

@@ -17,14 +17,28 @@ pub fn write_atomic(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
     sync_parent(dest)
 }
 
+/// Writes `bytes` to `tmp` and renames it to `dest`, syncing nothing:
+/// readers see the old file or the new one, but after a crash `dest` may
+/// be old, empty or missing. Only for files whose loss costs work, never
+/// correctness (layer sidecars, cache entries).
+pub fn write_replace(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+    fs::write(tmp, bytes).map_err(|e| Error::io("write", tmp, e))?;
+    fs::rename(tmp, dest).map_err(|e| Error::io("rename", dest, e))
+}
+
 /// Makes a rename durable.
 pub fn sync_parent(path: &Path) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io("sync", parent, e))?;
+    match path.parent() {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Makes the renames into `dir` durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("sync", dir, e))
 }
 
 /// `rm -rf`, making directories writable first (overlay's work dir has a

@@ -64,6 +64,8 @@ impl Store {
         all: bool,
         cache_layers: &dyn Fn(&[u8]) -> Vec<Digest>,
     ) -> Result<PruneReport> {
+        // This handle's own pending layers are judged like every other.
+        self.publish_layers()?;
         let _gc = locks::exclusive(&self.root.join("gc.lock"))?;
         let mut report = PruneReport::default();
         // Every index entry is kept, named or not (an unnamed build result

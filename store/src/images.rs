@@ -120,6 +120,62 @@ impl Store {
         self.record_image(&config_digest, config.len() as u64, layers, names)
     }
 
+    /// Stores a build result from its config bytes without compressing
+    /// anything: each layer is listed by the blob already known for it in
+    /// `compression`, else as its plain tar (digest = diffID, a blob made
+    /// only on demand: see [`Store::exportable`]). Storing and naming an
+    /// image is what every build does; compressing is what exports and
+    /// pushes need, and only they pay for it.
+    pub fn put_built_image(
+        &self,
+        config: &[u8],
+        compression: Compression,
+        names: &[String],
+    ) -> Result<Image> {
+        let (_, diff_ids) = parse_config(config, &Digest::of(config))?;
+        let layers = diff_ids
+            .iter()
+            .map(|d| match self.known_layer_blob(d, compression) {
+                Some(b) => b.descriptor(),
+                None => self.plain_layer_descriptor(d),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let config_digest = self.put_blob(config)?;
+        self.record_image(&config_digest, config.len() as u64, layers, names)
+    }
+
+    /// `image` as exports and pushes need it: every layer a blob in
+    /// `oci/blobs`. A layer listed as a plain tar that `oci/blobs` lacks
+    /// (see [`Store::put_built_image`]) gets its blob in `compression` now
+    /// (or the one made by an earlier export), under a new manifest. That
+    /// manifest is not named in index.json: the stored image keeps its
+    /// identity, and `prune` may drop the compressed forms (they are made
+    /// again when needed). Returns `image` itself when nothing is missing.
+    pub fn exportable(&self, image: &Image, compression: Compression) -> Result<Image> {
+        let plain = MediaType::from(kiln_layer::MEDIA_TYPE_TAR);
+        let missing = |l: &Descriptor| -> Result<bool> {
+            Ok(l.media_type() == &plain && !self.has_blob(&our_digest(l.digest())?))
+        };
+        let mut changed = false;
+        let mut layers = Vec::new();
+        for l in image.manifest.layers() {
+            if missing(l)? {
+                layers.push(self.layer_blob(&our_digest(l.digest())?, compression)?);
+                changed = true;
+            } else {
+                layers.push(l.clone());
+            }
+        }
+        if !changed {
+            return Ok(image.clone());
+        }
+        let mut manifest = image.manifest.clone();
+        manifest.set_layers(layers);
+        let bytes = serde_json::to_vec(&manifest).map_err(|e| Error::json("manifest", e))?;
+        let digest = self.put_blob(&bytes)?;
+        self.load_image(&digest, image.names.clone())
+    }
+
     /// Writes the OCI manifest of a config and layer blobs already in
     /// `oci/blobs`, and points `names` at it.
     pub(crate) fn record_image(

@@ -1,13 +1,19 @@
 //! Unpacked layers: `layers/<diffID hex>/`, used directly as overlay lower
 //! dirs. A step's upper dir becomes a layer by a rename (no copy); a
 //! layer's compressed blob is made only when something exports it, and
-//! remembered in `layers/<hex>.json`.
+//! remembered in `layers/<hex>.json` (with the size of its plain tar).
+//!
+//! Layers a build commits stay in this handle's tmp dir ("pending") until
+//! [`Store::publish_layers`]: one `syncfs` then makes all of them durable
+//! before any is renamed into `layers/`, instead of one `syncfs` per step.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use kiln_layer::{CaptureOptions, Compression, Digest, UnpackOptions};
+use kiln_layer::{CaptureOptions, Compression, Digest, UnpackOptions, MEDIA_TYPE_TAR};
 use oci_spec::image::{Descriptor, MediaType};
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +21,36 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::images::oci_digest;
 use crate::Store;
+
+/// Layers committed through one store handle but not yet in `layers/`.
+#[derive(Debug, Default)]
+pub(crate) struct PendingLayers {
+    layers: Mutex<HashMap<Digest, Pending>>,
+    /// Bytes committed since a writeback was last started.
+    unflushed: AtomicU64,
+    /// The background writeback started after a big commit, if any.
+    flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Committed layer data beyond which a writeback starts in the background
+/// (see [`Store::commit_layer`]).
+const EARLY_FLUSH: u64 = 64 << 20;
+
+#[derive(Debug)]
+struct Pending {
+    /// Where the layer is until it is published (in the handle's tmp dir).
+    dir: PathBuf,
+    /// Size of its plain tar, recorded in the sidecar on publishing.
+    tar_size: u64,
+}
+
+impl PendingLayers {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Digest, Pending>> {
+        // A panic elsewhere leaves the map whole: entries are inserted and
+        // removed in one step.
+        self.layers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// A layer's compressed form in `oci/blobs`, as the sidecar records it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +90,10 @@ fn compression_of(media_type: &str) -> Option<Compression> {
 struct Sidecar {
     diff_id: String,
     blobs: BTreeMap<String, LayerBlob>,
+    /// Size of the layer's plain tar (what a manifest that lists the
+    /// layer uncompressed states), once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tar_size: Option<u64>,
 }
 
 fn compression_key(c: Compression) -> &'static str {
@@ -64,7 +104,16 @@ fn compression_key(c: Compression) -> &'static str {
 }
 
 impl Store {
+    /// The layer's dir: in `layers/`, or in this handle's tmp dir while
+    /// it is pending (see [`Store::publish_layers`]).
     pub fn layer_dir(&self, diff_id: &Digest) -> PathBuf {
+        match self.pending.lock().get(diff_id) {
+            Some(p) => p.dir.clone(),
+            None => self.stored_layer_dir(diff_id),
+        }
+    }
+
+    fn stored_layer_dir(&self, diff_id: &Digest) -> PathBuf {
         self.root.join("layers").join(diff_id.hex())
     }
 
@@ -74,55 +123,193 @@ impl Store {
             .join(format!("{}.json", diff_id.hex()))
     }
 
+    /// Whether the layer exists (in `layers/` or pending in this handle).
     pub fn has_layer(&self, diff_id: &Digest) -> bool {
-        self.layer_dir(diff_id).is_dir()
+        self.pending.lock().contains_key(diff_id) || self.stored_layer_dir(diff_id).is_dir()
     }
 
     /// Makes `upper` (a dir in a scratch dir, no longer mounted) a layer:
-    /// its diffID is computed, its data synced, and it is renamed into
-    /// `layers/`. If that layer exists already, `upper` is removed.
+    /// its diffID is computed and it is moved into this handle's tmp dir as
+    /// a pending layer, usable as a lower dir at once ([`Store::layer_dir`])
+    /// and renamed into `layers/` by [`Store::publish_layers`]. If that
+    /// layer exists already, `upper` is removed. Nothing is synced here:
+    /// the step's overlay was `volatile`, and its data is made durable by
+    /// the one `syncfs` of the publish, before any name points at it.
     pub fn commit_layer(&self, upper: &Path, opts: &CaptureOptions) -> Result<Digest> {
-        // The step's overlay was `volatile`: make the data durable before
-        // the rename makes it part of the store.
-        fsutil::syncfs(upper)?;
-        let diff_id = kiln_layer::diff_id(upper, opts)?;
-        self.adopt_dir(upper, &diff_id)?;
+        let captured = kiln_layer::capture(upper, &mut std::io::sink(), None, opts)?;
+        let diff_id = captured.diff_id;
+        let mut pending = self.pending.lock();
+        if pending.contains_key(&diff_id) || self.stored_layer_dir(&diff_id).is_dir() {
+            drop(pending);
+            fsutil::remove_all(upper)?;
+            return Ok(diff_id);
+        }
+        let dir = self.tmp_file("layer");
+        std::fs::rename(upper, &dir).map_err(|e| Error::io("rename", &dir, e))?;
+        pending.insert(
+            diff_id.clone(),
+            Pending {
+                dir,
+                tar_size: captured.blob_size,
+            },
+        );
+        drop(pending);
+        self.flush_early(captured.blob_size);
         Ok(diff_id)
     }
 
+    /// After much layer data, starts writing it back on a thread, so the
+    /// disk works while the build goes on and the publish's `syncfs` finds
+    /// little left (and later writes are not throttled by a page cache
+    /// full of dirty data). Only a head start: durability still comes
+    /// from the publish.
+    fn flush_early(&self, bytes: u64) {
+        let p = &self.pending;
+        if p.unflushed.fetch_add(bytes, Ordering::Relaxed) + bytes < EARLY_FLUSH {
+            return;
+        }
+        let mut flusher = p.flusher.lock().unwrap_or_else(PoisonError::into_inner);
+        if flusher.as_ref().is_some_and(|f| !f.is_finished()) {
+            return; // one at a time; the running one writes this data too
+        }
+        p.unflushed.store(0, Ordering::Relaxed);
+        let layers = self.root.join("layers");
+        *flusher = Some(std::thread::spawn(move || {
+            let _ = fsutil::syncfs(&layers);
+        }));
+    }
+
+    /// Moves every pending layer into `layers/`: one `syncfs` first (the
+    /// data of every step's `volatile` upper), then the renames, then one
+    /// sync of `layers/`. Builds call it when they end, failed or not,
+    /// before anything names the layers (the image's index entry); a
+    /// crash before it leaves the layers in `tmp/` (removed by the next
+    /// open) and the cache entries naming them count as misses.
+    pub fn publish_layers(&self) -> Result<()> {
+        let mut pending = self.pending.lock();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let early = self
+            .pending
+            .flusher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(f) = early {
+            let _ = f.join();
+        }
+        let layers = self.root.join("layers");
+        fsutil::syncfs(&layers)?;
+        self.pending.unflushed.store(0, Ordering::Relaxed);
+        let mut first_error = None;
+        for (diff_id, p) in pending.drain() {
+            let result = self
+                .adopt_dir_unsynced(&p.dir, &diff_id)
+                .and_then(|()| self.record_tar_size(&diff_id, p.tar_size));
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+        }
+        drop(pending);
+        fsutil::sync_dir(&layers)?;
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Renames `dir` to the layer's place, and syncs that rename.
     fn adopt_dir(&self, dir: &Path, diff_id: &Digest) -> Result<()> {
-        let dest = self.layer_dir(diff_id);
+        self.adopt_dir_unsynced(dir, diff_id)?;
+        fsutil::sync_dir(&self.root.join("layers"))
+    }
+
+    /// Renames `dir` to the layer's place (its data already synced), or
+    /// removes it if that layer exists.
+    fn adopt_dir_unsynced(&self, dir: &Path, diff_id: &Digest) -> Result<()> {
+        let dest = self.stored_layer_dir(diff_id);
         if dest.exists() {
             return fsutil::remove_all(dir);
         }
         match std::fs::rename(dir, &dest) {
-            Ok(()) => fsutil::sync_parent(&dest),
+            Ok(()) => Ok(()),
             // Another build committed the same layer meanwhile.
             Err(_) if dest.exists() => fsutil::remove_all(dir),
             Err(e) => Err(Error::io("rename", dest, e)),
         }
     }
 
+    /// The layer's sidecar; empty when missing, unreadable, or about
+    /// another layer (sidecars are not fsynced: after a crash one could
+    /// hold stale bytes, and a claim about another layer's blobs must not
+    /// be believed).
     fn read_sidecar(&self, diff_id: &Digest) -> Sidecar {
         std::fs::read(self.sidecar_path(diff_id))
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+            .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
+            .filter(|s| s.diff_id == diff_id.as_str())
             .unwrap_or_default()
     }
 
     fn record_blob(&self, diff_id: &Digest, c: Compression, blob: &LayerBlob) -> Result<()> {
+        self.update_sidecar(diff_id, |s| {
+            s.blobs.insert(compression_key(c).into(), blob.clone());
+        })
+    }
+
+    /// Read-modify-write of the sidecar under `layers.lock`. Written by
+    /// rename without fsync: a sidecar lost or torn in a crash reads as
+    /// empty, which only means a blob is made again or a tar measured
+    /// again (a blob it names is synced before it is recorded).
+    fn update_sidecar(&self, diff_id: &Digest, change: impl FnOnce(&mut Sidecar)) -> Result<()> {
         let _lock = crate::locks::exclusive(&self.root.join("layers.lock"))?;
         let mut sidecar = self.read_sidecar(diff_id);
         sidecar.diff_id = diff_id.to_string();
-        sidecar
-            .blobs
-            .insert(compression_key(c).into(), blob.clone());
+        change(&mut sidecar);
         let bytes = serde_json::to_vec(&sidecar).map_err(|e| Error::json("layer sidecar", e))?;
-        fsutil::write_atomic(
+        fsutil::write_replace(
             &self.tmp_file("sidecar"),
             &self.sidecar_path(diff_id),
             &bytes,
         )
+    }
+
+    fn record_tar_size(&self, diff_id: &Digest, size: u64) -> Result<()> {
+        self.update_sidecar(diff_id, |s| s.tar_size = Some(size))
+    }
+
+    /// The layer as a manifest lists it when nothing has compressed it:
+    /// its plain tar (digest = diffID). That blob is never kept in
+    /// `oci/blobs`: [`Store::exportable`] makes the compressed one when an
+    /// export or push needs it. The size comes from the sidecar, or from
+    /// one capture of the layer dir (then recorded).
+    pub fn plain_layer_descriptor(&self, diff_id: &Digest) -> Result<Descriptor> {
+        let size = match self.read_sidecar(diff_id).tar_size {
+            Some(size) => size,
+            None => {
+                let dir = self.layer_dir(diff_id);
+                if !dir.is_dir() {
+                    return Err(Error::MissingLayer(diff_id.to_string()));
+                }
+                let captured = kiln_layer::capture(
+                    &dir,
+                    &mut std::io::sink(),
+                    None,
+                    &CaptureOptions::default(),
+                )?;
+                if &captured.diff_id != diff_id {
+                    return Err(Error::Archive(format!(
+                        "layer {diff_id} changed on disk: it now captures as {}",
+                        captured.diff_id
+                    )));
+                }
+                self.record_tar_size(diff_id, captured.blob_size)?;
+                captured.blob_size
+            }
+        };
+        Ok(Descriptor::new(
+            MediaType::from(MEDIA_TYPE_TAR),
+            size,
+            oci_digest(diff_id)?,
+        ))
     }
 
     /// The layer's compressed blob as a manifest descriptor, made now if

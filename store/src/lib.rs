@@ -4,7 +4,7 @@
 //! root/
 //!   oci/               ONE OCI image layout: oci-layout, index.json (the tags), blobs/sha256/
 //!   layers/<hex>/      unpacked overlay-native layers, named by diffID, immutable once renamed in
-//!   layers/<hex>.json  the compressed blobs known for that layer (made lazily, on export)
+//!   layers/<hex>.json  the compressed blobs known for that layer (made lazily, on export), its tar size
 //!   cache/<key>        step cache entries (opaque to the store)
 //!   tmp/<name>/        per-process scratch, each with a `lock` held while its process lives
 //!   index.lock gc.lock layers.lock
@@ -17,7 +17,8 @@
 //! Invariants:
 //! * Every commit is a rename out of `tmp/` (same filesystem), after the
 //!   data is synced: a crash at any instant leaves only garbage in `tmp/`,
-//!   which the next [`Store::open`] removes.
+//!   which the next [`Store::open`] removes. A build's layers are synced
+//!   and renamed in together, when it ends ([`Store::publish_layers`]).
 //! * Everything in `tmp/` lives in a dir holding a `lock` file that its
 //!   process keeps locked (each open [`Store`] has one for its temporary
 //!   files, each [`Scratch`] another): a dir whose lock is free belongs to
@@ -67,6 +68,8 @@ pub struct Store {
     /// while the handle lives so no other process's `open` removes a file
     /// being written.
     own_tmp: Scratch,
+    /// Layers committed through this handle, not yet in `layers/`.
+    pending: layers::PendingLayers,
 }
 
 impl Store {
@@ -88,6 +91,7 @@ impl Store {
         let store = Store {
             root: root.to_path_buf(),
             own_tmp: Scratch::create(&root.join("tmp"))?,
+            pending: Default::default(),
         };
         let layout = store.oci().join("oci-layout");
         if !layout.exists() {

@@ -28,7 +28,14 @@ impl Scratch {
         );
         let path = tmp.join(name);
         std::fs::create_dir(&path).map_err(|e| Error::io("create", &path, e))?;
-        let lock = locks::exclusive(&path.join("lock"))?;
+        // Locked before it is named `lock`: between creating and locking
+        // it, another process's open would find the file free and take
+        // this live dir for a dead one (seen as a failing concurrent-writers
+        // test under load). A young dir without `lock` is left alone.
+        let locking = path.join("lock.new");
+        let lock = locks::exclusive(&locking)?;
+        let named = path.join("lock");
+        std::fs::rename(&locking, &named).map_err(|e| Error::io("rename", &named, e))?;
         Ok(Scratch {
             path,
             _lock: Some(lock),

@@ -23,6 +23,7 @@ fn image_config(store: &Store, content: &str) -> (Digest, Vec<u8>) {
     let diff_id = store
         .commit_layer(&upper, &CaptureOptions::default())
         .unwrap();
+    store.publish_layers().unwrap();
     let config = format!(
         r#"{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#
     );
@@ -163,4 +164,99 @@ fn lying_archives_are_refused_and_store_nothing() {
     }
     fs::remove_dir_all(&root).unwrap();
     fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_committed_layer_is_pending_until_published() {
+    let root = tmp("pending");
+    let store = Store::open(&root).unwrap();
+    let scratch = store.scratch().unwrap();
+    let upper = scratch.path().join("upper");
+    fs::create_dir(&upper).unwrap();
+    fs::write(upper.join("file"), "pending").unwrap();
+    let diff_id = store
+        .commit_layer(&upper, &CaptureOptions::default())
+        .unwrap();
+    // Usable at once through this handle (a lower dir for the next step)...
+    assert!(store.has_layer(&diff_id));
+    let pending_dir = store.layer_dir(&diff_id);
+    assert_eq!(fs::read(pending_dir.join("file")).unwrap(), b"pending");
+    assert!(!upper.exists());
+    // ...but not in layers/ for anyone else until published.
+    let layers = root.join("layers").join(diff_id.hex());
+    assert!(!layers.exists());
+    assert!(!Store::open(&root).unwrap().has_layer(&diff_id));
+    // Committing the same content again keeps the one pending copy.
+    fs::create_dir(&upper).unwrap();
+    fs::write(upper.join("file"), "pending").unwrap();
+    assert_eq!(
+        store
+            .commit_layer(&upper, &CaptureOptions::default())
+            .unwrap(),
+        diff_id
+    );
+    assert!(!upper.exists());
+    store.publish_layers().unwrap();
+    assert_eq!(store.layer_dir(&diff_id), layers);
+    assert!(!pending_dir.exists());
+    assert_eq!(fs::read(layers.join("file")).unwrap(), b"pending");
+    assert!(Store::open(&root).unwrap().has_layer(&diff_id));
+    drop(scratch);
+    drop(store);
+    fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_built_image_is_stored_uncompressed_and_compressed_for_export() {
+    let root = tmp("built");
+    let store = Store::open(&root).unwrap();
+    let (diff_id, config) = image_config(&store, "built");
+    let image = store
+        .put_built_image(&config, Compression::Gzip, &["built".into()])
+        .unwrap();
+    let layer = &image.manifest.layers()[0];
+    assert_eq!(layer.media_type().to_string(), kiln_layer::MEDIA_TYPE_TAR);
+    assert_eq!(layer.digest().to_string(), diff_id.to_string());
+    let blobs = || fs::read_dir(root.join("oci/blobs/sha256")).unwrap().count();
+    assert_eq!(blobs(), 2, "config and manifest only: nothing compressed");
+    // The plain tar's size, as a capture measures it.
+    let mut tar = Vec::new();
+    kiln_layer::capture(
+        &store.layer_dir(&diff_id),
+        &mut tar,
+        None,
+        &CaptureOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(layer.size(), tar.len() as u64);
+
+    let exported = store.exportable(&image, Compression::Zstd).unwrap();
+    assert_ne!(exported.manifest_digest, image.manifest_digest);
+    assert_eq!(exported.config_digest, image.config_digest);
+    assert_eq!(exported.names, image.names);
+    let l = &exported.manifest.layers()[0];
+    assert_eq!(l.media_type().to_string(), Compression::Zstd.media_type());
+    let blob = Digest::parse(l.digest().as_ref()).unwrap();
+    assert_eq!(store.read_blob(&blob).unwrap().len() as u64, l.size());
+    // The stored image keeps its identity; exporting again reuses the blob.
+    assert_eq!(
+        store.image("built").unwrap().manifest_digest,
+        image.manifest_digest
+    );
+    let again = store.exportable(&image, Compression::Zstd).unwrap();
+    assert_eq!(again.manifest_digest, exported.manifest_digest);
+    assert_eq!(
+        store
+            .exportable(&exported, Compression::Gzip)
+            .unwrap()
+            .manifest_digest,
+        exported.manifest_digest
+    );
+    // A later build reuses the known blob instead of listing the tar.
+    let rebuilt = store
+        .put_built_image(&config, Compression::Zstd, &["built".into()])
+        .unwrap();
+    assert_eq!(rebuilt.manifest_digest, exported.manifest_digest);
+    drop(store);
+    fs::remove_dir_all(&root).unwrap();
 }

@@ -30,6 +30,9 @@ pub fn export_docker_archive(
     names: &[String],
     out: &mut dyn Write,
 ) -> Result<()> {
+    // A built image may list layers it has no blob for yet (see
+    // `Store::exportable`); a caller that wants zstd converts it first.
+    let image = &store.exportable(image, kiln_layer::Compression::Gzip)?;
     let names = write::normalized(names)?;
     let entry = Entry {
         config: format!("blobs/sha256/{}", image.config_digest.hex()),

@@ -20,6 +20,9 @@ pub fn export_oci_archive(
     names: &[String],
     out: &mut dyn Write,
 ) -> Result<()> {
+    // A built image may list layers it has no blob for yet (see
+    // `Store::exportable`); a caller that wants zstd converts it first.
+    let image = &store.exportable(image, kiln_layer::Compression::Gzip)?;
     let names = write::normalized(names)?;
     let mut b = tar::Builder::new(out);
     write::layout(&mut b, store, image, &names)?;
@@ -30,6 +33,9 @@ pub fn export_oci_archive(
 
 /// Writes (or adds to) an OCI layout directory.
 pub fn export_oci_dir(store: &Store, image: &Image, names: &[String], dir: &Path) -> Result<()> {
+    // A built image may list layers it has no blob for yet (see
+    // `Store::exportable`); a caller that wants zstd converts it first.
+    let image = &store.exportable(image, kiln_layer::Compression::Gzip)?;
     let names = write::normalized(names)?;
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).map_err(|e| Error::io("create", &blobs, e))?;

@@ -61,9 +61,11 @@ pub fn layer(store: &Store, files: &[(&str, &str)]) -> Digest {
             None => fs::write(&p, content).expect("write"),
         }
     }
-    store
+    let diff_id = store
         .commit_layer(&upper, &CaptureOptions::default())
-        .expect("commit_layer")
+        .expect("commit_layer");
+    store.publish_layers().expect("publish_layers");
+    diff_id
 }
 
 /// A linux/amd64 config with these layers.
