@@ -221,7 +221,8 @@ pub struct BuildArgs {
     #[arg(long)]
     pub jobs: Option<usize>,
 
-    /// Layer compression for stored and exported images: gzip or zstd.
+    /// Layer compression for exported and pushed images (-o, push): gzip or
+    /// zstd. The store keeps layers uncompressed.
     #[arg(long, default_value = "gzip")]
     pub compression: String,
 }
