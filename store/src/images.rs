@@ -111,13 +111,7 @@ impl Store {
         compression: Compression,
         names: &[String],
     ) -> Result<Image> {
-        let (_, diff_ids) = parse_config(config, &Digest::of(config))?;
-        let layers = diff_ids
-            .iter()
-            .map(|d| self.layer_blob(d, compression))
-            .collect::<Result<Vec<_>>>()?;
-        let config_digest = self.put_blob(config)?;
-        self.record_image(&config_digest, config.len() as u64, layers, names)
+        self.put_config_with(config, names, |d| self.layer_blob(d, compression))
     }
 
     /// Stores a build result from its config bytes without compressing
@@ -132,14 +126,23 @@ impl Store {
         compression: Compression,
         names: &[String],
     ) -> Result<Image> {
-        let (_, diff_ids) = parse_config(config, &Digest::of(config))?;
-        let layers = diff_ids
-            .iter()
-            .map(|d| match self.known_layer_blob(d, compression) {
+        self.put_config_with(config, names, |d| {
+            match self.known_layer_blob(d, compression) {
                 Some(b) => b.descriptor(),
                 None => self.plain_layer_descriptor(d),
-            })
-            .collect::<Result<Vec<_>>>()?;
+            }
+        })
+    }
+
+    /// Stores config bytes as an image whose layers `layer` describes.
+    fn put_config_with(
+        &self,
+        config: &[u8],
+        names: &[String],
+        layer: impl Fn(&Digest) -> Result<Descriptor>,
+    ) -> Result<Image> {
+        let (_, diff_ids) = parse_config(config, &Digest::of(config))?;
+        let layers = diff_ids.iter().map(layer).collect::<Result<Vec<_>>>()?;
         let config_digest = self.put_blob(config)?;
         self.record_image(&config_digest, config.len() as u64, layers, names)
     }
