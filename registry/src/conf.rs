@@ -264,12 +264,16 @@ mod tests {
     use super::*;
     use crate::reference::normalize;
 
+    /// Parses `text` from a file of its own (tests run in parallel),
+    /// removed once read.
     fn conf(text: &str) -> RegistriesConf {
-        let dir = std::env::temp_dir().join(format!("kiln-regconf-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join(format!("{}.conf", text.len()));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("kiln-regconf-{}-{n}.conf", std::process::id()));
         std::fs::write(&p, text).unwrap();
-        RegistriesConf::load_file(&p).unwrap()
+        let parsed = RegistriesConf::load_file(&p);
+        std::fs::remove_file(&p).unwrap();
+        parsed.unwrap()
     }
 
     #[test]
