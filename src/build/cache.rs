@@ -120,18 +120,7 @@ impl FileMemo {
         }
         let file = root.resolve(rel, OFlags::RDONLY, follow)?;
         let mut hasher = Sha256::new();
-        // Big reads for big files (std::io::copy reads 8 KiB at a time),
-        // a small buffer for the many small ones.
-        let mut buf = vec![0u8; (m.size as usize).clamp(4096, 1 << 20)];
-        let mut f = std::fs::File::from(file);
-        loop {
-            match std::io::Read::read(&mut f, &mut buf) {
-                Ok(0) => break,
-                Ok(n) => hasher.update(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        std::io::copy(&mut std::fs::File::from(file), &mut hasher)?;
         let d = hex(&hasher.finalize());
         guard(&self.known).insert(id, (stamp.0, stamp.1, stamp.2, stamp.3, d.clone()));
         self.changed.store(true, Ordering::Relaxed);
