@@ -143,13 +143,7 @@ fn a_legacy_docker_archive_with_plain_layer_tars_loads() {
 
 /// Like `write_tar`, plus one symlink member (name, target).
 fn write_tar_with_link(path: &Path, members: &[(String, Vec<u8>)], link: (&str, &str)) {
-    let mut b = tar::Builder::new(fs::File::create(path).unwrap());
-    for (name, data) in members {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        b.append_data(&mut h, name, &data[..]).unwrap();
-    }
+    let mut b = tar_of(path, members);
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(tar::EntryType::Symlink);
     h.set_size(0);
@@ -158,6 +152,11 @@ fn write_tar_with_link(path: &Path, members: &[(String, Vec<u8>)], link: (&str, 
 }
 
 fn write_tar(path: &Path, members: &[(String, Vec<u8>)]) {
+    tar_of(path, members).finish().unwrap();
+}
+
+/// A tar builder at `path` with the regular-file `members` appended.
+fn tar_of(path: &Path, members: &[(String, Vec<u8>)]) -> tar::Builder<fs::File> {
     let mut b = tar::Builder::new(fs::File::create(path).unwrap());
     for (name, data) in members {
         let mut h = tar::Header::new_gnu();
@@ -165,7 +164,7 @@ fn write_tar(path: &Path, members: &[(String, Vec<u8>)]) {
         h.set_mode(0o644);
         b.append_data(&mut h, name, &data[..]).unwrap();
     }
-    b.finish().unwrap();
+    b
 }
 
 /// An archive that pairs its own blob with a layer the store already has

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use common::{config, layer, TempDir};
+use common::{config, layer, write_raw_tar, TempDir};
 use kiln_store::archive::{self};
 use kiln_store::{CaptureOptions, Compression, Image, Store};
 
@@ -254,18 +254,4 @@ fn read_member(file: &Path, name: &str) -> Vec<u8> {
         }
     }
     panic!("{name} not in {}", file.display());
-}
-
-/// A tar with raw member names (the tar crate refuses `..` itself).
-fn write_raw_tar(path: &Path, members: &[(&str, &[u8])]) {
-    let mut b = tar::Builder::new(fs::File::create(path).unwrap());
-    for (name, data) in members {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-        h.set_cksum();
-        b.append(&h, *data).unwrap();
-    }
-    b.finish().unwrap();
 }

@@ -1,9 +1,10 @@
 //! The store on its own: scratch cleanup after a crash, lazy layer blobs,
 //! names, prune, and archives that lie.
 
+mod common;
+
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use kiln_store::{archive, CaptureOptions, Compression, Digest, Store};
 
@@ -113,21 +114,6 @@ fn prune_removes_exactly_what_nothing_references() {
 /// An archive member: its name and bytes.
 type Member<'a> = (&'a str, Vec<u8>);
 
-/// Writes a tar with the given members.
-fn archive_file(path: &Path, members: &[Member<'_>]) {
-    let mut b = tar::Builder::new(fs::File::create(path).unwrap());
-    for (name, data) in members {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        // Raw name: the tar crate's own checks would refuse `..`.
-        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-        h.set_cksum();
-        b.append(&h, &data[..]).unwrap();
-    }
-    b.into_inner().unwrap().flush().unwrap();
-}
-
 #[test]
 fn lying_archives_are_refused_and_store_nothing() {
     let root = tmp("lies");
@@ -153,7 +139,8 @@ fn lying_archives_are_refused_and_store_nothing() {
     ];
     for (name, members) in cases {
         let file = dir.join(format!("{}.tar", name.replace(' ', "-")));
-        archive_file(&file, &members);
+        let members: Vec<(&str, &[u8])> = members.iter().map(|(n, d)| (*n, &d[..])).collect();
+        common::write_raw_tar(&file, &members);
         let err = archive::import_archive(&store, &file);
         assert!(err.is_err(), "{name}: must be refused");
         assert!(

@@ -110,3 +110,18 @@ pub fn have(tool: &str) -> bool {
     }
     found
 }
+
+/// Writes a tar with raw member names (the tar crate's own checks would
+/// refuse `..` and absolute names, which the tests need).
+pub fn write_raw_tar(path: &Path, members: &[(&str, &[u8])]) {
+    let mut b = tar::Builder::new(fs::File::create(path).unwrap());
+    for (name, data) in members {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        b.append(&h, *data).unwrap();
+    }
+    b.finish().unwrap();
+}
