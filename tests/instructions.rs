@@ -197,3 +197,51 @@ fn heredocs_shell_and_the_config_instructions() {
     ]);
     assert!(!out.status.success() && text(&out).contains("use always, missing or never"));
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn copy_from_a_stage_links_unchanged_files_and_keeps_them_apart() {
+    let case = Case::new("share");
+    case.dockerfile(
+        r#"FROM BASE AS builder
+RUN mkdir -p /data/sub && echo one > /data/f && ln /data/f /data/f-link \
+ && echo two > /data/sub/g && chown 1000:1000 /data/sub/g && chmod 4750 /data/sub/g \
+ && touch -d '2001-02-03 04:05:06' /data/sub
+FROM BASE
+RUN echo base > /etc/replaced
+COPY --from=builder /data /copy
+COPY --from=builder /data/f /etc/replaced
+COPY --from=builder --chmod=600 /data/f /chmodded
+RUN stat -c %h /copy/sub/g > /links && echo changed >> /copy/f
+COPY --from=builder /data/f /builder-f
+"#,
+    );
+    let (archive, _) = case.build_image("share", &[]);
+    let said = support::run_sh(
+        &archive,
+        "share",
+        "cat /copy/f /copy/f-link /copy/sub/g /etc/replaced /chmodded /builder-f /links; \
+         stat -c '%n %u:%g %a' /copy/sub/g /chmodded /etc/replaced; stat -c '%n %Y' /copy/sub",
+    );
+    assert_eq!(
+        said,
+        "one\nchanged\none\ntwo\none\none\none\n\
+         2\n\
+         /copy/sub/g 1000:1000 4750\n/chmodded 0:0 600\n/etc/replaced 0:0 644\n\
+         /copy/sub 981173106\n",
+        "contents, owners, modes and the directory's mtime as copied; a later \
+         write to a copy leaves the builder's file alone; the copy shares the \
+         builder's inode while kiln builds (2 links)"
+    );
+
+    // SOURCE_DATE_EPOCH clamps mtimes in the new layer on disk: a file
+    // newer than the epoch is copied, so the image it came from keeps its
+    // mtime.
+    case.dockerfile("FROM BASE\nCOPY --from=localhost/share /copy/sub/g /g\n");
+    case.build(&["--build-arg", "SOURCE_DATE_EPOCH=1000000000"]);
+    case.dockerfile("FROM localhost/share\nRUN stat -c %Y /copy/sub/g > /m\n");
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    let mtime = fs::read_to_string(out.join("m")).unwrap();
+    assert_ne!(mtime.trim(), "1000000000", "the image's file was clamped");
+}

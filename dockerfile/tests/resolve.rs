@@ -116,7 +116,15 @@ fn words_on_one_line_see_values_from_before_it() {
 fn build_args_override_stage_defaults_and_unused_ones_warn() {
     let g = graph(
         "FROM scratch\nARG USED=1\n",
-        &opts(&[("USED", "2"), ("UNUSED", "x"), ("HTTP_PROXY", "p")], None),
+        &opts(
+            &[
+                ("USED", "2"),
+                ("UNUSED", "x"),
+                ("HTTP_PROXY", "p"),
+                ("SOURCE_DATE_EPOCH", "1"),
+            ],
+            None,
+        ),
     )
     .unwrap();
     let w: Vec<_> = g
@@ -129,6 +137,9 @@ fn build_args_override_stage_defaults_and_unused_ones_warn() {
         w[0].message.contains("UNUSED")
             && !w[0].message.contains("USED,")
             && !w[0].message.contains("HTTP_PROXY")
+            && !w[0].message.contains("SOURCE_DATE_EPOCH"),
+        "{}",
+        w[0].message
     );
 }
 

@@ -16,6 +16,7 @@ use super::copy::{self, Attrs, From};
 use super::dockerignore::Ignore;
 use super::fsops::Root;
 use super::remote::{self, Remote};
+use super::share::Linker;
 use super::steps::{resolve_owner, StepDirs};
 use super::{cache, Builder, StageState};
 
@@ -81,10 +82,18 @@ impl Builder<'_> {
                 fresh,
             )?;
         }
+        let mut linker = None;
         if !local.is_empty() {
             // Keep the source mount alive until the copy is done.
             let (root, _mount) = match &op.from {
-                Some(from) => self.source_root(from, cmd, &dirs)?,
+                Some(from) => {
+                    let source = self.source_root(from, cmd, &dirs)?;
+                    let root = Root::open(&source.dir)?;
+                    if !source.layers.is_empty() {
+                        linker = Some(Linker::new(&source.layers, &root, &dst, self.req.epoch)?);
+                    }
+                    (root, source.mount)
+                }
                 None => (Root::open(&self.req.context)?, None),
             };
             let from = From {
@@ -92,6 +101,7 @@ impl Builder<'_> {
                 ignore: op.from.is_none().then_some(&self.ignore),
                 exclude: exclude.as_ref(),
                 parents: op.parents,
+                linker: linker.as_ref(),
             };
             // Entries from a stage keep their owners unless --chown says
             // otherwise.
@@ -118,6 +128,11 @@ impl Builder<'_> {
         }
         drop(dst);
         drop(merged);
+        if let Some(linker) = &linker {
+            linker
+                .apply(&dirs.upper())
+                .context("linking the files COPY --from takes unchanged")?;
+        }
         let layer = self.commit(&dirs)?;
         if let (Some(key), Some(layer)) = (link_key, &layer) {
             let entry = LinkEntry {
@@ -246,6 +261,7 @@ impl Builder<'_> {
                 ignore: Some(&self.ignore),
                 exclude: exclude.as_ref(),
                 parents: op.parents,
+                linker: None,
             };
             key = cache::sources_digest(&from, &local, &self.memo)?;
         }

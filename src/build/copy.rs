@@ -16,6 +16,7 @@ use rustix::fs::{FileType, Mode, OFlags};
 use super::dockerignore::Ignore;
 use super::fsops::{self, Meta, Root};
 use super::glob;
+use super::share::Linker;
 
 /// How copied entries are owned and moded.
 #[derive(Clone, Copy, Debug)]
@@ -40,6 +41,9 @@ pub struct From<'a> {
     /// `--parents`: a source keeps its path below the root, or below the
     /// `/./` pivot it contains.
     pub parents: bool,
+    /// When the root is a stage's or an image's layers: links files that
+    /// stay as they are instead of copying them.
+    pub linker: Option<&'a Linker>,
 }
 
 impl<'a> From<'a> {
@@ -50,6 +54,7 @@ impl<'a> From<'a> {
             ignore: None,
             exclude: None,
             parents: false,
+            linker: None,
         }
     }
 }
@@ -155,6 +160,7 @@ pub fn copy(
             exclude: from.exclude,
             base: &rel,
             attrs,
+            linker: from.linker,
         };
         let fd = from
             .root
@@ -206,6 +212,7 @@ pub fn copy_rootfs(root: &Path, dest: &Path, attrs: Attrs) -> Result<()> {
         exclude: None,
         base: Path::new(""),
         attrs,
+        linker: None,
     }
     .tree(from.as_fd(), to.as_fd(), Path::new(""))?;
     Ok(())
@@ -217,6 +224,7 @@ struct Walk<'a> {
     /// The source path `--exclude` patterns are relative to.
     base: &'a Path,
     attrs: Attrs,
+    linker: Option<&'a Linker>,
 }
 
 fn open_at(dir: BorrowedFd<'_>, name: &OsStr, flags: OFlags) -> rustix::io::Result<OwnedFd> {
@@ -246,12 +254,16 @@ impl Walk<'_> {
                 _ => open_at(from, name, OFlags::PATH)?,
             };
             count += if is_dir {
+                self.cancel_link(to, name)?;
                 if fsops::clear_slot(to, name)?.is_none() {
                     rustix::fs::mkdirat(to, name, Mode::from_raw_mode(0o700))?;
                 }
                 let sub = open_at(to, name, OFlags::RDONLY | OFlags::DIRECTORY)?;
                 let n = self.tree(fd.as_fd(), sub.as_fd(), &child)?;
                 self.finish(to, name, meta, false)?;
+                if let Some(linker) = self.linker {
+                    linker.stamp(to, name, meta.mtime)?;
+                }
                 n + 1
             } else {
                 self.entry(fd.as_fd(), meta, to, name, &child)?;
@@ -276,6 +288,12 @@ impl Walk<'_> {
                 name.to_string_lossy()
             );
         }
+        if let (FileType::RegularFile, Some(linker)) = (meta.kind, self.linker) {
+            if linker.defer(from, &meta, self.attrs, dir, name)? {
+                return Ok(());
+            }
+        }
+        self.cancel_link(dir, name)?;
         match meta.kind {
             FileType::RegularFile => fsops::copy_file(from, dir, name, meta.mode)?,
             FileType::Symlink => {
@@ -292,6 +310,14 @@ impl Walk<'_> {
             _ => return Ok(()),
         }
         self.finish(dir, name, meta, meta.kind == FileType::Symlink)
+    }
+
+    /// Something other than a link is written to `dir/name`.
+    fn cancel_link(&self, dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
+        match self.linker {
+            Some(linker) => linker.cancel(dir, name),
+            None => Ok(()),
+        }
     }
 
     fn finish(&self, dir: BorrowedFd<'_>, name: &OsStr, meta: Meta, symlink: bool) -> Result<()> {

@@ -50,6 +50,10 @@ impl Root {
         })
     }
 
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
     /// Opens `rel` (relative to the root; `..` and absolute symlinks stay
     /// inside it). `follow` decides whether a symlink at the end is followed.
     pub fn resolve(&self, rel: &Path, flags: OFlags, follow: bool) -> io::Result<OwnedFd> {

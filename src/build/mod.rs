@@ -20,6 +20,7 @@ mod glob;
 mod mounts;
 mod progress;
 mod remote;
+mod share;
 mod steps;
 
 use std::collections::{BTreeSet, HashMap};

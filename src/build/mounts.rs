@@ -166,9 +166,9 @@ impl Builder<'_> {
     fn mount_root(&self, from: &str, i: usize, out: &mut StepMounts) -> Result<PathBuf> {
         let target = out.scratch(i, "root");
         fs::create_dir_all(&target).with_context(|| format!("create {}", target.display()))?;
-        let (dir, mount) = self.root_of_from(from, Some(self.source_named(from)), &target)?;
-        out.held.extend(mount);
-        Ok(dir)
+        let root = self.root_of_from(from, Some(self.source_named(from)), &target)?;
+        out.held.extend(root.mount);
+        Ok(root.dir)
     }
 
     /// The host path bound for a bind mount: the source resolved inside

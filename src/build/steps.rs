@@ -161,10 +161,9 @@ impl Builder<'_> {
         from: &str,
         cmd: &Command,
         dirs: &StepDirs,
-    ) -> Result<(Root, Option<Mounted>)> {
+    ) -> Result<FromRoot> {
         let target = dirs.mount_point("source")?;
-        let (dir, mount) = self.root_of_from(from, self.source_of_from(cmd), &target)?;
-        Ok((Root::open(&dir)?, mount))
+        self.root_of_from(from, self.source_of_from(cmd), &target)
     }
 
     /// The dir a `--from` (or a mount's `from=`) names: a named context
@@ -175,11 +174,15 @@ impl Builder<'_> {
         from: &str,
         source: Option<Source>,
         target: &Path,
-    ) -> Result<(PathBuf, Option<Mounted>)> {
+    ) -> Result<FromRoot> {
         let lowers = match source {
             Some(Source::Stage(i)) => self.built(i)?.lowers(self.store)?,
             _ if self.named_dir(from).is_some() => {
-                return Ok((self.named_dir(from).unwrap_or_default(), None));
+                return Ok(FromRoot {
+                    dir: self.named_dir(from).unwrap_or_default(),
+                    layers: Vec::new(),
+                    mount: None,
+                });
             }
             _ => {
                 let image = self.image(from)?;
@@ -187,12 +190,17 @@ impl Builder<'_> {
                 StageState::from_config(config, String::new()).lowers(self.store)?
             }
         };
-        if lowers.is_empty() {
+        let mount = if lowers.is_empty() {
             // A stage with no layer: its rootfs is an empty dir.
-            return Ok((target.to_path_buf(), None));
-        }
-        let mount = mount_overlay(&lowers, None, target).context("mounting the --from rootfs")?;
-        Ok((target.to_path_buf(), Some(mount)))
+            None
+        } else {
+            Some(mount_overlay(&lowers, None, target).context("mounting the --from rootfs")?)
+        };
+        Ok(FromRoot {
+            dir: target.to_path_buf(),
+            layers: lowers,
+            mount,
+        })
     }
 
     /// What the `--from` of `cmd` names, as the resolver worked it out.
@@ -303,6 +311,16 @@ fn run_env(state: &StageState, inputs: &kiln_dockerfile::resolve::Inputs) -> Vec
     env.into_iter()
         .map(|(k, v)| OsString::from(format!("{k}={v}")))
         .collect()
+}
+
+/// What a `--from` names, ready to read.
+pub(super) struct FromRoot {
+    pub dir: PathBuf,
+    /// The store layer dirs mounted at `dir`, top first; empty for a
+    /// named context dir.
+    pub layers: Vec<PathBuf>,
+    /// Unmounted when dropped.
+    pub mount: Option<Mounted>,
 }
 
 /// `--chown` / WORKDIR owner: ids, or names from the rootfs's passwd/group.

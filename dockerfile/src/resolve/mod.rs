@@ -316,6 +316,8 @@ fn unused_build_args(
         .collect();
     used.extend(file.meta_args.iter().map(|(d, _)| d.name.as_str()));
     used.extend(PROXY_ARGS);
+    // The builder itself reads it: the clamp for layer mtimes and `created`.
+    used.insert("SOURCE_DATE_EPOCH");
     let unused: Vec<&str> = opts
         .build_args
         .keys()

@@ -1,0 +1,290 @@
+//! `COPY --from` without copying bytes: a regular file that a COPY takes
+//! unchanged (same owner, mode and mtime) from a stage's or an image's
+//! layers becomes a hard link to the layer's file in the step's upper dir.
+//!
+//! Why it is safe: layer dirs are immutable, and overlayfs copies a lower
+//! file up before anything writes to it, so no later step writes through
+//! the link; a layer's tar is the same either way (the other name is in
+//! another layer). Files from the context or a named context dir are
+//! never linked: the user may change them.
+//!
+//! link(2) does not cross from a layer dir into the step's overlay, so the
+//! copy walk records each link ([`Linker::defer`]), forcing the copy-up of
+//! its directory so that the directory exists in the upper dir as the
+//! kernel makes it; [`Linker::apply`] makes the links in the upper dir
+//! once the overlay is unmounted. A later write to the same name in the
+//! same COPY cancels the link ([`Linker::cancel`]).
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec};
+use rustix::io::Errno;
+
+use super::copy::Attrs;
+use super::fsops::{self, Meta, Root};
+
+/// Records and makes the links of one COPY from layers.
+pub struct Linker {
+    /// The source's layer dirs, top first.
+    layers: Vec<OwnedFd>,
+    /// Where the source's layers are mounted (as the kernel names it).
+    source: PathBuf,
+    /// The destination root's path (the step's overlay, or its upper dir).
+    dest: PathBuf,
+    /// SOURCE_DATE_EPOCH: the commit clamps later mtimes in place, which
+    /// must never reach a shared inode.
+    epoch: Option<i64>,
+    state: RefCell<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// (directory below the destination root, name) → (index of the layer,
+    /// path of the file in it).
+    pending: BTreeMap<(PathBuf, OsString), (usize, PathBuf)>,
+    /// Directories whose mtime the copy set: linking into them must not
+    /// change it.
+    stamped: HashMap<PathBuf, Timespec>,
+    /// Directories already copied up.
+    up: HashSet<PathBuf>,
+}
+
+impl Linker {
+    /// For a COPY reading `source` (the read-only overlay of `layers`,
+    /// top first) and writing into `dest`.
+    pub fn new(layers: &[PathBuf], source: &Root, dest: &Root, epoch: Option<i64>) -> Result<Self> {
+        let layers = layers
+            .iter()
+            .map(|l| {
+                rfs::open(
+                    l,
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .with_context(|| format!("open {}", l.display()))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Linker {
+            layers,
+            source: fd_path(source.fd())?,
+            dest: fd_path(dest.fd())?,
+            epoch,
+            state: RefCell::default(),
+        })
+    }
+
+    /// Records that the regular file `from` (with `meta`, read through the
+    /// source overlay) goes to `dir/name` (the slot is empty) as a link;
+    /// false when it must be copied: its owner or mode changes, a clamp
+    /// would touch it, or its layer file is not found.
+    pub fn defer(
+        &self,
+        from: BorrowedFd<'_>,
+        meta: &Meta,
+        attrs: Attrs,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+    ) -> Result<bool> {
+        let unchanged = attrs.owner.is_none_or(|o| o == (meta.uid, meta.gid))
+            && attrs.mode.is_none_or(|m| m == meta.mode)
+            && self.epoch.is_none_or(|e| meta.mtime.tv_sec <= e);
+        if !unchanged {
+            return Ok(false);
+        }
+        let Some(found) = self.layer_file(from, meta)? else {
+            return Ok(false);
+        };
+        let dir_rel = self.dest_rel(dir)?;
+        let mut state = self.state.borrow_mut();
+        if state.up.insert(dir_rel.clone()) {
+            copy_up(dir)?;
+        }
+        state.pending.insert((dir_rel, name.to_owned()), found);
+        Ok(true)
+    }
+
+    /// Something else is written to `dir/name`: no link goes there.
+    pub fn cancel(&self, dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
+        if self.state.borrow().pending.is_empty() {
+            return Ok(());
+        }
+        let key = (self.dest_rel(dir)?, name.to_owned());
+        self.state.borrow_mut().pending.remove(&key);
+        Ok(())
+    }
+
+    /// The copy set the mtime of the directory `dir/name`.
+    pub fn stamp(&self, dir: BorrowedFd<'_>, name: &OsStr, mtime: Timespec) -> Result<()> {
+        let path = self.dest_rel(dir)?.join(name);
+        self.state.borrow_mut().stamped.insert(path, mtime);
+        Ok(())
+    }
+
+    /// Makes the recorded links in `upper` (the overlay is unmounted); a
+    /// file the kernel will not link (another filesystem, too many links)
+    /// is copied. Returns the number of links made.
+    pub fn apply(&self, upper: &Path) -> Result<u64> {
+        let state = self.state.borrow();
+        let upper = Root::open(upper)?;
+        let mut links = 0;
+        let mut current: Option<(&Path, OwnedFd)> = None;
+        for ((dir_rel, name), (layer, file)) in &state.pending {
+            if current.as_ref().is_none_or(|(d, _)| d != dir_rel) {
+                if let Some((d, fd)) = current.take() {
+                    restore_mtime(&state, d, fd.as_fd())?;
+                }
+                let fd = beneath(upper.fd(), dir_rel, OFlags::RDONLY | OFlags::DIRECTORY)
+                    .with_context(|| format!("open /{} in the upper dir", dir_rel.display()))?;
+                current = Some((dir_rel, fd));
+            }
+            let Some((_, dir)) = &current else {
+                unreachable!("set above")
+            };
+            let src = beneath(self.layers[*layer].as_fd(), file, OFlags::PATH)
+                .with_context(|| format!("open {} in its layer", file.display()))?;
+            clear_whiteout(dir.as_fd(), name)?;
+            if link(src.as_fd(), dir.as_fd(), name)? {
+                links += 1;
+            } else {
+                copy_instead(src.as_fd(), dir.as_fd(), name)
+                    .with_context(|| format!("copy /{}", dir_rel.join(name).display()))?;
+            }
+        }
+        if let Some((d, fd)) = current {
+            restore_mtime(&state, d, fd.as_fd())?;
+        }
+        Ok(links)
+    }
+
+    /// The layer and path of the file the overlay shows as `from`: the
+    /// topmost layer holding the path, if it holds that very inode.
+    fn layer_file(&self, from: BorrowedFd<'_>, meta: &Meta) -> Result<Option<(usize, PathBuf)>> {
+        let Ok(rel) = fd_path(from)?
+            .strip_prefix(&self.source)
+            .map(Path::to_path_buf)
+        else {
+            return Ok(None);
+        };
+        for (i, layer) in self.layers.iter().enumerate() {
+            let fd = match beneath(layer.as_fd(), &rel, OFlags::PATH) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT) => continue,
+                Err(_) => return Ok(None),
+            };
+            let here = fsops::meta(fd.as_fd())?;
+            // Overlayfs over one filesystem shows a lower file's own inode
+            // number; the rest guards against anything else.
+            let same = here.kind == FileType::RegularFile
+                && here.ino == meta.ino
+                && here.size == meta.size
+                && (here.uid, here.gid, here.mode) == (meta.uid, meta.gid, meta.mode)
+                && (here.mtime.tv_sec, here.mtime.tv_nsec)
+                    == (meta.mtime.tv_sec, meta.mtime.tv_nsec);
+            return Ok(same.then_some((i, rel)));
+        }
+        Ok(None)
+    }
+
+    /// `dir`'s path below the destination root.
+    fn dest_rel(&self, dir: BorrowedFd<'_>) -> Result<PathBuf> {
+        let path = fd_path(dir)?;
+        match path.strip_prefix(&self.dest) {
+            Ok(rel) => Ok(rel.to_path_buf()),
+            Err(_) => bail!("{} is outside the destination", path.display()),
+        }
+    }
+}
+
+/// The path the kernel has for an open file.
+fn fd_path(fd: BorrowedFd<'_>) -> Result<PathBuf> {
+    let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let path = rfs::readlink(&link, Vec::new()).with_context(|| format!("readlink {link}"))?;
+    Ok(PathBuf::from(OsString::from_vec(path.into_bytes())))
+}
+
+/// Opens `rel` below `dir` through real directories only: no symlink, no
+/// `..` out, no mount crossed.
+fn beneath(dir: BorrowedFd<'_>, rel: &Path, flags: OFlags) -> rustix::io::Result<OwnedFd> {
+    let how = ResolveFlags::BENEATH
+        | ResolveFlags::NO_SYMLINKS
+        | ResolveFlags::NO_MAGICLINKS
+        | ResolveFlags::NO_XDEV;
+    let path = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    rfs::openat2(
+        dir,
+        path,
+        flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        how,
+    )
+}
+
+/// Makes overlayfs copy the directory `dir` up (a chmod to its own mode
+/// changes nothing else), so it is in the upper dir for the links.
+fn copy_up(dir: BorrowedFd<'_>) -> Result<()> {
+    let mode = fsops::meta(dir)?.mode;
+    let path = format!("/proc/self/fd/{}", dir.as_raw_fd());
+    rfs::chmod(&path, Mode::from_raw_mode(mode)).context("copy-up of the destination dir")?;
+    Ok(())
+}
+
+/// Removes the whiteout a replaced lower file left at `dir/name`.
+fn clear_whiteout(dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
+    match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st)
+            if FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
+                && st.st_rdev == 0 =>
+        {
+            rfs::unlinkat(dir, name, AtFlags::empty())?;
+            Ok(())
+        }
+        Ok(_) => bail!("{}: already in the upper dir", Path::new(name).display()),
+        Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Links the file `src` as `dir/name`; false when the kernel refuses for a
+/// reason a copy does not have.
+fn link(src: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &OsStr) -> Result<bool> {
+    let path = format!("/proc/self/fd/{}", src.as_raw_fd());
+    match rfs::linkat(rfs::CWD, &path, dir, name, AtFlags::SYMLINK_FOLLOW) {
+        Ok(()) => Ok(true),
+        Err(Errno::XDEV | Errno::MLINK | Errno::PERM) => Ok(false),
+        Err(e) => {
+            Err(anyhow::Error::from(e).context(format!("link {}", Path::new(name).display())))
+        }
+    }
+}
+
+/// The file `src` copied to `dir/name` with its owner, mode and mtime.
+fn copy_instead(src: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
+    let path = format!("/proc/self/fd/{}", src.as_raw_fd());
+    let file = rfs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let meta = fsops::meta(file.as_fd())?;
+    fsops::copy_file(file.as_fd(), dir, name, meta.mode)?;
+    fsops::set_owner_mode(dir, name, (meta.uid, meta.gid), Some(meta.mode), false)?;
+    fsops::set_mtime(dir, name, meta.mtime)
+}
+
+/// Puts back the mtime the copy gave `dir` before the links touched it.
+fn restore_mtime(state: &State, rel: &Path, dir: BorrowedFd<'_>) -> Result<()> {
+    if let Some(mtime) = state.stamped.get(rel) {
+        let times = rfs::Timestamps {
+            last_access: *mtime,
+            last_modification: *mtime,
+        };
+        rfs::futimens(dir, &times)?;
+    }
+    Ok(())
+}
