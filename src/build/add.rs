@@ -407,10 +407,7 @@ fn unpack_into(
     )?;
     // The directory by fd: a path through the rootfs could follow a
     // symlink out of it, /proc/self/fd/N cannot.
-    let root = PathBuf::from(format!(
-        "/proc/self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&dir)
-    ));
+    let root = super::fsops::proc_path(std::os::fd::AsFd::as_fd(&dir));
     let file = src.resolve(rel, rustix::fs::OFlags::RDONLY, true)?;
     let mut input = std::io::BufReader::new(std::fs::File::from(file));
     let opts = kiln_layer::UnpackOptions {

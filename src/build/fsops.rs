@@ -221,6 +221,15 @@ pub fn copy_file(src: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &OsStr, mode: u
     Ok(())
 }
 
+/// `/proc/self/fd/N`: a path to what an fd of kiln's refers to (an
+/// O_PATH fd too), which no symlink can redirect.
+pub fn proc_path(fd: BorrowedFd<'_>) -> PathBuf {
+    PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&fd)
+    ))
+}
+
 /// Names in a directory, sorted, without `.` and `..`.
 pub fn list(dir: BorrowedFd<'_>) -> Result<Vec<Vec<u8>>> {
     Ok(kiln_layer::dir_names(dir)?)

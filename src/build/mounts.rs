@@ -30,7 +30,7 @@ pub use secrets::Secrets;
 
 use std::ffi::OsString;
 use std::fs::{self, File, TryLockError};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
@@ -203,7 +203,7 @@ impl Builder<'_> {
             // A writable file: the step writes a copy.
             copy_out(&root, &rel, &at)?;
         } else {
-            lowers.push(fd_path(&src));
+            lowers.push(fsops::proc_path(src.as_fd()));
             fs::create_dir_all(&at).with_context(|| format!("create {}", at.display()))?;
             let (upper, work) = (out.scratch(i, "upper"), out.scratch(i, "work"));
             let upper = if m.read_only {
@@ -311,7 +311,7 @@ impl Builder<'_> {
                 owner: None,
                 mode: None,
             };
-            copy::copy_rootfs(&fd_path(&src), &tmp, none)?;
+            copy::copy_rootfs(&fsops::proc_path(src.as_fd()), &tmp, none)?;
         }
         let owner = (m.uid.unwrap_or(0), m.gid.unwrap_or(0));
         set_owner_mode(&tmp, owner, m.mode.unwrap_or(0o755))?;
@@ -445,11 +445,6 @@ fn clean_abs(p: &str) -> PathBuf {
 /// A source path relative to its root, clean ("" is the root itself).
 fn clean_rel(p: &str) -> PathBuf {
     fsops::relative(&clean_abs(&format!("/{p}")))
-}
-
-/// `/proc/self/fd/N`: a path to what an fd of kiln's refers to.
-fn fd_path(fd: &OwnedFd) -> PathBuf {
-    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
 /// An empty dir or file to mount on.

@@ -18,7 +18,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
@@ -72,8 +72,8 @@ impl Linker {
             .collect::<Result<_>>()?;
         Ok(Linker {
             layers,
-            source: fd_path(source.fd())?,
-            dest: fd_path(dest.fd())?,
+            source: kernel_path(source.fd())?,
+            dest: kernel_path(dest.fd())?,
             epoch,
             state: RefCell::default(),
         })
@@ -132,32 +132,25 @@ impl Linker {
     pub fn apply(&self, upper: &Path) -> Result<u64> {
         let state = self.state.borrow();
         let upper = Root::open(upper)?;
+        let entries: Vec<_> = state.pending.iter().collect();
         let mut links = 0;
-        let mut current: Option<(&Path, OwnedFd)> = None;
-        for ((dir_rel, name), (layer, file)) in &state.pending {
-            if current.as_ref().is_none_or(|(d, _)| d != dir_rel) {
-                if let Some((d, fd)) = current.take() {
-                    restore_mtime(&state, d, fd.as_fd())?;
+        // Entries are sorted by directory: each is opened once.
+        for group in entries.chunk_by(|a, b| a.0 .0 == b.0 .0) {
+            let dir_rel = &group[0].0 .0;
+            let dir = beneath(upper.fd(), dir_rel, OFlags::RDONLY | OFlags::DIRECTORY)
+                .with_context(|| format!("open /{} in the upper dir", dir_rel.display()))?;
+            for ((_, name), (layer, file)) in group {
+                let src = beneath(self.layers[*layer].as_fd(), file, OFlags::PATH)
+                    .with_context(|| format!("open {} in its layer", file.display()))?;
+                clear_whiteout(dir.as_fd(), name)?;
+                if link(src.as_fd(), dir.as_fd(), name)? {
+                    links += 1;
+                } else {
+                    copy_instead(src.as_fd(), dir.as_fd(), name)
+                        .with_context(|| format!("copy /{}", dir_rel.join(name).display()))?;
                 }
-                let fd = beneath(upper.fd(), dir_rel, OFlags::RDONLY | OFlags::DIRECTORY)
-                    .with_context(|| format!("open /{} in the upper dir", dir_rel.display()))?;
-                current = Some((dir_rel, fd));
             }
-            let Some((_, dir)) = &current else {
-                unreachable!("set above")
-            };
-            let src = beneath(self.layers[*layer].as_fd(), file, OFlags::PATH)
-                .with_context(|| format!("open {} in its layer", file.display()))?;
-            clear_whiteout(dir.as_fd(), name)?;
-            if link(src.as_fd(), dir.as_fd(), name)? {
-                links += 1;
-            } else {
-                copy_instead(src.as_fd(), dir.as_fd(), name)
-                    .with_context(|| format!("copy /{}", dir_rel.join(name).display()))?;
-            }
-        }
-        if let Some((d, fd)) = current {
-            restore_mtime(&state, d, fd.as_fd())?;
+            restore_mtime(&state, dir_rel, dir.as_fd())?;
         }
         Ok(links)
     }
@@ -165,7 +158,7 @@ impl Linker {
     /// The layer and path of the file the overlay shows as `from`: the
     /// topmost layer holding the path, if it holds that very inode.
     fn layer_file(&self, from: BorrowedFd<'_>, meta: &Meta) -> Result<Option<(usize, PathBuf)>> {
-        let Ok(rel) = fd_path(from)?
+        let Ok(rel) = kernel_path(from)?
             .strip_prefix(&self.source)
             .map(Path::to_path_buf)
         else {
@@ -193,7 +186,7 @@ impl Linker {
 
     /// `dir`'s path below the destination root.
     fn dest_rel(&self, dir: BorrowedFd<'_>) -> Result<PathBuf> {
-        let path = fd_path(dir)?;
+        let path = kernel_path(dir)?;
         match path.strip_prefix(&self.dest) {
             Ok(rel) => Ok(rel.to_path_buf()),
             Err(_) => bail!("{} is outside the destination", path.display()),
@@ -202,9 +195,10 @@ impl Linker {
 }
 
 /// The path the kernel has for an open file.
-fn fd_path(fd: BorrowedFd<'_>) -> Result<PathBuf> {
-    let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    let path = rfs::readlink(&link, Vec::new()).with_context(|| format!("readlink {link}"))?;
+fn kernel_path(fd: BorrowedFd<'_>) -> Result<PathBuf> {
+    let link = fsops::proc_path(fd);
+    let path =
+        rfs::readlink(&link, Vec::new()).with_context(|| format!("readlink {}", link.display()))?;
     Ok(PathBuf::from(OsString::from_vec(path.into_bytes())))
 }
 
@@ -233,8 +227,8 @@ fn beneath(dir: BorrowedFd<'_>, rel: &Path, flags: OFlags) -> rustix::io::Result
 /// changes nothing else), so it is in the upper dir for the links.
 fn copy_up(dir: BorrowedFd<'_>) -> Result<()> {
     let mode = fsops::meta(dir)?.mode;
-    let path = format!("/proc/self/fd/{}", dir.as_raw_fd());
-    rfs::chmod(&path, Mode::from_raw_mode(mode)).context("copy-up of the destination dir")?;
+    rfs::chmod(fsops::proc_path(dir), Mode::from_raw_mode(mode))
+        .context("copy-up of the destination dir")?;
     Ok(())
 }
 
@@ -257,8 +251,13 @@ fn clear_whiteout(dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
 /// Links the file `src` as `dir/name`; false when the kernel refuses for a
 /// reason a copy does not have.
 fn link(src: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &OsStr) -> Result<bool> {
-    let path = format!("/proc/self/fd/{}", src.as_raw_fd());
-    match rfs::linkat(rfs::CWD, &path, dir, name, AtFlags::SYMLINK_FOLLOW) {
+    match rfs::linkat(
+        rfs::CWD,
+        fsops::proc_path(src),
+        dir,
+        name,
+        AtFlags::SYMLINK_FOLLOW,
+    ) {
         Ok(()) => Ok(true),
         Err(Errno::XDEV | Errno::MLINK | Errno::PERM) => Ok(false),
         Err(e) => {
@@ -269,8 +268,11 @@ fn link(src: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &OsStr) -> Result<bool> 
 
 /// The file `src` copied to `dir/name` with its owner, mode and mtime.
 fn copy_instead(src: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
-    let path = format!("/proc/self/fd/{}", src.as_raw_fd());
-    let file = rfs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let file = rfs::open(
+        fsops::proc_path(src),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     let meta = fsops::meta(file.as_fd())?;
     fsops::copy_file(file.as_fd(), dir, name, meta.mode)?;
     fsops::set_owner_mode(dir, name, (meta.uid, meta.gid), Some(meta.mode), false)?;
