@@ -245,3 +245,48 @@ COPY --from=builder /data/f /builder-f
     let mtime = fs::read_to_string(out.join("m")).unwrap();
     assert_ne!(mtime.trim(), "1000000000", "the image's file was clamped");
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn copy_from_reads_a_stage_while_its_last_layer_is_hashed_and_from_waits() {
+    let case = Case::new("early");
+    // `one` and `two` end in identical layers: the second one hashed is a
+    // duplicate that the final stage may have mounted.
+    case.dockerfile(
+        r#"FROM BASE AS big
+RUN mkdir /big && head -c 268435456 /dev/zero > /big/zero && echo big > /big/id
+FROM BASE AS one
+RUN mkdir /d && echo same > /d/f && touch -d @1000000000 /d/f /d
+FROM BASE AS two
+RUN mkdir /d && echo same > /d/f && touch -d @1000000000 /d/f /d
+FROM big AS child
+COPY --from=big /big/id /child-id
+FROM BASE
+COPY --from=big /big/id /big-id
+COPY --from=one /d /one
+COPY --from=two /d /two
+RUN cat /big-id /one/f /two/f > /said
+"#,
+    );
+    let (archive, out) = case.build_image("early", &["--jobs", "2"]);
+    let line_of = |needle: &str| {
+        out.lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{out}"))
+    };
+    let run = &out.lines().nth(line_of("[big 2/2] RUN")).unwrap();
+    let id = run.split_whitespace().next().unwrap();
+    assert!(
+        line_of("[stage-4 2/5] COPY --from=big") < line_of(&format!("{id} DONE")),
+        "the final stage starts while big's 256 MiB layer is hashed:\n{out}"
+    );
+    let said = support::run_sh(&archive, "early", "cat /said");
+    assert_eq!(said, "big\nsame\nsame\n");
+
+    // A stage built FROM another waits for it to be done, early view or
+    // not (its image config lists that stage's layers).
+    let (archive, _) =
+        case.build_image("child", &["--jobs", "2", "--target", "child", "--no-cache"]);
+    let said = support::run_sh(&archive, "child", "cat /child-id; stat -c %s /big/zero");
+    assert_eq!(said, "big\n268435456\n");
+}

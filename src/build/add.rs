@@ -133,7 +133,7 @@ impl Builder<'_> {
                 .apply(&dirs.upper())
                 .context("linking the files COPY --from takes unchanged")?;
         }
-        let layer = self.commit(&dirs)?;
+        let layer = self.commit(state, &dirs)?;
         if let (Some(key), Some(layer)) = (link_key, &layer) {
             let entry = LinkEntry {
                 layer: layer.to_string(),

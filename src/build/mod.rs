@@ -5,9 +5,10 @@
 //! WORKDIR through the same overlay mounted in kiln's own namespace. A
 //! layer is the overlay's upper dir, renamed into the store.
 //!
-//! Stages run in dependency order; `COPY --from` reads the source stage
-//! through a read-only overlay of its layers: nothing is exported or copied
-//! to a temporary place.
+//! Stages run in dependency order (`schedule`); `COPY --from` reads the
+//! source stage through a read-only overlay of its layers: nothing is
+//! exported or copied to a temporary place, and the reader may start
+//! while the source's last layer is still being hashed.
 
 mod add;
 mod base;
@@ -20,6 +21,7 @@ mod glob;
 mod mounts;
 mod progress;
 mod remote;
+mod schedule;
 mod share;
 mod steps;
 
@@ -40,6 +42,7 @@ pub use cache::cache_layers;
 pub use copy::{copy_rootfs, Attrs};
 pub use mounts::Secrets;
 pub use progress::{Mode as ProgressMode, Progress};
+use schedule::{Event, StageView};
 
 /// What to build.
 pub struct Request {
@@ -124,6 +127,9 @@ pub(crate) struct StageState {
     pub cmd_set: bool,
     /// The cache key of the state so far.
     pub key: String,
+    /// Set while the stage's last step runs: the stage and the key its
+    /// early view gets (see [`Builder::announce`]).
+    pub early: Option<(usize, String)>,
 }
 
 impl StageState {
@@ -137,6 +143,7 @@ impl StageState {
             scope,
             cmd_set: false,
             key,
+            early: None,
         }
     }
 
@@ -183,6 +190,10 @@ pub(crate) struct Builder<'a> {
     pub scratch: Scratch,
     /// Finished stages; stages run on several threads at once.
     pub stages: Mutex<HashMap<usize, StageState>>,
+    /// Stages whose last layer is being hashed: what `--from` readers see.
+    early: Mutex<HashMap<usize, StageView>>,
+    /// Wakes the scheduler when a stage's early view appears.
+    events: std::sync::OnceLock<std::sync::mpsc::Sender<Event>>,
     pub used_args: Mutex<BTreeSet<String>>,
     /// Images already resolved in this build, by reference.
     pub images: Mutex<HashMap<String, kiln_store::Image>>,
@@ -207,6 +218,8 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
             .scratch()
             .context("creating the build's scratch dir")?,
         stages: Mutex::new(HashMap::new()),
+        early: Mutex::new(HashMap::new()),
+        events: std::sync::OnceLock::new(),
         used_args: Mutex::new(BTreeSet::new()),
         images: Mutex::new(HashMap::new()),
         ignore: dockerignore::Ignore::load(&req.context, req.dockerfile_path.as_deref())?,
@@ -242,54 +255,6 @@ impl Builder<'_> {
             .context("a stage this one reads was not built")
     }
 
-    /// Runs every stage once the stages it reads are done, several at a
-    /// time; after a failure no new stage starts and the first error wins.
-    fn run_stages(&self, jobs: usize) -> Result<()> {
-        let graph = &self.req.graph;
-        let mut pending: Vec<usize> = graph.order.clone();
-        let mut failed: Option<anyhow::Error> = None;
-        std::thread::scope(|scope| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            let mut running = 0;
-            loop {
-                while failed.is_none() && running < jobs {
-                    let done = lock(&self.stages);
-                    let ready = pending
-                        .iter()
-                        .position(|&i| graph.stages[i].stage_deps().all(|d| done.contains_key(&d)));
-                    drop(done);
-                    let Some(pos) = ready else { break };
-                    let index = pending.remove(pos);
-                    let tx = tx.clone();
-                    scope.spawn(move || {
-                        let _ = tx.send((index, self.stage(index)));
-                    });
-                    running += 1;
-                }
-                if running == 0 {
-                    break;
-                }
-                let Ok((index, result)) = rx.recv() else {
-                    break;
-                };
-                running -= 1;
-                match result {
-                    Ok(state) => {
-                        lock(&self.stages).insert(index, state);
-                    }
-                    Err(e) => {
-                        failed.get_or_insert(e);
-                    }
-                }
-            }
-        });
-        match failed {
-            Some(e) => Err(e),
-            None if pending.is_empty() => Ok(()),
-            None => anyhow::bail!("stages {pending:?} could not be scheduled"),
-        }
-    }
-
     fn stage(&self, index: usize) -> Result<StageState> {
         let graph = &self.req.graph;
         let stage = &graph.file.stages[index];
@@ -313,8 +278,8 @@ impl Builder<'_> {
             let vertex = self
                 .progress
                 .start(&format!("[{label} 1/{total}] ONBUILD {trigger}"));
-            let run =
-                onbuild_command(trigger).and_then(|cmd| self.command(&mut state, &cmd, &vertex));
+            let run = onbuild_command(trigger)
+                .and_then(|cmd| self.command(&mut state, &cmd, &vertex, None));
             match run {
                 Ok(true) => vertex.cached(),
                 Ok(false) => vertex.done(),
@@ -331,7 +296,8 @@ impl Builder<'_> {
                 i + 2,
                 cmd.original.trim()
             ));
-            match self.command(&mut state, cmd, &vertex) {
+            let last = i + 1 == stage.commands.len();
+            match self.command(&mut state, cmd, &vertex, last.then_some(index)) {
                 Ok(true) => vertex.cached(),
                 Ok(false) => vertex.done(),
                 Err(e) => {
@@ -392,11 +358,14 @@ impl Builder<'_> {
     }
 
     /// Runs one instruction; true when its result came from the cache.
+    /// `last_of`: the stage, when this is its last instruction (its layer
+    /// is then announced early).
     fn command(
         &self,
         state: &mut StageState,
         cmd: &Command,
         vertex: &progress::Vertex<'_>,
+        last_of: Option<usize>,
     ) -> Result<bool> {
         let expanded = expand(&cmd.instruction, &self.lexer, &state.scope)
             .map_err(|e| anyhow!("{}", e.message))?;
@@ -429,7 +398,12 @@ impl Builder<'_> {
         let reused = linked.is_some();
         match linked {
             Some(layer) => self.history(state, cmd, Some(layer)),
-            None => self.execute(state, &instruction, cmd, vertex, link.as_deref())?,
+            None => {
+                state.early = last_of.map(|i| (i, key.clone()));
+                let executed = self.execute(state, &instruction, cmd, vertex, link.as_deref());
+                state.early = None;
+                executed?;
+            }
         }
         let entry = cache::Entry {
             config: state.config.clone(),

@@ -15,6 +15,7 @@ use kiln_sandbox::{mount_overlay, Io, Mounted, Spec, Stdio, Upper, User};
 use super::copy;
 use super::fsops::Root;
 use super::progress::Vertex;
+use super::schedule::StageView;
 use super::{base, config_ops, Builder, StageState};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -114,7 +115,7 @@ impl Builder<'_> {
             }
             bail!(msg);
         }
-        let layer = self.commit(&dirs)?;
+        let layer = self.commit(state, &dirs)?;
         self.history(state, cmd, layer);
         Ok(())
     }
@@ -134,7 +135,7 @@ impl Builder<'_> {
         dst.mkdir_all(Path::new(path), 0o755, owner)?;
         drop(dst);
         drop(merged);
-        let layer = self.commit(&dirs)?;
+        let layer = self.commit(state, &dirs)?;
         self.history(state, cmd, layer);
         Ok(())
     }
@@ -176,7 +177,7 @@ impl Builder<'_> {
         target: &Path,
     ) -> Result<FromRoot> {
         let lowers = match source {
-            Some(Source::Stage(i)) => self.built(i)?.lowers(self.store)?,
+            Some(Source::Stage(i)) => self.view(i)?.lowers,
             _ if self.named_dir(from).is_some() => {
                 return Ok(FromRoot {
                     dir: self.named_dir(from).unwrap_or_default(),
@@ -223,7 +224,7 @@ impl Builder<'_> {
     /// The cache identity of what a `--from` resolved to.
     pub(super) fn key_of_source(&self, from: &str, source: Option<Source>) -> Result<String> {
         match source {
-            Some(Source::Stage(i)) => Ok(self.built(i)?.key),
+            Some(Source::Stage(i)) => Ok(self.view(i)?.key),
             _ => match self.named_dir(from) {
                 Some(dir) => super::cache::sources_digest(
                     &super::copy::From::plain(&Root::open(&dir)?),
@@ -244,8 +245,9 @@ impl Builder<'_> {
     }
 
     /// Turns a step's upper dir into a layer; None when the step changed
-    /// nothing.
-    pub(super) fn commit(&self, dirs: &StepDirs) -> Result<Option<Digest>> {
+    /// nothing. On a stage's last step, the stage's early view goes out
+    /// before the layer is hashed.
+    pub(super) fn commit(&self, state: &StageState, dirs: &StepDirs) -> Result<Option<Digest>> {
         let upper = dirs.upper();
         let empty = std::fs::read_dir(&upper)
             .with_context(|| format!("read {}", upper.display()))?
@@ -265,10 +267,22 @@ impl Builder<'_> {
             )?;
             super::fsops::clamp_mtimes(std::os::fd::AsFd::as_fd(&dir), epoch)?;
         }
-        let opts = CaptureOptions::default();
+        let mut staged = self
+            .store
+            .stage_layer(&upper)
+            .context("committing the layer")?;
+        if let Some((index, key)) = &state.early {
+            let mut lowers = vec![staged.share()];
+            lowers.extend(state.lowers(self.store)?);
+            let view = StageView {
+                key: key.clone(),
+                lowers,
+            };
+            self.announce(*index, view);
+        }
         let digest = self
             .store
-            .commit_layer(&upper, &opts)
+            .register_layer(staged, &CaptureOptions::default())
             .context("committing the layer")?;
         Ok(Some(digest))
     }

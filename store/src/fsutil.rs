@@ -83,3 +83,11 @@ pub fn syncfs(path: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// The system's dirty page cache in bytes (`Dirty:` in /proc/meminfo).
+pub fn dirty_bytes() -> Option<u64> {
+    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find_map(|l| l.strip_prefix("Dirty:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024)
+}

@@ -10,7 +10,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use kiln_layer::{CaptureOptions, Compression, Digest, UnpackOptions, MEDIA_TYPE_TAR};
@@ -26,14 +25,32 @@ use crate::Store;
 #[derive(Debug, Default)]
 pub(crate) struct PendingLayers {
     layers: Mutex<HashMap<Digest, Pending>>,
-    /// Bytes committed since a writeback was last started.
-    unflushed: AtomicU64,
-    /// The background writeback started after a big commit, if any.
+    /// The background writeback started after a big step, if any.
     flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Shared staged dirs that turned out to duplicate a layer: removed
+    /// at the publish, when nothing has them mounted.
+    doomed: Mutex<Vec<PathBuf>>,
 }
 
-/// Committed layer data beyond which a writeback starts in the background
-/// (see [`Store::commit_layer`]).
+/// A layer dir moved into the store's tmp dir, its diffID not yet known
+/// (see [`Store::stage_layer`]).
+#[derive(Debug)]
+pub struct StagedLayer {
+    dir: PathBuf,
+    shared: bool,
+}
+
+impl StagedLayer {
+    /// The dir, for use as a lower dir until the publish; marks it as
+    /// possibly mounted, so a duplicate is not removed before then.
+    pub fn share(&mut self) -> PathBuf {
+        self.shared = true;
+        self.dir.clone()
+    }
+}
+
+/// Dirty page cache beyond which staging a layer starts a writeback in the
+/// background (see [`Store::stage_layer`]).
 const EARLY_FLUSH: u64 = 64 << 20;
 
 #[derive(Debug)]
@@ -49,6 +66,10 @@ impl PendingLayers {
         // A panic elsewhere leaves the map whole: entries are inserted and
         // removed in one step.
         self.layers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn doomed_lock(&self) -> MutexGuard<'_, Vec<PathBuf>> {
+        self.doomed.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -129,50 +150,73 @@ impl Store {
     }
 
     /// Makes `upper` (a dir in a scratch dir, no longer mounted) a layer:
-    /// its diffID is computed and it is moved into this handle's tmp dir as
-    /// a pending layer, usable as a lower dir at once ([`Store::layer_dir`])
-    /// and renamed into `layers/` by [`Store::publish_layers`]. If that
-    /// layer exists already, `upper` is removed. Nothing is synced here:
-    /// the step's overlay was `volatile`, and its data is made durable by
-    /// the one `syncfs` of the publish, before any name points at it.
+    /// [`Store::stage_layer`] then [`Store::register_layer`].
     pub fn commit_layer(&self, upper: &Path, opts: &CaptureOptions) -> Result<Digest> {
-        let captured = kiln_layer::capture(upper, &mut std::io::sink(), None, opts)?;
+        let staged = self.stage_layer(upper)?;
+        self.register_layer(staged, opts)
+    }
+
+    /// Moves `upper` into this handle's tmp dir, where it stays until the
+    /// publish: a path that can serve as a lower dir before the layer's
+    /// diffID is known (the build engine lets a stage's dependents read
+    /// its last layer while it is hashed).
+    pub fn stage_layer(&self, upper: &Path) -> Result<StagedLayer> {
+        let dir = self.tmp_file("layer");
+        std::fs::rename(upper, &dir).map_err(|e| Error::io("rename", &dir, e))?;
+        self.flush_early();
+        Ok(StagedLayer { dir, shared: false })
+    }
+
+    /// Computes a staged layer's diffID and makes it a pending layer,
+    /// usable as a lower dir at once ([`Store::layer_dir`]) and renamed
+    /// into `layers/` by [`Store::publish_layers`]. If that layer exists
+    /// already, the staged dir is removed (at the publish if it was
+    /// shared: it may be mounted). Nothing is synced here: the step's
+    /// overlay was `volatile`, and its data is made durable by the one
+    /// `syncfs` of the publish, before any name points at it.
+    pub fn register_layer(&self, staged: StagedLayer, opts: &CaptureOptions) -> Result<Digest> {
+        let captured = kiln_layer::capture(&staged.dir, &mut std::io::sink(), None, opts)?;
         let diff_id = captured.diff_id;
         let mut pending = self.pending.lock();
         if pending.contains_key(&diff_id) || self.stored_layer_dir(&diff_id).is_dir() {
             drop(pending);
-            fsutil::remove_all(upper)?;
+            if staged.shared {
+                self.pending.doomed_lock().push(staged.dir);
+            } else {
+                fsutil::remove_all(&staged.dir)?;
+            }
             return Ok(diff_id);
         }
-        let dir = self.tmp_file("layer");
-        std::fs::rename(upper, &dir).map_err(|e| Error::io("rename", &dir, e))?;
         pending.insert(
             diff_id.clone(),
             Pending {
-                dir,
+                dir: staged.dir,
                 tar_size: captured.blob_size,
             },
         );
         drop(pending);
-        self.flush_early(captured.blob_size);
         Ok(diff_id)
     }
 
-    /// After much layer data, starts writing it back on a thread, so the
-    /// disk works while the build goes on and the publish's `syncfs` finds
+    /// When much data waits for writeback (a step wrote a lot), starts
+    /// writing it back on a thread, so the disk works while the layer is
+    /// hashed and the build goes on, and the publish's `syncfs` finds
     /// little left (and later writes are not throttled by a page cache
     /// full of dirty data). Only a head start: durability still comes
-    /// from the publish.
-    fn flush_early(&self, bytes: u64) {
-        let p = &self.pending;
-        if p.unflushed.fetch_add(bytes, Ordering::Relaxed) + bytes < EARLY_FLUSH {
+    /// from the publish. The kernel's own count of dirty pages decides,
+    /// because the layer's size is not known before it is hashed.
+    fn flush_early(&self) {
+        if fsutil::dirty_bytes().is_none_or(|d| d < EARLY_FLUSH) {
             return;
         }
-        let mut flusher = p.flusher.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut flusher = self
+            .pending
+            .flusher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if flusher.as_ref().is_some_and(|f| !f.is_finished()) {
             return; // one at a time; the running one writes this data too
         }
-        p.unflushed.store(0, Ordering::Relaxed);
         let layers = self.root.join("layers");
         *flusher = Some(std::thread::spawn(move || {
             let _ = fsutil::syncfs(&layers);
@@ -186,6 +230,9 @@ impl Store {
     /// crash before it leaves the layers in `tmp/` (removed by the next
     /// open) and the cache entries naming them count as misses.
     pub fn publish_layers(&self) -> Result<()> {
+        for dir in std::mem::take(&mut *self.pending.doomed_lock()) {
+            fsutil::remove_all(&dir)?;
+        }
         let mut pending = self.pending.lock();
         if pending.is_empty() {
             return Ok(());
@@ -201,7 +248,6 @@ impl Store {
         }
         let layers = self.root.join("layers");
         fsutil::syncfs(&layers)?;
-        self.pending.unflushed.store(0, Ordering::Relaxed);
         let mut first_error = None;
         for (diff_id, p) in pending.drain() {
             let result = self

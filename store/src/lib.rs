@@ -52,7 +52,7 @@ pub use error::{Error, Result};
 pub use gc::PruneReport;
 pub use images::Image;
 pub use kiln_layer::{CaptureOptions, Compression, Digest};
-pub use layers::LayerBlob;
+pub use layers::{LayerBlob, StagedLayer};
 pub use locks::Lock;
 
 /// The shared `gc.lock` guard a build holds for its whole run.

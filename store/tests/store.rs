@@ -194,6 +194,50 @@ fn a_committed_layer_is_pending_until_published() {
 }
 
 #[test]
+fn a_shared_staged_layer_that_duplicates_one_stays_until_published() {
+    let root = tmp("staged");
+    let store = Store::open(&root).unwrap();
+    let scratch = store.scratch().unwrap();
+    let upper = scratch.path().join("upper");
+    let write_upper = || {
+        fs::create_dir(&upper).unwrap();
+        fs::write(upper.join("file"), "same").unwrap();
+    };
+    write_upper();
+    let opts = CaptureOptions::default();
+    let diff_id = store.commit_layer(&upper, &opts).unwrap();
+    // The same content, staged and handed out as a lower dir before its
+    // diffID is known (a later stage reads it while it is hashed).
+    write_upper();
+    let mut staged = store.stage_layer(&upper).unwrap();
+    let lower = staged.share();
+    assert!(!upper.exists());
+    assert_eq!(fs::read(lower.join("file")).unwrap(), b"same");
+    assert_eq!(store.register_layer(staged, &opts).unwrap(), diff_id);
+    // A duplicate, but it may still be mounted: it stays until the publish.
+    assert_ne!(store.layer_dir(&diff_id), lower);
+    assert_eq!(fs::read(lower.join("file")).unwrap(), b"same");
+    // Not shared: a duplicate goes at once.
+    write_upper();
+    let staged = store.stage_layer(&upper).unwrap();
+    assert_eq!(store.register_layer(staged, &opts).unwrap(), diff_id);
+    assert_eq!(
+        fs::read_dir(lower.parent().unwrap()).unwrap().count(),
+        3,
+        "the handle's tmp dir holds the pending layer, the shared duplicate and the scratch dir"
+    );
+    store.publish_layers().unwrap();
+    assert!(!lower.exists());
+    assert_eq!(
+        fs::read(store.layer_dir(&diff_id).join("file")).unwrap(),
+        b"same"
+    );
+    drop(scratch);
+    drop(store);
+    fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
 fn a_built_image_is_stored_uncompressed_and_compressed_for_export() {
     let root = tmp("built");
     let store = Store::open(&root).unwrap();

@@ -1,0 +1,120 @@
+//! The stage scheduler: stages run on up to `jobs` threads, each once the
+//! stages it needs are ready. A stage another one is built FROM must be
+//! done (its config lists that stage's layers); a stage only read through
+//! `COPY --from` / `--mount from=` is ready as soon as its last step's
+//! upper dir is in the store's tmp dir: its key and lower dirs (the
+//! "early view") are all a reader needs, and the stage's own thread hashes
+//! that layer meanwhile, on the other core.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use kiln_dockerfile::resolve::Base;
+
+use super::{lock, Builder, StageState};
+
+/// What a stage's dependents that only read its files need, known as soon
+/// as its last step's upper dir is in place, before that layer is hashed:
+/// its cache key and its lower dirs, top first.
+#[derive(Clone)]
+pub(super) struct StageView {
+    pub key: String,
+    pub lowers: Vec<PathBuf>,
+}
+
+/// What a stage's thread tells the scheduler.
+pub(super) enum Event {
+    /// The stage's early view is in `Builder::early`.
+    Early,
+    Done(usize, Box<Result<StageState>>),
+}
+
+impl Builder<'_> {
+    /// A stage's files as `--from` reads them: the finished stage, or its
+    /// early view.
+    pub(super) fn view(&self, index: usize) -> Result<StageView> {
+        if let Some(state) = lock(&self.stages).get(&index) {
+            return Ok(StageView {
+                key: state.key.clone(),
+                lowers: state.lowers(self.store)?,
+            });
+        }
+        lock(&self.early)
+            .get(&index)
+            .cloned()
+            .context("a stage this one reads was not built")
+    }
+
+    /// Publishes a stage's early view and wakes the scheduler: stages that
+    /// read it only through `--from` may start while its thread hashes
+    /// the last layer.
+    pub(super) fn announce(&self, index: usize, view: StageView) {
+        lock(&self.early).insert(index, view);
+        if let Some(tx) = self.events.get() {
+            let _ = tx.send(Event::Early);
+        }
+    }
+
+    /// Whether stage `index` can start: its base stage is done, and every
+    /// stage it reads is done or has its early view out.
+    fn ready(&self, index: usize) -> bool {
+        let node = &self.req.graph.stages[index];
+        let base = match node.base {
+            Base::Stage(i) => Some(i),
+            _ => None,
+        };
+        let done = lock(&self.stages);
+        let early = lock(&self.early);
+        node.stage_deps()
+            .all(|d| done.contains_key(&d) || (Some(d) != base && early.contains_key(&d)))
+    }
+
+    /// Runs every stage once the stages it reads are done (or readable,
+    /// see [`Builder::ready`]), several at a time; after a failure no new
+    /// stage starts and the first error wins.
+    pub(super) fn run_stages(&self, jobs: usize) -> Result<()> {
+        let graph = &self.req.graph;
+        let mut pending: Vec<usize> = graph.order.clone();
+        let mut failed: Option<anyhow::Error> = None;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let _ = self.events.set(tx.clone());
+        std::thread::scope(|scope| {
+            let mut running = 0;
+            loop {
+                while failed.is_none() && running < jobs {
+                    let Some(pos) = pending.iter().position(|&i| self.ready(i)) else {
+                        break;
+                    };
+                    let index = pending.remove(pos);
+                    let tx = tx.clone();
+                    scope.spawn(move || {
+                        let _ = tx.send(Event::Done(index, Box::new(self.stage(index))));
+                    });
+                    running += 1;
+                }
+                if running == 0 {
+                    break;
+                }
+                let (index, result) = match rx.recv() {
+                    Ok(Event::Early) => continue,
+                    Ok(Event::Done(index, result)) => (index, *result),
+                    Err(_) => break,
+                };
+                running -= 1;
+                match result {
+                    Ok(state) => {
+                        lock(&self.stages).insert(index, state);
+                    }
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                    }
+                }
+            }
+        });
+        match failed {
+            Some(e) => Err(e),
+            None if pending.is_empty() => Ok(()),
+            None => anyhow::bail!("stages {pending:?} could not be scheduled"),
+        }
+    }
+}
