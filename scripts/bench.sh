@@ -76,6 +76,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 cp "${BENCH_KILN:-target/release/kiln}" "$work/kiln"
+# Every tool's store in a part of the disk of its own: ext4 without a
+# journal (this machine's root fs) makes each new inode skip, one lookup
+# apiece, the inodes its block group freed in the last minute (five
+# while their inode table block is dirty). All of $work sits in one
+# group, so a store made just after another was deleted (the previous
+# tool's or run's) created its files slower than one made elsewhere.
+# With the top-dir flag, ext4 spreads the state dirs over block groups
+# as it does top-level dirs.
+mkdir -p "$work/state"
+chattr +T "$work/state" 2>/dev/null || true
 # Every tool builds FROM the same local image name, put into its store
 # before the timed builds (untimed, like a base image pulled long ago):
 # buildah pulls and tags it from the OCI layout, dockerd gets it with
