@@ -224,7 +224,7 @@ fn a_shared_staged_layer_that_duplicates_one_stays_until_published() {
     assert_eq!(
         fs::read_dir(lower.parent().unwrap()).unwrap().count(),
         3,
-        "the handle's tmp dir holds the pending layer, the shared duplicate and the scratch dir"
+        "the handle's tmp dir holds its lock, the pending layer and the shared duplicate"
     );
     store.publish_layers().unwrap();
     assert!(!lower.exists());
