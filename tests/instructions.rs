@@ -250,15 +250,15 @@ COPY --from=builder /data/f /builder-f
 #[ignore = "rootless: run by scripts/test-build.sh"]
 fn copy_from_reads_a_stage_while_its_last_layer_is_hashed_and_from_waits() {
     let case = Case::new("early");
-    // `one` and `two` end in identical layers: the second one hashed is a
-    // duplicate that the final stage may have mounted.
+    // `one` and `two` differ in their keys, not in their layers: the second
+    // one hashed is a duplicate that the final stage may have mounted.
     case.dockerfile(
         r#"FROM BASE AS big
 RUN mkdir /big && head -c 268435456 /dev/zero > /big/zero && echo big > /big/id
 FROM BASE AS one
 RUN mkdir /d && echo same > /d/f && touch -d @1000000000 /d/f /d
 FROM BASE AS two
-RUN mkdir /d && echo same > /d/f && touch -d @1000000000 /d/f /d
+RUN mkdir /d; echo same > /d/f; touch -d @1000000000 /d/f /d
 FROM big AS child
 COPY --from=big /big/id /child-id
 FROM BASE
