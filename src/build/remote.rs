@@ -12,9 +12,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context, Result};
-use sha2::{Digest as _, Sha256};
+use kiln_layer::DigestWriter;
 
-use super::Builder;
+use super::{lock, Builder};
 
 /// A source of ADD that is not in the context.
 #[derive(Clone, Debug, PartialEq)]
@@ -84,10 +84,6 @@ pub struct Fetched {
     checkouts: Mutex<HashMap<(String, String), PathBuf>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl Builder<'_> {
     /// The file at `url`, downloaded once per build.
     pub(super) fn url_file(&self, url: &str) -> Result<Arc<UrlFile>> {
@@ -112,14 +108,13 @@ impl Builder<'_> {
             .join(format!("url-{}", super::steps::unique()));
         std::fs::create_dir(&dir).with_context(|| format!("create {}", dir.display()))?;
         let partial = dir.join(".partial");
-        let mut out = Hashing {
-            file: std::fs::File::create(&partial)
+        let mut out = DigestWriter::new(
+            std::fs::File::create(&partial)
                 .with_context(|| format!("create {}", partial.display()))?,
-            hash: Sha256::new(),
-        };
+        );
         let got = self.registry()?.download(url, &mut out)?;
-        out.file.flush()?;
-        let digest = format!("sha256:{}", hex(&out.hash.finalize()));
+        out.flush()?;
+        let digest = out.finish().1.to_string();
         let name = got
             .disposition_name
             .as_deref()
@@ -360,28 +355,6 @@ fn http_date(s: &str) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A writer that hashes what it writes.
-struct Hashing {
-    file: std::fs::File,
-    hash: Sha256,
-}
-
-impl Write for Hashing {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
-    }
 }
 
 #[cfg(test)]
