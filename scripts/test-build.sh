@@ -30,9 +30,13 @@ done
 cp -r examples "$dir/examples"
 scripts/busybox-image.sh "$dir/busybox" >/dev/null
 chmod -R a+rX "$dir"
+# The tests' own dirs live in a per-run TMPDIR, so a second run of this
+# script (another checkout) never removes this run's dirs, nor this one theirs.
+work=$(mktemp -d /tmp/kiln-build-run.XXXXXX)
+chown kilntest: "$work"
 cleanup() {
-    (cd / && runuser -u kilntest -- podman unshare sh -c 'rm -rf /tmp/kiln-build-test-*') >/dev/null 2>&1 || true
-    rm -rf "$dir"
+    (cd / && runuser -u kilntest -- podman unshare rm -rf "$work") >/dev/null 2>&1 || true
+    rm -rf "$dir" "$work"
 }
 trap cleanup EXIT
 
@@ -40,7 +44,7 @@ log=$(mktemp)
 status=0
 for suite in "${suites[@]}"; do
     (cd / && runuser -u kilntest -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/home/kilntest \
-        USER=kilntest LOGNAME=kilntest XDG_RUNTIME_DIR= \
+        USER=kilntest LOGNAME=kilntest XDG_RUNTIME_DIR= TMPDIR="$work" \
         KILN_BIN="$dir/kiln" KILN_TEST_BASE="$dir/busybox" KILN_TEST_EXAMPLES="$dir/examples" \
         "$dir/$suite-tests" --include-ignored --test-threads=2 "$@") 2>&1 | tee -a "$log" || status=1
 done

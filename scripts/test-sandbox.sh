@@ -28,14 +28,19 @@ cp "$unit" "$dir/unit"
 cp "$integ" "$dir/sandbox"
 cp target/debug/kiln-sandbox-run "$dir/kiln-sandbox-run"
 chmod 755 "$dir"/*
+# The tests' dirs live in a per-run TMPDIR (one per user), so a concurrent
+# run from another checkout never removes this run's dirs.
+work=$(mktemp -d /tmp/kiln-sandbox-run.XXXXXX)
+chmod 755 "$work"
+for u in kilntest kilnnorange; do install -d -o "$u" "$work/$u"; done
 cleanup() {
     for u in kilntest kilnnorange; do
         # Leftovers may be owned by subordinate ids: delete inside the userns.
         (cd / && runuser -u "$u" -- sh -c \
-            "ls -d /tmp/kiln-sandbox-test-* 2>/dev/null | xargs -r -n 50 \"$dir/kiln-sandbox-run\" rm" \
+            "ls -d $work/$u/kiln-sandbox-test-* 2>/dev/null | xargs -r -n 50 \"$dir/kiln-sandbox-run\" rm" \
             >/dev/null 2>&1) || true
     done
-    rm -rf "$dir"
+    rm -rf "$dir" "$work"
 }
 trap cleanup EXIT
 
@@ -44,7 +49,7 @@ status=0
 as() {
     local user=$1
     shift
-    (cd / && runuser -u "$user" -- env KILN_SANDBOX_RUN="$dir/kiln-sandbox-run" "$@") 2>&1 \
+    (cd / && runuser -u "$user" -- env TMPDIR="$work/$user" KILN_SANDBOX_RUN="$dir/kiln-sandbox-run" "$@") 2>&1 \
         | tee -a "$log" || status=1
 }
 as kilntest "$dir/unit"
