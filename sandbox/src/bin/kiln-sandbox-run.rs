@@ -189,6 +189,7 @@ fn bench(opts: Opts) {
             vec!["/bin/true".into()],
         );
         spec.stdio.stdin = Io::Null;
+        spec.seccomp = opts.spec.seccomp.clone();
         let t = Instant::now();
         let st = kiln_sandbox::run(&spec).unwrap_or_else(|e| fail(e));
         let dt = t.elapsed();
