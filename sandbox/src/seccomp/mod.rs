@@ -26,9 +26,16 @@ use crate::error::{Error, Result};
 use bpf::{ArchRules, Insn};
 
 /// A compiled filter, ready to install.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Filter {
     prog: Vec<Insn>,
+}
+
+// A spec's Debug output shows the filter's size, not 500 instructions.
+impl std::fmt::Debug for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Filter({} instructions)", self.prog.len())
+    }
 }
 
 /// Which filter the step's command runs under.
