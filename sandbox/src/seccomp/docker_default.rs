@@ -1,4 +1,4 @@
-//! Docker's default seccomp profile (moby/profiles `seccomp/default.json`),
+//! Docker's default seccomp profile (moby/profiles `seccomp/default.json` at cd3bed8),
 //! as data: the same rules in the same order, read by `profile.rs`.
 //! Default action: EPERM.
 
