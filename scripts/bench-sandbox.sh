@@ -51,5 +51,8 @@ runuser -u kilntest -- sh -euc '
 cd /
 echo "== 1 layer"
 runuser -u kilntest -- "$bin" bench --lower "$dir/base" --scratch "$dir/s1" --iterations "$n"
+echo "== 1 layer, no seccomp filter (--security-opt seccomp=unconfined)"
+runuser -u kilntest -- "$bin" bench --lower "$dir/base" --scratch "$dir/s1" --iterations "$n" \
+    --security-opt seccomp=unconfined
 echo "== 100 layers"
 runuser -u kilntest -- "$bin" bench --lowers-file "$dir/lowers100" --scratch "$dir/s100" --iterations "$n"

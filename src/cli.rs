@@ -176,6 +176,12 @@ pub struct BuildArgs {
     #[arg(long, default_value = "host")]
     pub network: String,
 
+    /// Security of RUN steps (repeatable): seccomp=unconfined (no filter;
+    /// Docker's default profile otherwise), seccomp=PROFILE.json (Docker's
+    /// JSON format), no-new-privileges.
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opts: Vec<String>,
+
     /// Print only the image ID.
     #[arg(short = 'q', long)]
     pub quiet: bool,

@@ -290,3 +290,72 @@ RUN cat /big-id /one/f /two/f > /said
     let said = support::run_sh(&archive, "child", "cat /child-id; stat -c %s /big/zero");
     assert_eq!(said, "big\n268435456\n");
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn run_steps_get_dockers_seccomp_profile_unless_told_otherwise() {
+    let case = Case::new("seccomp");
+    let ctx = case.ctx();
+    let ctx = ctx.to_str().unwrap();
+    // Ordinary work passes the default filter; a nested user namespace
+    // does not.
+    case.dockerfile(
+        "FROM BASE\nRUN touch /f && chown 1000:1000 /f && chmod 4755 /f && stat -c %u:%g:%a /f\n\
+         RUN unshare -U true && unshare -r true\n",
+    );
+    let fails = |extra: &[&str]| {
+        let mut args = vec!["build"];
+        args.extend_from_slice(extra);
+        args.push(ctx);
+        let out = case.kiln(&args);
+        let log = text(&out);
+        assert!(!out.status.success(), "{log}");
+        log
+    };
+    let log = fails(&[]);
+    assert!(log.contains("Dockerfile:3"), "{log}");
+    assert!(log.contains("Operation not permitted"), "{log}");
+    assert!(
+        log.contains("1000:1000:4755"),
+        "chown to a subordinate id works: {log}"
+    );
+
+    case.build(&["--security-opt", "seccomp=unconfined"]);
+    // The unconfined result is not a cache hit for a confined build.
+    let log = fails(&[]);
+    assert!(log.contains("Operation not permitted"), "{log}");
+
+    // A profile in Docker's JSON format, and no_new_privs on request.
+    let profile = case.path("profile.json");
+    fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+            {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    case.dockerfile("FROM BASE\nRUN unshare -U true\nRUN grep 'NoNewPrivs:.1' /proc/self/status\n");
+    let sec = ["--security-opt", opt.as_str()];
+    let nnp = ["--security-opt", "no-new-privileges"];
+    let log = fails(&sec);
+    assert!(
+        log.contains("Dockerfile:3"),
+        "nested userns allowed, NNP off: {log}"
+    );
+    case.build(&[sec[0], sec[1], nnp[0], nnp[1]]);
+    case.dockerfile("FROM BASE\nRUN mkdir /d\n");
+    let log = fails(&sec);
+    assert!(
+        log.contains("Permission denied"),
+        "errnoRet 13 (EACCES): {log}"
+    );
+
+    for bad in [
+        "apparmor=unconfined",
+        "seccomp=/nonexistent.json",
+        "nonsense",
+    ] {
+        let log = fails(&["--security-opt", bad]);
+        assert!(log.contains(&format!("--security-opt {bad}")), "{log}");
+    }
+}

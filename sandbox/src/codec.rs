@@ -11,10 +11,12 @@ use crate::spec::{Mount, Network, Spec, User};
 
 const MAGIC: &[u8; 4] = b"KSB1";
 
-struct Writer(Vec<u8>);
+mod seccomp;
+
+pub(super) struct Writer(Vec<u8>);
 
 impl Writer {
-    fn u8(&mut self, v: u8) {
+    pub(super) fn u8(&mut self, v: u8) {
         self.0.push(v);
     }
     fn u32(&mut self, v: u32) {
@@ -23,7 +25,7 @@ impl Writer {
     fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn bytes(&mut self, b: &[u8]) {
+    pub(super) fn bytes(&mut self, b: &[u8]) {
         self.u32(b.len() as u32);
         self.0.extend_from_slice(b);
     }
@@ -35,7 +37,7 @@ impl Writer {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
+pub(super) struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
@@ -46,7 +48,7 @@ impl<'a> Reader<'a> {
         self.0 = b;
         Ok(a)
     }
-    fn u8(&mut self) -> Result<u8> {
+    pub(super) fn u8(&mut self) -> Result<u8> {
         Ok(self.take(1)?[0])
     }
     fn u32(&mut self) -> Result<u32> {
@@ -58,7 +60,7 @@ impl<'a> Reader<'a> {
         let hi = self.u32()? as u64;
         Ok(lo | (hi << 32))
     }
-    fn bytes(&mut self) -> Result<&'a [u8]> {
+    pub(super) fn bytes(&mut self) -> Result<&'a [u8]> {
         let n = self.u32()? as usize;
         self.take(n)
     }
@@ -82,8 +84,9 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Encode everything but stdio.
-pub(crate) fn encode(spec: &Spec) -> Vec<u8> {
+/// Encode everything but stdio. Fails only when the default seccomp filter
+/// cannot be compiled.
+pub(crate) fn encode(spec: &Spec) -> Result<Vec<u8>> {
     let mut w = Writer(Vec::with_capacity(4096));
     w.0.extend_from_slice(MAGIC);
     w.list(&spec.lowers, |w, p| w.bytes(p.as_os_str().as_bytes()));
@@ -128,7 +131,8 @@ pub(crate) fn encode(spec: &Spec) -> Vec<u8> {
     });
     w.bytes(spec.hostname.as_bytes());
     w.list(&spec.extra_hosts, |w, h| w.bytes(h.as_bytes()));
-    w.0
+    seccomp::encode(&mut w, spec)?;
+    Ok(w.0)
 }
 
 /// Decode a buffer made by [`encode`]; stdio is left at its default.
@@ -172,6 +176,7 @@ pub(crate) fn decode(buf: &[u8]) -> Result<Spec> {
     };
     let hostname = r.string()?;
     let extra_hosts = r.list(|r| r.string())?;
+    let (seccomp, no_new_privileges) = seccomp::decode(&mut r)?;
     if !r.0.is_empty() {
         return Err(Error::Codec("trailing bytes after spec".into()));
     }
@@ -188,6 +193,8 @@ pub(crate) fn decode(buf: &[u8]) -> Result<Spec> {
         hostname,
         extra_hosts,
         stdio: Default::default(),
+        seccomp,
+        no_new_privileges,
     })
 }
 
@@ -234,7 +241,7 @@ mod tests {
     #[test]
     fn roundtrip_keeps_every_field() {
         let s = sample();
-        let d = decode(&encode(&s)).unwrap();
+        let d = decode(&encode(&s).unwrap()).unwrap();
         assert_eq!(d.lowers, s.lowers);
         assert_eq!((d.upper, d.work, d.cwd), (s.upper, s.work, s.cwd));
         assert_eq!(d.mounts, s.mounts);
@@ -248,7 +255,7 @@ mod tests {
 
     #[test]
     fn every_truncation_and_garbage_is_an_error_not_a_panic() {
-        let buf = encode(&sample());
+        let buf = encode(&sample()).unwrap();
         for n in 0..buf.len() {
             assert!(decode(&buf[..n]).is_err(), "prefix of {n} bytes decoded");
         }

@@ -32,6 +32,8 @@ pub(crate) struct Command {
     uid: u32,
     gid: u32,
     groups: Vec<libc::gid_t>,
+    seccomp: Option<std::sync::Arc<crate::seccomp::Filter>>,
+    no_new_privileges: bool,
 }
 
 /// Read an id file of the (untrusted) rootfs: regular files only, bounded,
@@ -137,6 +139,8 @@ pub(crate) fn prepare(spec: &Spec) -> Result<Command> {
         uid,
         gid,
         groups,
+        seccomp: spec.seccomp.filter()?,
+        no_new_privileges: spec.no_new_privileges,
     })
 }
 
@@ -165,6 +169,7 @@ impl Command {
         let errno = || std::io::Error::last_os_error();
         crate::init::reset_signals();
         caps::limit_bounding().map_err(|e| e.to_string())?;
+        crate::seccomp::apply(self.no_new_privileges, self.seccomp.as_deref())?;
         // SAFETY (all blocks below): plain syscalls on valid pointers.
         unsafe {
             if libc::setgroups(self.groups.len(), self.groups.as_ptr()) != 0 {

@@ -71,7 +71,9 @@ pub fn spawn(spec: &Spec) -> Result<Step> {
     let mut memfd = File::from(
         rfs::memfd_create("kiln-spec", rfs::MemfdFlags::CLOEXEC).ctx(|| "memfd_create")?,
     );
-    memfd.write_all(&codec::encode(spec)).ctx(|| "write spec")?;
+    memfd
+        .write_all(&codec::encode(spec)?)
+        .ctx(|| "write spec")?;
     rfs::seek(&memfd, rfs::SeekFrom::Start(0)).ctx(|| "seek spec")?;
     let (mine, theirs) = socketpair(
         AddressFamily::Unix,

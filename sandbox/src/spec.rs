@@ -8,6 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::seccomp::Seccomp;
 
 /// Overlayfs refuses more than 500 lower layers.
 pub const MAX_LOWERS: usize = 500;
@@ -49,6 +50,12 @@ pub struct Spec {
     pub extra_hosts: Vec<String>,
     /// Standard input/output/error of the command.
     pub stdio: Stdio,
+    /// The command's seccomp filter: Docker's default unless told otherwise.
+    pub seccomp: Seccomp,
+    /// Set no_new_privs for the command (`--security-opt
+    /// no-new-privileges`). Off by default, as in BuildKit: setuid binaries
+    /// (su, sudo, ping) keep working in RUN.
+    pub no_new_privileges: bool,
 }
 
 /// A mount added to the step's rootfs.

@@ -552,3 +552,39 @@ fn mount_points_and_the_copy_ups_they_cause_leave_the_upper_dir() {
         "only the command's own change stays"
     );
 }
+
+#[test]
+#[ignore = "unprivileged user with a subuid range: run scripts/test-sandbox.sh"]
+fn seccomp_denies_nested_namespaces_unless_unconfined() {
+    let c = Case::new("seccomp");
+    // Docker's default profile: no nested user namespace; files, modes and
+    // subordinate owners work as before.
+    let script = "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; \
+                  unshare -U true && echo UNSHARED; \
+                  unshare -r id -u && echo MAPPED; \
+                  touch /f && chmod 4755 /f && chown 1000:1000 /f && echo FILES";
+    let o = c.step().sh(script);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stdout.starts_with("NoNewPrivs:\t0\nSeccomp:\t2\n"),
+        "{o:?}"
+    );
+    assert!(o.stdout.ends_with("FILES\n"), "{o:?}");
+    for blocked in ["UNSHARED", "MAPPED"] {
+        assert!(!o.stdout.contains(blocked), "{blocked}: {o:?}");
+    }
+    assert!(o.stderr.contains("Operation not permitted"), "{o:?}");
+
+    let o = c
+        .step()
+        .opt("--security-opt", "seccomp=unconfined")
+        .opt("--security-opt", "no-new-privileges")
+        .sh(script);
+    assert!(
+        o.stdout.starts_with("NoNewPrivs:\t1\nSeccomp:\t0\n"),
+        "{o:?}"
+    );
+    for allowed in ["UNSHARED", "MAPPED", "FILES"] {
+        assert!(o.stdout.contains(allowed), "{allowed}: {o:?}");
+    }
+}

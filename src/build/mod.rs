@@ -22,6 +22,7 @@ mod mounts;
 mod progress;
 mod remote;
 mod schedule;
+mod security;
 mod share;
 mod steps;
 
@@ -43,6 +44,7 @@ pub use copy::{copy_rootfs, Attrs};
 pub use mounts::Secrets;
 pub use progress::{Mode as ProgressMode, Progress};
 use schedule::{Event, StageView};
+pub use security::Security;
 
 /// What to build.
 pub struct Request {
@@ -52,6 +54,8 @@ pub struct Request {
     pub context: PathBuf,
     pub graph: Graph,
     pub network: kiln_sandbox::Network,
+    /// `--security-opt`: seccomp and no_new_privs of RUN steps.
+    pub security: Security,
     /// `created` for the config and history (SOURCE_DATE_EPOCH or now).
     pub created: String,
     /// `--no-cache`: run every step.
@@ -501,6 +505,10 @@ impl Builder<'_> {
                     config_ops::shell(state),
                     self.mounts_key(run)?,
                 );
+                if !self.req.security.cache_key().is_empty() {
+                    extra.push('|');
+                    extra.push_str(self.req.security.cache_key());
+                }
             }
             Instruction::Copy(op) | Instruction::Add(op) => {
                 let add = matches!(instruction, Instruction::Add(_));

@@ -90,6 +90,8 @@ impl Builder<'_> {
             Some(kiln_dockerfile::instructions::Network::Host) => kiln_sandbox::Network::Host,
             _ => self.req.network,
         };
+        spec.seccomp = self.req.security.seccomp.clone();
+        spec.no_new_privileges = self.req.security.no_new_privileges;
         let (out, reader) = vertex.output()?;
         let err = out.try_clone()?;
         spec.stdio = Stdio {

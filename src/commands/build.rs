@@ -16,6 +16,7 @@ use crate::cli::BuildArgs;
 struct Settings {
     outputs: Vec<export::Output>,
     network: kiln_sandbox::Network,
+    security: build::Security,
     mode: ProgressMode,
     compression: Compression,
     jobs: usize,
@@ -75,6 +76,7 @@ fn settings(args: &BuildArgs, opts: &Options) -> Result<Settings> {
     Ok(Settings {
         outputs,
         network,
+        security: build::Security::parse(&args.security_opts)?,
         mode,
         compression,
         jobs,
@@ -134,6 +136,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         context: args.context.clone(),
         graph,
         network: settings.network,
+        security: settings.security.clone(),
         created: created.clone(),
         no_cache: args.no_cache,
         epoch: epoch.map(|e| e as i64),

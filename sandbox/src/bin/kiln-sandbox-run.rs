@@ -9,6 +9,7 @@
 //!     --tmpfs DST        a tmpfs                 --env K=V          (repeat)
 //!     --cwd DIR          --user USER[:GROUP]     --network host|none
 //!     --hostname NAME    --stdin-null
+//!     --security-opt seccomp=unconfined|no-new-privileges
 //! kiln-sandbox-run rm PATH…        delete paths from inside the user namespace
 //! kiln-sandbox-run userns          print the uid/gid maps in effect
 //! kiln-sandbox-run bench --lower DIR… --scratch DIR [--iterations N]
@@ -95,6 +96,11 @@ fn parse(args: &mut impl Iterator<Item = OsString>) -> Opts {
                 }
             }
             "--hostname" => spec.hostname = val(),
+            "--security-opt" => match val().as_str() {
+                "seccomp=unconfined" => spec.seccomp = kiln_sandbox::Seccomp::Unconfined,
+                "no-new-privileges" => spec.no_new_privileges = true,
+                o => fail(format!("unknown security option {o:?}")),
+            },
             "--stdin-null" => spec.stdio.stdin = Io::Null,
             "--scratch" => scratch = Some(PathBuf::from(val())),
             "--iterations" => iterations = val().parse().unwrap_or_else(|_| usage()),
@@ -183,6 +189,7 @@ fn bench(opts: Opts) {
             vec!["/bin/true".into()],
         );
         spec.stdio.stdin = Io::Null;
+        spec.seccomp = opts.spec.seccomp.clone();
         let t = Instant::now();
         let st = kiln_sandbox::run(&spec).unwrap_or_else(|e| fail(e));
         let dt = t.elapsed();
