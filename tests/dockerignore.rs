@@ -64,7 +64,8 @@ fn ignored_files_stay_out_whatever_the_spelling() {
          ADD sub-link /r5/\n\
          COPY . /\n\
          RUN --mount=type=bind,source=sub-link,target=/m cat /m/* > /r6; ls /m >> /r6\n\
-         RUN --mount=type=bind,target=/m cat /m/to-ignored /m/sub-link/secret2 /m/sub/* > /r7 2>&1 || true\n",
+         RUN --mount=type=bind,target=/m cat /m/to-ignored /m/sub-link/secret2 /m/sub/* > /r7 2>&1 || true\n\
+         RUN --mount=type=bind,source=sub-link,target=/w,rw touch /w/new && cat /w/* > /r8; ls /w >> /r8\n",
     );
     let out = case.path("out");
     case.build(&["-o", &format!("type=local,dest={}", out.display())]);
@@ -92,6 +93,11 @@ fn ignored_files_stay_out_whatever_the_spelling() {
     );
     assert!(!out.join("secret.txt").exists() && !out.join("sub/secret2").exists());
     assert_eq!(fs::read_to_string(out.join("r6")).unwrap(), "okok\n");
+    assert_eq!(
+        fs::read_to_string(out.join("r8")).unwrap(),
+        "oknew\nok\n",
+        "a writable bind shows the filtered context too"
+    );
 }
 
 #[test]

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -37,6 +37,8 @@ pub struct Views {
 /// One context dir as the build sees it.
 pub struct View {
     dir: PathBuf,
+    /// The whiteouts dir and the context under the overlay, if mounted.
+    layers: Option<(PathBuf, Root)>,
     _mount: Option<Mounted>,
 }
 
@@ -44,6 +46,29 @@ impl View {
     /// The dir to read the context from.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The dirs that the view's dir `fd` is made of, top first, and the
+    /// fd that keeps the context's one: a writable overlay of a context
+    /// dir stacks on these, not on the view, as overlay nests only two
+    /// deep and the context may already be on an overlay (a container).
+    pub fn layers_of(&self, fd: BorrowedFd<'_>) -> Result<(Vec<PathBuf>, Option<OwnedFd>)> {
+        let Some((hidden, real)) = &self.layers else {
+            return Ok((vec![fsops::proc_path(fd)], None));
+        };
+        let at = fs::read_link(fsops::proc_path(fd)).context("locating a context dir")?;
+        let rel = at
+            .strip_prefix(&self.dir)
+            .with_context(|| format!("{} is not in the context's view", at.display()))?;
+        let dir = real
+            .resolve(rel, OFlags::PATH | OFlags::DIRECTORY, false)
+            .with_context(|| format!("open {}", rel.display()))?;
+        let mut lowers = Vec::new();
+        if hidden.join(rel).is_dir() {
+            lowers.push(hidden.join(rel));
+        }
+        lowers.push(fsops::proc_path(dir.as_fd()));
+        Ok((lowers, Some(dir)))
     }
 }
 
@@ -82,13 +107,17 @@ impl Builder<'_> {
     /// The build context as every instruction reads it; messages name the
     /// user's dir, not the view's.
     pub(super) fn context_root(&self) -> Result<Root> {
-        let dir = &self.req.context;
-        let view = self
-            .contexts
-            .get(dir, false, |at| filtered(dir, &self.ignore, at))?;
+        let view = self.context_view()?;
         let mut root = Root::open(view.dir())?;
-        root.name = dir.clone();
+        root.name = self.req.context.clone();
         Ok(root)
+    }
+
+    /// The view of the build context.
+    pub(super) fn context_view(&self) -> Result<Arc<View>> {
+        let dir = &self.req.context;
+        self.contexts
+            .get(dir, false, |at| filtered(dir, &self.ignore, at))
     }
 
     /// A `--build-context NAME=DIR`'s dir as the build reads it: filtered
@@ -107,6 +136,7 @@ impl Builder<'_> {
 fn filtered(dir: &Path, ignore: &Ignore, at: &Path) -> Result<View> {
     let plain = || View {
         dir: dir.to_path_buf(),
+        layers: None,
         _mount: None,
     };
     if ignore.is_empty() {
@@ -120,11 +150,14 @@ fn filtered(dir: &Path, ignore: &Ignore, at: &Path) -> Result<View> {
     }
     let view = at.join("view");
     fs::create_dir_all(&view).with_context(|| format!("create {}", view.display()))?;
-    let lowers = [hidden, fsops::proc_path(root.fd())];
+    // Canonical, as /proc/self/fd/N names the dirs in it.
+    let view = fs::canonicalize(&view).with_context(|| format!("open {}", view.display()))?;
+    let lowers = [hidden.clone(), fsops::proc_path(root.fd())];
     let mount = mount_overlay(&lowers, None, &view)
         .context("mounting the context without its ignored files")?;
     Ok(View {
         dir: view,
+        layers: Some((hidden, root)),
         _mount: Some(mount),
     })
 }

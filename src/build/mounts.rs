@@ -194,7 +194,10 @@ impl Builder<'_> {
             // A writable file: the step writes a copy.
             copy_out(&root, &rel, &at)?;
         } else {
-            let lowers = [fsops::proc_path(src.as_fd())];
+            let (lowers, _keep) = match &m.from {
+                None => self.context_view()?.layers_of(src.as_fd())?,
+                Some(_) => (vec![fsops::proc_path(src.as_fd())], None),
+            };
             fs::create_dir_all(&at).with_context(|| format!("create {}", at.display()))?;
             let (upper, work) = (out.scratch(i, "upper"), out.scratch(i, "work"));
             make_upper(&upper, &work, src.as_fd())?;
@@ -297,11 +300,14 @@ impl Builder<'_> {
     fn context_digest(&self, m: &Mount) -> Result<String> {
         let rel = clean_rel(m.source.as_deref().unwrap_or("."));
         let root = self.context_root()?;
-        cache::tree_digest(&root, &rel, &self.memo).with_context(|| {
-            format!(
-                "--mount source /{}: not found in the build context",
-                rel.display()
-            )
+        cache::tree_digest(&root, &rel, &self.memo).map_err(|e| {
+            let source = format!("--mount source /{}", rel.display());
+            // The path as written says why, when it names an ignored entry.
+            if !rel.as_os_str().is_empty() && self.ignore.excluded(&rel) {
+                anyhow::anyhow!("{source}: excluded by .dockerignore")
+            } else {
+                e.context(format!("{source}: not found in the build context"))
+            }
         })
     }
 }
