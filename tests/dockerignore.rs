@@ -7,10 +7,10 @@
 mod support;
 
 use std::fs;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use support::{text, Case};
+use support::{text, tool, Case};
 
 const SECRET: &str = "TOP-SECRET";
 const SECRET2: &str = "SECRET-TWO";
@@ -55,6 +55,10 @@ fn leaks(dir: &Path) -> Vec<String> {
 fn ignored_files_stay_out_whatever_the_spelling() {
     let case = Case::new("ignore-spelling");
     secret_context(&case);
+    // A dir that holds an ignored entry keeps its own mode and mtime.
+    let sub = case.ctx().join("sub");
+    fs::set_permissions(&sub, fs::Permissions::from_mode(0o750)).unwrap();
+    tool("touch", &["-d", "@978307200", sub.to_str().unwrap()]);
     case.dockerfile(
         "FROM BASE\n\
          COPY ../ /r1/\n\
@@ -85,6 +89,11 @@ fn ignored_files_stay_out_whatever_the_spelling() {
             "ok"
         );
     }
+    let copied = fs::metadata(out.join("r1/sub")).unwrap();
+    assert_eq!(
+        (copied.permissions().mode() & 0o7777, copied.mtime()),
+        (0o750, 978307200)
+    );
     assert_eq!(fs::read_to_string(out.join("r4/ok")).unwrap(), "ok");
     assert_eq!(fs::read_to_string(out.join("r5/ok")).unwrap(), "ok");
     assert_eq!(
@@ -213,4 +222,30 @@ fn outward_symlinks_copy_as_links_inside_dirs_and_name_path_and_line() {
         said.contains("Dockerfile:3") && said.contains("host") && said.contains("/etc/hostname"),
         "{said}"
     );
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_store_inside_the_context_does_not_stop_the_filter() {
+    // `--root ./store` in the project, the store ignored: the whiteouts
+    // must not sit in a dir of the context (overlay refuses nested layers).
+    let case = Case::new("ignore-inner-store");
+    case.file(".dockerignore", "store\nsecret.txt\n");
+    case.file("secret.txt", SECRET);
+    case.file("keep.txt", "keep");
+    case.dockerfile("FROM BASE\nCOPY . /c/\n");
+    let store = case.ctx().join("store");
+    let out = case.path("out");
+    let run = std::process::Command::new(support::kiln_bin())
+        .arg("--root")
+        .arg(&store)
+        .args(["build", "-o", &format!("type=local,dest={}", out.display())])
+        .arg(case.ctx())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run));
+    assert_eq!(leaks(&out), Vec::<String>::new());
+    assert_eq!(fs::read_to_string(out.join("c/keep.txt")).unwrap(), "keep");
+    assert!(!out.join("c/store").exists());
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use kiln_sandbox::{mount_overlay, Mounted};
+use kiln_sandbox::{mount_overlay, mount_tmpfs, Mounted};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
@@ -39,7 +39,8 @@ pub struct View {
     dir: PathBuf,
     /// The whiteouts dir and the context under the overlay, if mounted.
     layers: Option<(PathBuf, Root)>,
-    _mount: Option<Mounted>,
+    /// The overlay, then the whiteouts' tmpfs: unmounted in that order.
+    _mounts: Vec<Mounted>,
 }
 
 impl View {
@@ -137,7 +138,7 @@ fn filtered(dir: &Path, ignore: &Ignore, at: &Path) -> Result<View> {
     let plain = || View {
         dir: dir.to_path_buf(),
         layers: None,
-        _mount: None,
+        _mounts: Vec::new(),
     };
     if ignore.is_empty() {
         return Ok(plain());
@@ -145,6 +146,9 @@ fn filtered(dir: &Path, ignore: &Ignore, at: &Path) -> Result<View> {
     let root = Root::open(dir)?;
     let hidden = at.join("hidden");
     fs::create_dir_all(&hidden).with_context(|| format!("create {}", hidden.display()))?;
+    // On a filesystem of their own: overlay refuses a layer inside
+    // another, and the store (this scratch dir) may be in the context.
+    let tmpfs = mount_tmpfs(&hidden, 0o755).context("mounting a tmpfs for the whiteouts")?;
     if hide(&root, ignore, Path::new(""), &hidden)? == 0 {
         return Ok(plain());
     }
@@ -158,7 +162,7 @@ fn filtered(dir: &Path, ignore: &Ignore, at: &Path) -> Result<View> {
     Ok(View {
         dir: view,
         layers: Some((hidden, root)),
-        _mount: Some(mount),
+        _mounts: vec![mount, tmpfs],
     })
 }
 

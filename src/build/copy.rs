@@ -130,7 +130,7 @@ pub fn open_source(root: &Root, rel: &Path, flags: OFlags) -> Result<OwnedFd> {
             .and_then(|fd| rustix::fs::readlinkat(&fd, "", Vec::new()).ok());
         match link {
             Some(target) if e.raw_os_error() == Some(libc::ENOENT) => anyhow::anyhow!(
-                "{}: a symlink to {}, which is not found in {} (a link is followed inside it)",
+                "{}: a symlink to {}: no such file or directory in {} (a link is followed inside it)",
                 rel.display(),
                 target.to_string_lossy(),
                 root.name.display()
