@@ -94,11 +94,10 @@ impl Builder<'_> {
                     }
                     (root, source.mount)
                 }
-                None => (Root::open(&self.req.context)?, None),
+                None => (self.context_root()?, None),
             };
             let from = From {
                 root: &root,
-                ignore: op.from.is_none().then_some(&self.ignore),
                 exclude: exclude.as_ref(),
                 parents: op.parents,
                 linker: linker.as_ref(),
@@ -255,10 +254,9 @@ impl Builder<'_> {
         } = sources(op, add)?;
         let mut key = String::new();
         if !local.is_empty() {
-            let root = Root::open(&self.req.context)?;
+            let root = self.context_root()?;
             let from = From {
                 root: &root,
-                ignore: Some(&self.ignore),
                 exclude: exclude.as_ref(),
                 parents: op.parents,
                 linker: None,

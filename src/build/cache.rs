@@ -129,7 +129,8 @@ impl FileMemo {
 }
 
 /// A digest over what COPY would read for `sources` from `from`, with the
-/// same `.dockerignore`, `--exclude` and `--parents` rules.
+/// same `--exclude` and `--parents` rules (and the same `.dockerignore`:
+/// a context root is its filtered view).
 pub fn sources_digest(from: &From<'_>, sources: &[String], memo: &FileMemo) -> Result<String> {
     let mut h = Sha256::new();
     for s in sources {
@@ -138,7 +139,6 @@ pub fn sources_digest(from: &From<'_>, sources: &[String], memo: &FileMemo) -> R
         for sel in super::copy::select(from, std::slice::from_ref(s))? {
             let walk = Hashing {
                 root: from.root,
-                ignore: from.ignore,
                 exclude: from.exclude,
                 base: &sel.rel,
                 memo,
@@ -151,18 +151,12 @@ pub fn sources_digest(from: &From<'_>, sources: &[String], memo: &FileMemo) -> R
 }
 
 /// A digest of the tree at `rel` under `root` (one path, no wildcards;
-/// a symlink there is followed), with the same `.dockerignore` rules: what
-/// a `RUN --mount=type=bind` of the context shows the step.
-pub fn tree_digest(
-    root: &Root,
-    rel: &Path,
-    ignore: Option<&Ignore>,
-    memo: &FileMemo,
-) -> Result<String> {
+/// a symlink there is followed): what a `RUN --mount=type=bind` of the
+/// context (its filtered view) shows the step.
+pub fn tree_digest(root: &Root, rel: &Path, memo: &FileMemo) -> Result<String> {
     let mut h = Sha256::new();
     Hashing {
         root,
-        ignore,
         exclude: None,
         base: rel,
         memo,
@@ -173,7 +167,6 @@ pub fn tree_digest(
 
 struct Hashing<'a> {
     root: &'a Root,
-    ignore: Option<&'a Ignore>,
     exclude: Option<&'a Ignore>,
     base: &'a Path,
     memo: &'a FileMemo,
@@ -181,18 +174,22 @@ struct Hashing<'a> {
 
 impl Hashing<'_> {
     fn skipped(&self, child: &Path) -> bool {
-        if self.ignore.is_none() && self.exclude.is_none() {
+        if self.exclude.is_none() {
             return false;
         }
         let is_dir = self
             .root
             .stat(child, false)
             .is_ok_and(|m| m.kind == FileType::Directory);
-        super::copy::dropped(self.ignore, self.exclude, self.base, child, is_dir)
+        super::copy::dropped(self.exclude, self.base, child, is_dir)
     }
 
     fn tree(&self, rel: &Path, follow: bool, h: &mut Sha256) -> Result<()> {
-        let fd = self.root.resolve(rel, OFlags::PATH, follow)?;
+        let fd = if follow {
+            super::copy::open_source(self.root, rel, OFlags::PATH)?
+        } else {
+            self.root.resolve(rel, OFlags::PATH, false)?
+        };
         let m = fsops::meta(fd.as_fd())?;
         h.update(rel.as_os_str().as_encoded_bytes());
         h.update(format!("\0{:o}\0{}\0{}\0{}\0", m.mode, m.uid, m.gid, m.size).as_bytes());

@@ -2,9 +2,10 @@
 //! rootfs into a stage's rootfs mounted over a fresh upper dir (or, for
 //! `--link`, into an empty dir). Paths are resolved inside their roots;
 //! sources are expanded with glob patterns; trailing-slash and
-//! multiple-source rules are Docker's; the context's `.dockerignore` hides
-//! what it excludes, `--exclude` what it names; `--parents` keeps the
-//! source's path (below a `/./` pivot) under the destination.
+//! multiple-source rules are Docker's; `--exclude` drops what it names
+//! (the context's `.dockerignore` is applied before: the root is the
+//! filtered view of `context.rs`); `--parents` keeps the source's path
+//! (below a `/./` pivot) under the destination.
 
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -32,8 +33,6 @@ pub struct Attrs {
 #[derive(Clone, Copy)]
 pub struct From<'a> {
     pub root: &'a Root,
-    /// The context's `.dockerignore` (paths relative to the root).
-    pub ignore: Option<&'a Ignore>,
     /// `--exclude` patterns: matched against paths below each source (and
     /// a wildcard's matches, against their path below the wildcard's
     /// fixed prefix).
@@ -51,7 +50,6 @@ impl<'a> From<'a> {
     pub fn plain(root: &'a Root) -> From<'a> {
         From {
             root,
-            ignore: None,
             exclude: None,
             parents: false,
             linker: None,
@@ -67,9 +65,8 @@ pub struct Selected {
     pub kept: Option<PathBuf>,
 }
 
-/// The entries `sources` name under `from.root`, minus what the
-/// `.dockerignore` and `--exclude` drop; a source that matches nothing is
-/// an error.
+/// The entries `sources` name under `from.root`, minus what `--exclude`
+/// drops; a source that matches nothing is an error.
 pub fn select(from: &From<'_>, sources: &[String]) -> Result<Vec<Selected>> {
     let mut matched = Vec::new();
     for s in sources {
@@ -84,10 +81,6 @@ pub fn select(from: &From<'_>, sources: &[String]) -> Result<Vec<Selected>> {
         let found: Vec<Selected> = glob::expand(from.root, &pattern)?
             .into_iter()
             .filter(|p| {
-                from.ignore
-                    .is_none_or(|i| p.as_os_str().is_empty() || !i.excluded(p))
-            })
-            .filter(|p| {
                 !wild
                     || from
                         .exclude
@@ -101,10 +94,7 @@ pub fn select(from: &From<'_>, sources: &[String]) -> Result<Vec<Selected>> {
             })
             .collect();
         if found.is_empty() {
-            bail!(
-                "{s}: no such file or directory in {}",
-                from.root.name.display()
-            );
+            return Err(not_found(from.root, s));
         }
         matched.extend(found);
     }
@@ -119,20 +109,50 @@ fn fixed_prefix(pattern: &str) -> PathBuf {
         .collect()
 }
 
-/// Whether the `.dockerignore` or the `--exclude` patterns (relative to
-/// `base`, the source being copied) drop `child`, a path below the root;
-/// an excluded directory is still entered when an exception may
-/// re-include something below it.
-pub fn dropped(
-    ignore: Option<&Ignore>,
-    exclude: Option<&Ignore>,
-    base: &Path,
-    child: &Path,
-    is_dir: bool,
-) -> bool {
-    let out = |i: &Ignore, p: &Path| i.excluded(p) && !(is_dir && i.may_reinclude_below(p));
-    ignore.is_some_and(|i| out(i, child))
-        || exclude.is_some_and(|x| out(x, child.strip_prefix(base).unwrap_or(child)))
+/// Whether the `--exclude` patterns (relative to `base`, the source being
+/// copied) drop `child`, a path below the root; an excluded directory is
+/// still entered when an exception may re-include something below it.
+pub fn dropped(exclude: Option<&Ignore>, base: &Path, child: &Path, is_dir: bool) -> bool {
+    exclude.is_some_and(|x| {
+        let p = child.strip_prefix(base).unwrap_or(child);
+        x.excluded(p) && !(is_dir && x.may_reinclude_below(p))
+    })
+}
+
+/// Opens the source `rel`, a symlink there followed inside the root; the
+/// error names the path, and the link's target when that is what is
+/// missing (a link out of the context leads nowhere inside it).
+pub fn open_source(root: &Root, rel: &Path, flags: OFlags) -> Result<OwnedFd> {
+    root.resolve(rel, flags, true).map_err(|e| {
+        let link = root
+            .resolve(rel, OFlags::PATH, false)
+            .ok()
+            .and_then(|fd| rustix::fs::readlinkat(&fd, "", Vec::new()).ok());
+        match link {
+            Some(target) if e.raw_os_error() == Some(libc::ENOENT) => anyhow::anyhow!(
+                "{}: a symlink to {}: no such file or directory in {} (a link is followed inside it)",
+                rel.display(),
+                target.to_string_lossy(),
+                root.name.display()
+            ),
+            _ => anyhow::Error::from(e).context(format!("{}: cannot open", rel.display())),
+        }
+    })
+}
+
+/// The error for a source that names nothing: a dangling symlink says
+/// where it points.
+fn not_found(root: &Root, source: &str) -> anyhow::Error {
+    let rel = fsops::relative(Path::new(source));
+    if !glob::has_meta(source) && root.stat(&rel, false).is_ok() {
+        if let Err(e) = open_source(root, &rel, OFlags::PATH) {
+            return e;
+        }
+    }
+    anyhow::anyhow!(
+        "{source}: no such file or directory in {}",
+        root.name.display()
+    )
 }
 
 /// One COPY: `sources` (relative to `from.root`, may hold wildcards) to
@@ -156,25 +176,19 @@ pub fn copy(
     let mut count = 0;
     for Selected { rel, kept } in matched {
         let walk = Walk {
-            ignore: from.ignore,
             exclude: from.exclude,
             base: &rel,
             attrs,
             linker: from.linker,
         };
-        let fd = from
-            .root
-            .resolve(&rel, OFlags::PATH, true)
-            .with_context(|| format!("{}: cannot open", rel.display()))?;
+        let fd = open_source(from.root, &rel, OFlags::PATH)?;
         let meta = fsops::meta(fd.as_fd())?;
         if meta.kind == FileType::Directory {
             // A directory's contents are copied, not the directory itself
             // (with --parents, into the path it keeps).
             let target = kept.map_or(dest.clone(), |k| dest.join(k));
             let dir = dst.mkdir_all(&target, 0o755, new_dir_owner)?;
-            let src = from
-                .root
-                .resolve(&rel, OFlags::RDONLY | OFlags::DIRECTORY, true)?;
+            let src = open_source(from.root, &rel, OFlags::RDONLY | OFlags::DIRECTORY)?;
             count += walk.tree(src.as_fd(), dir.as_fd(), &rel)?;
             continue;
         }
@@ -188,7 +202,7 @@ pub fn copy(
             .file_name()
             .context("the destination names no file")?;
         let dir = dst.mkdir_all(parent, 0o755, new_dir_owner)?;
-        let src = from.root.resolve(&rel, OFlags::RDONLY, true)?;
+        let src = open_source(from.root, &rel, OFlags::RDONLY)?;
         walk.entry(src.as_fd(), meta, dir.as_fd(), name, &rel)
             .with_context(|| format!("copy {} to /{}", rel.display(), target.display()))?;
         count += 1;
@@ -208,7 +222,6 @@ pub fn copy_rootfs(root: &Path, dest: &Path, attrs: Attrs) -> Result<()> {
     let from = open(root).with_context(|| format!("open {}", root.display()))?;
     let to = open(dest).with_context(|| format!("open {}", dest.display()))?;
     Walk {
-        ignore: None,
         exclude: None,
         base: Path::new(""),
         attrs,
@@ -219,7 +232,6 @@ pub fn copy_rootfs(root: &Path, dest: &Path, attrs: Attrs) -> Result<()> {
 }
 
 struct Walk<'a> {
-    ignore: Option<&'a Ignore>,
     exclude: Option<&'a Ignore>,
     /// The source path `--exclude` patterns are relative to.
     base: &'a Path,
@@ -246,7 +258,7 @@ impl Walk<'_> {
             let child = rel.join(name);
             let meta = fsops::meta(open_at(from, name, OFlags::PATH)?.as_fd())?;
             let is_dir = meta.kind == FileType::Directory;
-            if dropped(self.ignore, self.exclude, self.base, &child, is_dir) {
+            if dropped(self.exclude, self.base, &child, is_dir) {
                 continue;
             }
             let fd = match meta.kind {

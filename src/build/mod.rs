@@ -14,6 +14,7 @@ mod add;
 mod base;
 mod cache;
 mod config_ops;
+mod context;
 mod copy;
 mod dockerignore;
 mod fsops;
@@ -191,6 +192,9 @@ pub(crate) struct Builder<'a> {
     pub req: &'a Request,
     pub progress: &'a Progress,
     pub lexer: Lexer,
+    /// The context dirs, filtered by their `.dockerignore`: declared
+    /// before `scratch`, so they are unmounted before it is removed.
+    pub contexts: context::Views,
     pub scratch: Scratch,
     /// Finished stages; stages run on several threads at once.
     pub stages: Mutex<HashMap<usize, StageState>>,
@@ -213,14 +217,16 @@ pub(crate) struct Builder<'a> {
 
 /// Builds the stages the target needs, up to `jobs` of them at once.
 pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> Result<Built> {
+    let scratch = store
+        .scratch()
+        .context("creating the build's scratch dir")?;
     let b = Builder {
         store,
         req,
         progress,
         lexer: Lexer::new(req.graph.file.directives.escape),
-        scratch: store
-            .scratch()
-            .context("creating the build's scratch dir")?,
+        contexts: context::Views::new(scratch.path()),
+        scratch,
         stages: Mutex::new(HashMap::new()),
         early: Mutex::new(HashMap::new()),
         events: std::sync::OnceLock::new(),

@@ -2,8 +2,8 @@
 //! sandbox mount, prepared in kiln's own mount namespace before the step
 //! (the step's namespace is a copy of it) and released after it.
 //!
-//! - `bind`: a dir or file of the context (what `.dockerignore` excludes is
-//!   hidden by whiteouts in an overlay), of a named context, or of a
+//! - `bind`: a dir or file of the context (its view without what
+//!   `.dockerignore` excludes, `context.rs`), of a named context, or of a
 //!   stage's or image's rootfs (its layers mounted read-only). The source
 //!   is resolved inside its root (`openat2(RESOLVE_IN_ROOT)`) and bound by
 //!   fd. Read-only unless `rw`; then an overlay with a throwaway upper (a
@@ -172,93 +172,44 @@ impl Builder<'_> {
     }
 
     /// The host path bound for a bind mount: the source resolved inside
-    /// its root, bound (read-only) or overlaid (writable, or with
-    /// `.dockerignore`d entries hidden).
+    /// its root (the context's filtered view), bound (read-only) or
+    /// overlaid (writable).
     fn bind_source(&self, m: &Mount, i: usize, out: &mut StepMounts) -> Result<PathBuf> {
         let rel = clean_rel(m.source.as_deref().unwrap_or("."));
-        let (root_dir, what) = match &m.from {
-            None => (self.req.context.clone(), "the build context".to_string()),
-            Some(from) => (self.mount_root(from, i, out)?, format!("{from:?}")),
+        let (root, what) = match &m.from {
+            None => (self.context_root()?, "the build context".to_string()),
+            Some(from) => (
+                Root::open(&self.mount_root(from, i, out)?)?,
+                format!("{from:?}"),
+            ),
         };
-        let root = Root::open(&root_dir)?;
-        let src = root
-            .resolve(&rel, OFlags::PATH, true)
+        let src = copy::open_source(&root, &rel, OFlags::PATH)
             .with_context(|| format!("source /{}: not found in {what}", rel.display()))?;
         let is_dir = fsops::meta(src.as_fd())?.kind == FileType::Directory;
-        let mut lowers = Vec::new();
-        if m.from.is_none() {
-            if !rel.as_os_str().is_empty() && self.ignore.excluded(&rel) {
-                bail!("source /{}: excluded by .dockerignore", rel.display());
-            }
-            let hidden = out.scratch(i, "hidden");
-            if is_dir && self.hide_ignored(&root, &rel, &hidden)? {
-                lowers.push(hidden);
-            }
-        }
         let at = out.scratch(i, "src");
-        if m.read_only && lowers.is_empty() {
+        if m.read_only {
             mount_point(&at, is_dir)?;
             out.held.push(bind_fd(src.as_fd(), &at, true)?);
         } else if !is_dir {
             // A writable file: the step writes a copy.
             copy_out(&root, &rel, &at)?;
         } else {
-            lowers.push(fsops::proc_path(src.as_fd()));
+            let (lowers, _keep) = match &m.from {
+                None => self.context_view()?.layers_of(src.as_fd())?,
+                Some(_) => (vec![fsops::proc_path(src.as_fd())], None),
+            };
             fs::create_dir_all(&at).with_context(|| format!("create {}", at.display()))?;
             let (upper, work) = (out.scratch(i, "upper"), out.scratch(i, "work"));
-            let upper = if m.read_only {
-                None
-            } else {
-                make_upper(&upper, &work, src.as_fd())?;
-                Some(Upper {
-                    upper: &upper,
-                    work: &work,
-                })
+            make_upper(&upper, &work, src.as_fd())?;
+            let upper = Upper {
+                upper: &upper,
+                work: &work,
             };
-            let mount = mount_overlay(&lowers, upper, &at).context("mounting the bind source")?;
+            let mount =
+                mount_overlay(&lowers, Some(upper), &at).context("mounting the bind source")?;
             out.held.push(mount);
         }
         Ok(at)
-    }
-
-    /// Whiteouts under `hidden` for what `.dockerignore` excludes below
-    /// the context dir `rel`, at the same paths relative to `rel`; false
-    /// when nothing there is excluded.
-    fn hide_ignored(&self, root: &Root, rel: &Path, hidden: &Path) -> Result<bool> {
-        if self.ignore.is_empty() {
-            return Ok(false);
-        }
-        let mut found = Vec::new();
-        self.find_ignored(root, rel, &mut found)?;
-        for path in &found {
-            let at = hidden.join(path.strip_prefix(rel).unwrap_or(path));
-            if let Some(parent) = at.parent() {
-                fs::create_dir_all(parent)
-                    .with_context(|| format!("create {}", parent.display()))?;
-            }
-            rfs::mknodat(rfs::CWD, &at, FileType::CharacterDevice, Mode::empty(), 0)
-                .with_context(|| format!("whiteout {}", at.display()))?;
-        }
-        Ok(!found.is_empty())
-    }
-
-    /// The excluded entries below the context dir `dir`, as COPY and the
-    /// cache digest skip them.
-    fn find_ignored(&self, root: &Root, dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
-        let fd = root.resolve(dir, OFlags::PATH | OFlags::DIRECTORY, true)?;
-        for name in fsops::list(fd.as_fd())? {
-            let child = dir.join(fsops::os(&name));
-            let is_dir = root
-                .stat(&child, false)
-                .is_ok_and(|m| m.kind == FileType::Directory);
-            if self.ignore.excluded(&child) && !(is_dir && self.ignore.may_reinclude_below(&child))
-            {
-                found.push(child);
-            } else if is_dir {
-                self.find_ignored(root, &child, found)?;
-            }
-        }
-        Ok(())
     }
 
     /// A cache mount's dir, made on first use and held as `sharing` says
@@ -348,18 +299,15 @@ impl Builder<'_> {
     /// The digest of the context files a bind mount shows.
     fn context_digest(&self, m: &Mount) -> Result<String> {
         let rel = clean_rel(m.source.as_deref().unwrap_or("."));
-        if !rel.as_os_str().is_empty() && self.ignore.excluded(&rel) {
-            bail!(
-                "--mount source /{}: excluded by .dockerignore",
-                rel.display()
-            );
-        }
-        let root = Root::open(&self.req.context)?;
-        cache::tree_digest(&root, &rel, Some(&self.ignore), &self.memo).with_context(|| {
-            format!(
-                "--mount source /{}: not found in the build context",
-                rel.display()
-            )
+        let root = self.context_root()?;
+        cache::tree_digest(&root, &rel, &self.memo).map_err(|e| {
+            let source = format!("--mount source /{}", rel.display());
+            // The path as written says why, when it names an ignored entry.
+            if !rel.as_os_str().is_empty() && self.ignore.excluded(&rel) {
+                anyhow::anyhow!("{source}: excluded by .dockerignore")
+            } else {
+                e.context(format!("{source}: not found in the build context"))
+            }
         })
     }
 }

@@ -182,7 +182,7 @@ impl Builder<'_> {
             Some(Source::Stage(i)) => self.view(i)?.lowers,
             _ if self.named_dir(from).is_some() => {
                 return Ok(FromRoot {
-                    dir: self.named_dir(from).unwrap_or_default(),
+                    dir: self.named_context_dir(&self.named_dir(from).unwrap_or_default())?,
                     layers: Vec::new(),
                     mount: None,
                 });
@@ -229,7 +229,7 @@ impl Builder<'_> {
             Some(Source::Stage(i)) => Ok(self.view(i)?.key),
             _ => match self.named_dir(from) {
                 Some(dir) => super::cache::sources_digest(
-                    &super::copy::From::plain(&Root::open(&dir)?),
+                    &super::copy::From::plain(&Root::open(&self.named_context_dir(&dir)?)?),
                     &[".".into()],
                     &self.memo,
                 ),
