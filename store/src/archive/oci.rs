@@ -84,7 +84,7 @@ impl Source<'_> {
         let (what, bytes) = match self {
             Source::Dir(d) => {
                 let p = d.join("index.json");
-                let bytes = std::fs::read(&p).map_err(|e| Error::io("read", &p, e))?;
+                let bytes = super::read_small_file(&p)?;
                 (p.display().to_string(), bytes)
             }
             Source::Archive(c) => (
@@ -117,9 +117,16 @@ impl Source<'_> {
         }
     }
 
-    fn json<T: serde::de::DeserializeOwned>(&self, store: &Store, d: &Digest) -> Result<T> {
+    /// A manifest or index blob (`what`), fetched and parsed.
+    fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        store: &Store,
+        d: &Digest,
+        what: &str,
+    ) -> Result<T> {
         self.fetch(store, d)?;
-        serde_json::from_slice(&store.read_blob(d)?).map_err(|e| Error::json(d.to_string(), e))
+        let bytes = super::read_small_blob(store, d, what)?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::json(d.to_string(), e))
     }
 }
 
@@ -136,12 +143,12 @@ fn manifest_of(
     let is_index =
         matches!(desc.media_type(), MediaType::ImageIndex) || media.contains("manifest.list");
     if !is_index {
-        return src.json(store, &d);
+        return src.json(store, &d, "manifest");
     }
     if depth > 4 {
         return Err(Error::Archive("indexes nested too deep".into()));
     }
-    let index: ImageIndex = src.json(store, &d)?;
+    let index: ImageIndex = src.json(store, &d, "index")?;
     let arch = host_arch();
     let chosen = index.manifests().iter().find(|m| {
         m.platform()
