@@ -223,7 +223,8 @@ fn a_huge_manifest_is_refused_in_little_memory() {
         );
         let err = fails(&out);
         assert!(
-            err.contains("manifest") && err.contains("more than the 4 MiB"),
+            err.contains(&format!("manifest big:{tag} sent by {}", server.host()))
+                && err.contains("the 4 MiB kiln accepts"),
             "{tag}: {err}"
         );
         let rss_kb: u64 = err
@@ -289,4 +290,45 @@ fn an_add_url_body_past_the_cap_is_refused() {
         );
         assert!(err.contains("Dockerfile:2"), "{err}");
     }
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_config_over_4_mib_is_refused_unfetched() {
+    let case = Case::new("huge-config");
+    let config = format!("sha256:{}", "c".repeat(64));
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+        "config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{}}},
+        "layers":[]}}"#,
+        (4 << 20) + 1
+    );
+    let server = Hostile::start(move |r: &Request| match r.path.as_str() {
+        "/v2/" => json("{}"),
+        "/v2/big/manifests/1" => Reply::Body {
+            status: "200 OK",
+            headers: vec!["Content-Type: application/vnd.oci.image.manifest.v1+json".into()],
+            body: manifest.as_bytes().to_vec(),
+        },
+        // Would be read whole into memory.
+        _ => Reply::Padded {
+            headers: vec![],
+            head: b"{}".to_vec(),
+            spaces: 64 << 20,
+            declared: true,
+        },
+    });
+    let (out, _) = run(
+        &case,
+        &["pull", &format!("{}/big:1", server.host())],
+        &[],
+        false,
+    );
+    let err = fails(&out);
+    assert!(
+        err.contains(&format!("image config {config} is 4194305 bytes")) && err.contains("4 MiB"),
+        "{err}"
+    );
+    let paths = server.paths();
+    assert!(!paths.iter().any(|p| p.contains("/blobs/")), "{paths:?}");
 }

@@ -61,7 +61,9 @@ impl Session {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = self.read_capped(&mut res, target).await?;
+        let sep = if r.digest().is_some() { '@' } else { ':' };
+        let name = format!("{}{sep}{target}", r.repository());
+        let body = self.read_capped(&mut res, &name).await?;
         let digest = match r.digest() {
             Some(d) => d.to_string(),
             None => digest_of("sha256", &body),
@@ -102,22 +104,23 @@ impl Session {
     async fn read_capped(
         &self,
         res: &mut reqwest::Response,
-        target: &str,
+        name: &str,
     ) -> Result<Vec<u8>, Failure> {
-        let too_large = |size: String| {
+        let too_large = |size: Option<u64>| {
+            let size = size.map_or("larger than".into(), |n| format!("{n} bytes, more than"));
             self.bad_manifest(format!(
-                "the manifest {target} from {} is {size} bytes, more than the {} MiB kiln accepts",
+                "the manifest {name} sent by {} is {size} the {} MiB kiln accepts; refused",
                 self.registry(),
                 MANIFEST_MAX >> 20
             ))
         };
         if let Some(n) = res.content_length().filter(|n| *n > MANIFEST_MAX) {
-            return Err(too_large(n.to_string()));
+            return Err(too_large(Some(n)));
         }
         let mut body = Vec::new();
         while let Some(chunk) = res.chunk().await.map_err(|e| self.transient(&e))? {
             if (body.len() + chunk.len()) as u64 > MANIFEST_MAX {
-                return Err(too_large(format!("more than {MANIFEST_MAX}")));
+                return Err(too_large(None));
             }
             body.extend_from_slice(&chunk);
         }
