@@ -155,3 +155,15 @@ fn an_index_entry_digest_that_is_a_path_is_refused() {
     let err = import_err(&out);
     assert!(err.contains("../../CANARY"), "{err}");
 }
+
+#[test]
+fn exporting_into_a_layout_with_a_huge_index_json_is_refused() {
+    let (d, image, out) = layout("export-big-index");
+    let src = Store::open(&d.join("store")).unwrap();
+    let index = fs::read(out.join("index.json")).unwrap();
+    fs::write(out.join("index.json"), padded(&index)).unwrap();
+    let err = archive::export_oci_dir(&src, &image, &["localhost/again:1".into()], &out)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("index.json") && err.contains("4 MiB"), "{err}");
+}

@@ -53,11 +53,11 @@ pub fn export_oci_dir(store: &Store, image: &Image, names: &[String], dir: &Path
     let index_path = dir.join("index.json");
     // An existing layout keeps its other images (and its index's own
     // fields); names this export uses move to this image.
-    let mut index: ImageIndex = match std::fs::read(&index_path) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map_err(|e| Error::json(index_path.display().to_string(), e))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => crate::images::empty_index()?,
-        Err(e) => return Err(Error::io("read", index_path, e)),
+    let mut index: ImageIndex = if index_path.exists() {
+        let b = super::read_small_file(&index_path)?;
+        serde_json::from_slice(&b).map_err(|e| Error::json(index_path.display().to_string(), e))?
+    } else {
+        crate::images::empty_index()?
     };
     let mut manifests: Vec<Descriptor> = index.manifests().clone();
     let desc = write::manifest_descriptor(store, image, None)?;
