@@ -285,7 +285,7 @@ fn an_add_url_body_past_the_cap_is_refused() {
         );
         let err = fails(&out);
         assert!(
-            err.contains(&url) && err.contains("more than the 1048576"),
+            err.contains(&url) && err.contains("the 1048576 bytes an ADD download may be"),
             "{path}: {err}"
         );
         assert!(err.contains("Dockerfile:2"), "{err}");

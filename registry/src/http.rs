@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use crate::error::{Error, Result};
-use crate::limits::{self, TIMEOUT_VAR, URL_MAX_VAR};
+use crate::limits::{self, URL_MAX_VAR};
 use crate::Registry;
 
 /// What a download's response said about the file.
@@ -27,17 +27,12 @@ impl Registry {
             registry: url.to_string(),
             message: detail,
         };
-        let timeout_hint = |e: &reqwest::Error| match limits::is_timeout(e) {
-            true => format!(
-                " (nothing received for {}; set {TIMEOUT_VAR} to wait longer)",
-                self.limits.idle_text()
-            ),
-            false => String::new(),
-        };
+        let timeout_hint = |e: &reqwest::Error| self.limits.timeout_hint(e);
         let max = self.limits.url_max;
-        let too_large = |size: String| {
+        let too_large = |size: Option<u64>| {
+            let size = size.map_or("larger than".into(), |n| format!("{n} bytes, more than"));
             failed(format!(
-                "the file is {size} bytes, more than the {max} an ADD download may be (set {URL_MAX_VAR} to allow more)"
+                "the file is {size} the {max} bytes an ADD download may be (set {URL_MAX_VAR} to allow more)"
             ))
         };
         let client = limits::http_client(&self.limits)
@@ -69,7 +64,7 @@ impl Registry {
                     .and_then(disposition_name),
             };
             if let Some(n) = res.content_length().filter(|n| *n > max) {
-                return Err(too_large(n.to_string()));
+                return Err(too_large(Some(n)));
             }
             while let Some(chunk) = res.chunk().await.map_err(|e| {
                 failed(format!(
@@ -79,7 +74,7 @@ impl Registry {
                 ))
             })? {
                 if download.size + chunk.len() as u64 > max {
-                    return Err(too_large(format!("more than {max}")));
+                    return Err(too_large(None));
                 }
                 out.write_all(&chunk)
                     .map_err(|e| Error::io(format!("writing {url}"), e))?;

@@ -60,9 +60,17 @@ impl Limits {
         Ok(limits)
     }
 
-    /// The idle timeout, for messages.
-    pub fn idle_text(&self) -> String {
-        format!("{}s", self.idle.as_secs_f64())
+    /// For an error that is a timeout, which limits it hit and how to
+    /// change them; else nothing.
+    pub fn timeout_hint(&self, e: &(dyn std::error::Error + 'static)) -> String {
+        if !is_timeout(e) {
+            return String::new();
+        }
+        format!(
+            " (kiln waits {}s to connect and {}s for each answer or piece of data; set {TIMEOUT_VAR} to change both)",
+            self.connect.as_secs_f64(),
+            self.idle.as_secs_f64()
+        )
     }
 }
 
@@ -109,7 +117,7 @@ pub(crate) fn http_client(l: &Limits) -> reqwest::Result<reqwest::Client> {
 }
 
 /// Whether an error from reqwest (or one wrapping it) is a timeout.
-pub(crate) fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(c) = cur {
         if let Some(r) = c.downcast_ref::<reqwest::Error>() {

@@ -215,23 +215,14 @@ impl Session {
         })
     }
 
-    /// A failure worth retrying; a timeout says how long was waited and
-    /// how to wait longer.
+    /// A failure worth retrying; a timeout says what kiln waited.
     pub fn transient(&self, e: &(dyn std::error::Error + 'static)) -> Failure {
         Failure::Transient(self.describe(e))
     }
 
-    /// `e` with its causes, and for a timeout how to wait longer.
+    /// `e` with its causes, and for a timeout what kiln waited.
     pub fn describe(&self, e: &(dyn std::error::Error + 'static)) -> String {
-        let mut detail = chain(e);
-        if limits::is_timeout(e) {
-            detail.push_str(&format!(
-                " (nothing received for {}; set {} to wait longer)",
-                self.limits.idle_text(),
-                limits::TIMEOUT_VAR
-            ));
-        }
-        detail
+        format!("{}{}", chain(e), self.limits.timeout_hint(e))
     }
 
     /// Classifies an oci-client error; `what` says what was asked for
