@@ -2,9 +2,9 @@
 //! to the caller's writer, with what the response says about the file.
 
 use std::io::Write;
-use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::limits::{self, URL_MAX_VAR};
 use crate::Registry;
 
 /// What a download's response said about the file.
@@ -20,17 +20,22 @@ pub struct Download {
 
 impl Registry {
     /// GETs `url` (http or https, redirects followed) into `out`; a status
-    /// other than 2xx is an error naming it.
+    /// other than 2xx is an error naming it. A server that goes quiet for
+    /// the idle timeout, or a body past [`URL_MAX_VAR`]'s size, fails it.
     pub fn download(&self, url: &str, out: &mut dyn Write) -> Result<Download> {
         let failed = |detail: String| Error::Protocol {
             registry: url.to_string(),
             message: detail,
         };
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(120))
-            .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let timeout_hint = |e: &reqwest::Error| self.limits.timeout_hint(e);
+        let max = self.limits.url_max;
+        let too_large = |size: Option<u64>| {
+            let size = size.map_or("larger than".into(), |n| format!("{n} bytes, more than"));
+            failed(format!(
+                "the file is {size} the {max} bytes an ADD download may be (set {URL_MAX_VAR} to allow more)"
+            ))
+        };
+        let client = limits::http_client(&self.limits)
             .map_err(|e| failed(format!("setting up the HTTP client: {e}")))?;
         self.runtime()?.block_on(async {
             let mut res = client
@@ -40,7 +45,7 @@ impl Registry {
                 .map_err(|e| Error::Unreachable {
                     registry: url.to_string(),
                     attempts: 1,
-                    detail: crate::transport::chain(&e),
+                    detail: format!("{}{}", crate::transport::chain(&e), timeout_hint(&e)),
                 })?;
             if !res.status().is_success() {
                 return Err(failed(format!("the server answered {}", res.status())));
@@ -58,11 +63,19 @@ impl Registry {
                     .as_deref()
                     .and_then(disposition_name),
             };
-            while let Some(chunk) = res
-                .chunk()
-                .await
-                .map_err(|e| failed(format!("reading the body: {}", crate::transport::chain(&e))))?
-            {
+            if let Some(n) = res.content_length().filter(|n| *n > max) {
+                return Err(too_large(Some(n)));
+            }
+            while let Some(chunk) = res.chunk().await.map_err(|e| {
+                failed(format!(
+                    "reading the body: {}{}",
+                    crate::transport::chain(&e),
+                    timeout_hint(&e)
+                ))
+            })? {
+                if download.size + chunk.len() as u64 > max {
+                    return Err(too_large(None));
+                }
                 out.write_all(&chunk)
                     .map_err(|e| Error::io(format!("writing {url}"), e))?;
                 download.size += chunk.len() as u64;

@@ -29,8 +29,10 @@ mod auth;
 mod conf;
 mod error;
 mod http;
+mod limits;
 mod login;
 mod manifest;
+mod manifest_get;
 mod platform;
 mod progress;
 mod pull;
@@ -43,6 +45,7 @@ pub use auth::{login_file, logout, remember_login, Credentials};
 pub use conf::RegistriesConf;
 pub use error::{Error, Result};
 pub use http::Download;
+pub use limits::{valid_digest, TIMEOUT_VAR, URL_MAX_VAR};
 pub use platform::Platform;
 pub use progress::{Events, Silent};
 pub use pull::Pulled;
@@ -71,11 +74,13 @@ pub struct Options {
 pub struct Registry {
     opts: Options,
     conf: RegistriesConf,
+    limits: limits::Limits,
     runtime: OnceLock<tokio::runtime::Runtime>,
 }
 
 impl Registry {
-    /// Reads `registries.conf`; no network yet.
+    /// Reads `registries.conf` and the timeouts' overrides
+    /// ([`TIMEOUT_VAR`], [`URL_MAX_VAR`]); no network yet.
     pub fn new(opts: Options) -> Result<Registry> {
         let conf = match &opts.registries_conf {
             Some(p) => RegistriesConf::load_file(p)?,
@@ -84,6 +89,7 @@ impl Registry {
         Ok(Registry {
             opts,
             conf,
+            limits: limits::Limits::from_env()?,
             runtime: OnceLock::new(),
         })
     }

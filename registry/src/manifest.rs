@@ -86,12 +86,20 @@ pub fn parse(reference: &str, bytes: &[u8]) -> Result<Fetched> {
         None => doc.manifests.is_some(),
     };
     if is_index {
-        return Ok(Fetched::Index(doc.manifests.unwrap_or_default()));
+        let entries = doc.manifests.unwrap_or_default();
+        for e in &entries {
+            check_digest(reference, "index entry", &e.digest)?;
+        }
+        return Ok(Fetched::Index(entries));
     }
     let config = doc
         .config
         .ok_or_else(|| bad("the manifest has no config".into()))?;
     let layers = doc.layers.unwrap_or_default();
+    check_digest(reference, "config", &config.digest)?;
+    for l in &layers {
+        check_digest(reference, "layer", &l.digest)?;
+    }
     if let Some(l) = layers.iter().find(|l| !l.urls.is_empty()) {
         return Err(bad(format!(
             "layer {} is a foreign layer (fetched from {}); kiln pulls only from registries",
@@ -102,25 +110,72 @@ pub fn parse(reference: &str, bytes: &[u8]) -> Result<Fetched> {
     Ok(Fetched::Image { config, layers })
 }
 
+/// A digest from the registry, refused before it is used anywhere (a
+/// URL, a path, a message the user may paste) unless it has its
+/// algorithm's form.
+fn check_digest(reference: &str, what: &str, digest: &str) -> Result<()> {
+    if crate::limits::valid_digest(digest) {
+        return Ok(());
+    }
+    Err(Error::Manifest {
+        reference: reference.to_string(),
+        message: format!(
+            "{what} digest {digest:?} is not a digest (sha256:<64 hex> or sha512:<128 hex>); refused"
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn d(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
+
     #[test]
     fn tells_manifests_from_indexes() {
-        let m = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",
-            "config":{"mediaType":"x","digest":"sha256:aa","size":2},
-            "layers":[{"mediaType":"y","digest":"sha256:bb","size":3}]}"#;
-        assert!(
-            matches!(parse("r", m).unwrap(), Fetched::Image { layers, .. } if layers.len() == 1)
+        let m = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",
+            "config":{{"mediaType":"x","digest":"{}","size":2}},
+            "layers":[{{"mediaType":"y","digest":"{}","size":3}}]}}"#,
+            d('a'),
+            d('b')
         );
-        let i = br#"{"schemaVersion":2,"manifests":[{"digest":"sha256:cc","size":1,
-            "platform":{"os":"linux","architecture":"amd64"}}]}"#;
-        assert!(matches!(parse("r", i).unwrap(), Fetched::Index(e) if e.len() == 1));
+        assert!(
+            matches!(parse("r", m.as_bytes()).unwrap(), Fetched::Image { layers, .. } if layers.len() == 1)
+        );
+        let i = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"digest":"{}","size":1,
+            "platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#,
+            d('c')
+        );
+        assert!(matches!(parse("r", i.as_bytes()).unwrap(), Fetched::Index(e) if e.len() == 1));
         let v1 = br#"{"schemaVersion":1,"fsLayers":[]}"#;
         assert!(parse("r", v1).unwrap_err().to_string().contains("schema 1"));
         let odd = br#"{"schemaVersion":2,"mediaType":"text/plain"}"#;
         assert!(parse("r", odd).is_err());
         assert!(parse("r", b"not json").is_err());
+    }
+
+    #[test]
+    fn digests_that_are_not_digests_are_refused() {
+        let hostile = "sha256:../../../home/u/CANARY";
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"digest":"{hostile}","size":1,
+            "platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#
+        );
+        let config = format!(
+            r#"{{"schemaVersion":2,"config":{{"digest":"{hostile}","size":2}},"layers":[]}}"#
+        );
+        let layer = format!(
+            r#"{{"schemaVersion":2,"config":{{"digest":"{}","size":2}},
+            "layers":[{{"digest":"{hostile}","size":3}}]}}"#,
+            d('a')
+        );
+        for (what, doc) in [("index entry", index), ("config", config), ("layer", layer)] {
+            let e = parse("r", doc.as_bytes()).unwrap_err().to_string();
+            assert!(e.contains(what) && e.contains(hostile), "{e}");
+        }
     }
 }

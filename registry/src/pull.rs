@@ -6,7 +6,8 @@
 
 use futures_util::StreamExt;
 use kiln_layer::Digest;
-use kiln_store::{archive, Image, Store};
+use kiln_store::archive::{self, MANIFEST_MAX};
+use kiln_store::{Image, Store};
 use oci_client::{Reference, RegistryOperation};
 use oci_spec::image::{Descriptor as OciDescriptor, ImageManifestBuilder, MediaType};
 
@@ -77,7 +78,12 @@ impl Registry {
         events: &dyn Events,
     ) -> Result<Pulled> {
         let rt = self.runtime()?;
-        let session = Session::new(ep, &original.whole(), self.opts.auth_file.as_deref())?;
+        let session = Session::new(
+            ep,
+            &original.whole(),
+            self.opts.auth_file.as_deref(),
+            &self.limits,
+        )?;
         let resolved = rt.block_on(self.resolve(&session))?;
         // `repo@<index digest>` means the host's image; another
         // platform's is found by its own manifest digest only.
@@ -116,6 +122,16 @@ impl Registry {
         }
         let transfers = Transfers::new(events);
         let config = digest_of(&session, &resolved.config.digest)?;
+        // The config is read whole into memory: bounded like a manifest.
+        if resolved.config.size > MANIFEST_MAX {
+            return Err(Error::Manifest {
+                reference: session.original.clone(),
+                message: archive::too_large(
+                    &format!("the image config {config}"),
+                    resolved.config.size,
+                ),
+            });
+        }
         if !store.has_blob(&config) {
             rt.block_on(fetch_blob(
                 &session,
@@ -123,6 +139,7 @@ impl Registry {
                 &resolved.config,
                 &transfers,
                 None,
+                MANIFEST_MAX,
             ))?;
         }
         let diff_ids = diff_ids(&session, store, &config, resolved.layers.len())?;
@@ -140,7 +157,7 @@ impl Registry {
     /// The image manifest `session.reference` names, through an index.
     async fn resolve(&self, s: &Session) -> Result<Resolved> {
         s.authenticate(RegistryOperation::Pull).await?;
-        let (bytes, digest) = fetch_manifest(s, &s.reference).await?;
+        let (bytes, digest) = s.get_manifest(&s.reference).await?;
         match manifest::parse(&s.original, &bytes)? {
             Fetched::Image { config, layers } => Ok(Resolved {
                 image_digest: digest.clone(),
@@ -151,7 +168,7 @@ impl Registry {
             Fetched::Index(entries) => {
                 let entry = platform::select(&s.original, &entries, &self.platform())?;
                 let child = s.reference.clone_with_digest(entry.digest.clone());
-                let (bytes, image_digest) = fetch_manifest(s, &child).await?;
+                let (bytes, image_digest) = s.get_manifest(&child).await?;
                 match manifest::parse(&s.original, &bytes)? {
                     Fetched::Image { config, layers } => Ok(Resolved {
                         digest,
@@ -235,7 +252,14 @@ fn fetch_layer(
         return Ok(());
     }
     if !store.has_blob(&blob) {
-        rt.block_on(fetch_blob(s, store, desc, transfers, Some("downloaded")))?;
+        rt.block_on(fetch_blob(
+            s,
+            store,
+            desc,
+            transfers,
+            Some("downloaded"),
+            u64::MAX,
+        ))?;
     }
     let mut f = store.open_blob(&blob)?;
     store
@@ -252,26 +276,19 @@ fn short(d: &str) -> &str {
     &d[..d.len().min(19)]
 }
 
-async fn fetch_manifest(s: &Session, r: &Reference) -> Result<(bytes::Bytes, String)> {
-    s.retry(|| async {
-        s.client
-            .pull_manifest_raw(r, &s.auth, manifest::ACCEPTED)
-            .await
-            .map_err(|e| s.failure(e, "manifest"))
-    })
-    .await
-}
-
 /// Streams one blob into `oci/blobs`: its digest checked, its size
-/// bounded by the descriptor's (a registry cannot fill the disk).
+/// bounded by the descriptor's (a registry cannot fill the disk), and by
+/// `max` where the descriptor gives none.
 async fn fetch_blob(
     s: &Session,
     store: &Store,
     desc: &Descriptor,
     transfers: &Transfers<'_>,
     verb: Option<&str>,
+    max: u64,
 ) -> Result<()> {
     let expected = digest_of(s, &desc.digest)?;
+    let bound = if desc.size > 0 { desc.size } else { max };
     let id = transfers.start(short(&desc.digest), desc.size);
     let result = s
         .retry(|| async {
@@ -284,7 +301,7 @@ async fn fetch_blob(
             let mut w = store.blob_writer()?;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| stream_failure(s, &desc.digest, e))?;
-                if desc.size > 0 && w.len() + chunk.len() as u64 > desc.size {
+                if w.len() + chunk.len() as u64 > bound {
                     return Err(Failure::Fatal(mismatch(
                         s,
                         desc,
@@ -333,7 +350,7 @@ fn stream_failure(s: &Session, digest: &str, e: std::io::Error) -> Failure {
             actual: actual.clone(),
         });
     }
-    Failure::Transient(format!("reading blob {digest}: {e}"))
+    Failure::Transient(format!("reading blob {digest}: {}", s.describe(&e)))
 }
 
 /// The manifest as the store's OCI type (the store re-records it with

@@ -38,7 +38,12 @@ impl Registry {
     ) -> Result<String> {
         let r = normalize(dest)?;
         let ep = self.conf.push_endpoint(&r, &self.opts.insecure)?;
-        let session = Session::new(&ep, &r.whole(), self.opts.auth_file.as_deref())?;
+        let session = Session::new(
+            &ep,
+            &r.whole(),
+            self.opts.auth_file.as_deref(),
+            &self.limits,
+        )?;
         let rt = self.runtime()?;
         rt.block_on(session.authenticate(RegistryOperation::Push))?;
         // Every layer as a blob (a built image may list plain tars it has
@@ -53,6 +58,13 @@ impl Registry {
             digest: l.digest().to_string(),
             size: l.size(),
         }));
+        // Each goes into a URL (with the user's credentials).
+        if let Some(b) = blobs.iter().find(|b| !crate::valid_digest(&b.digest)) {
+            return Err(Error::Manifest {
+                reference: r.whole(),
+                message: format!("the stored image lists {:?}, not a digest", b.digest),
+            });
+        }
         let transfers = Transfers::new(events);
         let sources = mount_sources(store, &session.reference, image)?;
         self.push_blobs(rt, &session, store, &blobs, &sources, &transfers)?;

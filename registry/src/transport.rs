@@ -14,14 +14,24 @@ use oci_client::{Client, Reference, RegistryOperation};
 use crate::auth::{self, Credentials};
 use crate::conf::Endpoint;
 use crate::error::{Error, Result};
+use crate::limits::{self, Limits};
 
 /// Attempts for an operation that fails for a reason a retry may fix (the
 /// registry down, a dropped connection, 5xx, 429).
 const ATTEMPTS: u32 = 4;
 const FIRST_DELAY: Duration = Duration::from_millis(250);
+const USER_AGENT: &str = concat!("kiln/", env!("CARGO_PKG_VERSION"));
 
 pub(crate) struct Session {
     pub client: Client,
+    /// For the requests kiln makes itself (manifests, read bounded), with
+    /// the same timeouts as `client`.
+    pub http: reqwest::Client,
+    /// `http` or `https` for this endpoint.
+    pub scheme: &'static str,
+    /// The bearer token the auth challenge gave, for `http`'s requests.
+    pub token: std::sync::Mutex<Option<String>>,
+    pub limits: Limits,
     /// The reference as this endpoint names it (a mirror's, or the
     /// primary location's).
     pub reference: Reference,
@@ -66,9 +76,18 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
 }
 
 impl Session {
-    pub fn new(endpoint: &Endpoint, original: &str, auth_file: Option<&Path>) -> Result<Session> {
+    pub fn new(
+        endpoint: &Endpoint,
+        original: &str,
+        auth_file: Option<&Path>,
+        limits: &Limits,
+    ) -> Result<Session> {
         let r = &endpoint.reference;
         let host = r.resolve_registry().to_string();
+        let setup = |e: &dyn std::error::Error| Error::Protocol {
+            registry: r.registry().to_string(),
+            message: format!("setting up the HTTP client: {}", chain(e)),
+        };
         let config = ClientConfig {
             protocol: if endpoint.insecure {
                 ClientProtocol::HttpsExcept(vec![host])
@@ -76,15 +95,15 @@ impl Session {
                 ClientProtocol::Https
             },
             platform_resolver: None,
-            connect_timeout: Some(Duration::from_secs(10)),
-            read_timeout: Some(Duration::from_secs(120)),
-            user_agent: concat!("kiln/", env!("CARGO_PKG_VERSION")),
+            // reqwest's read timeout: from the request to its headers,
+            // then between body reads, so a stalled registry fails.
+            connect_timeout: Some(limits.connect),
+            read_timeout: Some(limits.idle),
+            user_agent: USER_AGENT,
             ..ClientConfig::default()
         };
-        let client = Client::try_from(config).map_err(|e| Error::Protocol {
-            registry: r.registry().to_string(),
-            message: format!("setting up the HTTP client: {}", chain(&e)),
-        })?;
+        let client = Client::try_from(config).map_err(|e| setup(&e))?;
+        let http = limits::http_client(limits).map_err(|e| setup(&e))?;
         let creds = auth::lookup(auth_file, r.registry(), r.repository())?;
         let auth = match &creds {
             Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
@@ -92,6 +111,10 @@ impl Session {
         };
         Ok(Session {
             client,
+            http,
+            scheme: if endpoint.insecure { "http" } else { "https" },
+            token: std::sync::Mutex::new(None),
+            limits: limits.clone(),
             reference: r.clone(),
             auth,
             creds,
@@ -107,14 +130,19 @@ impl Session {
     /// Answers the registry's auth challenge once, up front, so a refused
     /// token request is reported as such.
     pub async fn authenticate(&self, op: RegistryOperation) -> Result<()> {
-        self.retry(|| async {
-            self.client
-                .auth(&self.reference, &self.auth, op)
-                .await
-                .map(|_| ())
-                .map_err(|e| self.failure(e, "registry"))
-        })
-        .await
+        self.retry(|| self.refresh_token(op)).await
+    }
+
+    /// Asks for a token (kept for kiln's own requests; oci-client keeps
+    /// its own).
+    pub async fn refresh_token(&self, op: RegistryOperation) -> Result<(), Failure> {
+        let token = self
+            .client
+            .auth(&self.reference, &self.auth, op)
+            .await
+            .map_err(|e| self.failure(e, "registry"))?;
+        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = token;
+        Ok(())
     }
 
     /// Runs `op` until it succeeds, fails for good, or has failed
@@ -163,7 +191,7 @@ impl Session {
         }
     }
 
-    fn unauthorized(&self, status: String) -> Failure {
+    pub fn unauthorized(&self, status: String) -> Failure {
         Failure::Fatal(Error::Unauthorized {
             registry: self.registry().to_string(),
             reference: self.original.clone(),
@@ -172,7 +200,7 @@ impl Session {
         })
     }
 
-    fn not_found(&self, what: &'static str) -> Failure {
+    pub fn not_found(&self, what: &'static str) -> Failure {
         Failure::Fatal(Error::NotFound {
             reference: self.original.clone(),
             registry: self.registry().to_string(),
@@ -180,11 +208,21 @@ impl Session {
         })
     }
 
-    fn protocol(&self, message: String) -> Failure {
+    pub fn protocol(&self, message: String) -> Failure {
         Failure::Fatal(Error::Protocol {
             registry: self.registry().to_string(),
             message,
         })
+    }
+
+    /// A failure worth retrying; a timeout says what kiln waited.
+    pub fn transient(&self, e: &(dyn std::error::Error + 'static)) -> Failure {
+        Failure::Transient(self.describe(e))
+    }
+
+    /// `e` with its causes, and for a timeout what kiln waited.
+    pub fn describe(&self, e: &(dyn std::error::Error + 'static)) -> String {
+        format!("{}{}", chain(e), self.limits.timeout_hint(e))
     }
 
     /// Classifies an oci-client error; `what` says what was asked for
@@ -197,9 +235,11 @@ impl Session {
                 }
                 Some(s) if s.as_u16() == 404 => self.not_found(what),
                 Some(s) if s.is_client_error() && s.as_u16() != 429 => self.protocol(chain(&e)),
-                _ => Failure::Transient(chain(&e)),
+                // The reqwest error itself: oci-client's wrapper is
+                // transparent, so its source() skips it.
+                _ => self.transient(r),
             },
-            OciDistributionError::IoError(ref io) => Failure::Transient(chain(io)),
+            OciDistributionError::IoError(ref io) => self.transient(io),
             OciDistributionError::ServerError {
                 code, ref message, ..
             } => match code {

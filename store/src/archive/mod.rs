@@ -24,6 +24,48 @@ use crate::{Image, Store};
 pub use docker::{export_docker_archive, import_docker_archive};
 pub use oci::{export_oci_archive, export_oci_dir, import_oci_archive, import_oci_dir};
 
+/// The most a manifest, an index or an image config may weigh, wherever
+/// it comes from (containers/image's limit): these are read whole into
+/// memory, so a hostile one must not be able to make that unbounded.
+pub const MANIFEST_MAX: u64 = 4 << 20;
+
+/// `what` (a manifest, an index, a config) is larger than [`MANIFEST_MAX`].
+pub fn too_large(what: &str, size: u64) -> String {
+    format!(
+        "{what} is {size} bytes, more than the {} MiB kiln accepts",
+        MANIFEST_MAX >> 20
+    )
+}
+
+/// A stored blob that is a manifest, index or config, refused unread if it
+/// is larger than [`MANIFEST_MAX`].
+pub(crate) fn read_small_blob(store: &Store, d: &Digest, what: &str) -> Result<Vec<u8>> {
+    let p = store.blob_path(d);
+    let size = std::fs::metadata(&p)
+        .map_err(|e| Error::io("stat", &p, e))?
+        .len();
+    if size > MANIFEST_MAX {
+        return Err(Error::Archive(too_large(&format!("{what} {d}"), size)));
+    }
+    store.read_blob(d)
+}
+
+/// A small file (a layout's index.json), read no further than
+/// [`MANIFEST_MAX`] whatever its size claims to be.
+pub(crate) fn read_small_file(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let mut buf = Vec::new();
+    f.take(MANIFEST_MAX + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io("read", path, e))?;
+    if buf.len() as u64 > MANIFEST_MAX {
+        let size = std::fs::metadata(path).map_or(buf.len() as u64, |m| m.len());
+        return Err(Error::Archive(too_large(&path.display().to_string(), size)));
+    }
+    Ok(buf)
+}
+
 /// `kiln load`: an oci-archive or a docker-archive, told apart by content.
 pub fn import_archive(store: &Store, input: &Path) -> Result<Vec<Image>> {
     let contents = read::scan(store, input)?;
@@ -52,7 +94,7 @@ pub fn adopt_manifest(store: &Store, manifest: &ImageManifest, names: &[String])
 /// config's diffIDs, and records the image under `names`.
 pub(crate) fn adopt(store: &Store, manifest: &ImageManifest, names: &[String]) -> Result<Image> {
     let config_digest = our_digest(manifest.config().digest())?;
-    let config = store.read_blob(&config_digest)?;
+    let config = read_small_blob(store, &config_digest, "image config")?;
     let (_, diff_ids) = crate::images::parse_config(&config, &config_digest)?;
     if diff_ids.len() != manifest.layers().len() {
         return Err(Error::Archive(format!(

@@ -53,11 +53,11 @@ pub fn export_oci_dir(store: &Store, image: &Image, names: &[String], dir: &Path
     let index_path = dir.join("index.json");
     // An existing layout keeps its other images (and its index's own
     // fields); names this export uses move to this image.
-    let mut index: ImageIndex = match std::fs::read(&index_path) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map_err(|e| Error::json(index_path.display().to_string(), e))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => crate::images::empty_index()?,
-        Err(e) => return Err(Error::io("read", index_path, e)),
+    let mut index: ImageIndex = if index_path.exists() {
+        let b = super::read_small_file(&index_path)?;
+        serde_json::from_slice(&b).map_err(|e| Error::json(index_path.display().to_string(), e))?
+    } else {
+        crate::images::empty_index()?
     };
     let mut manifests: Vec<Descriptor> = index.manifests().clone();
     let desc = write::manifest_descriptor(store, image, None)?;
@@ -84,7 +84,7 @@ impl Source<'_> {
         let (what, bytes) = match self {
             Source::Dir(d) => {
                 let p = d.join("index.json");
-                let bytes = std::fs::read(&p).map_err(|e| Error::io("read", &p, e))?;
+                let bytes = super::read_small_file(&p)?;
                 (p.display().to_string(), bytes)
             }
             Source::Archive(c) => (
@@ -117,9 +117,16 @@ impl Source<'_> {
         }
     }
 
-    fn json<T: serde::de::DeserializeOwned>(&self, store: &Store, d: &Digest) -> Result<T> {
+    /// A manifest or index blob (`what`), fetched and parsed.
+    fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        store: &Store,
+        d: &Digest,
+        what: &str,
+    ) -> Result<T> {
         self.fetch(store, d)?;
-        serde_json::from_slice(&store.read_blob(d)?).map_err(|e| Error::json(d.to_string(), e))
+        let bytes = super::read_small_blob(store, d, what)?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::json(d.to_string(), e))
     }
 }
 
@@ -136,12 +143,12 @@ fn manifest_of(
     let is_index =
         matches!(desc.media_type(), MediaType::ImageIndex) || media.contains("manifest.list");
     if !is_index {
-        return src.json(store, &d);
+        return src.json(store, &d, "manifest");
     }
     if depth > 4 {
         return Err(Error::Archive("indexes nested too deep".into()));
     }
-    let index: ImageIndex = src.json(store, &d)?;
+    let index: ImageIndex = src.json(store, &d, "index")?;
     let arch = host_arch();
     let chosen = index.manifests().iter().find(|m| {
         m.platform()

@@ -13,8 +13,6 @@ use crate::error::{Error, Result};
 use crate::Store;
 
 const METADATA: [&str; 4] = ["manifest.json", "index.json", "oci-layout", "repositories"];
-/// More than any real index or manifest list; bounds memory on hostile input.
-const METADATA_MAX: u64 = 16 << 20;
 
 /// A member's name, refused if it could mean a place outside the archive
 /// (nothing is written by name, but a name that tries is a hostile or
@@ -58,13 +56,18 @@ pub(crate) fn scan(store: &Store, path: &Path) -> Result<Contents> {
         }
         let name = member_name(&entry.path_bytes())?;
         if METADATA.contains(&name.as_str()) {
-            if entry.size() > METADATA_MAX {
-                return Err(Error::Archive(format!(
-                    "{name} in the archive is too large"
+            // Read whole into memory: bounded like a manifest.
+            if entry.size() > super::MANIFEST_MAX {
+                return Err(Error::Archive(super::too_large(
+                    &format!("{name} in the archive"),
+                    entry.size(),
                 )));
             }
             let mut buf = Vec::new();
-            entry.read_to_end(&mut buf).map_err(bad)?;
+            (&mut entry)
+                .take(super::MANIFEST_MAX)
+                .read_to_end(&mut buf)
+                .map_err(bad)?;
             contents.files.insert(name, buf);
             continue;
         }
