@@ -171,11 +171,11 @@ impl<R: Read> HeaderLimit<R> {
 }
 
 fn data_state(size: u64, keep: Option<u64>) -> State {
-    let left = size.div_ceil(BLOCK as u64) * BLOCK as u64;
-    if left == 0 {
-        State::Header
-    } else {
-        State::Data { left, keep }
+    // A size that overflows when rounded is an error for the tar reader.
+    match size.checked_next_multiple_of(BLOCK as u64) {
+        None => State::Done,
+        Some(0) => State::Header,
+        Some(left) => State::Data { left, keep },
     }
 }
 
