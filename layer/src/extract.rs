@@ -20,6 +20,7 @@ use rustix::io::Errno;
 use tar::EntryType;
 
 use crate::error::{Error, Result};
+use crate::sparse::HoleWriter;
 use crate::unpack::UnpackOptions;
 use crate::xattrs::{self, Target};
 
@@ -427,20 +428,25 @@ fn make_file<R: Read>(node: &Node<'_>, entry: &mut tar::Entry<'_, R>) -> Result<
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = rfs::openat(node.parent, node.name, flags, Mode::from_raw_mode(0o600))
         .map_err(|e| Error::io("create", &node.host, e))?;
-    let mut file = File::from(fd);
-    // Read and write errors are told apart: one is a bad archive, the
-    // other a full disk.
+    let file = File::from(fd);
+    // Zero blocks become holes: a sparse file stays sparse, and a layer's
+    // long zero runs cost no disk. Read and write errors are told apart:
+    // one is a bad archive, the other a full disk.
+    let mut out = HoleWriter::new(&file);
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = match entry.read(&mut buf) {
-            Ok(0) => return Ok(true),
+            Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(archive_err(e)),
         };
-        io::Write::write_all(&mut file, &buf[..n])
+        out.write(&buf[..n])
             .map_err(|e| Error::io("write", &node.host, e))?;
     }
+    out.finish()
+        .map_err(|e| Error::io("truncate", &node.host, e))?;
+    Ok(true)
 }
 
 fn make_symlink(node: &Node<'_>, target: &[u8]) -> Result<bool> {

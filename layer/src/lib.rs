@@ -40,6 +40,7 @@ mod error;
 mod extract;
 mod guard;
 mod pargz;
+mod sparse;
 mod tarwrite;
 mod unpack;
 mod xattrs;
