@@ -367,7 +367,13 @@ fn open_dir(dir: BorrowedFd<'_>, name: &OsStr) -> rustix::io::Result<OwnedFd> {
     )
 }
 
-/// The names in a directory, byte-sorted, without `.` and `..`.
+/// The names in a directory, byte-sorted, without `.` and `..`, and
+/// without names that are listed but not there. Overlay lists a whiteout
+/// in a directory it does not merge (a layer's dir over a lower symlink or
+/// file, with a `.wh.` entry inside) yet looks it up as missing: every
+/// reader of a merged rootfs (capture, COPY, export) then failed with a
+/// bare ENOENT. Such a whiteout hides nothing, so it is left out; only
+/// character devices (what a whiteout is) are checked.
 pub fn names(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
     let fd = rfs::openat(
         dir,
@@ -377,10 +383,21 @@ pub fn names(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
     )?;
     let mut out = Vec::new();
     for entry in rfs::Dir::read_from(&fd)? {
-        let name = entry?.file_name().to_bytes().to_vec();
-        if name != b"." && name != b".." {
-            out.push(name);
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
         }
+        if matches!(
+            entry.file_type(),
+            FileType::CharacterDevice | FileType::Unknown
+        ) {
+            match rfs::statat(&fd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
+                Err(rustix::io::Errno::NOENT) => continue,
+                Ok(_) | Err(_) => {}
+            }
+        }
+        out.push(name.to_vec());
     }
     out.sort();
     Ok(out)
