@@ -388,14 +388,15 @@ pub fn names(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
         if name == b"." || name == b".." {
             continue;
         }
-        if matches!(
+        let maybe_whiteout = matches!(
             entry.file_type(),
             FileType::CharacterDevice | FileType::Unknown
-        ) {
-            match rfs::statat(&fd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
-                Err(rustix::io::Errno::NOENT) => continue,
-                Ok(_) | Err(_) => {}
-            }
+        );
+        if maybe_whiteout
+            && rfs::statat(&fd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW).err()
+                == Some(rustix::io::Errno::NOENT)
+        {
+            continue;
         }
         out.push(name.to_vec());
     }
