@@ -6,6 +6,7 @@ mod support;
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,6 +30,8 @@ fn build_within(case: &Case, limit: Duration) -> (bool, String, u64) {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(fs::File::create(case.path("err")).unwrap())
+        // Its own process group: a hung kiln is killed with GNU time.
+        .process_group(0)
         .spawn()
         .unwrap();
     let start = Instant::now();
@@ -37,7 +40,7 @@ fn build_within(case: &Case, limit: Duration) -> (bool, String, u64) {
             break st;
         }
         if start.elapsed() > limit {
-            let _ = child.kill();
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.wait();
             panic!("kiln build still running after {limit:?}");
         }
