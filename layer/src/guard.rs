@@ -132,9 +132,9 @@ impl<R: Read> HeaderLimit<R> {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
-                    "a {} entry of {size} bytes is larger than the {} KiB limit",
+                    "a {} of {size} bytes is over the limit of {}",
                     describe(kind),
-                    self.limit >> 10
+                    human(self.limit)
                 ),
             ));
         }
@@ -176,6 +176,14 @@ fn data_state(size: u64, keep: Option<u64>) -> State {
         None => State::Done,
         Some(0) => State::Header,
         Some(left) => State::Data { left, keep },
+    }
+}
+
+fn human(bytes: u64) -> String {
+    if bytes % (1 << 20) == 0 {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
     }
 }
 
