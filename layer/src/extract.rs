@@ -166,7 +166,8 @@ impl<'a> Extractor<'a> {
             .resolve_dir(&parts, true)?
             .ok_or_else(|| Error::io("open", self.host_path(&parts), Errno::NOENT))?;
         if self.opts.whiteouts && name.starts_with(WH_PREFIX) {
-            return self.whiteout(parent.as_fd(), &parts, &name, &raw);
+            let mtime = header_mtime(entry.header());
+            return self.whiteout(parent.as_fd(), &parts, &name, &raw, mtime);
         }
         let meta = self.meta(entry)?;
         let mut full = parts.clone();
@@ -232,10 +233,7 @@ impl<'a> Extractor<'a> {
             mode: h.mode().unwrap_or(0o644) & 0o7777,
             uid,
             gid,
-            mtime: Timespec {
-                tv_sec: i64::try_from(h.mtime().unwrap_or(0)).unwrap_or(0),
-                tv_nsec: 0,
-            },
+            mtime: header_mtime(h),
             xattrs: kept,
         })
     }
@@ -281,13 +279,15 @@ impl<'a> Extractor<'a> {
     }
 
     /// `.wh..wh..opq` marks the parent opaque; `.wh.NAME` replaces NAME
-    /// with overlay's whiteout, a char device 0:0.
+    /// with overlay's whiteout, a char device 0:0, with the entry's mtime
+    /// (capture writes it back: without it a recapture differed).
     fn whiteout(
         &mut self,
         parent: BorrowedFd<'_>,
         parts: &[Vec<u8>],
         name: &[u8],
         raw: &[u8],
+        mtime: Timespec,
     ) -> Result<()> {
         if name == WH_OPAQUE {
             let dir = rfs::openat(
@@ -322,10 +322,11 @@ impl<'a> Extractor<'a> {
             Mode::from_raw_mode(0o600),
             0,
         ) {
-            Ok(()) => Ok(()),
-            Err(Errno::PERM) => Err(Error::WhiteoutNotPermitted { path: host }),
-            Err(e) => Err(Error::io("mknod", host, e)),
+            Ok(()) => {}
+            Err(Errno::PERM) => return Err(Error::WhiteoutNotPermitted { path: host }),
+            Err(e) => return Err(Error::io("mknod", host, e)),
         }
+        set_mtime(parent, os, mtime).map_err(|e| Error::io("utimensat", host, e))
     }
 
     /// A hardlink to an entry already extracted, found inside the root.
@@ -517,6 +518,13 @@ fn archive_err(source: io::Error) -> Error {
 /// them) become the overflow id 65534 rather than wrapping to root.
 fn id(v: io::Result<u64>) -> u32 {
     v.ok().and_then(|v| u32::try_from(v).ok()).unwrap_or(65534)
+}
+
+fn header_mtime(h: &tar::Header) -> Timespec {
+    Timespec {
+        tv_sec: i64::try_from(h.mtime().unwrap_or(0)).unwrap_or(0),
+        tv_nsec: 0,
+    }
 }
 
 fn device(h: &tar::Header) -> u64 {
