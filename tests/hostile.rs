@@ -14,15 +14,12 @@ use std::time::{Duration, Instant};
 use kiln_layer::{capture, CaptureOptions, Compression};
 use support::{tool, Case};
 
-/// `kiln build` of the case under GNU time, killed if it runs past `limit`:
-/// (succeeded, output, max RSS in KiB).
+/// `kiln build` of the case, killed if it runs past `limit`: (succeeded,
+/// stderr, max RSS in KiB of kiln and the processes it waited for).
+// Reaped by wait4 below, which Child cannot see.
+#[allow(clippy::zombie_processes)]
 fn build_within(case: &Case, limit: Duration) -> (bool, String, u64) {
-    let rss = case.path("rss");
-    let mut child = Command::new("/usr/bin/time")
-        .arg("-o")
-        .arg(&rss)
-        .args(["-f", "%M"])
-        .arg(support::kiln_bin())
+    let child = Command::new(support::kiln_bin())
         .arg("--root")
         .arg(case.store())
         .arg("build")
@@ -30,30 +27,31 @@ fn build_within(case: &Case, limit: Duration) -> (bool, String, u64) {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(fs::File::create(case.path("err")).unwrap())
-        // Its own process group: a hung kiln is killed with GNU time.
+        // Its own process group: a hung build is killed with its helpers.
         .process_group(0)
         .spawn()
         .unwrap();
+    let pid = child.id() as libc::pid_t;
     let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
+    // wait4, not Child::wait: its rusage carries the peak RSS.
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        assert!(r >= 0, "wait4: {}", std::io::Error::last_os_error());
+        if r == pid {
+            break;
         }
         if start.elapsed() > limit {
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-            let _ = child.wait();
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            unsafe { libc::waitpid(pid, &mut status, 0) };
             panic!("kiln build still running after {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(50));
-    };
+    }
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     let err = fs::read_to_string(case.path("err")).unwrap();
-    let kib = fs::read_to_string(&rss)
-        .unwrap()
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(0);
-    (status.success(), err, kib)
+    (ok, err, usage.ru_maxrss as u64)
 }
 
 /// The image's /etc/passwd is untrusted: as a FIFO it must not hang the
