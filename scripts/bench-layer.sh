@@ -5,6 +5,7 @@
 # Usage: KILN_BENCH_MB=1024 RUNS=3 scripts/bench-layer.sh
 #   KILN_BENCH_MB   total data size in MiB (default 1024)
 #   KILN_BENCH_DIR  reuse/keep the tree here instead of a fresh temp dir
+#   KILN_BENCH_SPARSE_GB  size of the sparse-file capture bench (default 2, 0: skip)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mb=${KILN_BENCH_MB:-1024}
@@ -83,3 +84,16 @@ printf 'tar|gzip: %.3f s (%.1f MB/s)\n' "$gz" "$(echo "$data / $gz / 1000000" | 
 printf 'tar|pigz: %.3f s (%.1f MB/s)\n' "$pz" "$(echo "$data / $pz / 1000000" | bc -l)"
 printf 'speedup of kiln-layer: %.2fx vs tar|gzip, %.2fx vs tar|pigz\n' \
     "$(echo "$gz / $kiln" | bc -l)" "$(echo "$pz / $kiln" | bc -l)"
+
+# A sparse file (KILN_BENCH_SPARSE_GB GiB, 5 bytes of data): its holes are
+# still hashed (and compressed) as zeros, but never read from the disk.
+sparse_gb=${KILN_BENCH_SPARSE_GB:-2}
+if [ "$sparse_gb" != 0 ]; then
+    sp=$(mktemp -d /tmp/kiln-layer-sparse.XXXXXX)
+    truncate -s "${sparse_gb}G" "$sp/big"
+    printf 'hello' | dd of="$sp/big" bs=1 seek=1000000 conv=notrunc 2>/dev/null
+    echo "sparse: ${sparse_gb} GiB file, $(du -k "$sp/big" | cut -f1) KiB allocated"
+    "$bin" "$sp" none "$runs"
+    "$bin" "$sp" gzip "$runs"
+    rm -rf "$sp"
+fi

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -17,6 +17,7 @@ use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Stat};
 use crate::compress::{Compression, CompressionOptions, Encoder, MEDIA_TYPE_TAR};
 use crate::digest::{Digest, DigestWriter};
 use crate::error::{Error, Result};
+use crate::sparse;
 use crate::tarwrite::{self, Entry, Kind};
 use crate::xattrs::{self, Target};
 
@@ -330,8 +331,9 @@ impl Walker<'_> {
         }
     }
 
-    /// Streams exactly `size` bytes (the header promised them): a file that
-    /// changed size meanwhile is an error, not a corrupt tar.
+    /// Streams exactly `size` bytes (the header promised them), holes
+    /// without reading them: a file that shrank meanwhile is an error, not
+    /// a corrupt tar.
     fn file_data(
         &mut self,
         dir: BorrowedFd<'_>,
@@ -347,31 +349,11 @@ impl Walker<'_> {
             Mode::empty(),
         )
         .map_err(|e| Error::io("open", &host, e))?;
-        let mut file = File::from(fd).take(size);
+        let file = File::from(fd);
         if self.buf.is_empty() && size > 0 {
             self.buf = vec![0; READ_BUF];
         }
-        let mut copied = 0u64;
-        loop {
-            let n = match file.read(&mut self.buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("read", &host, e)),
-            };
-            self.out.write_all(&self.buf[..n]).map_err(Error::Output)?;
-            copied += n as u64;
-        }
-        if copied != size {
-            return Err(Error::io(
-                "read",
-                host,
-                io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the file shrank while being captured",
-                ),
-            ));
-        }
+        sparse::copy_out(&file, size, &mut self.buf, self.out, &host)?;
         tarwrite::write_padding(self.out, size).map_err(Error::Output)
     }
 }
@@ -385,7 +367,13 @@ fn open_dir(dir: BorrowedFd<'_>, name: &OsStr) -> rustix::io::Result<OwnedFd> {
     )
 }
 
-/// The names in a directory, byte-sorted, without `.` and `..`.
+/// The names in a directory, byte-sorted, without `.` and `..`, and
+/// without names that are listed but not there. Overlay lists a whiteout
+/// in a directory it does not merge (a layer's dir over a lower symlink or
+/// file, with a `.wh.` entry inside) yet looks it up as missing: every
+/// reader of a merged rootfs (capture, COPY, export) then failed with a
+/// bare ENOENT. Such a whiteout hides nothing, so it is left out; only
+/// character devices (what a whiteout is) are checked.
 pub fn names(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
     let fd = rfs::openat(
         dir,
@@ -395,10 +383,22 @@ pub fn names(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
     )?;
     let mut out = Vec::new();
     for entry in rfs::Dir::read_from(&fd)? {
-        let name = entry?.file_name().to_bytes().to_vec();
-        if name != b"." && name != b".." {
-            out.push(name);
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
         }
+        let maybe_whiteout = matches!(
+            entry.file_type(),
+            FileType::CharacterDevice | FileType::Unknown
+        );
+        if maybe_whiteout
+            && rfs::statat(&fd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW).err()
+                == Some(rustix::io::Errno::NOENT)
+        {
+            continue;
+        }
+        out.push(name.to_vec());
     }
     out.sort();
     Ok(out)

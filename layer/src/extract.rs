@@ -20,6 +20,7 @@ use rustix::io::Errno;
 use tar::EntryType;
 
 use crate::error::{Error, Result};
+use crate::sparse::HoleWriter;
 use crate::unpack::UnpackOptions;
 use crate::xattrs::{self, Target};
 
@@ -165,7 +166,8 @@ impl<'a> Extractor<'a> {
             .resolve_dir(&parts, true)?
             .ok_or_else(|| Error::io("open", self.host_path(&parts), Errno::NOENT))?;
         if self.opts.whiteouts && name.starts_with(WH_PREFIX) {
-            return self.whiteout(parent.as_fd(), &parts, &name, &raw);
+            let mtime = header_mtime(entry.header());
+            return self.whiteout(parent.as_fd(), &parts, &name, &raw, mtime);
         }
         let meta = self.meta(entry)?;
         let mut full = parts.clone();
@@ -231,10 +233,7 @@ impl<'a> Extractor<'a> {
             mode: h.mode().unwrap_or(0o644) & 0o7777,
             uid,
             gid,
-            mtime: Timespec {
-                tv_sec: i64::try_from(h.mtime().unwrap_or(0)).unwrap_or(0),
-                tv_nsec: 0,
-            },
+            mtime: header_mtime(h),
             xattrs: kept,
         })
     }
@@ -280,13 +279,15 @@ impl<'a> Extractor<'a> {
     }
 
     /// `.wh..wh..opq` marks the parent opaque; `.wh.NAME` replaces NAME
-    /// with overlay's whiteout, a char device 0:0.
+    /// with overlay's whiteout, a char device 0:0, with the entry's mtime
+    /// (capture writes it back: without it a recapture differed).
     fn whiteout(
         &mut self,
         parent: BorrowedFd<'_>,
         parts: &[Vec<u8>],
         name: &[u8],
         raw: &[u8],
+        mtime: Timespec,
     ) -> Result<()> {
         if name == WH_OPAQUE {
             let dir = rfs::openat(
@@ -321,10 +322,11 @@ impl<'a> Extractor<'a> {
             Mode::from_raw_mode(0o600),
             0,
         ) {
-            Ok(()) => Ok(()),
-            Err(Errno::PERM) => Err(Error::WhiteoutNotPermitted { path: host }),
-            Err(e) => Err(Error::io("mknod", host, e)),
+            Ok(()) => {}
+            Err(Errno::PERM) => return Err(Error::WhiteoutNotPermitted { path: host }),
+            Err(e) => return Err(Error::io("mknod", host, e)),
         }
+        set_mtime(parent, os, mtime).map_err(|e| Error::io("utimensat", host, e))
     }
 
     /// A hardlink to an entry already extracted, found inside the root.
@@ -427,20 +429,25 @@ fn make_file<R: Read>(node: &Node<'_>, entry: &mut tar::Entry<'_, R>) -> Result<
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = rfs::openat(node.parent, node.name, flags, Mode::from_raw_mode(0o600))
         .map_err(|e| Error::io("create", &node.host, e))?;
-    let mut file = File::from(fd);
-    // Read and write errors are told apart: one is a bad archive, the
-    // other a full disk.
+    let file = File::from(fd);
+    // Zero blocks become holes: a sparse file stays sparse, and a layer's
+    // long zero runs cost no disk. Read and write errors are told apart:
+    // one is a bad archive, the other a full disk.
+    let mut out = HoleWriter::new(&file);
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = match entry.read(&mut buf) {
-            Ok(0) => return Ok(true),
+            Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(archive_err(e)),
         };
-        io::Write::write_all(&mut file, &buf[..n])
+        out.write(&buf[..n])
             .map_err(|e| Error::io("write", &node.host, e))?;
     }
+    out.finish()
+        .map_err(|e| Error::io("truncate", &node.host, e))?;
+    Ok(true)
 }
 
 fn make_symlink(node: &Node<'_>, target: &[u8]) -> Result<bool> {
@@ -511,6 +518,13 @@ fn archive_err(source: io::Error) -> Error {
 /// them) become the overflow id 65534 rather than wrapping to root.
 fn id(v: io::Result<u64>) -> u32 {
     v.ok().and_then(|v| u32::try_from(v).ok()).unwrap_or(65534)
+}
+
+fn header_mtime(h: &tar::Header) -> Timespec {
+    Timespec {
+        tv_sec: i64::try_from(h.mtime().unwrap_or(0)).unwrap_or(0),
+        tv_nsec: 0,
+    }
 }
 
 fn device(h: &tar::Header) -> u64 {

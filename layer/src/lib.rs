@@ -10,7 +10,8 @@
 //!   tar, detected; bzip2 and xz behind features): nothing in the stream can
 //!   write, link, chmod, chown, set xattrs on or remove anything outside the
 //!   target root, and both digests are verified after the whole stream has
-//!   been read.
+//!   been read. PAX headers and GNU long names over 1 MiB are refused
+//!   before they are read into memory ([`HeaderLimit`]).
 //!
 //! Invariants:
 //! * The same tree always captures to the same bytes: entries in Go's
@@ -37,7 +38,9 @@ mod compress;
 mod digest;
 mod error;
 mod extract;
+mod guard;
 mod pargz;
+mod sparse;
 mod tarwrite;
 mod unpack;
 mod xattrs;
@@ -46,4 +49,5 @@ pub use capture::{capture, capture_with, diff_id, names as dir_names, CaptureOpt
 pub use compress::{Compression, CompressionOptions, Format, MEDIA_TYPE_TAR};
 pub use digest::{Digest, DigestReader, DigestWriter};
 pub use error::{Error, Result};
+pub use guard::{HeaderLimit, MAX_TAR_METADATA};
 pub use unpack::{unpack, UnpackOptions, Unpacked};

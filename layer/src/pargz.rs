@@ -55,6 +55,10 @@ pub(crate) struct ParGzEncoder<W: Write> {
     /// encoder's workers are detached rather than joined, so drop never blocks.
     jobs: Option<SyncSender<Job>>,
     workers: Vec<JoinHandle<()>>,
+    /// The compressed form of a whole chunk of zeros after a chunk that
+    /// ended in 32 KiB of zeros, made once: a sparse file's holes are
+    /// gigabytes of such chunks, and deflate only ever gives these bytes.
+    zero_chunk: Option<Vec<u8>>,
 }
 
 impl<W: Write> ParGzEncoder<W> {
@@ -72,6 +76,7 @@ impl<W: Write> ParGzEncoder<W> {
             max_pending: 2 * threads + 1,
             jobs: None,
             workers: Vec::new(),
+            zero_chunk: None,
         };
         if threads > 1 {
             enc.spawn_workers(threads)?;
@@ -102,6 +107,17 @@ impl<W: Write> ParGzEncoder<W> {
         let next_dict = data[data.len().saturating_sub(DICT)..].to_vec();
         let dict = std::mem::replace(&mut self.dict, next_dict);
         let (reply, rx) = mpsc::sync_channel(1);
+        if !last && data.len() == CHUNK && dict.len() == DICT && is_zero(&dict) && is_zero(&data) {
+            let bytes = match &self.zero_chunk {
+                Some(b) => b.clone(),
+                None => {
+                    let b = deflate_chunk(&data, &dict, false, self.level)?;
+                    self.zero_chunk.insert(b).clone()
+                }
+            };
+            reply.send(Ok(bytes)).map_err(|_| worker_gone())?;
+            return self.queue(rx);
+        }
         let job = Job {
             data,
             dict,
@@ -113,6 +129,11 @@ impl<W: Write> ParGzEncoder<W> {
             Some(tx) => tx.send(job).map_err(|_| worker_gone())?,
             None => run(job),
         }
+        self.queue(rx)
+    }
+
+    /// Keeps at most `max_pending` chunks in flight, writing the oldest.
+    fn queue(&mut self, rx: Receiver<io::Result<Vec<u8>>>) -> io::Result<()> {
         self.pending.push_back(rx);
         while self.pending.len() >= self.max_pending {
             self.write_oldest()?;
@@ -165,6 +186,11 @@ impl<W: Write> Write for ParGzEncoder<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
+}
+
+fn is_zero(b: &[u8]) -> bool {
+    // OR-folded 64 bytes at a time, so the inner loop vectorises.
+    b.chunks(64).all(|c| c.iter().fold(0, |a, &x| a | x) == 0)
 }
 
 fn worker_gone() -> io::Error {
@@ -263,6 +289,34 @@ mod tests {
                 .unwrap();
             assert_eq!(back, data, "len {len}");
         }
+    }
+
+    /// Runs of zero chunks take a cached compressed chunk: the stream must
+    /// be byte for byte what compressing every chunk gives.
+    #[test]
+    fn zero_chunks_compress_to_the_same_bytes_as_deflate_gives() {
+        // Zero chunks after data (dictionary not zero), then after zeros.
+        let mut data = sample(CHUNK / 2);
+        data.resize(4 * CHUNK, 0);
+        data.extend(sample(1000));
+        data.resize(data.len() + 2 * CHUNK + 10, 0);
+        let ours = gz(&data, 2);
+        let mut plain = Vec::new();
+        let mut dict: &[u8] = &[];
+        let mut rest = &data[..];
+        while rest.len() >= CHUNK {
+            let (c, r) = rest.split_at(CHUNK);
+            plain.extend(deflate_chunk(c, dict, false, 6).unwrap());
+            dict = &c[CHUNK - DICT..];
+            rest = r;
+        }
+        plain.extend(deflate_chunk(rest, dict, true, 6).unwrap());
+        assert_eq!(&ours[HEADER.len()..ours.len() - 8], &plain[..]);
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&ours[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, data);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::compress::{read_magic, Decoder, Format};
 use crate::digest::{Digest, DigestReader};
 use crate::error::{Error, Result};
 use crate::extract::Extractor;
+use crate::guard::HeaderLimit;
 
 const BUF: usize = 128 * 1024;
 
@@ -54,7 +55,7 @@ pub fn unpack(input: &mut dyn Read, root: &Path, opts: &UnpackOptions) -> Result
         .map_err(archive_err)?;
     let mut tar_stream = DigestReader::new(decoder);
     extract_all(
-        &mut BufReader::with_capacity(BUF, &mut tar_stream),
+        &mut HeaderLimit::new(BufReader::with_capacity(BUF, &mut tar_stream)),
         &mut extractor,
     )?;
     extractor.finish()?;

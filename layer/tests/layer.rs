@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{Read, Write};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -161,6 +162,25 @@ fn round_trip_keeps_whiteouts_opaque_dirs_links_and_modes() {
     let d = tmp("roundtrip");
     let upper = d.join("upper");
     let has_whiteout = sample_upper(&upper);
+    if has_whiteout {
+        // A whiteout's mtime is part of the layer: unpack must restore it,
+        // or a recapture differs whenever a second ticks in between.
+        let gone =
+            std::ffi::CString::new(upper.join("etc/gone").into_os_string().into_vec()).unwrap();
+        let t = [libc::timespec {
+            tv_sec: 12345,
+            tv_nsec: 0,
+        }; 2];
+        let r = unsafe {
+            libc::utimensat(
+                libc::AT_FDCWD,
+                gone.as_ptr(),
+                t.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        assert_eq!(r, 0);
+    }
     let mut blob = Vec::new();
     let c = capture(
         &upper,
@@ -210,6 +230,7 @@ fn round_trip_keeps_whiteouts_opaque_dirs_links_and_modes() {
     if has_whiteout {
         let m = fs::symlink_metadata(out.join("etc/gone")).unwrap();
         assert!(m.file_type().is_char_device() && m.rdev() == 0);
+        assert_eq!(m.mtime(), 12345, "the whiteout's mtime");
     }
     // Capturing the unpacked tree gives the same layer back.
     assert_eq!(

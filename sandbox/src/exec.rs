@@ -5,7 +5,6 @@
 use std::convert::Infallible;
 use std::ffi::{CString, OsStr, OsString};
 use std::fs;
-use std::io::Read;
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -19,9 +18,6 @@ use crate::user;
 
 /// Docker's default PATH, used when the spec's env has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// /etc/passwd larger than this is not a passwd file.
-const MAX_ID_FILE: u64 = 4 << 20;
 
 /// A command ready to exec: every string already a `CString`.
 pub(crate) struct Command {
@@ -39,28 +35,15 @@ pub(crate) struct Command {
 /// Read an id file of the (untrusted) rootfs: regular files only, bounded,
 /// never blocking on a FIFO; a missing file reads as empty.
 fn read_id_file(path: &str) -> Result<String> {
-    let f = match fs::OpenOptions::new()
+    match fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
         .open(path)
     {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
-        Err(e) => return Err(Error::Setup(format!("open {path} in the rootfs: {e}"))),
-    };
-    let meta = f
-        .metadata()
-        .map_err(|e| Error::Setup(format!("stat {path}: {e}")))?;
-    if !meta.is_file() || meta.len() > MAX_ID_FILE {
-        return Err(Error::Setup(format!(
-            "{path} in the rootfs is not a plain file"
-        )));
+        Ok(f) => user::read_id_file(f, path).map_err(|e| Error::Setup(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(Error::Setup(format!("open {path} in the rootfs: {e}"))),
     }
-    let mut s = String::new();
-    f.take(MAX_ID_FILE)
-        .read_to_string(&mut s)
-        .map_err(|e| Error::Setup(format!("read {path}: {e}")))?;
-    Ok(s)
 }
 
 fn cstring(s: &OsStr) -> Result<CString> {

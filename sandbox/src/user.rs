@@ -7,7 +7,57 @@
 //! an explicit group the supplementary groups are every group that lists the
 //! user as a member.
 
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileTypeExt;
+
 use crate::error::{Error, Result};
+
+/// Largest /etc/passwd or /etc/group read: a bigger one is not an id file
+/// but a way to make kiln allocate (a 2 GiB sparse passwd took 2.1 GB).
+pub const MAX_ID_FILE: u64 = 4 << 20;
+
+/// Reads an image's id file (`name` is its path in the image, for errors)
+/// from `file`, which the caller opened inside the rootfs with
+/// `O_NONBLOCK` (opening a FIFO then does not wait for a writer).
+/// Anything but a regular file, or one over [`MAX_ID_FILE`], is an error
+/// naming the file: a FIFO would block the read, a device never end it.
+pub fn read_id_file(file: File, name: &str) -> std::io::Result<String> {
+    let err = |what: String| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the image's {name} {what}"),
+        )
+    };
+    let meta = file.metadata().map_err(|e| err(format!(": stat: {e}")))?;
+    let t = meta.file_type();
+    if !t.is_file() {
+        let kind = if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_dir() {
+            "a directory"
+        } else if t.is_char_device() || t.is_block_device() {
+            "a device"
+        } else {
+            "a socket"
+        };
+        return Err(err(format!("is {kind}, not a regular file")));
+    }
+    if meta.len() > MAX_ID_FILE {
+        return Err(err(format!(
+            "is {} bytes, over the {} MiB an id file may have",
+            meta.len(),
+            MAX_ID_FILE >> 20
+        )));
+    }
+    let mut text = Vec::new();
+    // Bounded again: the file may grow after the stat.
+    file.take(MAX_ID_FILE)
+        .read_to_end(&mut text)
+        .map_err(|e| err(format!(": read: {e}")))?;
+    // Not UTF-8 lines are skipped by the parsers, as libc skips bad lines.
+    Ok(String::from_utf8_lossy(&text).into_owned())
+}
 
 /// The ids and home the command runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,6 +12,7 @@
 mod support;
 
 use std::fs;
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -454,6 +455,51 @@ fn user_and_groups_come_from_the_images_passwd_and_group() {
         o.stderr.contains("ghost") && o.stderr.contains("/etc/passwd"),
         "{o:?}"
     );
+}
+
+/// An image's /etc/passwd that is a FIFO (opening it used to wait for a
+/// writer forever) or a 2 GiB sparse file (read whole: 2.1 GB) fails the
+/// step at once, naming the file.
+#[test]
+#[ignore = "unprivileged user with a subuid range: run scripts/test-sandbox.sh"]
+fn a_fifo_or_huge_passwd_fails_the_step_naming_it() {
+    let c = Case::new("passwd");
+    let fifo = c.dir.join("fifo-lower");
+    let huge = c.dir.join("huge-lower");
+    for l in [&fifo, &huge] {
+        fs::create_dir_all(l.join("etc")).unwrap();
+    }
+    let path = std::ffi::CString::new(fifo.join("etc/passwd").into_os_string().into_vec()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+    fs::File::create(huge.join("etc/passwd"))
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    for (lower, says) in [(&fifo, "is a FIFO"), (&huge, "over the 4 MiB")] {
+        let mut cmd = c
+            .step()
+            .opt("--user", "app")
+            .lower(lower)
+            .prepare(&["/bin/true"]);
+        let start = Instant::now();
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        while child.try_wait().unwrap().is_none() {
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{says}: the step still runs after 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(125), "{err}");
+        assert!(err.contains("/etc/passwd") && err.contains(says), "{err}");
+    }
 }
 
 #[test]

@@ -341,12 +341,7 @@ pub(super) struct FromRoot {
 
 /// `--chown` / WORKDIR owner: ids, or names from the rootfs's passwd/group.
 pub(super) fn resolve_owner(root: &Root, spec: &str) -> Result<(u32, u32)> {
-    let read = |p: &str| -> String {
-        root.resolve(Path::new(p), rustix::fs::OFlags::RDONLY, true)
-            .ok()
-            .and_then(|fd| std::io::read_to_string(std::fs::File::from(fd)).ok())
-            .unwrap_or_default()
-    };
+    let passwd = || read_id_file(root, "/etc/passwd").with_context(|| format!("--chown={spec}"));
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -354,16 +349,20 @@ pub(super) fn resolve_owner(root: &Root, spec: &str) -> Result<(u32, u32)> {
     let uid = match user.parse::<u32>() {
         Ok(n) => n,
         Err(_) => {
-            kiln_sandbox::resolve_user(user, &read("/etc/passwd"), "")
+            kiln_sandbox::resolve_user(user, &passwd()?, "")
                 .with_context(|| format!("--chown={spec}"))?
                 .uid
         }
     };
     let gid = match group {
-        None => uid_default_gid(user, uid, &read("/etc/passwd")),
+        // Docker's `--chown=user` without a group uses the same number as
+        // the uid for a numeric user, and the user's primary group for a name.
+        None if user.parse::<u32>().is_ok() => uid,
+        None => kiln_sandbox::resolve_user(user, &passwd()?, "").map_or(uid, |r| r.gid),
         Some(g) => match g.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => read("/etc/group")
+            Err(_) => read_id_file(root, "/etc/group")
+                .with_context(|| format!("--chown={spec}"))?
                 .lines()
                 .map(|l| l.split(':').collect::<Vec<_>>())
                 .find(|f| f.len() >= 3 && f[0] == g)
@@ -376,11 +375,16 @@ pub(super) fn resolve_owner(root: &Root, spec: &str) -> Result<(u32, u32)> {
     Ok((uid, gid))
 }
 
-/// Docker's `--chown=user` without a group uses the same number as the
-/// uid for a numeric user, and the user's primary group for a name.
-fn uid_default_gid(user: &str, uid: u32, passwd: &str) -> u32 {
-    if user.parse::<u32>().is_ok() {
-        return uid;
+/// The image's passwd or group file as text; missing reads as empty. Opened
+/// non-blocking (a FIFO there must not hang the build) and read only if it
+/// is a regular file of at most 4 MiB.
+fn read_id_file(root: &Root, path: &str) -> Result<String> {
+    use rustix::fs::OFlags;
+    match root.resolve(Path::new(path), OFlags::RDONLY | OFlags::NONBLOCK, true) {
+        Ok(fd) => Ok(kiln_sandbox::read_id_file(fd.into(), path)?),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+            Ok(String::new())
+        }
+        Err(e) => Err(e).with_context(|| format!("open the image's {path}")),
     }
-    kiln_sandbox::resolve_user(user, passwd, "").map_or(uid, |r| r.gid)
 }

@@ -175,21 +175,28 @@ impl Step {
         self.leak_fd = Some(dir.to_path_buf());
         self
     }
-    pub fn argv(mut self, argv: &[&str]) -> Out {
+    /// The command line for `argv`, not started (for tests that bound
+    /// how long it may run).
+    pub fn prepare(mut self, argv: &[&str]) -> Command {
         let mut lowers = std::mem::take(&mut self.lowers);
         lowers.push(base().to_path_buf());
         for l in &lowers {
             self.cmd.arg("--lower").arg(l);
         }
         self.cmd.arg("--").args(argv);
+        self.cmd
+    }
+    pub fn argv(mut self, argv: &[&str]) -> Out {
+        let leak_fd = self.leak_fd.take();
+        let mut cmd = self.prepare(argv);
         let _keep;
-        if let Some(dir) = &self.leak_fd {
+        if let Some(dir) = &leak_fd {
             let f = fs::File::open(dir).unwrap();
             let raw = std::os::fd::AsRawFd::as_raw_fd(&f);
             _keep = f;
             // SAFETY: dup2 is async-signal-safe.
             unsafe {
-                self.cmd.pre_exec(move || {
+                cmd.pre_exec(move || {
                     if libc::dup2(raw, 7) < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
@@ -197,7 +204,7 @@ impl Step {
                 });
             }
         }
-        self.cmd.output().expect("run kiln-sandbox-run").into()
+        cmd.output().expect("run kiln-sandbox-run").into()
     }
     pub fn sh(self, script: &str) -> Out {
         self.argv(&["/bin/sh", "-c", script])
