@@ -1,7 +1,8 @@
 //! Hostile layouts and archives: a manifest, index, config or
 //! manifest.json over 4 MiB is refused with an error naming it (each is
 //! read whole into memory), and a digest that is not `sha256:<64 hex>`
-//! never becomes a path.
+//! never becomes a path; a PAX header or GNU long name over 1 MiB is
+//! refused before the tar reader holds it in memory.
 
 mod common;
 
@@ -166,4 +167,44 @@ fn exporting_into_a_layout_with_a_huge_index_json_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("index.json") && err.contains("4 MiB"), "{err}");
+}
+
+/// A tar whose first member carries a PAX extended header of `size` bytes
+/// (one record, `comment=aaa…`), then a small `oci-layout` file.
+fn archive_with_pax_header(path: &Path, size: usize) {
+    let block = |name: &str, kind: u8, len: usize| {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(name).unwrap();
+        h.set_entry_type(tar::EntryType::new(kind));
+        h.set_size(len as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        h.as_bytes().to_vec()
+    };
+    let pad = |v: &mut Vec<u8>| v.resize(v.len().div_ceil(512) * 512, 0);
+    // "LEN comment=VALUE\n", where LEN counts the whole record.
+    let value_len = size - format!("{size} comment=\n").len();
+    let record = format!("{size} comment={}\n", "a".repeat(value_len));
+    assert_eq!(record.len(), size);
+    let mut t = block("./PaxHeaders/oci-layout", b'x', size);
+    t.extend_from_slice(record.as_bytes());
+    pad(&mut t);
+    let body = br#"{"imageLayoutVersion":"1.0.0"}"#;
+    t.extend(block("oci-layout", b'0', body.len()));
+    t.extend_from_slice(body);
+    pad(&mut t);
+    t.resize(t.len() + 1024, 0);
+    fs::write(path, t).unwrap();
+}
+
+#[test]
+fn an_archive_with_a_huge_pax_header_is_refused_before_it_is_read() {
+    let dir = TempDir::new("pax");
+    let store = Store::open(&dir.join("store")).unwrap();
+    let path = dir.join("big-pax.tar");
+    archive_with_pax_header(&path, 8 << 20);
+    let err = archive::import_oci_archive(&store, &path, None)
+        .expect_err("an 8 MiB PAX header should be refused")
+        .to_string();
+    assert!(err.contains("over the limit"), "{err}");
 }

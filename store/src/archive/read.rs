@@ -31,7 +31,10 @@ fn member_name(raw: &[u8]) -> Result<String> {
 
 pub(crate) fn scan(store: &Store, path: &Path) -> Result<Contents> {
     let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
-    let mut archive = tar::Archive::new(std::io::BufReader::new(file));
+    // An archive is untrusted: the tar reader holds a whole PAX header or
+    // GNU long name in memory, so those are bounded before it sees them.
+    let mut archive =
+        tar::Archive::new(kiln_layer::HeaderLimit::new(std::io::BufReader::new(file)));
     let bad = |e: std::io::Error| {
         Error::Archive(format!("{}: not a valid tar archive: {e}", path.display()))
     };
