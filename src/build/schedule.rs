@@ -55,6 +55,24 @@ impl Builder<'_> {
         }
     }
 
+    /// Runs a stage, a panic in it (or in a thread it joined) becoming its
+    /// error: the scheduler waits for every stage's `Done`, and a thread
+    /// that died without sending it would leave the build waiting forever.
+    fn stage_caught(&self, index: usize) -> Result<StageState> {
+        let run = std::panic::AssertUnwindSafe(|| self.stage(index));
+        std::panic::catch_unwind(run).unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_string());
+            Err(anyhow::anyhow!(
+                "internal error: the thread building stage {} panicked: {what}",
+                self.req.graph.stage_label(index)
+            ))
+        })
+    }
+
     /// Whether stage `index` can start: its base stage is done, and every
     /// stage it reads is done or has its early view out.
     fn ready(&self, index: usize) -> bool {
@@ -88,7 +106,7 @@ impl Builder<'_> {
                     let index = pending.remove(pos);
                     let tx = tx.clone();
                     scope.spawn(move || {
-                        let _ = tx.send(Event::Done(index, Box::new(self.stage(index))));
+                        let _ = tx.send(Event::Done(index, Box::new(self.stage_caught(index))));
                     });
                     running += 1;
                 }
