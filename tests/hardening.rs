@@ -134,3 +134,70 @@ fn a_closed_stdout_is_a_clean_error_not_a_panic() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// Runs `kiln prune` over and over until `stop`; the number of runs.
+fn prune_loop(case: &Case, stop: &std::sync::atomic::AtomicBool) -> usize {
+    let mut runs = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let out = kiln_bounded(case, &["prune"], LIMIT, |c| {
+            c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        });
+        assert!(out.status.success(), "prune: {}", text(&out));
+        runs += 1;
+    }
+    runs
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn pull_load_save_push_survive_a_prune_loop() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let case = Case::new("prune-race");
+    let reg = support::registry::TestRegistry::start(&case.path("reg"), &[]);
+    let remote = format!("{}/kiln/race:1", reg.host());
+    // A few layers of a few MB: pulling, unpacking and compressing them
+    // takes long enough for prunes to land between a blob's write and the
+    // index entry that keeps it.
+    case.dockerfile(
+        "FROM BASE\nRUN head -c 2000000 /dev/urandom > /a\nRUN head -c 2000000 /dev/urandom > /b\n\
+         RUN head -c 2000000 /dev/urandom > /c\n",
+    );
+    let ctx = case.ctx();
+    ok(&case.kiln(&["build", "-t", "race:1", ctx.to_str().unwrap()]));
+    ok(&case.kiln(&["push", "race:1", &remote]));
+    let archive = case.path("race.tar");
+    ok(&case.kiln(&["save", "-o", archive.to_str().unwrap(), "race:1"]));
+    // Only the archive and the registry hold the image now: every pull
+    // and load below writes its blobs anew, with prune running meanwhile.
+    ok(&case.kiln(&["rmi", "race:1"]));
+    ok(&case.kiln(&["prune"]));
+
+    let stop = AtomicBool::new(false);
+    let mut failures = Vec::new();
+    let prunes = std::thread::scope(|s| {
+        let pruner = s.spawn(|| prune_loop(&case, &stop));
+        for i in 0..4 {
+            let copy = format!("{}/kiln/race-copy:{i}", reg.host());
+            let saved = case.path(&format!("saved-{i}.tar"));
+            let steps: [Vec<&str>; 5] = [
+                vec!["pull", "-q", &remote],
+                vec!["load", "-i", archive.to_str().unwrap()],
+                vec!["save", "-o", saved.to_str().unwrap(), &remote],
+                vec!["push", "-q", &remote, &copy],
+                vec!["rmi", &remote, "localhost/race:1"],
+            ];
+            for args in steps {
+                let out = kiln_bounded(&case, &args, LIMIT, |c| {
+                    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+                });
+                if !out.status.success() {
+                    failures.push(format!("{args:?}: {}", text(&out)));
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        pruner.join().unwrap()
+    });
+    assert!(failures.is_empty(), "with {prunes} prunes: {failures:#?}");
+    assert!(prunes > 2, "the prune loop hardly ran ({prunes})");
+}

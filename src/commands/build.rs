@@ -152,7 +152,6 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
             ..kiln_registry::Options::default()
         },
     };
-    let _lock = store.build_lock()?;
     let mut built = match build::build(store, &req, &progress, settings.jobs) {
         Ok(b) => b,
         Err(e) => {
