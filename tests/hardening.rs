@@ -201,3 +201,109 @@ fn pull_load_save_push_survive_a_prune_loop() {
     assert!(failures.is_empty(), "with {prunes} prunes: {failures:#?}");
     assert!(prunes > 2, "the prune loop hardly ran ({prunes})");
 }
+
+/// `sh` lines that make `depth` nested dirs named `name` under the
+/// current dir and write a file at the bottom (one fd, relative `cd`s:
+/// the full path may be far longer than PATH_MAX).
+fn nest(depth: usize, name: &str) -> String {
+    format!(
+        "i=0; while [ $i -lt {depth} ]; do mkdir {name}; cd {name}; i=$((i+1)); done; echo x > f"
+    )
+}
+
+/// The dirs in the store's `tmp/` once no kiln runs: none.
+fn leftovers(case: &Case) -> Vec<String> {
+    std::fs::read_dir(case.store().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_run_nesting_2000_dirs_fails_clearly_and_the_store_keeps_working() {
+    let case = Case::new("deep-run");
+    case.dockerfile(&format!("FROM BASE\nRUN {}\n", nest(2000, "d")));
+    let ctx = case.ctx();
+    let out = kiln_bounded(&case, &["build", ctx.to_str().unwrap()], LIMIT, |c| {
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    });
+    let err = text(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("nested deeper than 1024 levels"), "{err}");
+    assert!(!err.contains("Too many open files"), "{err}");
+    assert!(leftovers(&case).is_empty(), "{:?}", leftovers(&case));
+    case.dockerfile("FROM BASE\nRUN echo fine > /fine\n");
+    ok(&case.kiln(&["build", "-t", "fine:1", ctx.to_str().unwrap()]));
+    assert!(ok(&case.kiln(&["images"])).contains("localhost/fine:1"));
+    ok(&case.kiln(&["prune", "--all"]));
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_layer_deeper_than_path_max_is_stored_then_removed_by_prune() {
+    let case = Case::new("deep-layer");
+    // 900 levels of 100-byte names: a 90 KB path, 900 dirs deep.
+    let name = "n".repeat(100);
+    case.dockerfile(&format!("FROM BASE\nRUN {}\n", nest(900, &name)));
+    let ctx = case.ctx();
+    ok(&case.kiln(&["build", "-t", "deep:1", ctx.to_str().unwrap()]));
+    ok(&case.kiln(&["rmi", "deep:1"]));
+    let pruned = ok(&case.kiln(&["prune", "--all"]));
+    assert!(pruned.contains(" 2 layer(s)"), "{pruned}");
+    let layers = std::fs::read_dir(case.store().join("layers"))
+        .unwrap()
+        .count();
+    assert_eq!(layers, 0, "prune left layers behind");
+    case.dockerfile("FROM BASE\nRUN echo fine > /fine\n");
+    ok(&case.kiln(&["build", ctx.to_str().unwrap()]));
+    ok(&case.kiln(&["prune", "--all"]));
+    assert!(leftovers(&case).is_empty(), "{:?}", leftovers(&case));
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_dead_builds_deep_scratch_dir_does_not_stop_the_next_open() {
+    let case = Case::new("stale-deep");
+    ok(&case.kiln(&["images"]));
+    // What a kiln SIGKILLed in the middle of a deep RUN's capture leaves:
+    // a scratch dir whose `lock` nobody holds, 1500 levels deep.
+    let dead = case.store().join("tmp/999999-0-dead");
+    std::fs::create_dir(&dead).unwrap();
+    std::fs::write(dead.join("lock"), b"").unwrap();
+    let script = format!("cd '{}' && {}", dead.display(), nest(1500, &"n".repeat(50)));
+    let made = Command::new("sh").args(["-c", &script]).output().unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    let started = Instant::now();
+    let out = kiln_bounded(&case, &["images"], LIMIT, |c| {
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    });
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!dead.exists(), "the dead dir is still there");
+    eprintln!("open with a 1500-deep stale dir: {:?}", started.elapsed());
+    case.dockerfile("FROM BASE\nRUN echo fine > /fine\n");
+    ok(&case.kiln(&["build", case.ctx().to_str().unwrap()]));
+    ok(&case.kiln(&["prune"]));
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_4000_deep_context_is_a_clear_error() {
+    let case = Case::new("deep-ctx");
+    case.dockerfile("FROM BASE\nCOPY . /ctx/\n");
+    let script = format!("cd '{}' && {}", case.ctx().display(), nest(4000, "d"));
+    let made = Command::new("sh").args(["-c", &script]).output().unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    let ctx = case.ctx();
+    let out = kiln_bounded(&case, &["build", ctx.to_str().unwrap()], LIMIT, |c| {
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    });
+    let err = text(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("Dockerfile:2"), "{err}");
+    assert!(err.contains("nested deeper than"), "{err}");
+    assert!(err.contains("ctx/d/d/d"), "names the path: {err}");
+    assert!(!err.contains("Too many open files"), "{err}");
+    assert!(leftovers(&case).is_empty(), "{:?}", leftovers(&case));
+    ok(&case.kiln(&["images"]));
+}

@@ -161,6 +161,7 @@ pub fn copy(
             base: &rel,
             attrs,
             linker: from.linker,
+            root: &from.root.name,
         };
         let fd = from
             .root
@@ -213,6 +214,7 @@ pub fn copy_rootfs(root: &Path, dest: &Path, attrs: Attrs) -> Result<()> {
         base: Path::new(""),
         attrs,
         linker: None,
+        root,
     }
     .tree(from.as_fd(), to.as_fd(), Path::new(""))?;
     Ok(())
@@ -225,6 +227,8 @@ struct Walk<'a> {
     base: &'a Path,
     attrs: Attrs,
     linker: Option<&'a Linker>,
+    /// The source tree, for messages.
+    root: &'a Path,
 }
 
 fn open_at(dir: BorrowedFd<'_>, name: &OsStr, flags: OFlags) -> rustix::io::Result<OwnedFd> {
@@ -240,6 +244,7 @@ impl Walk<'_> {
     /// Copies the contents of directory `from` (at `rel` in its root) into
     /// directory `to`.
     fn tree(&self, from: BorrowedFd<'_>, to: BorrowedFd<'_>, rel: &Path) -> Result<u64> {
+        fsops::check_depth(self.root, rel)?;
         let mut count = 0;
         for name in fsops::list(from)? {
             let name = fsops::os(&name);

@@ -13,6 +13,11 @@ use kiln_dockerfile::resolve::Base;
 
 use super::{lock, Builder, StageState};
 
+/// A stage thread's stack: layer capture recurses once per directory
+/// level (up to 1024; ~0.5 KiB a level optimized, several unoptimized).
+/// Only what is touched is committed.
+const STAGE_STACK: usize = 16 << 20;
+
 /// What a stage's dependents that only read its files need, known as soon
 /// as its last step's upper dir is in place, before that layer is hashed:
 /// its cache key and its lower dirs, top first.
@@ -105,9 +110,16 @@ impl Builder<'_> {
                     };
                     let index = pending.remove(pos);
                     let tx = tx.clone();
-                    scope.spawn(move || {
-                        let _ = tx.send(Event::Done(index, Box::new(self.stage_caught(index))));
-                    });
+                    let spawned = std::thread::Builder::new()
+                        .stack_size(STAGE_STACK)
+                        .spawn_scoped(scope, move || {
+                            let result = self.stage_caught(index);
+                            let _ = tx.send(Event::Done(index, Box::new(result)));
+                        });
+                    if let Err(e) = spawned {
+                        failed.get_or_insert(anyhow::Error::new(e).context("starting a stage"));
+                        break;
+                    }
                     running += 1;
                 }
                 if running == 0 {

@@ -45,6 +45,7 @@ mod images;
 mod layers;
 mod locks;
 mod names;
+mod remove;
 mod scratch;
 
 use std::path::{Path, PathBuf};
