@@ -198,9 +198,12 @@ impl Walker<'_> {
     #[cold]
     #[inline(never)]
     fn too_deep(&self, prefix: &[u8]) -> Error {
+        // The first levels name the tree; all 1024 would fill a screen.
+        let head: Vec<&[u8]> = prefix.split(|&b| b == b'/').take(8).collect();
+        let at = [self.host(&head.join(&b'/')).as_os_str().as_bytes(), b"/..."].concat();
         Error::io(
             "walk",
-            self.host(prefix),
+            PathBuf::from(OsStr::from_bytes(&at)),
             io::Error::other(format!("directories nested deeper than {MAX_DEPTH} levels")),
         )
     }

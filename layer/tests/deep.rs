@@ -88,6 +88,9 @@ fn deep_capture() {
         err.to_string().contains("nested deeper than 1024 levels"),
         "{err}"
     );
+    let shown = err.to_string();
+    assert!(shown.len() < 300, "a readable message: {shown}");
+    assert!(shown.contains("/d/d/d/d/d/d/d/d/..."), "{shown}");
     set_fd_limit(old);
     let _ = std::fs::remove_dir_all(&top);
 }

@@ -116,3 +116,23 @@ fn warn(e: &Error) {
         "kiln: warning: could not remove a dead build's scratch dir: {e}"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stale_dir_that_cannot_be_cleaned_is_skipped_not_fatal() {
+        let tmp = std::env::temp_dir().join(format!("kiln-scratch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        // A dead process's dir whose `lock` cannot be opened for locking
+        // (a directory), next to an ordinary dead one.
+        std::fs::create_dir_all(tmp.join("1-0-odd/lock")).unwrap();
+        std::fs::create_dir_all(tmp.join("2-0-dead/sub")).unwrap();
+        std::fs::write(tmp.join("2-0-dead/lock"), b"").unwrap();
+        assert_eq!(clean_stale(&tmp).unwrap(), 1);
+        assert!(tmp.join("1-0-odd").exists());
+        assert!(!tmp.join("2-0-dead").exists());
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+}
