@@ -1,11 +1,34 @@
 //! kiln: a rootless, daemonless builder of OCI images from Dockerfiles.
 
+/// `eprintln!` that never panics: a closed or full stderr (`2>/dev/full`,
+/// `2>&1 | head -1`) loses the message, never the build.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `println!` whose failure is an error (`anyhow::Result<()>`), not a
+/// panic: `kiln images | head -1` ends with a clean error.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*).map_err(crate::stdout_error)
+    }};
+}
+
 mod build;
 mod cli;
 mod commands;
 mod image_config;
 
 use clap::Parser;
+
+/// What a failed write to stdout becomes.
+fn stdout_error(e: std::io::Error) -> anyhow::Error {
+    anyhow::Error::new(e).context("writing to stdout")
+}
 
 fn main() {
     // The sandbox's helper processes are this binary re-executed: they
@@ -15,7 +38,7 @@ fn main() {
     let code = match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            say!("error: {err:#}");
             1
         }
     };

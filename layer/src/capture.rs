@@ -51,8 +51,17 @@ const OPAQUE: [&[u8]; 2] = [b"user.overlay.opaque", b"trusted.overlay.opaque"];
 /// 0:0 device cannot be made): an empty regular file carrying this xattr.
 const XWHITEOUT: [&[u8]; 2] = [b"user.overlay.whiteout", b"trusted.overlay.whiteout"];
 
-/// Deepest directory nesting captured.
+/// Deepest directory nesting captured (the walk recurses once per level).
 const MAX_DEPTH: usize = 1024;
+
+/// Directory fds kept open on the way down. Below this depth a parent's
+/// fd is closed while its subdirectory is walked and reopened through
+/// `..` after, so a deep tree never runs the process out of fds (the
+/// usual limit, 1024, is below `MAX_DEPTH`).
+const HELD_FDS: usize = 64;
+
+/// A subdirectory to walk next: its fd and its path in the tar.
+type Descend = (OwnedFd, Vec<u8>);
 
 /// What an entry's xattrs say.
 struct LayerXattrs {
@@ -150,7 +159,7 @@ fn walk_root(dir: &Path, out: &mut dyn Write, opts: &CaptureOptions) -> Result<(
         links: HashMap::new(),
         buf: Vec::new(),
     };
-    w.dir(fd.as_fd(), b"")?;
+    w.dir(fd, b"")?;
     tarwrite::write_end(w.out).map_err(Error::Output)
 }
 
@@ -159,32 +168,106 @@ impl Walker<'_> {
         self.root.join(OsStr::from_bytes(rel))
     }
 
-    fn dir(&mut self, dir: BorrowedFd<'_>, prefix: &[u8]) -> Result<()> {
+    /// Walks directory `dir` (at `prefix` in the tar); gives its fd back,
+    /// reopened if it had to be closed meanwhile. The only recursive
+    /// function of the walk: everything with big locals is in callees that
+    /// are never inlined, so a level costs little stack.
+    fn dir(&mut self, mut dir: OwnedFd, prefix: &[u8]) -> Result<OwnedFd> {
+        let depth = prefix.iter().filter(|&&b| b == b'/').count();
         // A RUN step can nest directories deeper than PATH_MAX; refuse
-        // rather than overflow the stack or run out of fds (one per level).
-        if prefix.iter().filter(|&&b| b == b'/').count() >= MAX_DEPTH {
-            return Err(Error::io(
-                "walk",
-                self.host(prefix),
-                io::Error::other(format!("directories nested deeper than {MAX_DEPTH} levels")),
-            ));
+        // rather than overflow the stack.
+        if depth >= MAX_DEPTH {
+            return Err(self.too_deep(prefix));
         }
-        for name in names(dir).map_err(|e| Error::io("read dir", self.host(prefix), e))? {
-            let mut path = prefix.to_vec();
-            path.extend_from_slice(&name);
-            let st = rfs::statat(dir, OsStr::from_bytes(&name), AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|e| Error::io("stat", self.host(&path), e))?;
-            self.entry(dir, &name, &path, &st)?;
+        let names = self.names(dir.as_fd(), prefix)?;
+        for name in names {
+            let Some((sub, sub_prefix)) = self.visit(dir.as_fd(), prefix, &name)? else {
+                continue;
+            };
+            if depth < HELD_FDS {
+                self.dir(sub, &sub_prefix)?;
+                continue;
+            }
+            let id = self.id_of(dir.as_fd(), prefix)?;
+            drop(dir);
+            let sub = self.dir(sub, &sub_prefix)?;
+            dir = self.reopen_parent(sub, prefix, id)?;
         }
-        Ok(())
+        Ok(dir)
     }
 
-    fn entry(&mut self, dir: BorrowedFd<'_>, name: &[u8], path: &[u8], st: &Stat) -> Result<()> {
+    #[cold]
+    #[inline(never)]
+    fn too_deep(&self, prefix: &[u8]) -> Error {
+        // The first levels name the tree; all 1024 would fill a screen.
+        let head: Vec<&[u8]> = prefix.split(|&b| b == b'/').take(8).collect();
+        let at = [self.host(&head.join(&b'/')).as_os_str().as_bytes(), b"/..."].concat();
+        Error::io(
+            "walk",
+            PathBuf::from(OsStr::from_bytes(&at)),
+            io::Error::other(format!("directories nested deeper than {MAX_DEPTH} levels")),
+        )
+    }
+
+    #[inline(never)]
+    fn names(&self, dir: BorrowedFd<'_>, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+        names(dir).map_err(|e| Error::io("read dir", self.host(prefix), e))
+    }
+
+    #[inline(never)]
+    fn id_of(&self, dir: BorrowedFd<'_>, prefix: &[u8]) -> Result<(u64, u64)> {
+        let st = rfs::fstat(dir).map_err(|e| Error::io("stat", self.host(prefix), e))?;
+        Ok((st.st_dev, st.st_ino))
+    }
+
+    /// Writes entry `name` of `dir`; a directory comes back to be walked.
+    #[inline(never)]
+    fn visit(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        prefix: &[u8],
+        name: &[u8],
+    ) -> Result<Option<Descend>> {
+        let mut path = prefix.to_vec();
+        path.extend_from_slice(name);
+        let st = rfs::statat(dir, OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| Error::io("stat", self.host(&path), e))?;
+        self.entry(dir, name, &path, &st)
+    }
+
+    /// The directory holding `sub`, through `..`; it must be the one the
+    /// walk came from (`id`): a tree that moved under the walk fails.
+    #[inline(never)]
+    fn reopen_parent(&self, sub: OwnedFd, prefix: &[u8], id: (u64, u64)) -> Result<OwnedFd> {
+        let fail = |e: io::Error| Error::io("reopen", self.host(prefix), e);
+        let parent = open_dir(sub.as_fd(), OsStr::new("..")).map_err(|e| fail(e.into()))?;
+        let st = rfs::fstat(&parent).map_err(|e| fail(e.into()))?;
+        if (st.st_dev, st.st_ino) != id {
+            return Err(fail(io::Error::other(
+                "the directory moved during the capture",
+            )));
+        }
+        Ok(parent)
+    }
+
+    /// Writes one entry; a directory's contents are left to the caller.
+    /// Never inlined: its locals (headers, xattrs) must not make every
+    /// level of [`Walker::dir`]'s recursion bigger.
+    #[inline(never)]
+    fn entry(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        path: &[u8],
+        st: &Stat,
+    ) -> Result<Option<Descend>> {
         let kind = FileType::from_raw_mode(st.st_mode);
         match kind {
             // A socket is a live endpoint, meaningless in an image.
-            FileType::Socket => return Ok(()),
-            FileType::CharacterDevice if st.st_rdev == 0 => return self.whiteout(path, st),
+            FileType::Socket => return Ok(None),
+            FileType::CharacterDevice if st.st_rdev == 0 => {
+                return self.whiteout(path, st).map(|()| None)
+            }
             _ => {}
         }
         let LayerXattrs {
@@ -193,11 +276,11 @@ impl Walker<'_> {
             whiteout,
         } = self.layer_xattrs(dir, name, path)?;
         if whiteout && kind == FileType::RegularFile {
-            return self.whiteout(path, st);
+            return self.whiteout(path, st).map(|()| None);
         }
         let dev = || (rfs::major(st.st_rdev), rfs::minor(st.st_rdev));
-        match kind {
-            FileType::Directory => self.directory(dir, name, path, st, &kept, opaque),
+        let written = match kind {
+            FileType::Directory => return self.directory(dir, name, path, st, &kept, opaque),
             FileType::RegularFile => self.file(dir, name, path, st, &kept),
             FileType::Symlink => {
                 let target = rfs::readlinkat(dir, OsStr::from_bytes(name), Vec::new())
@@ -208,7 +291,8 @@ impl Walker<'_> {
             FileType::BlockDevice => self.write(path, Kind::Block(dev().0, dev().1), st, &kept),
             FileType::Fifo => self.write(path, Kind::Fifo, st, &kept),
             _ => Ok(()),
-        }
+        };
+        written.map(|()| None)
     }
 
     /// The xattrs that go into the layer (overlay's own dropped), and
@@ -246,7 +330,8 @@ impl Walker<'_> {
         tarwrite::write_header(self.out, &e).map_err(Error::Output)
     }
 
-    /// `path/`, then `path/.wh..wh..opq` if opaque, then the contents.
+    /// `path/`, then `path/.wh..wh..opq` if opaque; the contents are the
+    /// caller's to walk.
     fn directory(
         &mut self,
         dir: BorrowedFd<'_>,
@@ -255,7 +340,7 @@ impl Walker<'_> {
         st: &Stat,
         xattrs: &[Xattr],
         opaque: bool,
-    ) -> Result<()> {
+    ) -> Result<Option<Descend>> {
         let entry_name = [path, b"/"].concat();
         self.write(&entry_name, Kind::Dir, st, xattrs)?;
         if opaque {
@@ -268,7 +353,7 @@ impl Walker<'_> {
         }
         let sub = open_dir(dir, OsStr::from_bytes(name))
             .map_err(|e| Error::io("open", self.host(path), e))?;
-        self.dir(sub.as_fd(), &entry_name)
+        Ok(Some((sub, entry_name)))
     }
 
     /// A regular file, or a tar hardlink to the first path (in walk order)

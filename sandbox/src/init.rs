@@ -13,7 +13,7 @@
 //! a message.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -177,7 +177,9 @@ fn run() -> Result<i32> {
     if code != 0 && no_range() {
         // Without a subordinate range any chown/setuid to an id but 0 fails
         // with a bare EINVAL; say why right under the command's own error.
-        eprintln!(
+        // A closed or full stderr must not panic (the build goes on).
+        let _ = writeln!(
+            std::io::stderr(),
             "kiln: note: the step failed in a build with no subordinate id range: ids other \
              than 0 do not exist, so chown/setuid to them fails with \"Invalid argument\"; {}",
             exec::no_range_hint()

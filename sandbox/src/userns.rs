@@ -12,6 +12,7 @@
 //! As real root no namespace is created.
 
 use std::ffi::{CString, OsString};
+use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 use std::process::Command;
@@ -174,7 +175,9 @@ fn reexec() -> Result<UserNamespace> {
     );
     let ranged = subuid.is_some() && subgid.is_some();
     if !ranged {
-        eprintln!(
+        // A closed or full stderr must not panic (the build goes on).
+        let _ = writeln!(
+            std::io::stderr(),
             "kiln: warning: user {name} has no subordinate id range in /etc/subuid and /etc/subgid; \
              only root (id 0) exists in builds and a chown to any other id will fail. Add one with: \
              sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {name}"

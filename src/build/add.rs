@@ -414,7 +414,7 @@ fn unpack_into(
     };
     let unpacked = kiln_layer::unpack(&mut input, &root, &opts)?;
     for w in unpacked.warnings {
-        eprintln!("kiln: warning: ADD {}: {w}", rel.display());
+        say!("kiln: warning: ADD {}: {w}", rel.display());
     }
     Ok(())
 }

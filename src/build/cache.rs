@@ -185,6 +185,7 @@ impl Hashing<'_> {
     }
 
     fn tree(&self, rel: &Path, follow: bool, h: &mut Sha256) -> Result<()> {
+        fsops::check_depth(&self.root.name, rel)?;
         let fd = if follow {
             super::copy::open_source(self.root, rel, OFlags::PATH)?
         } else {
@@ -199,10 +200,16 @@ impl Hashing<'_> {
             }
             FileType::Symlink => h.update(rustix::fs::readlinkat(&fd, "", Vec::new())?.as_bytes()),
             FileType::Directory => {
-                let dir = self
-                    .root
-                    .resolve(rel, OFlags::PATH | OFlags::DIRECTORY, true)?;
-                for name in fsops::list(dir.as_fd())? {
+                drop(fd);
+                // No fd stays open down the recursion: the names are read
+                // whole and each child is resolved again from the root.
+                let names = {
+                    let dir = self
+                        .root
+                        .resolve(rel, OFlags::PATH | OFlags::DIRECTORY, true)?;
+                    fsops::list(dir.as_fd())?
+                };
+                for name in names {
                     let child = rel.join(fsops::os(&name));
                     if self.skipped(&child) {
                         continue;

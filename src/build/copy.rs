@@ -180,6 +180,7 @@ pub fn copy(
             base: &rel,
             attrs,
             linker: from.linker,
+            root: &from.root.name,
         };
         let fd = open_source(from.root, &rel, OFlags::PATH)?;
         let meta = fsops::meta(fd.as_fd())?;
@@ -226,6 +227,7 @@ pub fn copy_rootfs(root: &Path, dest: &Path, attrs: Attrs) -> Result<()> {
         base: Path::new(""),
         attrs,
         linker: None,
+        root,
     }
     .tree(from.as_fd(), to.as_fd(), Path::new(""))?;
     Ok(())
@@ -237,6 +239,8 @@ struct Walk<'a> {
     base: &'a Path,
     attrs: Attrs,
     linker: Option<&'a Linker>,
+    /// The source tree, for messages.
+    root: &'a Path,
 }
 
 fn open_at(dir: BorrowedFd<'_>, name: &OsStr, flags: OFlags) -> rustix::io::Result<OwnedFd> {
@@ -252,6 +256,7 @@ impl Walk<'_> {
     /// Copies the contents of directory `from` (at `rel` in its root) into
     /// directory `to`.
     fn tree(&self, from: BorrowedFd<'_>, to: BorrowedFd<'_>, rel: &Path) -> Result<u64> {
+        fsops::check_depth(self.root, rel)?;
         let mut count = 0;
         for name in fsops::list(from)? {
             let name = fsops::os(&name);

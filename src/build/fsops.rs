@@ -36,6 +36,25 @@ pub struct Meta {
     pub ino: u64,
 }
 
+/// Deepest directory nesting the context and COPY walks go into. The copy
+/// walk holds two fds per level and the usual fd limit is 1024: deeper
+/// trees get this clear error rather than "Too many open files" (BuildKit
+/// fails on them too, with "file name too long" once past PATH_MAX).
+pub const MAX_WALK_DEPTH: usize = 400;
+
+/// Fails clearly when `rel` (in the tree at `root`) lies deeper than
+/// [`MAX_WALK_DEPTH`]; the message shows the path's first levels.
+pub fn check_depth(root: &Path, rel: &Path) -> Result<()> {
+    if relative(rel).components().count() > MAX_WALK_DEPTH {
+        let at: PathBuf = relative(rel).components().take(8).collect();
+        bail!(
+            "{}/…: directories nested deeper than {MAX_WALK_DEPTH} levels",
+            root.join(at).display()
+        );
+    }
+    Ok(())
+}
+
 impl Root {
     pub fn open(path: &Path) -> Result<Root> {
         let fd = rfs::open(

@@ -103,7 +103,7 @@ impl Progress {
     pub fn start(&self, label: &str) -> Vertex<'_> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         match self.mode {
-            Mode::Plain => eprintln!("#{id} {label}"),
+            Mode::Plain => say!("#{id} {label}"),
             Mode::Tty => lock(&self.screen).running.push((
                 id,
                 label.to_string(),
@@ -123,7 +123,7 @@ impl Progress {
     /// A line that belongs to no step (warnings, the result).
     pub fn note(&self, text: &str) {
         match self.mode {
-            Mode::Plain => eprintln!("{text}"),
+            Mode::Plain => say!("{text}"),
             Mode::Tty => lock(&self.screen).finished.push(text.to_string()),
             Mode::Quiet => {}
         }
@@ -217,7 +217,7 @@ impl Vertex<'_> {
 
     pub fn done(self) {
         match self.progress.mode {
-            Mode::Plain => eprintln!("#{} DONE {:.1}s", self.id, self.elapsed()),
+            Mode::Plain => say!("#{} DONE {:.1}s", self.id, self.elapsed()),
             Mode::Tty => self.progress.end(
                 self.id,
                 format!(" => {} {:.1}s", self.label, self.elapsed()),
@@ -228,7 +228,7 @@ impl Vertex<'_> {
 
     pub fn cached(self) {
         match self.progress.mode {
-            Mode::Plain => eprintln!("#{} CACHED", self.id),
+            Mode::Plain => say!("#{} CACHED", self.id),
             Mode::Tty => self
                 .progress
                 .end(self.id, format!(" => CACHED {}", self.label)),
@@ -241,13 +241,13 @@ impl Vertex<'_> {
             Mode::Tty => self
                 .progress
                 .end(self.id, format!(" => ERROR {}: {message}", self.label)),
-            _ => eprintln!("#{} ERROR: {message}", self.id),
+            _ => say!("#{} ERROR: {message}", self.id),
         }
     }
 
     pub fn log(&self, text: &str) {
         match self.progress.mode {
-            Mode::Plain => eprintln!("#{} {:.3} {text}", self.id, self.elapsed()),
+            Mode::Plain => say!("#{} {:.3} {text}", self.id, self.elapsed()),
             Mode::Tty => set_last(&self.progress.screen, self.id, text),
             Mode::Quiet => {}
         }

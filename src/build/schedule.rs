@@ -13,6 +13,11 @@ use kiln_dockerfile::resolve::Base;
 
 use super::{lock, Builder, StageState};
 
+/// A stage thread's stack: layer capture recurses once per directory
+/// level (up to 1024; ~0.5 KiB a level optimized, several unoptimized).
+/// Only what is touched is committed.
+const STAGE_STACK: usize = 16 << 20;
+
 /// What a stage's dependents that only read its files need, known as soon
 /// as its last step's upper dir is in place, before that layer is hashed:
 /// its cache key and its lower dirs, top first.
@@ -55,6 +60,24 @@ impl Builder<'_> {
         }
     }
 
+    /// Runs a stage, a panic in it (or in a thread it joined) becoming its
+    /// error: the scheduler waits for every stage's `Done`, and a thread
+    /// that died without sending it would leave the build waiting forever.
+    fn stage_caught(&self, index: usize) -> Result<StageState> {
+        let run = std::panic::AssertUnwindSafe(|| self.stage(index));
+        std::panic::catch_unwind(run).unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_string());
+            Err(anyhow::anyhow!(
+                "internal error: the thread building stage {} panicked: {what}",
+                self.req.graph.stage_label(index)
+            ))
+        })
+    }
+
     /// Whether stage `index` can start: its base stage is done, and every
     /// stage it reads is done or has its early view out.
     fn ready(&self, index: usize) -> bool {
@@ -87,9 +110,16 @@ impl Builder<'_> {
                     };
                     let index = pending.remove(pos);
                     let tx = tx.clone();
-                    scope.spawn(move || {
-                        let _ = tx.send(Event::Done(index, Box::new(self.stage(index))));
-                    });
+                    let spawned = std::thread::Builder::new()
+                        .stack_size(STAGE_STACK)
+                        .spawn_scoped(scope, move || {
+                            let result = self.stage_caught(index);
+                            let _ = tx.send(Event::Done(index, Box::new(result)));
+                        });
+                    if let Err(e) = spawned {
+                        failed.get_or_insert(anyhow::Error::new(e).context("starting a stage"));
+                        break;
+                    }
                     running += 1;
                 }
                 if running == 0 {

@@ -1,6 +1,7 @@
 //! `kiln build`: resolve the Dockerfile, run the build engine, then store
 //! and export the image as `-t`, `-o`, `--iidfile` ask.
 
+use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
@@ -112,7 +113,11 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
     let graph = match parse_dockerfile(&source.text).and_then(|file| resolve(file, &opts)) {
         Ok(g) => g,
         Err(err) => {
-            eprint!("{}", render(&source.name, &source.text, &err));
+            let _ = write!(
+                std::io::stderr(),
+                "{}",
+                render(&source.name, &source.text, &err)
+            );
             return Ok(1);
         }
     };
@@ -150,12 +155,11 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
             ..kiln_registry::Options::default()
         },
     };
-    let _lock = store.build_lock()?;
     let mut built = match build::build(store, &req, &progress, settings.jobs) {
         Ok(b) => b,
         Err(e) => {
             progress.finish();
-            eprintln!("error: {e:#}");
+            say!("error: {e:#}");
             return Ok(1);
         }
     };
@@ -196,7 +200,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
     push(args, store, &image, &names, &settings.outputs, &progress)?;
     write_results(args, &image, &names)?;
     if settings.mode == ProgressMode::Quiet {
-        println!("sha256:{}", image.id());
+        out!("sha256:{}", image.id())?;
     } else {
         progress.note(&format!("Successfully built {}", &image.id()[..12]));
         progress.finish();

@@ -1,5 +1,7 @@
 //! `kiln build --check`: parse, resolve and lint without executing.
 
+use std::io::Write;
+
 use anyhow::Result;
 use kiln_dockerfile::check::{lint, CheckConfig};
 use kiln_dockerfile::parser::Warning;
@@ -19,7 +21,11 @@ pub fn run(args: &BuildArgs) -> Result<i32> {
     let graph = match parse_dockerfile(&source.text).and_then(|file| resolve(file, &opts)) {
         Ok(g) => g,
         Err(err) => {
-            eprint!("{}", render(&source.name, &source.text, &err));
+            let _ = write!(
+                std::io::stderr(),
+                "{}",
+                render(&source.name, &source.text, &err)
+            );
             return Ok(1);
         }
     };
@@ -35,19 +41,19 @@ pub fn run(args: &BuildArgs) -> Result<i32> {
     warnings.extend(graph.warnings.iter().cloned());
     warnings.retain(|w| config.keeps(w));
     warnings.sort_by_key(|w| w.span.start);
-    print_summary(&graph, &source.name);
+    print_summary(&graph, &source.name)?;
     for w in &warnings {
         let at = if w.span.start == 0 {
             source.name.clone()
         } else {
             format!("{}:{}", source.name, w.span)
         };
-        println!("WARN: {} - {} ({at})", w.rule, w.message);
+        out!("WARN: {} - {} ({at})", w.rule, w.message)?;
     }
     match warnings.len() {
-        0 => println!("Check complete, no warnings found."),
-        1 => println!("Check complete, 1 warning has been found!"),
-        n => println!("Check complete, {n} warnings have been found!"),
+        0 => out!("Check complete, no warnings found.")?,
+        1 => out!("Check complete, 1 warning has been found!")?,
+        n => out!("Check complete, {n} warnings have been found!")?,
     }
     Ok(if config.error && !warnings.is_empty() {
         1
@@ -56,14 +62,15 @@ pub fn run(args: &BuildArgs) -> Result<i32> {
     })
 }
 
-fn print_summary(graph: &Graph, file: &str) {
+fn print_summary(graph: &Graph, file: &str) -> Result<()> {
+    let mut line = String::new();
     let total = graph.stages.len();
-    println!(
+    out!(
         "{file}: {total} stage{}, target {} builds {} of them",
         if total == 1 { "" } else { "s" },
         graph.stage_label(graph.target),
         graph.order.len()
-    );
+    )?;
     for (n, &i) in graph.order.iter().enumerate() {
         let stage = &graph.stages[i];
         let base = match &stage.base {
@@ -80,16 +87,18 @@ fn print_summary(graph: &Graph, file: &str) {
             })
             .collect();
         let steps = graph.file.stages[i].commands.len();
-        print!(
+        line.clear();
+        line.push_str(&format!(
             "  [{}/{}] {} FROM {base}: {steps} instruction{}",
             n + 1,
             graph.order.len(),
             graph.stage_label(i),
             if steps == 1 { "" } else { "s" }
-        );
+        ));
         if !reads.is_empty() {
-            print!(", reads {}", reads.join(", "));
+            line.push_str(&format!(", reads {}", reads.join(", ")));
         }
-        println!();
+        out!("{line}")?;
     }
+    Ok(())
 }

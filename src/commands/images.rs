@@ -14,14 +14,17 @@ pub fn list(store: &Store, quiet: bool) -> Result<i32> {
     let images = store.images()?;
     if quiet {
         for i in &images {
-            println!("{}", &i.id()[..12]);
+            out!("{}", &i.id()[..12])?;
         }
         return Ok(0);
     }
-    println!(
+    out!(
         "{:<40} {:<14} {:<22} {:>10}",
-        "REPOSITORY:TAG", "IMAGE ID", "CREATED", "SIZE"
-    );
+        "REPOSITORY:TAG",
+        "IMAGE ID",
+        "CREATED",
+        "SIZE"
+    )?;
     for i in &images {
         let size: i64 = i.manifest.layers().iter().map(|l| l.size() as i64).sum();
         let created = i.created.clone().unwrap_or_default();
@@ -39,13 +42,13 @@ pub fn list(store: &Store, quiet: bool) -> Result<i32> {
             (false, false) => tagged,
         };
         for n in names {
-            println!(
+            out!(
                 "{:<40} {:<14} {:<22} {:>10}",
                 n,
                 &i.id()[..12],
                 created,
                 human(size as u64)
-            );
+            )?;
         }
     }
     Ok(0)
@@ -66,11 +69,11 @@ pub fn remove(store: &Store, names: &[String]) -> Result<i32> {
         match store.remove_image(name) {
             Ok(removed) => {
                 for r in removed {
-                    println!("Untagged: {r}");
+                    out!("Untagged: {r}")?;
                 }
             }
             Err(e) => {
-                eprintln!("error: {e:#}");
+                say!("error: {e:#}");
                 code = 1;
             }
         }
@@ -93,13 +96,13 @@ pub fn inspect(store: &Store, name: &str) -> Result<i32> {
         "Layers": image.manifest.layers().iter().map(|l| l.digest().to_string()).collect::<Vec<_>>(),
         "History": config.history,
     });
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    out!("{}", serde_json::to_string_pretty(&out)?)?;
     Ok(0)
 }
 
 pub fn prune(store: &Store, all: bool) -> Result<i32> {
     let report = store.prune(all, &cache_layers)?;
-    println!("{report}");
+    out!("{report}")?;
     Ok(0)
 }
 
@@ -126,10 +129,10 @@ pub fn load(store: &Store, input: &Path) -> Result<i32> {
         .with_context(|| format!("loading {}", input.display()))?;
     for i in images {
         if i.names.is_empty() {
-            println!("Loaded image: sha256:{}", i.id());
+            out!("Loaded image: sha256:{}", i.id())?;
         }
         for n in &i.names {
-            println!("Loaded image: {n}");
+            out!("Loaded image: {n}")?;
         }
     }
     Ok(0)

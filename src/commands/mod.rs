@@ -35,6 +35,14 @@ pub fn run(cli: Cli) -> Result<i32> {
         std::path::absolute(&root).with_context(|| format!("the store path {}", root.display()))?;
     let store =
         Store::open(&root).with_context(|| format!("opening the store {}", root.display()))?;
+    // Every command but prune reads or writes blobs and layers (a pull's
+    // blobs are unreferenced until its index entry is written): it holds
+    // gc.lock shared for its whole run, so prune (exclusive) waits for it
+    // rather than deleting them underneath it.
+    let _gc = match cli.command {
+        Command::Prune { .. } => None,
+        _ => Some(store.gc_lock().context("locking the store against prune")?),
+    };
     match &cli.command {
         Command::Build(args) => build::run(args, &store),
         Command::Images(a) => images::list(&store, a.quiet),

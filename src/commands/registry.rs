@@ -31,7 +31,7 @@ struct Lines {
 impl Events for Lines {
     fn line(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{text}");
+            say!("{text}");
         }
     }
 }
@@ -41,10 +41,10 @@ pub fn pull(store: &Store, args: &PullArgs) -> Result<i32> {
     let pulled = registry.pull(store, &args.reference, &Lines { quiet: args.quiet })?;
     if !args.quiet {
         for n in &pulled.names {
-            eprintln!("stored as {n}");
+            say!("stored as {n}");
         }
     }
-    println!("sha256:{}", pulled.image.id());
+    out!("sha256:{}", pulled.image.id())?;
     Ok(0)
 }
 
@@ -93,7 +93,7 @@ fn password(args: &LoginArgs) -> Result<String> {
     let mut line = String::new();
     let read = stdin.lock().read_line(&mut line);
     rustix::termios::tcsetattr(&fd, rustix::termios::OptionalActions::Now, &saved)?;
-    eprintln!();
+    say!();
     read?;
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
@@ -127,7 +127,7 @@ pub fn login(args: &LoginArgs) -> Result<i32> {
         .trim_start_matches("http://")
         .trim_end_matches('/');
     kiln_registry::remember_login(&file, key, &username, &password)?;
-    println!("Login Succeeded!");
+    out!("Login Succeeded!")?;
     Ok(0)
 }
 
@@ -135,10 +135,10 @@ pub fn logout(args: &LogoutArgs) -> Result<i32> {
     let file = kiln_registry::login_file(args.authfile.as_deref())
         .context("no auth file: set REGISTRY_AUTH_FILE or HOME")?;
     if kiln_registry::logout(&file, &args.server)? {
-        println!("Removed login credentials for {}", args.server);
+        out!("Removed login credentials for {}", args.server)?;
         Ok(0)
     } else {
-        eprintln!("Not logged into {} (in {})", args.server, file.display());
+        say!("Not logged into {} (in {})", args.server, file.display());
         Ok(1)
     }
 }

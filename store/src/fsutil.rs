@@ -41,35 +41,15 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("sync", dir, e))
 }
 
-/// `rm -rf`, making directories writable first (overlay's work dir has a
-/// mode-000 `work` inside; layers may hold read-only dirs). Whatever
-/// vanishes meanwhile (another process cleaning the same stale dir) counts
-/// as removed.
+/// `rm -rf` of a tree of any depth with a bounded number of fds (see
+/// [`crate::remove`]); whatever vanishes meanwhile counts as removed.
 pub fn remove_all(path: &Path) -> Result<()> {
-    match remove_tree(path) {
-        Err(Error::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
+    crate::remove::remove_tree(path).map(drop)
 }
 
-fn remove_tree(path: &Path) -> Result<()> {
-    let meta = match fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io("stat", path, e)),
-    };
-    if !meta.is_dir() {
-        return fs::remove_file(path).map_err(|e| Error::io("remove", path, e));
-    }
-    use std::os::unix::fs::PermissionsExt;
-    if meta.permissions().mode() & 0o700 != 0o700 {
-        let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
-    }
-    for entry in fs::read_dir(path).map_err(|e| Error::io("read dir", path, e))? {
-        let entry = entry.map_err(|e| Error::io("read dir", path, e))?;
-        remove_all(&entry.path())?;
-    }
-    fs::remove_dir(path).map_err(|e| Error::io("remove", path, e))
+/// [`remove_all`], returning the bytes of the files it removed.
+pub fn remove_all_sized(path: &Path) -> Result<u64> {
+    crate::remove::remove_tree(path)
 }
 
 /// Durably flushes everything on the filesystem holding `path` (a layer

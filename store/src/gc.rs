@@ -12,7 +12,7 @@ use std::fmt;
 use kiln_layer::Digest;
 
 use crate::error::{Error, Result};
-use crate::fsutil::remove_all;
+use crate::fsutil::remove_all_sized;
 use crate::images::{our_digest, ref_name};
 use crate::{locks, Store};
 
@@ -46,18 +46,6 @@ impl fmt::Display for PruneReport {
     }
 }
 
-fn size_of(path: &std::path::Path) -> u64 {
-    let Ok(m) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if !m.is_dir() {
-        return m.len();
-    }
-    std::fs::read_dir(path)
-        .map(|rd| rd.flatten().map(|e| size_of(&e.path())).sum())
-        .unwrap_or(0)
-}
-
 impl Store {
     pub fn prune(
         &self,
@@ -88,8 +76,7 @@ impl Store {
             .flatten()
         {
             if all {
-                report.bytes += size_of(&entry.path());
-                remove_all(&entry.path())?;
+                report.bytes += remove_all_sized(&entry.path())?;
                 report.cache_entries += 1;
             } else if let Ok(bytes) = std::fs::read(entry.path()) {
                 keep_layers.extend(cache_layers(&bytes).iter().map(|d| d.hex().to_string()));
@@ -98,8 +85,7 @@ impl Store {
         let mounts = self.root.join("cachemounts");
         if all {
             for entry in std::fs::read_dir(&mounts).into_iter().flatten().flatten() {
-                report.bytes += size_of(&entry.path());
-                remove_all(&entry.path())?;
+                report.bytes += remove_all_sized(&entry.path())?;
                 report.cache_mounts += 1;
             }
         }
@@ -119,8 +105,7 @@ impl Store {
             let name = entry.file_name().to_string_lossy().into_owned();
             let hex = name.strip_suffix(".json").unwrap_or(&name);
             if !keep_layers.contains(hex) {
-                report.bytes += size_of(&entry.path());
-                remove_all(&entry.path())?;
+                report.bytes += remove_all_sized(&entry.path())?;
                 if !name.ends_with(".json") {
                     report.layers += 1;
                 }
@@ -133,8 +118,7 @@ impl Store {
         {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !keep_blobs.contains(&name) {
-                report.bytes += size_of(&entry.path());
-                remove_all(&entry.path())?;
+                report.bytes += remove_all_sized(&entry.path())?;
                 report.blobs += 1;
             }
         }

@@ -8,7 +8,7 @@
 //! before any is renamed into `layers/`, instead of one `syncfs` per step.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -476,7 +476,12 @@ impl Store {
         };
         let unpacked = kiln_layer::unpack(input, &dir, &opts)?;
         for w in &unpacked.warnings {
-            eprintln!("kiln: warning: layer {}: {w}", unpacked.diff_id);
+            // Never a panic on a closed stderr (this runs on pull workers).
+            let _ = writeln!(
+                std::io::stderr(),
+                "kiln: warning: layer {}: {w}",
+                unpacked.diff_id
+            );
         }
         Ok((scratch, dir, unpacked.diff_id))
     }

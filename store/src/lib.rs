@@ -25,9 +25,11 @@
 //!   a dead process and is removed; a live one's is never touched.
 //! * A blob is only renamed in after its bytes hashed to its name; a layer
 //!   dir only after its content captured to its diffID.
-//! * index.json changes under an exclusive lock on `index.lock`; builds hold
-//!   `gc.lock` shared, prune holds it exclusive, so prune never deletes what
-//!   a running build is about to reference.
+//! * index.json changes under an exclusive lock on `index.lock`; every
+//!   command that reads or writes blobs (build, pull, push, load, save...)
+//!   holds `gc.lock` shared ([`Store::gc_lock`]), prune holds it exclusive,
+//!   so prune never deletes what a running command reads or is about to
+//!   reference.
 //! * A layer's compressed blob is recorded in its sidecar only when the
 //!   store made it, or unpacking it gave that layer's diffID.
 //! * Digests from outside are parsed by [`Digest::parse`] before they become
@@ -43,6 +45,7 @@ mod images;
 mod layers;
 mod locks;
 mod names;
+mod remove;
 mod scratch;
 
 use std::path::{Path, PathBuf};
@@ -57,6 +60,8 @@ pub use locks::Lock;
 
 /// The shared `gc.lock` guard a build holds for its whole run.
 pub type BuildLock = Lock;
+/// The shared `gc.lock` guard every command but prune holds.
+pub type GcLock = Lock;
 pub use names::normalize_name;
 pub use scratch::Scratch;
 
@@ -145,6 +150,16 @@ impl Store {
 
     /// Held by a build for its whole run: prune waits for it.
     pub fn build_lock(&self) -> Result<BuildLock> {
+        self.gc_lock()
+    }
+
+    /// Held (shared) by every command that reads or writes blobs or
+    /// layers — pull, load, save, push, build, rmi, inspect — for its
+    /// whole run; prune takes it exclusive, so it never deletes a blob a
+    /// running command wrote but has not named yet, or is reading.
+    /// Taking it again from a process that holds it is fine (both
+    /// shared); calling `prune` while holding it deadlocks.
+    pub fn gc_lock(&self) -> Result<GcLock> {
         locks::shared(&self.root.join("gc.lock"))
     }
 

@@ -53,7 +53,8 @@ impl Drop for Scratch {
     }
 }
 
-/// Removes the scratch dirs of dead processes.
+/// Removes the scratch dirs of dead processes (the ones that cannot be
+/// removed are warned about and left); only an unreadable `tmp/` fails.
 pub(crate) fn clean_stale(tmp: &Path) -> Result<usize> {
     let mut removed = 0;
     let entries = match std::fs::read_dir(tmp) {
@@ -66,14 +67,17 @@ pub(crate) fn clean_stale(tmp: &Path) -> Result<usize> {
         let stale = if lock_path.exists() {
             // Held while removing, so another process's open sees it busy
             // rather than removing it at the same time.
-            match locks::try_exclusive_existing(&lock_path)? {
-                Some(lock) => {
-                    remove_all(&path)?;
+            match locks::try_exclusive_existing(&lock_path) {
+                Ok(Some(lock)) => {
+                    removed += usize::from(remove_stale(&path));
                     drop(lock);
-                    removed += 1;
                     continue;
                 }
-                None => false,
+                Ok(None) => false,
+                Err(e) => {
+                    warn(&e);
+                    false
+                }
             }
         } else {
             // Created but not yet locked (a process between mkdir and lock)
@@ -86,9 +90,49 @@ pub(crate) fn clean_stale(tmp: &Path) -> Result<usize> {
                 .is_some_and(|age| age.as_secs() > 60)
         };
         if stale {
-            remove_all(&path)?;
-            removed += 1;
+            removed += usize::from(remove_stale(&path));
         }
     }
     Ok(removed)
+}
+
+/// Removes a dead process's dir; a failure is a warning, never an error:
+/// whatever a dead build left in `tmp/` must not stop every later command
+/// from opening the store (the next open tries again).
+fn remove_stale(path: &Path) -> bool {
+    match remove_all(path) {
+        Ok(()) => true,
+        Err(e) => {
+            warn(&e);
+            false
+        }
+    }
+}
+
+fn warn(e: &Error) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "kiln: warning: could not remove a dead build's scratch dir: {e}"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stale_dir_that_cannot_be_cleaned_is_skipped_not_fatal() {
+        let tmp = std::env::temp_dir().join(format!("kiln-scratch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        // A dead process's dir whose `lock` cannot be opened for locking
+        // (a directory), next to an ordinary dead one.
+        std::fs::create_dir_all(tmp.join("1-0-odd/lock")).unwrap();
+        std::fs::create_dir_all(tmp.join("2-0-dead/sub")).unwrap();
+        std::fs::write(tmp.join("2-0-dead/lock"), b"").unwrap();
+        assert_eq!(clean_stale(&tmp).unwrap(), 1);
+        assert!(tmp.join("1-0-odd").exists());
+        assert!(!tmp.join("2-0-dead").exists());
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
 }
