@@ -1,0 +1,213 @@
+//! A stage's state while it is built, and the journal of config changes
+//! its steps make. Every change a step makes to the image config goes
+//! through [`StageState::apply`] as an [`Op`]: the ops a step made are
+//! what its cache entry stores (see `cache`), and a hit replays them on
+//! the parent's config through the same function. So an entry costs what
+//! its step changed, not the whole config: N steps cost O(N) on disk,
+//! where storing each step's whole config (env and history grow by a step
+//! each) cost O(N²).
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Result};
+use kiln_dockerfile::resolve::Scope;
+use kiln_layer::Digest;
+use kiln_store::Store;
+use serde::{Deserialize, Serialize};
+
+use crate::image_config::{Empty, Healthcheck, History, ImageConfig};
+
+/// One change to an image config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// Sets (or replaces in place) an environment variable.
+    Env(String, String),
+    Label(String, String),
+    Expose(String),
+    Volume(String),
+    OnBuild(String),
+    User(String),
+    Cmd(Option<Vec<String>>),
+    Entrypoint(Vec<String>),
+    StopSignal(String),
+    Healthcheck(Healthcheck),
+    Shell(Vec<String>),
+    Author(String),
+    Workdir(String),
+    /// A layer on top of the rootfs (its diffID).
+    Layer(String),
+    History(History),
+}
+
+impl Op {
+    fn apply_to(&self, config: &mut ImageConfig) {
+        let run = &mut config.config;
+        match self {
+            Op::Env(k, v) => config.set_env(k, v),
+            Op::Label(k, v) => {
+                let labels = run.labels.get_or_insert_with(Default::default);
+                labels.insert(k.clone(), v.clone());
+            }
+            Op::Expose(p) => {
+                let set = run.exposed_ports.get_or_insert_with(Default::default);
+                set.insert(p.clone(), Empty {});
+            }
+            Op::Volume(p) => {
+                let set = run.volumes.get_or_insert_with(Default::default);
+                set.insert(p.clone(), Empty {});
+            }
+            Op::OnBuild(e) => run.on_build.get_or_insert_with(Vec::new).push(e.clone()),
+            Op::User(u) => run.user = Some(u.clone()),
+            Op::Cmd(c) => run.cmd = c.clone(),
+            Op::Entrypoint(e) => run.entrypoint = Some(e.clone()),
+            Op::StopSignal(s) => run.stop_signal = Some(s.clone()),
+            Op::Healthcheck(h) => run.healthcheck = Some(h.clone()),
+            Op::Shell(s) => run.shell = Some(s.clone()),
+            Op::Author(a) => config.author = Some(a.clone()),
+            Op::Workdir(w) => run.working_dir = Some(w.clone()),
+            Op::Layer(d) => config.rootfs.diff_ids.push(d.clone()),
+            Op::History(h) => config.history.push(h.clone()),
+        }
+    }
+}
+
+/// A stage being built.
+#[derive(Clone)]
+pub(crate) struct StageState {
+    pub config: ImageConfig,
+    pub scope: Scope,
+    /// CMD set by this stage (an ENTRYPOINT then keeps it).
+    pub cmd_set: bool,
+    /// The cache key of the state so far.
+    pub key: String,
+    /// Set while the stage's last step runs: the stage and the key its
+    /// early view gets (see `Builder::announce`).
+    pub early: Option<(usize, String)>,
+    /// The config changes of the step running now (its cache entry).
+    ops: Vec<Op>,
+}
+
+impl StageState {
+    pub fn from_config(config: ImageConfig, key: String) -> StageState {
+        let scope = Scope {
+            env: config.env_pairs(),
+            args: Vec::new(),
+        };
+        StageState {
+            config,
+            scope,
+            cmd_set: false,
+            key,
+            early: None,
+            ops: Vec::new(),
+        }
+    }
+
+    /// Changes the config (and, for ENV, the scope) and records the
+    /// change for the step's cache entry.
+    pub fn apply(&mut self, op: Op) {
+        self.replay(&op);
+        self.ops.push(op);
+    }
+
+    /// Applies a change recorded earlier (a cache hit), without recording
+    /// it again.
+    pub fn replay(&mut self, op: &Op) {
+        op.apply_to(&mut self.config);
+        if let Op::Env(k, v) = op {
+            self.scope.set_env(k, v.clone());
+        }
+    }
+
+    /// The changes recorded since the last call: one step's.
+    pub fn take_ops(&mut self) -> Vec<Op> {
+        std::mem::take(&mut self.ops)
+    }
+
+    /// This state with its config and scope dropped, once no stage reads
+    /// it any more: a long `FROM` chain then keeps one config per live
+    /// stage, not one per stage. Only its key is left.
+    pub fn released(&self) -> StageState {
+        StageState::from_config(ImageConfig::default(), self.key.clone())
+    }
+
+    pub fn layers(&self) -> Result<Vec<Digest>> {
+        self.config
+            .rootfs
+            .diff_ids
+            .iter()
+            .map(|d| {
+                Digest::parse(d).map_err(|e| anyhow!("bad diff_id {d:?} in the image config: {e}"))
+            })
+            .collect()
+    }
+
+    /// Overlay lower dirs for this stage's rootfs, top layer first.
+    /// A layer that occurs twice (two steps with identical diffs) is kept
+    /// only at its top position: overlay refuses a repeated lower dir, and
+    /// everything the lower copy holds is shadowed by the upper one.
+    pub fn lowers(&self, store: &Store) -> Result<Vec<PathBuf>> {
+        let mut seen = std::collections::HashSet::new();
+        Ok(self
+            .layers()?
+            .iter()
+            .rev()
+            .filter(|d| seen.insert((*d).clone()))
+            .map(|d| store.layer_dir(d))
+            .collect())
+    }
+
+    pub fn workdir(&self) -> String {
+        self.config
+            .config
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| "/".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history(by: &str) -> History {
+        History {
+            created_by: Some(by.into()),
+            empty_layer: true,
+            ..History::default()
+        }
+    }
+
+    #[test]
+    fn replaying_the_recorded_ops_gives_the_same_config_and_scope() {
+        let mut base = ImageConfig::default();
+        base.set_env("PATH", "/bin");
+        let mut built = StageState::from_config(base.clone(), "k".into());
+        let ops = [
+            Op::Env("A".into(), "1".into()),
+            Op::Env("PATH".into(), "/usr/bin".into()),
+            Op::Label("l".into(), "v".into()),
+            Op::Expose("80/tcp".into()),
+            Op::Cmd(None),
+            Op::Workdir("/w".into()),
+            Op::Layer("sha256:00".into()),
+            Op::History(history("ENV A=1")),
+        ];
+        for op in ops.clone() {
+            built.apply(op);
+        }
+        let recorded = built.take_ops();
+        assert_eq!(recorded, ops);
+        assert!(built.take_ops().is_empty(), "taken once");
+        let mut hit = StageState::from_config(base, "k".into());
+        for op in &recorded {
+            hit.replay(op);
+        }
+        assert_eq!(hit.config, built.config);
+        assert_eq!(hit.scope.env, built.scope.env);
+        assert_eq!(
+            hit.config.config.env.as_deref().unwrap(),
+            ["PATH=/usr/bin", "A=1"]
+        );
+    }
+}
