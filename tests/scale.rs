@@ -1,0 +1,172 @@
+//! Long Dockerfiles, rootless: what the step cache costs on disk and a
+//! long `FROM` chain in memory must grow linearly with the number of
+//! steps. Each cache entry used to hold the whole config after its step
+//! (env and history grow by one per step): 2,000 `ENV` lines wrote ~300 MB
+//! of cache, and a 1,000-stage chain peaked at ~290 MB RSS (6.8 GB for
+//! 5,000). Ignored under a plain `cargo test` (run by scripts/test-build.sh).
+
+mod support;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::process::Command;
+
+use support::{text, Case};
+
+/// Bytes of the files in the store's step cache.
+fn cache_bytes(case: &Case) -> u64 {
+    fs::read_dir(case.store().join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+/// `kiln build` under GNU time: the output and the peak RSS in KB.
+fn build_measured(case: &Case, args: &[&str]) -> (String, u64) {
+    let rss_file = case.path("rss");
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(&rss_file)
+        .arg(support::kiln_bin())
+        .arg("--root")
+        .arg(case.store())
+        .arg("build")
+        .args(args)
+        .arg(case.ctx())
+        .output()
+        .expect("GNU time (package time, scripts/deps.sh) runs kiln");
+    let log = text(&out);
+    assert!(out.status.success(), "kiln build failed:\n{log}");
+    let rss = fs::read_to_string(&rss_file).unwrap();
+    (log, rss.trim().parse().expect("time -f %M prints KB"))
+}
+
+fn inspect(case: &Case, name: &str) -> serde_json::Value {
+    let out = case.kiln(&["inspect", name]);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).expect("inspect prints JSON")
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn two_thousand_env_lines_cache_in_linear_space_and_rebuild_from_it() {
+    const N: usize = 2000;
+    let case = Case::new("env-lines");
+    let mut df = String::from("FROM BASE\nCOPY a /a\n");
+    for i in 0..N {
+        writeln!(df, "ENV V{i}=value-{i}").unwrap();
+    }
+    df.push_str("RUN echo \"$V0 $V1999\" > /out\n");
+    case.dockerfile(&df);
+    case.file("a", "a\n");
+    let iid = case.path("iid");
+    let args = [
+        "--build-arg",
+        "SOURCE_DATE_EPOCH=0",
+        "--iidfile",
+        iid.to_str().unwrap(),
+        "-t",
+        "env-lines",
+    ];
+    let first = case.build(&args);
+    assert!(!first.contains("CACHED"), "{first}");
+    let first_id = fs::read_to_string(&iid).unwrap();
+    let before = inspect(&case, "env-lines");
+    // A few hundred bytes a step; whole configs per entry were ~300 MB.
+    let bytes = cache_bytes(&case);
+    assert!(
+        bytes < 5_000_000,
+        "{N} ENV lines made {bytes} bytes of step cache"
+    );
+
+    let second = case.build(&args);
+    assert_eq!(second.matches("CACHED").count(), N + 2, "{second}");
+    assert_eq!(
+        fs::read_to_string(&iid).unwrap(),
+        first_id,
+        "the rebuild from the cache is the same image"
+    );
+    let after = inspect(&case, "env-lines");
+    assert_eq!(after, before);
+    let env = strings(&after["Config"]["Env"]);
+    let ours: Vec<&String> = env.iter().filter(|e| e.starts_with('V')).collect();
+    assert_eq!(ours.len(), N, "{env:?}");
+    for (i, e) in ours.iter().enumerate() {
+        assert_eq!(**e, format!("V{i}=value-{i}"));
+    }
+    let history = after["History"].as_array().unwrap();
+    let steps: Vec<&str> = history
+        .iter()
+        .filter_map(|h| h["created_by"].as_str())
+        .filter(|c| c.ends_with("# buildkit"))
+        .collect();
+    assert_eq!(steps.len(), N + 2, "one history entry per step");
+    assert_eq!(steps[1], "ENV V0=value-0 # buildkit");
+    assert_eq!(steps[N], "ENV V1999=value-1999 # buildkit");
+    let base_layers = 1;
+    assert_eq!(
+        after["RootFS"]["diff_ids"].as_array().unwrap().len(),
+        base_layers + 2,
+        "{after}"
+    );
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_thousand_stage_from_chain_builds_in_linear_memory() {
+    const N: usize = 1000;
+    let case = Case::new("from-chain");
+    // s0 is read twice: FROM by s1, and by the last stage through --from,
+    // long after s1 finished; s500 likewise.
+    let mut df = String::from("FROM scratch AS s0\nCOPY a /a\n");
+    for i in 1..N {
+        writeln!(df, "FROM s{} AS s{i}\nENV A{i}={i}", i - 1).unwrap();
+    }
+    df.push_str("COPY --from=s0 /a /from-s0\nCOPY --from=s500 /a /from-s500\n");
+    case.dockerfile(&df);
+    case.file("a", "a\n");
+    let iid = case.path("iid");
+    let args = [
+        "--build-arg",
+        "SOURCE_DATE_EPOCH=0",
+        "--iidfile",
+        iid.to_str().unwrap(),
+        "-t",
+        "chain",
+    ];
+    let (first, rss) = build_measured(&case, &args);
+    assert!(!first.contains("CACHED"), "{first}");
+    // A config per stage kept to the end was ~290 MB; linear is ~15 MB.
+    assert!(rss < 80_000, "{N} stages peaked at {rss} KB:\n{first}");
+    let first_id = fs::read_to_string(&iid).unwrap();
+    let before = inspect(&case, "chain");
+
+    let (second, rss) = build_measured(&case, &args);
+    assert!(rss < 80_000, "{N} cached stages peaked at {rss} KB");
+    assert_eq!(
+        second.matches("CACHED").count(),
+        1 + (N - 1) + 2,
+        "{second}"
+    );
+    assert_eq!(fs::read_to_string(&iid).unwrap(), first_id);
+    let after = inspect(&case, "chain");
+    assert_eq!(after, before);
+    let env = strings(&after["Config"]["Env"]);
+    assert_eq!(env.len(), N - 1, "{env:?}");
+    assert_eq!(env[0], "A1=1");
+    assert_eq!(env[N - 2], format!("A{}={}", N - 1, N - 1));
+    assert_eq!(
+        after["RootFS"]["diff_ids"].as_array().unwrap().len(),
+        3,
+        "COPY a, and the two COPY --from layers: {after}"
+    );
+    assert_eq!(after["History"].as_array().unwrap().len(), 1 + (N - 1) + 2);
+}
