@@ -172,3 +172,33 @@ fn a_two_thousand_stage_from_chain_builds_in_linear_memory() {
     );
     assert_eq!(after["History"].as_array().unwrap().len(), 1 + (N - 1) + 2);
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_step_that_ran_again_is_never_topped_by_a_layer_made_over_its_old_output() {
+    let case = Case::new("lost-entry");
+    case.dockerfile(
+        "FROM BASE\nRUN cat /proc/sys/kernel/random/uuid > /stamp\nRUN cp /stamp /copy\nENV DONE=1\n",
+    );
+    let (_, first) = case.build_image("lost", &[]);
+    assert!(!first.contains("CACHED"), "{first}");
+    // A crash can leave an entry empty (entries are renamed in, not
+    // synced) while the next step's is whole.
+    let mut lost = 0;
+    for entry in fs::read_dir(case.store().join("cache")).unwrap() {
+        let path = entry.unwrap().path();
+        if fs::read_to_string(&path).is_ok_and(|t| t.contains("random/uuid > /stamp")) {
+            fs::write(&path, "").unwrap();
+            lost += 1;
+        }
+    }
+    assert_eq!(lost, 1);
+    let (archive, second) = case.build_image("lost", &[]);
+    // The first RUN makes a new /stamp: the layer of `cp` made over the
+    // old one must not be reused on top of it.
+    assert_eq!(second.matches("CACHED").count(), 0, "{second}");
+    let out = support::run_sh(&archive, "lost", "cmp /stamp /copy && echo same");
+    assert_eq!(out.trim(), "same");
+    let third = case.build(&["-t", "lost"]);
+    assert_eq!(third.matches("CACHED").count(), 3, "{third}");
+}

@@ -41,24 +41,31 @@ pub struct Entry {
     format: u32,
     /// The key of the state the ops apply to (a check: keys chain).
     parent: String,
+    /// The ChainID of that state's rootfs: the entry's layer was diffed
+    /// against it.
+    below: String,
     ops: Vec<Op>,
 }
 
 impl Entry {
-    pub fn new(parent: &str, ops: Vec<Op>) -> Entry {
+    /// The entry of a step made on `parent` (its key and rootfs ChainID).
+    pub fn new(parent: (&str, &str), ops: Vec<Op>) -> Entry {
         Entry {
             format: FORMAT,
-            parent: parent.to_string(),
+            parent: parent.0.to_string(),
+            below: parent.1.to_string(),
             ops,
         }
     }
 
-    /// The ops to replay on the state of key `parent`, if `bytes` is an
-    /// entry of this format made on that state; anything else (an older
-    /// format, a partial write) is a miss.
-    pub fn decode(bytes: &[u8], parent: &str) -> Option<Vec<Op>> {
+    /// The ops to replay on the state `parent` (key, rootfs ChainID), if
+    /// `bytes` is an entry of this format made on that state; anything
+    /// else (an older format, a partial write, the same key over other
+    /// layers) is a miss.
+    pub fn decode(bytes: &[u8], parent: (&str, &str)) -> Option<Vec<Op>> {
         let entry = serde_json::from_slice::<Entry>(bytes).ok()?;
-        (entry.format == FORMAT && entry.parent == parent).then_some(entry.ops)
+        let same = entry.parent == parent.0 && entry.below == parent.1;
+        (entry.format == FORMAT && same).then_some(entry.ops)
     }
 
     /// The layers the entry's step added.
@@ -281,12 +288,13 @@ mod tests {
             Op::Env("A".into(), "1".into()),
             Op::Layer(format!("sha256:{}", "ab".repeat(32))),
         ];
-        let bytes = serde_json::to_vec(&Entry::new("p", ops.clone())).unwrap();
-        assert_eq!(Entry::decode(&bytes, "p"), Some(ops));
-        assert_eq!(Entry::decode(&bytes, "q"), None, "made on another state");
-        assert_eq!(Entry::decode(&bytes[..bytes.len() / 2], "p"), None);
+        let bytes = serde_json::to_vec(&Entry::new(("p", "c"), ops.clone())).unwrap();
+        assert_eq!(Entry::decode(&bytes, ("p", "c")), Some(ops));
+        assert_eq!(Entry::decode(&bytes, ("q", "c")), None, "another state");
+        assert_eq!(Entry::decode(&bytes, ("p", "d")), None, "other layers");
+        assert_eq!(Entry::decode(&bytes[..bytes.len() / 2], ("p", "c")), None);
         let old = br#"{"config":{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:abab"]}}}"#;
-        assert_eq!(Entry::decode(old, "p"), None, "an older kiln's entry");
+        assert_eq!(Entry::decode(old, ("p", "")), None, "an older kiln's entry");
         let layer = Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
         assert_eq!(cache_layers(&bytes), vec![layer]);
     }

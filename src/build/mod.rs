@@ -321,10 +321,11 @@ impl Builder<'_> {
             return Ok(false);
         }
         let StepKey { key, link } = self.step_key(state, &instruction, cmd)?;
-        // Only this step's changes go into its entry.
+        // Only this step's changes go into its entry, made on these layers.
         state.take_ops();
+        let below = state.chain().to_string();
         if !self.req.no_cache {
-            if let Some(ops) = self.cached(&key, &state.key)? {
+            if let Some(ops) = self.cached(&key, state)? {
                 for op in &ops {
                     state.replay(op);
                 }
@@ -351,7 +352,7 @@ impl Builder<'_> {
             }
         }
         let ops = state.take_ops();
-        let entry = cache::Entry::new(&state.key, ops);
+        let entry = cache::Entry::new((&state.key, &below), ops);
         self.store.cache_put(&key, &serde_json::to_vec(&entry)?)?;
         state.key = key;
         Ok(reused)
@@ -406,14 +407,14 @@ impl Builder<'_> {
         Ok(self.registry.get_or_init(|| r))
     }
 
-    /// The config changes a cache entry holds for the step on top of the
-    /// state keyed `parent`, if the entry exists and the layers it adds do
-    /// (the parent's own layers are there: the stage stands on them).
-    fn cached(&self, key: &str, parent: &str) -> Result<Option<Vec<Op>>> {
+    /// The config changes a cache entry holds for the step on top of
+    /// `parent`, if the entry exists and the layers it adds do (the
+    /// parent's own layers are there: the stage stands on them).
+    fn cached(&self, key: &str, parent: &StageState) -> Result<Option<Vec<Op>>> {
         let Some(bytes) = self.store.cache_get(key)? else {
             return Ok(None);
         };
-        let Some(ops) = cache::Entry::decode(&bytes, parent) else {
+        let Some(ops) = cache::Entry::decode(&bytes, (&parent.key, parent.chain())) else {
             return Ok(None);
         };
         let complete = ops.iter().all(|op| match op {

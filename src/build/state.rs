@@ -14,6 +14,7 @@ use kiln_dockerfile::resolve::Scope;
 use kiln_layer::Digest;
 use kiln_store::Store;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
 use crate::image_config::{Empty, Healthcheck, History, ImageConfig};
 
@@ -85,6 +86,12 @@ pub(crate) struct StageState {
     pub early: Option<(usize, String)>,
     /// The config changes of the step running now (its cache entry).
     ops: Vec<Op>,
+    /// The OCI ChainID of the rootfs (empty for no layers), kept up to
+    /// date as layers are added: a cache entry holds its parent's, and a
+    /// hit needs it to match, so a layer diffed against other content
+    /// below (the step below ran again after a crash lost its entry) is
+    /// never stacked on a different parent.
+    chain: String,
 }
 
 impl StageState {
@@ -93,6 +100,11 @@ impl StageState {
             env: config.env_pairs(),
             args: Vec::new(),
         };
+        let chain = config
+            .rootfs
+            .diff_ids
+            .iter()
+            .fold(String::new(), |c, d| chain_id(&c, d));
         StageState {
             config,
             scope,
@@ -100,6 +112,7 @@ impl StageState {
             key,
             early: None,
             ops: Vec::new(),
+            chain,
         }
     }
 
@@ -114,9 +127,16 @@ impl StageState {
     /// it again.
     pub fn replay(&mut self, op: &Op) {
         op.apply_to(&mut self.config);
-        if let Op::Env(k, v) = op {
-            self.scope.set_env(k, v.clone());
+        match op {
+            Op::Env(k, v) => self.scope.set_env(k, v.clone()),
+            Op::Layer(d) => self.chain = chain_id(&self.chain, d),
+            _ => {}
         }
+    }
+
+    /// The ChainID of the rootfs so far.
+    pub fn chain(&self) -> &str {
+        &self.chain
     }
 
     /// The changes recorded since the last call: one step's.
@@ -166,6 +186,17 @@ impl StageState {
     }
 }
 
+/// The OCI image spec's ChainID of `below` (a ChainID, empty for none)
+/// with `diff_id` on top.
+fn chain_id(below: &str, diff_id: &str) -> String {
+    if below.is_empty() {
+        return diff_id.to_string();
+    }
+    let digest = Sha256::digest(format!("{below} {diff_id}"));
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +235,9 @@ mod tests {
             hit.replay(op);
         }
         assert_eq!(hit.config, built.config);
+        assert_eq!(hit.chain(), built.chain());
+        let again = StageState::from_config(built.config.clone(), "k".into());
+        assert_eq!(again.chain(), built.chain(), "as computed from a config");
         assert_eq!(hit.scope.env, built.scope.env);
         assert_eq!(
             hit.config.config.env.as_deref().unwrap(),
