@@ -192,11 +192,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Builder<'_> {
     /// A finished stage's state.
     pub(crate) fn built(&self, index: usize) -> Result<StageState> {
-        self.readers.check(index)?;
-        lock(&self.stages)
+        let state = lock(&self.stages)
             .get(&index)
             .cloned()
-            .context("a stage this one reads was not built")
+            .context("a stage this one reads was not built")?;
+        state.check()?;
+        Ok(state)
     }
 
     fn stage(&self, index: usize) -> Result<StageState> {

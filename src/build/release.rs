@@ -5,21 +5,19 @@
 //! stages). Only the key of a released stage stays, which is what the
 //! scheduler's "is it done" needs.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use kiln_dockerfile::resolve::Source;
 use kiln_dockerfile::Graph;
 
 use super::{lock, Builder, StageState};
 
-/// How many stages still to finish read each stage, and which stages are
-/// released.
+/// How many stages still to finish read each stage.
 #[derive(Default)]
 pub(super) struct Readers {
     left: Mutex<HashMap<usize, usize>>,
-    released: Mutex<HashSet<usize>>,
 }
 
 impl Readers {
@@ -32,16 +30,7 @@ impl Readers {
         }
         Readers {
             left: Mutex::new(left),
-            released: Mutex::default(),
         }
-    }
-
-    /// Fails for a released stage: a reader nobody counted.
-    pub fn check(&self, index: usize) -> Result<()> {
-        if lock(&self.released).contains(&index) {
-            bail!("internal error: stage {index} was read after its last reader finished");
-        }
-        Ok(())
     }
 }
 
@@ -66,7 +55,6 @@ impl Builder<'_> {
             }
         }
         if index != graph.target && left.get(&index).is_none_or(|n| *n == 0) {
-            lock(&self.readers.released).insert(index);
             return state.released();
         }
         state
@@ -84,10 +72,9 @@ impl Builder<'_> {
         });
         let left = lock(&self.readers.left);
         if only_base && parent != graph.target && left.get(&parent) == Some(&1) {
-            self.readers.check(parent)?;
             if let Some(state) = lock(&self.stages).get_mut(&parent) {
+                state.check()?;
                 let released = state.released();
-                lock(&self.readers.released).insert(parent);
                 return Ok(std::mem::replace(state, released));
             }
         }
@@ -100,7 +87,6 @@ impl Builder<'_> {
     fn release(&self, index: usize) {
         if let Some(state) = lock(&self.stages).get_mut(&index) {
             *state = state.released();
-            lock(&self.readers.released).insert(index);
         }
         lock(&self.early).remove(&index);
     }

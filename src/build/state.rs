@@ -92,6 +92,8 @@ pub(crate) struct StageState {
     /// below (the step below ran again after a crash lost its entry) is
     /// never stacked on a different parent.
     chain: String,
+    /// Dropped: no stage reads this state any more (see `release`).
+    released: bool,
 }
 
 impl StageState {
@@ -113,6 +115,7 @@ impl StageState {
             early: None,
             ops: Vec::new(),
             chain,
+            released: false,
         }
     }
 
@@ -148,10 +151,26 @@ impl StageState {
     /// it any more: a long `FROM` chain then keeps one config per live
     /// stage, not one per stage. Only its key is left.
     pub fn released(&self) -> StageState {
-        StageState::from_config(ImageConfig::default(), self.key.clone())
+        StageState {
+            released: true,
+            ..StageState::from_config(ImageConfig::default(), self.key.clone())
+        }
+    }
+
+    /// Fails for a released state: a reader the build did not count (the
+    /// resolver knows every `FROM` and `--from`, not those of a base
+    /// image's ONBUILD triggers) gets an error, not an empty stage.
+    pub fn check(&self) -> Result<()> {
+        if self.released {
+            anyhow::bail!(
+                "a stage read after the stages counted as its readers finished (from an ONBUILD trigger?) is no longer available"
+            );
+        }
+        Ok(())
     }
 
     pub fn layers(&self) -> Result<Vec<Digest>> {
+        self.check()?;
         self.config
             .rootfs
             .diff_ids
@@ -243,5 +262,21 @@ mod tests {
             hit.config.config.env.as_deref().unwrap(),
             ["PATH=/usr/bin", "A=1"]
         );
+    }
+
+    #[test]
+    fn a_released_state_keeps_its_key_and_refuses_its_layers() {
+        let mut config = ImageConfig::default();
+        config
+            .rootfs
+            .diff_ids
+            .push(format!("sha256:{}", "ab".repeat(32)));
+        let state = StageState::from_config(config, "k".into());
+        assert_eq!(state.layers().unwrap().len(), 1);
+        let released = state.released();
+        assert_eq!(released.key, "k");
+        assert!(released.config.rootfs.diff_ids.is_empty());
+        let err = released.layers().unwrap_err().to_string();
+        assert!(err.contains("no longer available"), "{err}");
     }
 }
