@@ -275,12 +275,8 @@ impl Builder<'_> {
                 Vec::new(),
             )),
             Base::Stage(i) => {
-                let parent = self.inherit(index, *i)?;
                 // A child stage inherits the image, not the parent's ARGs.
-                Ok((
-                    StageState::from_config(parent.config, parent.key),
-                    Vec::new(),
-                ))
+                Ok((self.inherit(index, *i)?.child(), Vec::new()))
             }
             Base::Image(reference) => {
                 if let Some(NamedContext::Dir(d)) = self.req.contexts.get(reference) {

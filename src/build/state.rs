@@ -7,6 +7,7 @@
 //! where storing each step's whole config (env and history grow by a step
 //! each) cost O(N²).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Result};
@@ -41,10 +42,11 @@ pub enum Op {
 }
 
 impl Op {
+    /// Applies all but `Op::Env` (see [`StageState::set_env`]).
     fn apply_to(&self, config: &mut ImageConfig) {
         let run = &mut config.config;
         match self {
-            Op::Env(k, v) => config.set_env(k, v),
+            Op::Env(..) => {}
             Op::Label(k, v) => {
                 let labels = run.labels.get_or_insert_with(Default::default);
                 labels.insert(k.clone(), v.clone());
@@ -92,16 +94,22 @@ pub(crate) struct StageState {
     /// below (the step below ran again after a crash lost its entry) is
     /// never stacked on a different parent.
     chain: String,
+    /// Where each variable is in `config.config.env` (its first entry,
+    /// the one `ImageConfig::set_env` replaces): an ENV line costs O(1),
+    /// not a scan of every variable.
+    env_at: HashMap<String, usize>,
     /// Dropped: no stage reads this state any more (see `release`).
     released: bool,
 }
 
 impl StageState {
     pub fn from_config(config: ImageConfig, key: String) -> StageState {
-        let scope = Scope {
-            env: config.env_pairs(),
-            args: Vec::new(),
-        };
+        let scope = Scope::with_env(config.env_pairs());
+        let mut env_at = HashMap::new();
+        for (i, e) in config.config.env.iter().flatten().enumerate() {
+            let name = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
+            env_at.entry(name.to_string()).or_insert(i);
+        }
         let chain = config
             .rootfs
             .diff_ids
@@ -115,8 +123,20 @@ impl StageState {
             early: None,
             ops: Vec::new(),
             chain,
+            env_at,
             released: false,
         }
+    }
+
+    /// The start of a stage built `FROM` this one: the same config, env
+    /// and layers (nothing rebuilt from the config: a long chain would pay
+    /// for every variable at every stage), without this stage's ARGs.
+    pub fn child(mut self) -> StageState {
+        self.scope.args.clear();
+        self.cmd_set = false;
+        self.early = None;
+        self.ops.clear();
+        self
     }
 
     /// Changes the config (and, for ENV, the scope) and records the
@@ -131,9 +151,25 @@ impl StageState {
     pub fn replay(&mut self, op: &Op) {
         op.apply_to(&mut self.config);
         match op {
-            Op::Env(k, v) => self.scope.set_env(k, v.clone()),
+            Op::Env(k, v) => {
+                self.set_env(k, v);
+                self.scope.set_env(k, v.clone());
+            }
             Op::Layer(d) => self.chain = chain_id(&self.chain, d),
             _ => {}
+        }
+    }
+
+    /// `ImageConfig::set_env` through the index.
+    fn set_env(&mut self, key: &str, value: &str) {
+        let env = self.config.config.env.get_or_insert_with(Vec::new);
+        let entry = format!("{key}={value}");
+        match self.env_at.get(key) {
+            Some(&i) => env[i] = entry,
+            None => {
+                self.env_at.insert(key.to_string(), env.len());
+                env.push(entry);
+            }
         }
     }
 
@@ -257,11 +293,25 @@ mod tests {
         assert_eq!(hit.chain(), built.chain());
         let again = StageState::from_config(built.config.clone(), "k".into());
         assert_eq!(again.chain(), built.chain(), "as computed from a config");
-        assert_eq!(hit.scope.env, built.scope.env);
+        assert!(hit.scope.env().eq(built.scope.env()));
         assert_eq!(
             hit.config.config.env.as_deref().unwrap(),
             ["PATH=/usr/bin", "A=1"]
         );
+    }
+
+    #[test]
+    fn env_ops_replace_as_image_config_set_env_does() {
+        let mut base = ImageConfig::default();
+        base.config.env = Some(vec!["A=1".into(), "B".into(), "A=2".into()]);
+        let mut state = StageState::from_config(base.clone(), "k".into());
+        let mut expected = base;
+        for (k, v) in [("A", "3"), ("B", "4"), ("C", "5"), ("C", "6")] {
+            state.apply(Op::Env(k.into(), v.into()));
+            expected.set_env(k, v);
+        }
+        assert_eq!(state.config, expected);
+        assert_eq!(expected.config.env.unwrap(), ["A=3", "B=4", "A=2", "C=6"]);
     }
 
     #[test]
