@@ -147,7 +147,9 @@ impl ImageConfig {
             .collect()
     }
 
-    /// Sets (or replaces in place) one environment variable.
+    /// Sets (or replaces in place) one environment variable. The
+    /// reference for the build's indexed `StageState::set_env`.
+    #[cfg(test)]
     pub fn set_env(&mut self, key: &str, value: &str) {
         let env = self.config.env.get_or_insert_with(Vec::new);
         let entry = format!("{key}={value}");

@@ -3,8 +3,11 @@
 //! the environment, user, dir and network it runs with, for COPY/ADD a
 //! digest of the selected source files (path, mode, owner, size, content,
 //! symlink targets), for `--from` the source stage's key. The entry keeps
-//! the image config after the step, so a hit restores the stage exactly
-//! (layers are named by diffID in that config's rootfs).
+//! the parent key and the config changes the step made (see `state`): a
+//! hit replays them on the stage's config, which is the parent key's
+//! config (keys chain), so an entry's size is that of its own step and a
+//! hit costs O(its changes), with no walk up the chain. Layers are named
+//! by diffID in `Op::Layer`.
 
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -24,12 +27,61 @@ use kiln_store::Store;
 use super::copy::From;
 use super::dockerignore::Ignore;
 use super::fsops::{self, Meta, Root};
+use super::state::Op;
 use crate::image_config::ImageConfig;
 
-/// A stored cache entry.
+/// The entry format written now. Entries of older kilns (`{"config": …}`,
+/// the whole config) fail to parse as an [`Entry`] and read as a miss.
+const FORMAT: u32 = 2;
+
+/// A stored cache entry: the changes one step made to its parent's config.
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Entry {
-    pub config: ImageConfig,
+    format: u32,
+    /// The key of the state the ops apply to (a check: keys chain).
+    parent: String,
+    /// The ChainID of that state's rootfs: the entry's layer was diffed
+    /// against it.
+    below: String,
+    ops: Vec<Op>,
+}
+
+impl Entry {
+    /// The entry of a step made on `parent` (its key and rootfs ChainID).
+    pub fn new(parent: (&str, &str), ops: Vec<Op>) -> Entry {
+        Entry {
+            format: FORMAT,
+            parent: parent.0.to_string(),
+            below: parent.1.to_string(),
+            ops,
+        }
+    }
+
+    /// The ops to replay on the state `parent` (key, rootfs ChainID), if
+    /// `bytes` is an entry of this format made on that state; anything
+    /// else (an older format, a partial write, the same key over other
+    /// layers) is a miss.
+    pub fn decode(bytes: &[u8], parent: (&str, &str)) -> Option<Vec<Op>> {
+        let entry = serde_json::from_slice::<Entry>(bytes).ok()?;
+        let same = entry.parent == parent.0 && entry.below == parent.1;
+        (entry.format == FORMAT && same).then_some(entry.ops)
+    }
+
+    /// The layers the entry's step added.
+    fn layers(&self) -> impl Iterator<Item = Digest> + '_ {
+        self.ops.iter().filter_map(|op| match op {
+            Op::Layer(d) => Digest::parse(d).ok(),
+            _ => None,
+        })
+    }
+}
+
+/// An entry as older kilns wrote it: kept for prune only, so a store
+/// shared with an older kiln keeps the layers its entries name.
+#[derive(Deserialize)]
+struct OldEntry {
+    config: ImageConfig,
 }
 
 /// Chains `parent` with `parts` into a new key (hex).
@@ -54,7 +106,13 @@ pub fn cache_layers(entry: &[u8]) -> Vec<Digest> {
     if let Ok(link) = serde_json::from_slice::<super::add::LinkEntry>(entry) {
         return Digest::parse(&link.layer).into_iter().collect();
     }
-    serde_json::from_slice::<Entry>(entry)
+    // A step entry names only the layer its own step added: the layers
+    // below it are named by the entries of the steps below (or by the
+    // base image, which the index keeps).
+    if let Ok(e) = serde_json::from_slice::<Entry>(entry) {
+        return e.layers().collect();
+    }
+    serde_json::from_slice::<OldEntry>(entry)
         .map(|e| {
             e.config
                 .rootfs
@@ -221,5 +279,27 @@ impl Hashing<'_> {
         }
         h.update([0xff]);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_reads_only_on_its_parent_and_an_old_entry_is_a_miss() {
+        let ops = vec![
+            Op::Env("A".into(), "1".into()),
+            Op::Layer(format!("sha256:{}", "ab".repeat(32))),
+        ];
+        let bytes = serde_json::to_vec(&Entry::new(("p", "c"), ops.clone())).unwrap();
+        assert_eq!(Entry::decode(&bytes, ("p", "c")), Some(ops));
+        assert_eq!(Entry::decode(&bytes, ("q", "c")), None, "another state");
+        assert_eq!(Entry::decode(&bytes, ("p", "d")), None, "other layers");
+        assert_eq!(Entry::decode(&bytes[..bytes.len() / 2], ("p", "c")), None);
+        let old = br#"{"config":{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:abab"]}}}"#;
+        assert_eq!(Entry::decode(old, ("p", "")), None, "an older kiln's entry");
+        let layer = Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+        assert_eq!(cache_layers(&bytes), vec![layer]);
     }
 }

@@ -5,8 +5,9 @@
 use anyhow::Result;
 use kiln_dockerfile::instructions::{CommandLine, Healthcheck, Instruction};
 
+use super::state::Op;
 use super::StageState;
-use crate::image_config::{Empty, Healthcheck as ConfigHealthcheck};
+use crate::image_config::Healthcheck as ConfigHealthcheck;
 
 const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
 
@@ -32,87 +33,78 @@ pub fn argv(state: &StageState, line: &CommandLine) -> Vec<String> {
     }
 }
 
+/// Applies a config-only instruction as the ops it makes (recorded for
+/// the step's cache entry).
 pub fn apply(state: &mut StageState, instruction: &Instruction) -> Result<()> {
-    let config = &mut state.config.config;
+    for op in ops(state, instruction) {
+        state.apply(op);
+    }
+    if let Instruction::Cmd(_) = instruction {
+        state.cmd_set = true;
+    }
+    Ok(())
+}
+
+fn ops(state: &StageState, instruction: &Instruction) -> Vec<Op> {
     match instruction {
-        Instruction::Env(pairs) => {
-            for kv in pairs {
-                state.config.set_env(&kv.key, &kv.value);
-                state.scope.set_env(&kv.key, kv.value.clone());
-            }
-        }
-        Instruction::Label(pairs) => {
-            let labels = config.labels.get_or_insert_with(Default::default);
-            for kv in pairs {
-                labels.insert(kv.key.clone(), kv.value.clone());
-            }
-        }
-        Instruction::Expose(ports) => {
-            let set = config.exposed_ports.get_or_insert_with(Default::default);
-            for p in ports {
-                let p = if p.contains('/') {
+        Instruction::Env(pairs) => pairs
+            .iter()
+            .map(|kv| Op::Env(kv.key.clone(), kv.value.clone()))
+            .collect(),
+        Instruction::Label(pairs) => pairs
+            .iter()
+            .map(|kv| Op::Label(kv.key.clone(), kv.value.clone()))
+            .collect(),
+        Instruction::Expose(ports) => ports
+            .iter()
+            .map(|p| {
+                Op::Expose(if p.contains('/') {
                     p.to_lowercase()
                 } else {
                     format!("{p}/tcp")
-                };
-                set.insert(p, Empty {});
-            }
-        }
-        Instruction::Volume(paths) => {
-            let set = config.volumes.get_or_insert_with(Default::default);
-            for p in paths {
-                set.insert(p.clone(), Empty {});
-            }
-        }
-        Instruction::User(user) => config.user = Some(user.clone()),
-        Instruction::Cmd(line) => {
-            let argv = argv(state, line);
-            state.config.config.cmd = Some(argv);
-            state.cmd_set = true;
-        }
+                })
+            })
+            .collect(),
+        Instruction::Volume(paths) => paths.iter().map(|p| Op::Volume(p.clone())).collect(),
+        Instruction::User(user) => vec![Op::User(user.clone())],
+        Instruction::Cmd(line) => vec![Op::Cmd(Some(argv(state, line)))],
         Instruction::Entrypoint(line) => {
-            let argv = argv(state, line);
-            state.config.config.entrypoint = Some(argv);
+            let mut ops = vec![Op::Entrypoint(argv(state, line))];
             // An inherited CMD is meant for the old ENTRYPOINT.
             if !state.cmd_set {
-                state.config.config.cmd = None;
+                ops.push(Op::Cmd(None));
             }
+            ops
         }
-        Instruction::StopSignal(sig) => config.stop_signal = Some(sig.clone()),
+        Instruction::StopSignal(sig) => vec![Op::StopSignal(sig.clone())],
         Instruction::Healthcheck(Healthcheck::None) => {
-            config.healthcheck = Some(ConfigHealthcheck {
+            vec![Op::Healthcheck(ConfigHealthcheck {
                 test: vec!["NONE".into()],
                 ..Default::default()
-            });
+            })]
         }
         Instruction::Healthcheck(Healthcheck::Cmd(h)) => {
             let test = match &h.test {
                 CommandLine::Exec(v) => [vec!["CMD".to_string()], v.clone()].concat(),
                 CommandLine::Shell(s) => vec!["CMD-SHELL".to_string(), s.clone()],
             };
-            config.healthcheck = Some(ConfigHealthcheck {
+            vec![Op::Healthcheck(ConfigHealthcheck {
                 test,
                 interval: h.interval.unwrap_or(0),
                 timeout: h.timeout.unwrap_or(0),
                 start_period: h.start_period.unwrap_or(0),
                 start_interval: h.start_interval.unwrap_or(0),
                 retries: h.retries.map_or(0, i64::from),
-            });
+            })]
         }
-        Instruction::Shell(argv) => config.shell = Some(argv.clone()),
-        Instruction::Onbuild(o) => {
-            config
-                .on_build
-                .get_or_insert_with(Vec::new)
-                .push(o.expression.clone());
-        }
-        Instruction::Maintainer(m) => state.config.author = Some(m.clone()),
+        Instruction::Shell(argv) => vec![Op::Shell(argv.clone())],
+        Instruction::Onbuild(o) => vec![Op::OnBuild(o.expression.clone())],
+        Instruction::Maintainer(m) => vec![Op::Author(m.clone())],
         // Layer-producing and scope instructions are handled by the engine.
         Instruction::Run(_)
         | Instruction::Copy(_)
         | Instruction::Add(_)
         | Instruction::Workdir(_)
-        | Instruction::Arg(_) => {}
+        | Instruction::Arg(_) => Vec::new(),
     }
-    Ok(())
 }

@@ -21,10 +21,12 @@ mod fsops;
 mod glob;
 mod mounts;
 mod progress;
+mod release;
 mod remote;
 mod schedule;
 mod security;
 mod share;
+mod state;
 mod steps;
 
 use std::collections::{BTreeSet, HashMap};
@@ -33,7 +35,7 @@ use std::sync::Mutex;
 
 use anyhow::{anyhow, Context, Result};
 use kiln_dockerfile::instructions::{expand, Command, Instruction};
-use kiln_dockerfile::resolve::{Base, Scope};
+use kiln_dockerfile::resolve::Base;
 use kiln_dockerfile::shell::Lexer;
 use kiln_dockerfile::{render, Graph};
 use kiln_layer::Digest;
@@ -46,6 +48,8 @@ pub use mounts::Secrets;
 pub use progress::{Mode as ProgressMode, Progress};
 use schedule::{Event, StageView};
 pub use security::Security;
+use state::Op;
+pub(crate) use state::StageState;
 
 /// What to build.
 pub struct Request {
@@ -123,70 +127,6 @@ pub struct Built {
     pub config: ImageConfig,
 }
 
-/// A stage being built.
-#[derive(Clone)]
-pub(crate) struct StageState {
-    pub config: ImageConfig,
-    pub scope: Scope,
-    /// CMD set by this stage (an ENTRYPOINT then keeps it).
-    pub cmd_set: bool,
-    /// The cache key of the state so far.
-    pub key: String,
-    /// Set while the stage's last step runs: the stage and the key its
-    /// early view gets (see [`Builder::announce`]).
-    pub early: Option<(usize, String)>,
-}
-
-impl StageState {
-    fn from_config(config: ImageConfig, key: String) -> StageState {
-        let scope = Scope {
-            env: config.env_pairs(),
-            args: Vec::new(),
-        };
-        StageState {
-            config,
-            scope,
-            cmd_set: false,
-            key,
-            early: None,
-        }
-    }
-
-    pub fn layers(&self) -> Result<Vec<Digest>> {
-        self.config
-            .rootfs
-            .diff_ids
-            .iter()
-            .map(|d| {
-                Digest::parse(d).map_err(|e| anyhow!("bad diff_id {d:?} in the image config: {e}"))
-            })
-            .collect()
-    }
-
-    /// Overlay lower dirs for this stage's rootfs, top layer first.
-    /// A layer that occurs twice (two steps with identical diffs) is kept
-    /// only at its top position: overlay refuses a repeated lower dir, and
-    /// everything the lower copy holds is shadowed by the upper one.
-    pub fn lowers(&self, store: &Store) -> Result<Vec<PathBuf>> {
-        let mut seen = std::collections::HashSet::new();
-        Ok(self
-            .layers()?
-            .iter()
-            .rev()
-            .filter(|d| seen.insert((*d).clone()))
-            .map(|d| store.layer_dir(d))
-            .collect())
-    }
-
-    pub fn workdir(&self) -> String {
-        self.config
-            .config
-            .working_dir
-            .clone()
-            .unwrap_or_else(|| "/".into())
-    }
-}
-
 pub(crate) struct Builder<'a> {
     pub store: &'a Store,
     pub req: &'a Request,
@@ -213,6 +153,8 @@ pub(crate) struct Builder<'a> {
     pub registry: std::sync::OnceLock<kiln_registry::Registry>,
     /// ADD's downloads and git checkouts in this build.
     pub fetched: remote::Fetched,
+    /// Which stages are still read, so the others' states are dropped.
+    readers: release::Readers,
 }
 
 /// Builds the stages the target needs, up to `jobs` of them at once.
@@ -236,6 +178,7 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
         memo: cache::FileMemo::load(store, &req.context),
         registry: std::sync::OnceLock::new(),
         fetched: remote::Fetched::default(),
+        readers: release::Readers::new(&req.graph),
     };
     let result = b.run_stages(jobs.max(1));
     // The build's layers are synced once and enter `layers/` together,
@@ -259,10 +202,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Builder<'_> {
     /// A finished stage's state.
     pub(crate) fn built(&self, index: usize) -> Result<StageState> {
-        lock(&self.stages)
+        let state = lock(&self.stages)
             .get(&index)
             .cloned()
-            .context("a stage this one reads was not built")
+            .context("a stage this one reads was not built")?;
+        state.check()?;
+        Ok(state)
     }
 
     fn stage(&self, index: usize) -> Result<StageState> {
@@ -316,7 +261,7 @@ impl Builder<'_> {
                 }
             }
         }
-        Ok(state)
+        Ok(self.finished(index, state))
     }
 
     /// An error with the Dockerfile location and the offending lines.
@@ -340,12 +285,8 @@ impl Builder<'_> {
                 Vec::new(),
             )),
             Base::Stage(i) => {
-                let parent = self.built(*i)?;
                 // A child stage inherits the image, not the parent's ARGs.
-                Ok((
-                    StageState::from_config(parent.config.clone(), parent.key.clone()),
-                    Vec::new(),
-                ))
+                Ok((self.inherit(index, *i)?.child(), Vec::new()))
             }
             Base::Image(reference) => {
                 if let Some(NamedContext::Dir(d)) = self.req.contexts.get(reference) {
@@ -387,13 +328,15 @@ impl Builder<'_> {
             return Ok(false);
         }
         let StepKey { key, link } = self.step_key(state, &instruction, cmd)?;
+        // Only this step's changes go into its entry, made on these layers.
+        state.take_ops();
+        let below = state.chain().to_string();
         if !self.req.no_cache {
-            if let Some(config) = self.cached(&key)? {
-                state.config = config;
-                state.key = key;
-                if let Instruction::Env(_) = instruction {
-                    state.scope.env = state.config.env_pairs();
+            if let Some(ops) = self.cached(&key, state)? {
+                for op in &ops {
+                    state.replay(op);
                 }
+                state.key = key;
                 if let Instruction::Cmd(_) = instruction {
                     state.cmd_set = true;
                 }
@@ -415,9 +358,8 @@ impl Builder<'_> {
                 executed?;
             }
         }
-        let entry = cache::Entry {
-            config: state.config.clone(),
-        };
+        let ops = state.take_ops();
+        let entry = cache::Entry::new((&state.key, &below), ops);
         self.store.cache_put(&key, &serde_json::to_vec(&entry)?)?;
         state.key = key;
         Ok(reused)
@@ -472,21 +414,21 @@ impl Builder<'_> {
         Ok(self.registry.get_or_init(|| r))
     }
 
-    /// The config a cache entry restores, if it exists and its layers do.
-    fn cached(&self, key: &str) -> Result<Option<ImageConfig>> {
+    /// The config changes a cache entry holds for the step on top of
+    /// `parent`, if the entry exists and the layers it adds do (the
+    /// parent's own layers are there: the stage stands on them).
+    fn cached(&self, key: &str, parent: &StageState) -> Result<Option<Vec<Op>>> {
         let Some(bytes) = self.store.cache_get(key)? else {
             return Ok(None);
         };
-        let Ok(entry) = serde_json::from_slice::<cache::Entry>(&bytes) else {
+        let Some(ops) = cache::Entry::decode(&bytes, (&parent.key, parent.chain())) else {
             return Ok(None);
         };
-        let complete = entry
-            .config
-            .rootfs
-            .diff_ids
-            .iter()
-            .all(|d| Digest::parse(d).is_ok_and(|d| self.store.has_layer(&d)));
-        Ok(complete.then_some(entry.config))
+        let complete = ops.iter().all(|op| match op {
+            Op::Layer(d) => Digest::parse(d).is_ok_and(|d| self.store.has_layer(&d)),
+            _ => true,
+        });
+        Ok(complete.then_some(ops))
     }
 
     /// Everything the step's result depends on, chained to the parent key.
@@ -566,15 +508,15 @@ impl Builder<'_> {
             _ => format!("{} # buildkit", cmd.original.trim()),
         };
         if let Some(d) = &layer {
-            state.config.rootfs.diff_ids.push(d.to_string());
+            state.apply(Op::Layer(d.to_string()));
         }
-        state.config.history.push(History {
+        state.apply(Op::History(History {
             created: Some(self.req.created.clone()),
             created_by: Some(created_by),
             comment: Some("buildkit.dockerfile.v0".into()),
             empty_layer: layer.is_none(),
             ..History::default()
-        });
+        }));
     }
 }
 

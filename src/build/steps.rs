@@ -16,6 +16,7 @@ use super::copy;
 use super::fsops::Root;
 use super::progress::Vertex;
 use super::schedule::StageView;
+use super::state::Op;
 use super::{base, config_ops, Builder, StageState};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -126,7 +127,7 @@ impl Builder<'_> {
         let path = copy::absolute_dest(dir, &state.workdir());
         let path = path.trim_end_matches('/');
         let path = if path.is_empty() { "/" } else { path };
-        state.config.config.working_dir = Some(path.to_string());
+        state.apply(Op::Workdir(path.to_string()));
         let dirs = StepDirs::new(self)?;
         let merged = self.mount_rw(state, &dirs)?;
         let dst = Root::open(merged.path())?;

@@ -3,7 +3,7 @@
 //! it re-declares it; `--build-arg` overrides defaults; the platform ARGs
 //! have automatic values; ARGs and ENV carry into `FROM <stage>` children.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::shell::Env;
 
@@ -73,16 +73,22 @@ impl Platform {
 /// What a stage's words are expanded against.
 #[derive(Clone, Debug, Default)]
 pub struct Scope {
-    /// ENV values in order of definition (the image's, then the stage's).
-    pub env: Vec<(String, String)>,
+    /// ENV values in order of definition (the image's, then the stage's);
+    /// setting a variable again replaces its value in place, as the image
+    /// config does, so the two list the environment alike.
+    env: Vec<(String, String)>,
+    /// Where each variable is in `env`: setting and looking one up cost
+    /// O(1), not a scan of every variable (quadratic over thousands of
+    /// ENV lines).
+    env_at: HashMap<String, usize>,
     /// ARGs declared in this stage (or its parent stages) with their values.
     pub args: Vec<(String, Option<String>)>,
 }
 
 impl Env for Scope {
     fn get(&self, name: &str) -> Option<String> {
-        if let Some((_, v)) = self.env.iter().rev().find(|(k, _)| k == name) {
-            return Some(v.clone());
+        if let Some(&i) = self.env_at.get(name) {
+            return Some(self.env[i].1.clone());
         }
         self.args
             .iter()
@@ -120,9 +126,29 @@ impl Inputs {
 }
 
 impl Scope {
+    /// A scope with these ENV values (a repeated name keeps its first
+    /// place and its last value) and no ARGs.
+    pub fn with_env(env: impl IntoIterator<Item = (String, String)>) -> Scope {
+        let mut scope = Scope::default();
+        for (k, v) in env {
+            scope.set_env(&k, v);
+        }
+        scope
+    }
+
+    /// The ENV values in order.
+    pub fn env(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     pub fn set_env(&mut self, key: &str, value: String) {
-        self.env.retain(|(k, _)| k != key);
-        self.env.push((key.to_string(), value));
+        match self.env_at.get(key) {
+            Some(&i) => self.env[i].1 = value,
+            None => {
+                self.env_at.insert(key.to_string(), self.env.len());
+                self.env.push((key.to_string(), value));
+            }
+        }
     }
 
     /// Applies one ARG line whose defaults are already expanded (against
@@ -145,16 +171,21 @@ impl Scope {
     /// scope that ENV does not shadow, plus proxy build args.
     pub fn run_env(&self, inputs: &Inputs) -> Vec<(String, String)> {
         let mut out = self.env.clone();
+        let env_len = out.len();
+        // Whether ENV (by the index) or an entry added here has the name.
+        let set = |out: &[(String, String)], name: &str| {
+            self.env_at.contains_key(name) || out[env_len..].iter().any(|(k, _)| k == name)
+        };
         for (k, v) in &self.args {
             if let Some(v) = v {
-                if !out.iter().any(|(ek, _)| ek == k) {
+                if !set(&out, k) {
                     out.push((k.clone(), v.clone()));
                 }
             }
         }
         for name in PROXY_ARGS {
             if let Some(v) = inputs.build_args.get(name) {
-                if !out.iter().any(|(ek, _)| ek == name) {
+                if !set(&out, name) {
                     out.push((name.to_string(), v.clone()));
                 }
             }

@@ -16,7 +16,8 @@ pub struct StageScan {
     pub error: Option<Error>,
     pub warnings: Vec<Warning>,
     pub used_args: BTreeSet<String>,
-    /// The scope at the end of the stage, inherited by `FROM <stage>`.
+    /// The scope at the end of the stage, inherited by `FROM <stage>`;
+    /// moved into the last stage built on it.
     pub scope: Scope,
     /// Whether the whole environment is known (no image base anywhere in
     /// the chain), so an unset variable is really undefined.
@@ -39,10 +40,25 @@ pub fn scan_stages(
     lexer: &Lexer,
 ) -> Vec<StageScan> {
     let mut scans: Vec<StageScan> = Vec::with_capacity(stages.len());
+    // The last child takes its parent's scope instead of a copy: a chain
+    // of N stages would otherwise keep N scopes of up to N variables.
+    let mut children = vec![0usize; stages.len()];
+    for node in stages.iter() {
+        if let Base::Stage(j) = node.base {
+            children[j] += 1;
+        }
+    }
     for (index, stage) in file.stages.iter().enumerate() {
         let mut scan = match &stages[index].base {
             Base::Stage(j) => StageScan {
-                scope: scans[*j].scope.clone(),
+                scope: {
+                    children[*j] -= 1;
+                    if children[*j] == 0 {
+                        std::mem::take(&mut scans[*j].scope)
+                    } else {
+                        scans[*j].scope.clone()
+                    }
+                },
                 env_known: scans[*j].env_known,
                 ..StageScan::default()
             },
