@@ -7,7 +7,7 @@
 //!     --lowers-file F    lower dirs, one per line, top first
 //!     --bind SRC:DST     read-write bind mount   --bind-ro SRC:DST  read-only
 //!     --tmpfs DST        a tmpfs                 --env K=V          (repeat)
-//!     --cwd DIR          --user USER[:GROUP]     --network host|none
+//!     --cwd DIR          --user USER[:GROUP]     --network host|none|private
 //!     --hostname NAME    --stdin-null
 //! kiln-sandbox-run rm PATH…        delete paths from inside the user namespace
 //! kiln-sandbox-run userns          print the uid/gid maps in effect
@@ -91,6 +91,10 @@ fn parse(args: &mut impl Iterator<Item = OsString>) -> Opts {
                 spec.network = match val().as_str() {
                     "host" => Network::Host,
                     "none" => Network::None,
+                    "private" => {
+                        kiln_sandbox::private_network().unwrap_or_else(|e| fail(e.to_string()));
+                        Network::Private
+                    }
                     n => fail(format!("unknown network {n:?}")),
                 }
             }
@@ -183,6 +187,7 @@ fn bench(opts: Opts) {
             vec!["/bin/true".into()],
         );
         spec.stdio.stdin = Io::Null;
+        spec.network = opts.spec.network;
         let t = Instant::now();
         let st = kiln_sandbox::run(&spec).unwrap_or_else(|e| fail(e));
         let dt = t.elapsed();
