@@ -8,11 +8,12 @@
 //! (spec memfd, stdin, stdout, stderr, the step's own socket). The zygote
 //! clones the init into fresh namespaces; since the zygote has one thread,
 //! the init may allocate freely. It then sends the init's pidfd to kiln over
-//! the step's socket.
+//! the step's socket. The other request, [`REQ_NET`], starts the private
+//! network (`net.rs`) once; steps with [`FLAG_PRIVNET`] join it by `setns`.
 //!
 //! Lifetime: the zygote exits when kiln's end of the socket closes (kiln
-//! died or exited); every init has a parent-death signal on the zygote, so
-//! the steps die with it.
+//! died or exited), killing pasta first; every init and pasta have a
+//! parent-death signal on the zygote, so they die with it.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
