@@ -7,9 +7,10 @@ set -euo pipefail
 # podman, skopeo, umoci and runc prove built images the way users consume them;
 # docker-registry (distribution 2.8) and htpasswd serve the registry tests;
 # git serves and fetches the ADD-from-git tests (and ADD of git URLs needs it);
-# time (GNU time) measures kiln's peak memory in the hostile-server and scale tests.
+# time (GNU time) measures kiln's peak memory in the hostile-server and scale tests;
+# passt's pasta gives RUN its private network (without it kiln warns and uses the host's).
 packages=(gcc pkg-config ca-certificates uidmap busybox-static util-linux file
-    podman skopeo umoci runc docker-registry apache2-utils git time)
+    podman skopeo umoci runc docker-registry apache2-utils git time passt)
 
 missing=()
 for p in "${packages[@]}"; do

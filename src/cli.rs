@@ -172,8 +172,10 @@ pub struct BuildArgs {
     #[arg(long)]
     pub iidfile: Option<PathBuf>,
 
-    /// Network for RUN steps: host (default) or none.
-    #[arg(long, default_value = "host")]
+    /// Network for RUN steps: default (a private network namespace per
+    /// build, the outside reached through pasta, never the host's loopback
+    /// services or abstract unix sockets), host, or none.
+    #[arg(long, default_value = "default")]
     pub network: String,
 
     /// Security of RUN steps (repeatable): seccomp=unconfined (no filter;

@@ -128,6 +128,7 @@ pub(crate) fn encode(spec: &Spec) -> Result<Vec<u8>> {
     w.u8(match spec.network {
         Network::Host => 0,
         Network::None => 1,
+        Network::Private => 2,
     });
     w.bytes(spec.hostname.as_bytes());
     w.list(&spec.extra_hosts, |w, h| w.bytes(h.as_bytes()));
@@ -172,6 +173,7 @@ pub(crate) fn decode(buf: &[u8]) -> Result<Spec> {
     let network = match r.u8()? {
         0 => Network::Host,
         1 => Network::None,
+        2 => Network::Private,
         t => return Err(Error::Codec(format!("unknown network {t}"))),
     };
     let hostname = r.string()?;

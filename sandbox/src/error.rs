@@ -31,6 +31,9 @@ pub enum Error {
     /// /etc/passwd and /etc/group.
     #[error("user {user:?}: {message}")]
     User { user: String, message: String },
+    /// The private network (pasta) could not be started.
+    #[error("private network: {0}")]
+    Network(String),
     /// The encoded spec handed to the sandbox init is malformed.
     #[error("spec encoding: {0}")]
     Codec(String),

@@ -242,7 +242,7 @@ fn setup_namespaces(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-fn loopback_up() -> std::io::Result<()> {
+pub(crate) fn loopback_up() -> std::io::Result<()> {
     // SAFETY: an ifreq is plain old data; the ioctls only read/write it.
     unsafe {
         let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);

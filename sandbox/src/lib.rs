@@ -34,7 +34,9 @@
 //! [`run`] hands the spec to the zygote (`zygote.rs`), a single-threaded
 //! helper started once per kiln process by re-executing the binary. It
 //! clones the step's init into new mount, pid, ipc and uts namespaces (and
-//! a network namespace for [`Network::None`]) without an exec. The init
+//! a network namespace for [`Network::None`]; a [`Network::Private`] step
+//! joins the process-wide private network that [`private_network`] started,
+//! see `net.rs`) without an exec. The init
 //! (`init.rs`) builds the rootfs: overlay via the new mount API
 //! (`rootfs.rs`), /proc, /dev, /sys, /etc/hosts, /etc/resolv.conf,
 //! pivot_root, then the command with Docker's default capabilities and the
@@ -53,6 +55,7 @@ mod error;
 mod exec;
 mod init;
 mod mounts;
+mod net;
 mod overlay;
 mod rootfs;
 pub mod seccomp;
@@ -66,6 +69,7 @@ mod zygote;
 pub use caps::{docker_default_mask, DOCKER_DEFAULT};
 pub use error::{Error, Result};
 pub use exec::DEFAULT_PATH;
+pub use net::private_network;
 pub use overlay::{bind_fd, mount_overlay, mount_tmpfs, Mounted, Upper};
 pub use seccomp::Seccomp;
 pub use spawn::{run, spawn, ExitStatus, Step};

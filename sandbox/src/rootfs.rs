@@ -251,7 +251,8 @@ fn mount_sys(root: BorrowedFd<'_>, net: Network, created: &mut Vec<PathBuf>) -> 
     let sys = Path::new("/sys");
     let target = ensure(root, sys, Kind::Dir, created)?;
     let mnt = match net {
-        Network::None => {
+        // The private network namespace is ours too: no host /sys/class/net.
+        Network::None | Network::Private => {
             FsContext::open("sysfs")?.mount(safe_attrs() | MountAttrFlags::MOUNT_ATTR_RDONLY)?
         }
         Network::Host => {
@@ -288,6 +289,9 @@ fn mount_etc_files(root: BorrowedFd<'_>, spec: &Spec, created: &mut Vec<PathBuf>
     let resolv = match spec.network {
         // Read before pivot_root: afterwards the host's file is gone.
         Network::Host => fs::read("/etc/resolv.conf").unwrap_or_default(),
+        Network::Private => {
+            crate::net::private_resolv(&fs::read("/etc/resolv.conf").unwrap_or_default())
+        }
         Network::None => Vec::new(),
     };
     for (inside, name, content) in [

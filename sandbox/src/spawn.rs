@@ -100,14 +100,14 @@ pub fn spawn(spec: &Spec) -> Result<Step> {
             Io::Fd(fd) => stdio[i] = fd.as_raw_fd(),
         }
     }
-    let flags = if spec.network == Network::None {
-        zygote::FLAG_NEWNET
-    } else {
-        0
+    let flags = match spec.network {
+        Network::Host => 0,
+        Network::None => zygote::FLAG_NEWNET,
+        Network::Private => zygote::FLAG_PRIVNET,
     };
     zygote::request(
-        flags,
-        [
+        &[flags],
+        &[
             memfd.as_raw_fd(),
             stdio[0],
             stdio[1],

@@ -42,7 +42,8 @@ pub struct Spec {
     pub user: User,
     /// The command; `argv[0]` without a `/` is looked up in the step's PATH.
     pub argv: Vec<OsString>,
-    /// Network: the host's, or a new namespace with only loopback.
+    /// Network: the host's, a new namespace with only loopback, or the
+    /// process-wide private namespace (see [`crate::private_network`]).
     pub network: Network,
     /// Hostname inside the step (own UTS namespace); empty means "kiln".
     pub hostname: String,
@@ -101,12 +102,16 @@ impl Default for User {
 /// The step's network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Network {
-    /// Share the host's network namespace (Docker's `--network=host`, the
-    /// build default).
+    /// Share the host's network namespace (Docker's `--network=host`).
     #[default]
     Host,
     /// A new network namespace with only `lo`, up.
     None,
+    /// The private network namespace shared by every such step of this
+    /// process: its own loopback and abstract unix sockets, and the outside
+    /// reached through pasta's user-mode networking, never the host's
+    /// loopback. [`crate::private_network`] must have succeeded first.
+    Private,
 }
 
 /// Where one standard stream of the command goes.

@@ -8,14 +8,16 @@
 //! (spec memfd, stdin, stdout, stderr, the step's own socket). The zygote
 //! clones the init into fresh namespaces; since the zygote has one thread,
 //! the init may allocate freely. It then sends the init's pidfd to kiln over
-//! the step's socket.
+//! the step's socket. The other request, [`REQ_NET`], starts the private
+//! network (`net.rs`) once; steps with [`FLAG_PRIVNET`] join it by `setns`.
 //!
 //! Lifetime: the zygote exits when kiln's end of the socket closes (kiln
-//! died or exited); every init has a parent-death signal on the zygote, so
-//! the steps die with it.
+//! died or exited), killing pasta first; every init and pasta have a
+//! parent-death signal on the zygote, so they die with it.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Mutex;
 
 use nix::sys::socket::{
@@ -25,6 +27,7 @@ use nix::sys::socket::{
 
 use crate::error::{Error, Result};
 use crate::init::{SPEC_FD, STATUS_FD};
+use crate::net::PrivateNet;
 use crate::syscall;
 
 /// `argv[0]` of the zygote process.
@@ -32,6 +35,11 @@ pub const ZYGOTE_ARGV0: &str = "kiln-sandbox-zygote";
 const SOCK_FD: RawFd = 3;
 /// Request flag: give the step its own network namespace.
 pub(crate) const FLAG_NEWNET: u8 = 1;
+/// Request flag: the step joins the private network (see `net.rs`).
+pub(crate) const FLAG_PRIVNET: u8 = 2;
+/// Request: start the private network; payload pasta's path, one fd (the
+/// reply socket: `O`, or `E` and why not).
+pub(crate) const REQ_NET: u8 = 0x80;
 const NFDS: usize = 5;
 
 struct Client {
@@ -75,9 +83,11 @@ fn start() -> Result<Client> {
     Ok(Client { sock: mine, pid })
 }
 
-/// Ask the zygote to start a step. `fds` = spec memfd, stdin, stdout,
-/// stderr, the zygote's end of the step socket.
-pub(crate) fn request(flags: u8, fds: [RawFd; NFDS]) -> Result<()> {
+/// Send the zygote one request: `msg` (a request byte, maybe a payload)
+/// and its fds. A step is `[flags]` with the spec memfd, stdin, stdout,
+/// stderr and the zygote's end of the step socket; [`REQ_NET`] carries
+/// pasta's path and the reply socket.
+pub(crate) fn request(msg: &[u8], fds: &[RawFd]) -> Result<()> {
     let mut guard = CLIENT.lock().unwrap_or_else(|p| p.into_inner());
     for attempt in 0..2 {
         if guard.is_none() {
@@ -86,8 +96,8 @@ pub(crate) fn request(flags: u8, fds: [RawFd; NFDS]) -> Result<()> {
         let client = guard
             .as_ref()
             .ok_or_else(|| Error::Setup("no zygote".into()))?;
-        let iov = [IoSlice::new(std::slice::from_ref(&flags))];
-        let cmsg = [ControlMessage::ScmRights(&fds)];
+        let iov = [IoSlice::new(msg)];
+        let cmsg = [ControlMessage::ScmRights(fds)];
         match sendmsg::<()>(
             client.sock.as_raw_fd(),
             &iov,
@@ -167,21 +177,41 @@ pub(crate) fn main() -> i32 {
         libc::prctl(libc::PR_SET_NAME, c"kiln-zygote".as_ptr());
         libc::signal(libc::SIGCHLD, libc::SIG_IGN);
     }
-    let mut flags = [0u8; 1];
+    let mut msg = [0u8; 4096];
+    let mut net: Option<PrivateNet> = None;
     loop {
-        let (n, fds) = match recv_with_fds(sock.as_raw_fd(), &mut flags) {
+        let (n, fds) = match recv_with_fds(sock.as_raw_fd(), &mut msg) {
             Ok(Some(m)) => m,
-            _ => return 0, // kiln is gone
+            _ => break, // kiln is gone
         };
-        if n != 1 || fds.len() != NFDS {
-            continue; // malformed request: ignore (its fds close here)
+        match (msg.first(), n, fds.len()) {
+            (Some(&REQ_NET), _, 1) => {
+                let reply = start_net(&mut net, &msg[1..n]);
+                send(fds[0].as_raw_fd(), &reply, None);
+            }
+            (Some(&flags), 1, NFDS) => spawn_init(flags, &fds, net.as_ref()),
+            _ => {} // malformed request: ignore (its fds close here)
         }
-        spawn_init(flags[0], &fds);
     }
+    if let Some(net) = net {
+        net.stop();
+    }
+    0
+}
+
+/// Handle [`REQ_NET`]: start the private network unless it runs already.
+fn start_net(net: &mut Option<PrivateNet>, pasta: &[u8]) -> Vec<u8> {
+    if net.is_none() {
+        match PrivateNet::start(std::path::Path::new(std::ffi::OsStr::from_bytes(pasta))) {
+            Ok(n) => *net = Some(n),
+            Err(e) => return format!("E{e}").into_bytes(),
+        }
+    }
+    b"O".to_vec()
 }
 
 /// Clone one step's init and tell kiln its pidfd.
-fn spawn_init(flags: u8, fds: &[OwnedFd]) {
+fn spawn_init(flags: u8, fds: &[OwnedFd], net: Option<&PrivateNet>) {
     let step_sock = fds[4].as_raw_fd();
     let mut ns = libc::CLONE_NEWNS
         | libc::CLONE_NEWPID
@@ -204,6 +234,22 @@ fn spawn_init(flags: u8, fds: &[OwnedFd]) {
             unsafe {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+            }
+            if flags & FLAG_PRIVNET != 0 {
+                let joined = match net {
+                    Some(n) => n
+                        .join()
+                        .map_err(|e| format!("join the private network: {e}")),
+                    None => Err("the private network is not started".into()),
+                };
+                if let Err(e) = joined {
+                    send(step_sock, format!("S{e}").as_bytes(), None);
+                    // SAFETY: leaving the forked child without unwinding.
+                    unsafe { libc::_exit(125) };
+                }
+            }
+            // SAFETY: plain syscalls on fds we own.
+            unsafe {
                 // Stdio first, then the two protocol fds, onto fixed numbers.
                 let targets = [SPEC_FD, 0, 1, 2, STATUS_FD];
                 let high: Vec<RawFd> = fds

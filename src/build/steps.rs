@@ -5,12 +5,13 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::{bail, Context, Result};
 use kiln_dockerfile::instructions::{Command, CommandLine, Run};
 use kiln_dockerfile::resolve::Source;
 use kiln_layer::{CaptureOptions, Digest};
-use kiln_sandbox::{mount_overlay, Io, Mounted, Spec, Stdio, Upper, User};
+use kiln_sandbox::{mount_overlay, Io, Mounted, Network, Spec, Stdio, Upper, User};
 
 use super::copy;
 use super::fsops::Root;
@@ -20,6 +21,27 @@ use super::state::Op;
 use super::{base, config_ops, Builder, StageState};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The network of a RUN without `--network=host|none`: the build's, where
+/// the private one (started at the first such step, once per process)
+/// falls back to the host's with one warning when pasta cannot run here.
+fn default_network(build: Network) -> Network {
+    static CHOSEN: OnceLock<Network> = OnceLock::new();
+    if build != Network::Private {
+        return build;
+    }
+    *CHOSEN.get_or_init(|| match kiln_sandbox::private_network() {
+        Ok(()) => Network::Private,
+        Err(e) => {
+            eprintln!(
+                "kiln: warning: {e}; RUN steps share the host's network, so they reach its \
+                 127.0.0.1 services and abstract unix sockets. Install passt (pasta) with a \
+                 usable /dev/net/tun, or choose this with --network host"
+            );
+            Network::Host
+        }
+    })
+}
 
 /// A step's scratch space: upper and work dirs, mount points.
 pub(super) struct StepDirs {
@@ -89,7 +111,7 @@ impl Builder<'_> {
         spec.network = match run.network {
             Some(kiln_dockerfile::instructions::Network::None) => kiln_sandbox::Network::None,
             Some(kiln_dockerfile::instructions::Network::Host) => kiln_sandbox::Network::Host,
-            _ => self.req.network,
+            _ => default_network(self.req.network),
         };
         spec.seccomp = self.req.security.seccomp.clone();
         spec.no_new_privileges = self.req.security.no_new_privileges;

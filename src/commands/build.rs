@@ -27,9 +27,10 @@ struct Settings {
 
 fn settings(args: &BuildArgs, opts: &Options) -> Result<Settings> {
     let network = match args.network.as_str() {
-        "host" | "default" => kiln_sandbox::Network::Host,
+        "default" | "private" => kiln_sandbox::Network::Private,
+        "host" => kiln_sandbox::Network::Host,
         "none" => kiln_sandbox::Network::None,
-        other => bail!("--network={other}: use host or none"),
+        other => bail!("--network={other}: use default, host or none"),
     };
     let mode = ProgressMode::parse(&args.progress, args.quiet).with_context(|| {
         format!(

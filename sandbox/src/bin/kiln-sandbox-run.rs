@@ -7,7 +7,7 @@
 //!     --lowers-file F    lower dirs, one per line, top first
 //!     --bind SRC:DST     read-write bind mount   --bind-ro SRC:DST  read-only
 //!     --tmpfs DST        a tmpfs                 --env K=V          (repeat)
-//!     --cwd DIR          --user USER[:GROUP]     --network host|none
+//!     --cwd DIR          --user USER[:GROUP]     --network host|none|private
 //!     --hostname NAME    --stdin-null
 //!     --security-opt seccomp=unconfined|no-new-privileges
 //! kiln-sandbox-run rm PATH…        delete paths from inside the user namespace
@@ -92,6 +92,10 @@ fn parse(args: &mut impl Iterator<Item = OsString>) -> Opts {
                 spec.network = match val().as_str() {
                     "host" => Network::Host,
                     "none" => Network::None,
+                    "private" => {
+                        kiln_sandbox::private_network().unwrap_or_else(|e| fail(e.to_string()));
+                        Network::Private
+                    }
                     n => fail(format!("unknown network {n:?}")),
                 }
             }
@@ -190,6 +194,7 @@ fn bench(opts: Opts) {
         );
         spec.stdio.stdin = Io::Null;
         spec.seccomp = opts.spec.seccomp.clone();
+        spec.network = opts.spec.network;
         let t = Instant::now();
         let st = kiln_sandbox::run(&spec).unwrap_or_else(|e| fail(e));
         let dt = t.elapsed();
