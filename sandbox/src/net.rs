@@ -22,7 +22,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fs::{self as rfs, Mode, OFlags};
 
@@ -67,13 +66,7 @@ pub fn private_network() -> Result<()> {
 fn start() -> Result<()> {
     let pasta = find_in_path(OsStr::new("pasta"), std::env::var_os("PATH").as_deref())
         .ok_or_else(|| Error::Network("pasta (Debian package passt) is not in PATH".into()))?;
-    let (mine, theirs) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(|e| Error::Setup(format!("socketpair: {e}")))?;
+    let (mine, theirs) = zygote::seqpacket_pair()?;
     let mut msg = vec![zygote::REQ_NET];
     msg.extend_from_slice(pasta.as_os_str().as_bytes());
     zygote::request(&msg, &[theirs.as_raw_fd()])?;

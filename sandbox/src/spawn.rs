@@ -12,7 +12,6 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fs::{self as rfs, Mode, OFlags};
 use rustix::process::Signal;
@@ -75,13 +74,7 @@ pub fn spawn(spec: &Spec) -> Result<Step> {
         .write_all(&codec::encode(spec)?)
         .ctx(|| "write spec")?;
     rfs::seek(&memfd, rfs::SeekFrom::Start(0)).ctx(|| "seek spec")?;
-    let (mine, theirs) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(|e| Error::Setup(format!("socketpair: {e}")))?;
+    let (mine, theirs) = zygote::seqpacket_pair()?;
 
     let mut opened: Vec<OwnedFd> = Vec::new();
     let mut stdio: [RawFd; 3] = [0, 1, 2];

@@ -49,16 +49,22 @@ struct Client {
 
 static CLIENT: Mutex<Option<Client>> = Mutex::new(None);
 
-/// Start the zygote: clone + exec of /proc/self/exe, raw syscalls only in
-/// the child (kiln may have threads).
-fn start() -> Result<Client> {
-    let (mine, theirs) = socketpair(
+/// A connected pair of message sockets (one message per request or
+/// answer, fds passed alongside), close-on-exec.
+pub(crate) fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd)> {
+    socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
         None,
         SockFlag::SOCK_CLOEXEC,
     )
-    .map_err(|e| Error::Setup(format!("socketpair: {e}")))?;
+    .map_err(|e| Error::Setup(format!("socketpair: {e}")))
+}
+
+/// Start the zygote: clone + exec of /proc/self/exe, raw syscalls only in
+/// the child (kiln may have threads).
+fn start() -> Result<Client> {
+    let (mine, theirs) = seqpacket_pair()?;
     let exe = c"/proc/self/exe";
     let argv0 = c"kiln-sandbox-zygote";
     let argv = [argv0.as_ptr(), std::ptr::null()];
