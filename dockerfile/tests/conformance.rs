@@ -1,0 +1,72 @@
+//! Issue #17: frontend behaviour that must match BuildKit's, checked in
+//! BuildKit's own source (frontend/dockerfile/{parser,instructions,
+//! dockerfile2llb}).
+
+use std::collections::BTreeMap;
+
+use kiln_dockerfile::instructions::{expand, CommandLine, Healthcheck, Instruction};
+use kiln_dockerfile::resolve::{Platform, Source};
+use kiln_dockerfile::shell::Lexer;
+use kiln_dockerfile::{parse_dockerfile, resolve, Error, Graph, Options};
+
+fn first(body: &str) -> Instruction {
+    let f = parse_dockerfile(&format!("FROM scratch\n{body}\n"))
+        .unwrap_or_else(|e| panic!("{body}: {e}"));
+    f.stages[0].commands[0].instruction.clone()
+}
+
+fn graph(text: &str) -> Result<Graph, Error> {
+    let opts = Options {
+        build_args: BTreeMap::new(),
+        target: None,
+        platform: Platform {
+            os: "linux".into(),
+            arch: "amd64".into(),
+            variant: None,
+        },
+    };
+    resolve(parse_dockerfile(text)?, &opts)
+}
+
+fn graph_err(text: &str) -> Error {
+    match graph(text) {
+        Ok(_) => panic!("{text:?} was accepted"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn json_followed_by_a_comment_is_shell_form() {
+    // Go's json.Unmarshal refuses trailing text, so BuildKit's parseJSON
+    // fails and parseMaybeJSON keeps the whole rest as a shell command:
+    // `# why` is not a comment there, /bin/sh sees it.
+    assert_eq!(
+        first(r#"ENTRYPOINT ["x"] # why"#),
+        Instruction::Entrypoint(CommandLine::Shell(r#"["x"] # why"#.into()))
+    );
+    assert_eq!(
+        first(r#"CMD ["x", "y"]   "#),
+        Instruction::Cmd(CommandLine::Exec(vec!["x".into(), "y".into()]))
+    );
+}
+
+#[test]
+fn escaped_escape_at_line_end_does_not_continue() {
+    // BuildKit's lineContinuationRegex needs a non-escape character before
+    // the final escape token (or the token alone on its line).
+    let f = parse_dockerfile("FROM scratch\nENV C trailing\\\\\nLABEL next=line\n").unwrap();
+    let cmds = &f.stages[0].commands;
+    assert_eq!(cmds.len(), 2, "{cmds:?}");
+    assert_eq!(cmds[1].instruction.keyword(), "LABEL");
+    assert_eq!(cmds[1].span.start, 3);
+    // Same with the backtick escape.
+    let f =
+        parse_dockerfile("# escape=`\nFROM scratch\nENV C trailing``\nLABEL next=line\n").unwrap();
+    assert_eq!(f.stages[0].commands.len(), 2);
+    // A single escape still continues, also alone on its line.
+    let f = parse_dockerfile("FROM scratch\nENV C a\\\n\\\n  b\n").unwrap();
+    let Instruction::Env(kv) = &f.stages[0].commands[0].instruction else {
+        panic!()
+    };
+    assert_eq!(kv[0].value, "a  b");
+}
