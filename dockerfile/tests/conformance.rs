@@ -70,3 +70,24 @@ fn escaped_escape_at_line_end_does_not_continue() {
     };
     assert_eq!(kv[0].value, "a  b");
 }
+
+#[test]
+fn healthcheck_zero_durations_mean_default() {
+    // BuildKit's parseOptInterval: 0 is "not set" (the image config then
+    // omits the field); anything else under 1ms is an error.
+    let Instruction::Healthcheck(Healthcheck::Cmd(h)) = first(
+        "HEALTHCHECK --interval=0s --timeout=0 --start-period=0ms --start-interval=0h CMD true",
+    ) else {
+        panic!()
+    };
+    assert_eq!(
+        (h.interval, h.timeout, h.start_period, h.start_interval),
+        (None, None, None, None)
+    );
+    for bad in ["--interval=1us", "--timeout=-1s"] {
+        let e = parse_dockerfile(&format!("FROM scratch\nHEALTHCHECK {bad} CMD true\n"))
+            .expect_err(bad);
+        assert!(e.message.contains("less than 1ms"), "{bad}: {}", e.message);
+        assert_eq!(e.span.start, 2);
+    }
+}

@@ -465,13 +465,16 @@ fn parse_healthcheck(rest: &str, flags: &Flags) -> std::result::Result<Healthche
     }
 }
 
-/// BuildKit rejects anything under a millisecond (zero included) once a
-/// duration is given.
+/// As BuildKit's `parseOptInterval`: zero means "use the default" (the
+/// image config omits it), anything else under a millisecond is refused.
 fn duration_flag(flags: &Flags, name: &str) -> std::result::Result<Option<i64>, String> {
     let Some(value) = flags.string(name).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
     let ns = crate::duration::parse(&value).map_err(|e| format!("--{name}: {e}"))?;
+    if ns == 0 {
+        return Ok(None);
+    }
     if ns < 1_000_000 {
         return Err(format!(
             "--{name}={value}: the interval cannot be less than 1ms"
