@@ -91,3 +91,41 @@ fn healthcheck_zero_durations_mean_default() {
         assert_eq!(e.span.start, 2);
     }
 }
+
+fn expanded(line: &str, vars: &[(&str, &str)]) -> Result<Instruction, String> {
+    let f = parse_dockerfile(&format!("FROM scratch\n{line}\n")).map_err(|e| e.message)?;
+    let env: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    expand(
+        &f.stages[0].commands[0].instruction,
+        &Lexer::new('\\'),
+        &env,
+    )
+    .map(|e| e.instruction)
+    .map_err(|e| e.message)
+}
+
+#[test]
+fn expose_variable_holding_several_ports_exposes_each() {
+    // BuildKit's dispatchExpose splits each expanded word (ProcessWords).
+    let ports = [("PORTS", "3000 4000/udp")];
+    assert_eq!(
+        expanded("EXPOSE $PORTS 5000", &ports),
+        Ok(Instruction::Expose(vec![
+            "3000".into(),
+            "4000/udp".into(),
+            "5000".into()
+        ]))
+    );
+    assert_eq!(
+        expanded("EXPOSE \"$PORTS\"", &ports),
+        Ok(Instruction::Expose(vec!["3000 4000/udp".into()]))
+    );
+    graph("FROM scratch\nENV PORTS=\"3000 4000/udp\"\nEXPOSE $PORTS\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let e = graph_err("FROM scratch\nENV PORTS=\"3000 x/udp\"\nEXPOSE $PORTS\n");
+    assert!(e.message.contains("x/udp"), "{}", e.message);
+    assert_eq!(e.span.start, 3);
+}

@@ -63,7 +63,7 @@ fn expand_with(instruction: &Instruction, x: &mut Words) -> Result<Expanded, Str
                 })
                 .collect::<Result<_, String>>()?,
         ),
-        Instruction::Expose(ports) => Instruction::Expose(x.list(ports)?),
+        Instruction::Expose(ports) => Instruction::Expose(x.split(ports)?),
         Instruction::Volume(vols) => Instruction::Volume(x.list(vols)?),
         Instruction::User(u) => Instruction::User(x.word(u)?),
         Instruction::Workdir(w) => Instruction::Workdir(x.word(w)?),
@@ -109,6 +109,21 @@ impl Words<'_> {
 
     fn list(&mut self, words: &[String]) -> Result<Vec<String>, String> {
         words.iter().map(|w| self.word(w)).collect()
+    }
+
+    /// Expands each word and splits the results at unquoted whitespace,
+    /// as BuildKit's `ProcessWords` does for EXPOSE.
+    fn split(&mut self, words: &[String]) -> Result<Vec<String>, String> {
+        let mut out = Vec::with_capacity(words.len());
+        for word in words {
+            let (split, e) = self
+                .lexer
+                .process_words_with_matches(word, self.env)
+                .map_err(|e| self.fail(word, &e))?;
+            self.unmatched.extend(e.unmatched);
+            out.extend(split);
+        }
+        Ok(out)
     }
 
     fn pairs(&mut self, pairs: &[KeyValue]) -> Result<Vec<KeyValue>, String> {
