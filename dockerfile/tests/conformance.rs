@@ -129,3 +129,35 @@ fn expose_variable_holding_several_ports_exposes_each() {
     assert!(e.message.contains("x/udp"), "{}", e.message);
     assert_eq!(e.span.start, 3);
 }
+
+fn parse_err(body: &str) -> Error {
+    parse_dockerfile(&format!("FROM scratch\n{body}\n")).expect_err(body)
+}
+
+#[test]
+fn run_mount_values_are_expanded_but_not_from() {
+    // BuildKit expands every --mount value when the step runs
+    // (setMountState with an expander); at parse time it only refuses a
+    // `$` in from=. BuildKit: testMountFromError.
+    let vars = [("T", "cache"), ("ID", "gocache"), ("DIR", "/root/.cache")];
+    let Ok(Instruction::Run(run)) =
+        expanded("RUN --mount=type=$T,id=$ID,target=${DIR}/go true", &vars)
+    else {
+        panic!()
+    };
+    let m = &run.mounts[0];
+    assert_eq!(m.kind, kiln_dockerfile::instructions::MountType::Cache);
+    assert_eq!(m.id.as_deref(), Some("gocache"));
+    assert_eq!(m.target.as_deref(), Some("/root/.cache/go"));
+    let e = parse_err("RUN --mount=from=$ttt,type=cache,target=/tmp true");
+    assert!(
+        e.message
+            .contains("'from' doesn't support variable expansion, define alias stage instead"),
+        "{}",
+        e.message
+    );
+    assert_eq!(e.span.start, 2);
+    // A literal mistake is still reported at parse time.
+    let e = parse_err("RUN --mount=type=nope,target=/x true");
+    assert!(e.message.contains("nope"), "{}", e.message);
+}

@@ -272,10 +272,17 @@ fn unknown_instruction(keyword: &str) -> String {
 
 fn parse_run(node: &Node, flags: &Flags) -> std::result::Result<Run, String> {
     let mount_specs = flags.strings("mount");
-    let mounts = mount_specs
-        .iter()
-        .map(|s| Mount::parse(s, &|v| Ok(v.to_string())).map_err(|e| format!("--mount={s}: {e}")))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut mounts = Vec::with_capacity(mount_specs.len());
+    for spec in &mount_specs {
+        let parse_now =
+            !Mount::check_unexpanded(spec).map_err(|e| format!("--mount={spec}: {e}"))?;
+        if parse_now {
+            mounts.push(
+                Mount::parse(spec, &|v| Ok(v.to_string()))
+                    .map_err(|e| format!("--mount={spec}: {e}"))?,
+            );
+        }
+    }
     let network = match flags.string("network").as_deref() {
         None => None,
         Some("default") => Some(Network::Default),
