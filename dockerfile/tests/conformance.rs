@@ -161,3 +161,44 @@ fn run_mount_values_are_expanded_but_not_from() {
     let e = parse_err("RUN --mount=type=nope,target=/x true");
     assert!(e.message.contains("nope"), "{}", e.message);
 }
+#[test]
+fn copy_from_refuses_variables() {
+    // BuildKit: testDockerfileCopyFromArgs.
+    for body in [
+        "COPY --from=$FOO . .",
+        "COPY --from=${A:-b} . .",
+        "COPY --from=b$X . .",
+    ] {
+        let e = parse_err(body);
+        assert!(
+            e.message
+                .contains("variable expansion is not supported for --from"),
+            "{body}: {}",
+            e.message
+        );
+        assert_eq!(e.span.start, 2);
+    }
+}
+
+#[test]
+fn copy_from_a_later_stage_is_an_error() {
+    // BuildKit's dispatch: "cannot copy from stage %q, it needs to be
+    // defined before current stage %q". BuildKit: testOutOfOrderStage.
+    let text = "FROM scratch AS target\nCOPY --from=build /x /out\n\
+                FROM scratch AS build\nCOPY x /x\nFROM target\n";
+    let e = graph_err(text);
+    assert!(
+        e.message
+            .contains("needs to be defined before current stage"),
+        "{}",
+        e.message
+    );
+    assert_eq!(e.span.start, 2);
+    let e = graph_err(
+        "FROM scratch AS target\nRUN --mount=from=build,target=/b true\nFROM scratch AS build\nFROM target\n",
+    );
+    assert!(e.message.contains("defined before"), "{}", e.message);
+    // An earlier stage is fine.
+    let g = graph("FROM scratch AS build\nFROM scratch\nCOPY --from=build /x /x\n").unwrap();
+    assert_eq!(g.stages[1].edges[0].source, Source::Stage(0));
+}

@@ -1,7 +1,7 @@
 //! Word expansion of one instruction, in the places BuildKit expands: the
 //! arguments of ADD COPY ENV EXPOSE LABEL STOPSIGNAL USER VOLUME WORKDIR
-//! ARG, the flags of COPY/ADD (`--from --chown --chmod --checksum
-//! --exclude`) and the `RUN --mount` values — never the text of RUN, CMD,
+//! ARG, the flags of COPY/ADD (`--chown --chmod --checksum --exclude`; a
+//! `--from` must be literal, as in BuildKit) and the `RUN --mount` values — never the text of RUN, CMD,
 //! ENTRYPOINT, SHELL or HEALTHCHECK, which the shell sees as written. An
 //! ONBUILD trigger is expanded when it runs, in the child build.
 //!
@@ -153,7 +153,6 @@ impl Words<'_> {
             sources: self.list(&op.sources)?,
             inline,
             dest: self.word(&op.dest)?,
-            from: self.opt(&op.from)?,
             chown: self.opt(&op.chown)?,
             chmod: self.opt(&op.chmod)?,
             checksum: self.opt(&op.checksum)?,
