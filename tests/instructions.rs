@@ -359,3 +359,23 @@ fn run_steps_get_dockers_seccomp_profile_unless_told_otherwise() {
         assert!(log.contains(&format!("--security-opt {bad}")), "{log}");
     }
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn run_mount_values_take_args_and_env() {
+    // BuildKit: testMountArg, testMountEnvVar. The first step's cache
+    // (type and target from variables) must be the one the second reads.
+    let case = Case::new("mountvars");
+    case.dockerfile(
+        "FROM BASE\nARG MNT_TYPE=cache\nENV CDIR=/c\n\
+         RUN --mount=type=$MNT_TYPE,id=${MNT_TYPE}-v,target=$CDIR echo kept > /c/foo\n\
+         RUN --mount=type=cache,id=cache-v,target=/d cp /d/foo /seen\n",
+    );
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    assert_eq!(fs::read_to_string(out.join("seen")).unwrap(), "kept\n");
+    assert!(
+        !out.join("c/foo").exists(),
+        "the cache stays out of the image"
+    );
+}

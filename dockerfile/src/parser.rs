@@ -249,12 +249,14 @@ fn split_directive(line: &str) -> Option<(String, &str)> {
 }
 
 /// Strips a trailing escape token (plus blanks after it). Returns the line
-/// and whether the logical line ends here.
+/// and whether the logical line ends here. As in BuildKit, an escape token
+/// right after another one (`trailing\\`) is an escaped character, not a
+/// continuation; a token alone on its line still continues.
 fn trim_continuation(line: &str, escape: char) -> (&str, bool) {
     let body = line.trim_end_matches([' ', '\t']);
     match body.strip_suffix(escape) {
-        Some(cut) => (cut, false),
-        None => (line, true),
+        Some(cut) if !cut.ends_with(escape) => (cut, false),
+        _ => (line, true),
     }
 }
 

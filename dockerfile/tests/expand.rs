@@ -88,11 +88,11 @@ fn instructions_buildkit_expands() {
 #[test]
 fn copy_flags_sources_and_heredoc_bodies() {
     let Instruction::Copy(op) =
-        expanded("COPY --from=$A --chown=$A --chmod=0$A --exclude=$A.md $DIR/* $DIR/out/")
+        expanded("COPY --from=b --chown=$A --chmod=0$A --exclude=$A.md $DIR/* $DIR/out/")
     else {
         panic!()
     };
-    assert_eq!(op.from.as_deref(), Some("one"));
+    assert_eq!(op.from.as_deref(), Some("b"));
     assert_eq!(op.chown.as_deref(), Some("one"));
     assert_eq!(op.exclude, ["one.md"]);
     assert_eq!(op.sources, ["/srv/*"]);

@@ -1,7 +1,7 @@
 //! Word expansion of one instruction, in the places BuildKit expands: the
 //! arguments of ADD COPY ENV EXPOSE LABEL STOPSIGNAL USER VOLUME WORKDIR
-//! ARG, the flags of COPY/ADD (`--from --chown --chmod --checksum
-//! --exclude`) and the `RUN --mount` values — never the text of RUN, CMD,
+//! ARG, the flags of COPY/ADD (`--chown --chmod --checksum --exclude`; a
+//! `--from` must be literal, as in BuildKit) and the `RUN --mount` values — never the text of RUN, CMD,
 //! ENTRYPOINT, SHELL or HEALTHCHECK, which the shell sees as written. An
 //! ONBUILD trigger is expanded when it runs, in the child build.
 //!
@@ -63,7 +63,7 @@ fn expand_with(instruction: &Instruction, x: &mut Words) -> Result<Expanded, Str
                 })
                 .collect::<Result<_, String>>()?,
         ),
-        Instruction::Expose(ports) => Instruction::Expose(x.list(ports)?),
+        Instruction::Expose(ports) => Instruction::Expose(x.split(ports)?),
         Instruction::Volume(vols) => Instruction::Volume(x.list(vols)?),
         Instruction::User(u) => Instruction::User(x.word(u)?),
         Instruction::Workdir(w) => Instruction::Workdir(x.word(w)?),
@@ -111,6 +111,21 @@ impl Words<'_> {
         words.iter().map(|w| self.word(w)).collect()
     }
 
+    /// Expands each word and splits the results at unquoted whitespace,
+    /// as BuildKit's `ProcessWords` does for EXPOSE.
+    fn split(&mut self, words: &[String]) -> Result<Vec<String>, String> {
+        let mut out = Vec::with_capacity(words.len());
+        for word in words {
+            let (split, e) = self
+                .lexer
+                .process_words_with_matches(word, self.env)
+                .map_err(|e| self.fail(word, &e))?;
+            self.unmatched.extend(e.unmatched);
+            out.extend(split);
+        }
+        Ok(out)
+    }
+
     fn pairs(&mut self, pairs: &[KeyValue]) -> Result<Vec<KeyValue>, String> {
         pairs
             .iter()
@@ -138,7 +153,6 @@ impl Words<'_> {
             sources: self.list(&op.sources)?,
             inline,
             dest: self.word(&op.dest)?,
-            from: self.opt(&op.from)?,
             chown: self.opt(&op.chown)?,
             chmod: self.opt(&op.chmod)?,
             checksum: self.opt(&op.checksum)?,

@@ -91,6 +91,8 @@ pub enum Security {
 pub struct Run {
     pub command: CommandLine,
     pub heredocs: Vec<Heredoc>,
+    /// The mounts parsed as written; a spec holding a `$` is parsed only
+    /// once [`expand`] gave its values, so it is missing here until then.
     pub mounts: Vec<Mount>,
     /// The `--mount` values as written; the engine parses them again with
     /// each value expanded.

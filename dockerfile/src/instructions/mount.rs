@@ -86,6 +86,27 @@ const KEYS: [&str; 19] = [
 ];
 
 impl Mount {
+    /// BuildKit's parse-time look at a `--mount` value, before anything is
+    /// expanded: `from=` may not name a variable (the stage graph must be
+    /// known up front). Returns whether some value holds a `$`, so that
+    /// the spec can only be parsed once expanded.
+    pub fn check_unexpanded(spec: &str) -> Result<bool, String> {
+        let mut has_variable = false;
+        for field in csv_fields(spec)? {
+            let Some((key, value)) = field.split_once('=') else {
+                continue;
+            };
+            let dollar = value.find('$');
+            if key.eq_ignore_ascii_case("from") && dollar.is_some_and(|i| i + 1 != value.len()) {
+                return Err(
+                    "'from' doesn't support variable expansion, define alias stage instead".into(),
+                );
+            }
+            has_variable |= dollar.is_some();
+        }
+        Ok(has_variable)
+    }
+
     /// Parses one `--mount` value; `expand` is applied to every value.
     pub fn parse(
         spec: &str,

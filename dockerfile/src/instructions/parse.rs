@@ -8,6 +8,7 @@ use super::*;
 use crate::error::{Error, Result};
 use crate::flags::{Flags, Kind};
 use crate::parser::{self, Directives, Node, Warning};
+use crate::shell::Lexer;
 use crate::suggest::closest;
 
 /// A whole Dockerfile: the ARGs before the first FROM, then the stages.
@@ -235,7 +236,7 @@ fn instruction(node: &Node, escape: char) -> std::result::Result<Instruction, St
             need("at least one argument")?;
             Instruction::Expose(whitespace_words(rest))
         }
-        "COPY" | "ADD" => file_op(node, &flags, &upper)?,
+        "COPY" | "ADD" => file_op(node, &flags, &upper, escape)?,
         "VOLUME" => {
             let (list, _) = maybe_json_list(rest)?;
             if list.iter().all(|v| v.trim().is_empty()) {
@@ -272,10 +273,17 @@ fn unknown_instruction(keyword: &str) -> String {
 
 fn parse_run(node: &Node, flags: &Flags) -> std::result::Result<Run, String> {
     let mount_specs = flags.strings("mount");
-    let mounts = mount_specs
-        .iter()
-        .map(|s| Mount::parse(s, &|v| Ok(v.to_string())).map_err(|e| format!("--mount={s}: {e}")))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut mounts = Vec::with_capacity(mount_specs.len());
+    for spec in &mount_specs {
+        let parse_now =
+            !Mount::check_unexpanded(spec).map_err(|e| format!("--mount={spec}: {e}"))?;
+        if parse_now {
+            mounts.push(
+                Mount::parse(spec, &|v| Ok(v.to_string()))
+                    .map_err(|e| format!("--mount={spec}: {e}"))?,
+            );
+        }
+    }
     let network = match flags.string("network").as_deref() {
         None => None,
         Some("default") => Some(Network::Default),
@@ -307,7 +315,16 @@ fn parse_run(node: &Node, flags: &Flags) -> std::result::Result<Run, String> {
     })
 }
 
-fn file_op(node: &Node, flags: &Flags, keyword: &str) -> std::result::Result<Instruction, String> {
+fn file_op(
+    node: &Node,
+    flags: &Flags,
+    keyword: &str,
+    escape: char,
+) -> std::result::Result<Instruction, String> {
+    let from = flags.string("from");
+    if let Some(from) = &from {
+        literal_from(from, escape)?;
+    }
     let (mut words, json) = maybe_json_list(&node.rest)?;
     if words.len() < 2 {
         return Err(format!(
@@ -328,7 +345,7 @@ fn file_op(node: &Node, flags: &Flags, keyword: &str) -> std::result::Result<Ins
     let mut op = FileOp {
         dest,
         json,
-        from: flags.string("from"),
+        from,
         chown: flags.string("chown"),
         chmod: flags.string("chmod"),
         link: flags.bool("link"),
@@ -364,6 +381,17 @@ fn file_op(node: &Node, flags: &Flags, keyword: &str) -> std::result::Result<Ins
 
 /// `--chmod` takes octal (`0755`) or symbolic (`u+x,go-w`) modes; a value
 /// with a variable is checked once it is expanded.
+/// BuildKit names the stages a COPY reads before any variable is known,
+/// so `--from` must be a literal: expanding it with no variables at all
+/// has to leave it unchanged.
+fn literal_from(from: &str, escape: char) -> std::result::Result<(), String> {
+    let no_vars = std::collections::BTreeMap::<String, String>::new();
+    match Lexer::new(escape).process_word(from, &no_vars) {
+        Ok(word) if word == from => Ok(()),
+        _ => Err(format!("--from={from}: variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround")),
+    }
+}
+
 fn check_chmod(mode: &str) -> std::result::Result<(), String> {
     if mode.contains('$') {
         return Ok(());
@@ -465,13 +493,16 @@ fn parse_healthcheck(rest: &str, flags: &Flags) -> std::result::Result<Healthche
     }
 }
 
-/// BuildKit rejects anything under a millisecond (zero included) once a
-/// duration is given.
+/// As BuildKit's `parseOptInterval`: zero means "use the default" (the
+/// image config omits it), anything else under a millisecond is refused.
 fn duration_flag(flags: &Flags, name: &str) -> std::result::Result<Option<i64>, String> {
     let Some(value) = flags.string(name).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
     let ns = crate::duration::parse(&value).map_err(|e| format!("--{name}: {e}"))?;
+    if ns == 0 {
+        return Ok(None);
+    }
     if ns < 1_000_000 {
         return Err(format!(
             "--{name}={value}: the interval cannot be less than 1ms"

@@ -171,6 +171,13 @@ fn source_of(ctx: &Ctx, from: &str, what: &str) -> Result<Source, String> {
         if i == ctx.index {
             return Err(format!("{what}={from} refers to the stage it is in"));
         }
+        // BuildKit builds stages in file order and refuses a forward read.
+        if i > ctx.index {
+            return Err(format!(
+                "{what}={from}: stage {from:?} needs to be defined before current stage (it is stage {i}, this is stage {})",
+                ctx.index
+            ));
+        }
         return Ok(Source::Stage(i));
     }
     if let Ok(i) = from.parse::<usize>() {

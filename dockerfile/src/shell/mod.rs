@@ -107,8 +107,26 @@ impl Lexer {
 
     /// Expands `word` and splits it into words at unquoted whitespace.
     pub fn process_words(&self, word: &str, env: &dyn Env) -> Result<Vec<String>, ShellError> {
+        Ok(self.process_words_with_matches(word, env)?.0)
+    }
+
+    /// [`Lexer::process_words`], also reporting which variables were found
+    /// and which not.
+    pub fn process_words_with_matches(
+        &self,
+        word: &str,
+        env: &dyn Env,
+    ) -> Result<(Vec<String>, Expansion), ShellError> {
         let mut w = Word::new(self, word, env);
-        Ok(w.process_stop_on(None, self.raw_escapes)?.1)
+        let (value, words) = w.process_stop_on(None, self.raw_escapes)?;
+        Ok((
+            words,
+            Expansion {
+                value,
+                matched: w.matched,
+                unmatched: w.unmatched,
+            },
+        ))
     }
 }
 
