@@ -116,13 +116,7 @@ pub fn resolve(file: Dockerfile, opts: &Options) -> Result<Graph> {
         let expanded = lexer
             .process_word_with_matches(&from.image, &global)
             .map_err(|e| Error::new(from.span, format!("FROM {}: {e}", from.image)))?;
-        for var in &expanded.unmatched {
-            warnings.push(Warning {
-                rule: "UndefinedArgInFrom",
-                message: format!("FROM argument '{var}' is not declared"),
-                span: from.span,
-            });
-        }
+        undeclared_in_from(&expanded.unmatched, &inputs, from.span, &mut warnings);
         if expanded.value.is_empty() {
             return Err(Error::new(
                 from.span,
@@ -204,6 +198,28 @@ fn global_inputs(file: &Dockerfile, opts: &Options, lexer: &Lexer) -> Result<Inp
         inputs.global.insert(decl.name.clone(), value);
     }
     Ok(inputs)
+}
+
+/// BuildKit's UndefinedArgInFrom: a variable no global ARG declares. An
+/// `ARG X` without a value declares X (empty), so `$X` is not a mistake.
+fn undeclared_in_from(
+    unmatched: &BTreeSet<String>,
+    inputs: &Inputs,
+    span: Span,
+    warnings: &mut Vec<Warning>,
+) {
+    let known = || inputs.global.keys().chain(inputs.automatic.keys());
+    for var in unmatched.iter().filter(|v| !inputs.global.contains_key(*v)) {
+        let mut message = format!("FROM argument '{var}' is not declared");
+        if let Some(best) = crate::suggest::closest(var, known().map(String::as_str)) {
+            message.push_str(&format!(" (did you mean {best}?)"));
+        }
+        warnings.push(Warning {
+            rule: "UndefinedArgInFrom",
+            message,
+            span,
+        });
+    }
 }
 
 /// Stage names (lower-cased) to indices; a name used twice is an error.

@@ -100,13 +100,7 @@ fn scan_command(
         Err(e) => return Err(e.message),
     };
     if scan.env_known {
-        for var in &expanded.unmatched {
-            scan.warnings.push(Warning {
-                rule: "UndefinedVar",
-                message: format!("usage of undefined variable '${var}'"),
-                span: command.span,
-            });
-        }
+        undefined_vars(&expanded.unmatched, scan, command.span);
     }
     match &expanded.instruction {
         Instruction::Arg(decls) => scan
@@ -139,6 +133,29 @@ fn scan_command(
         _ => {}
     }
     Ok(())
+}
+
+/// BuildKit's UndefinedVar: a variable neither ENV nor an ARG of the
+/// stage defines. An `ARG X` without a value defines X (empty).
+fn undefined_vars(unmatched: &BTreeSet<String>, scan: &mut StageScan, span: Span) {
+    let declared = |v: &str| scan.scope.args.iter().any(|(k, _)| k == v);
+    let undefined: Vec<&String> = unmatched.iter().filter(|v| !declared(v)).collect();
+    for var in undefined {
+        let known = scan
+            .scope
+            .env()
+            .map(|(k, _)| k)
+            .chain(scan.scope.args.iter().map(|(k, _)| k.as_str()));
+        let mut message = format!("Usage of undefined variable '${var}'");
+        if let Some(best) = crate::suggest::closest(var, known) {
+            message.push_str(&format!(" (did you mean ${best}?)"));
+        }
+        scan.warnings.push(Warning {
+            rule: "UndefinedVar",
+            message,
+            span,
+        });
+    }
 }
 
 fn check_file_op(ctx: &Ctx, op: &FileOp, span: Span, edges: &mut Vec<Edge>) -> Result<(), String> {
