@@ -3,7 +3,7 @@
 //! meant. The `# check=skip=…;error=true` directive is honoured.
 
 use crate::error::Span;
-use crate::instructions::{quoted_words, CommandLine, Dockerfile, Instruction};
+use crate::instructions::{quoted_words, Dockerfile, Instruction};
 use crate::parser::Warning;
 
 /// What `# check=` asks for.
@@ -134,12 +134,6 @@ pub fn lint(file: &Dockerfile) -> Vec<Warning> {
             let kw = c.instruction.keyword();
             match &c.instruction {
                 Instruction::Maintainer(_) => warn(&mut out, "MaintainerDeprecated", "MAINTAINER instruction is deprecated in favor of using label".into(), c.span),
-                Instruction::Cmd(CommandLine::Shell(_)) | Instruction::Entrypoint(CommandLine::Shell(_)) => warn(
-                    &mut out,
-                    "JSONArgsRecommended",
-                    format!("JSON arguments recommended for {kw} to prevent unintended behavior related to OS signals"),
-                    c.span,
-                ),
                 Instruction::Env(_) | Instruction::Label(_) if is_legacy_key_value(&c.original) => warn(
                     &mut out,
                     "LegacyKeyValueFormat",

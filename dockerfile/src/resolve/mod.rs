@@ -4,6 +4,7 @@
 //! expands is expanded once here with what is statically known, so a
 //! mistake is reported with its line before anything runs.
 
+mod lints;
 mod scope;
 mod validate;
 

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::lints::StageLint;
 use super::{Base, Edge, Inputs, Scope, Source, StageNode};
 use crate::error::{Error, Span};
 use crate::instructions::{expand, Command, Dockerfile, FileOp, Instruction, Security};
@@ -22,6 +23,8 @@ pub struct StageScan {
     /// Whether the whole environment is known (no image base anywhere in
     /// the chain), so an unset variable is really undefined.
     pub env_known: bool,
+    /// The lint state carried into `FROM <stage>` children.
+    pub lint: StageLint,
 }
 
 struct Ctx<'a> {
@@ -60,6 +63,7 @@ pub fn scan_stages(
                     }
                 },
                 env_known: scans[*j].env_known,
+                lint: scans[*j].lint,
                 ..StageScan::default()
             },
             Base::Scratch => StageScan {
@@ -102,6 +106,8 @@ fn scan_command(
     if scan.env_known {
         undefined_vars(&expanded.unmatched, scan, command.span);
     }
+    scan.lint
+        .command(&expanded.instruction, command.span, &mut scan.warnings);
     match &expanded.instruction {
         Instruction::Arg(decls) => scan
             .scope

@@ -1,0 +1,120 @@
+//! BuildKit's build checks as `kiln build --check` reports them: rule
+//! names, message texts and lines (dockerfile_check_test.go).
+
+use kiln_dockerfile::resolve::Platform;
+use kiln_dockerfile::{parse_dockerfile, resolve, Options};
+
+/// `(rule, line, message)` of every warning of the resolved graph.
+fn warnings(text: &str) -> Vec<(&'static str, usize, String)> {
+    let opts = Options {
+        platform: Platform {
+            os: "linux".into(),
+            arch: "amd64".into(),
+            variant: None,
+        },
+        ..Options::default()
+    };
+    let graph = resolve(parse_dockerfile(text).unwrap(), &opts).unwrap_or_else(|e| panic!("{e}"));
+    graph
+        .warnings
+        .iter()
+        .map(|w| (w.rule, w.span.start, w.message.clone()))
+        .collect()
+}
+
+fn rules(text: &str) -> Vec<&'static str> {
+    warnings(text).into_iter().map(|(r, _, _)| r).collect()
+}
+
+#[test]
+fn shell_form_cmd_is_fine_once_shell_is_set() {
+    // BuildKit: testJSONArgsRecommended
+    assert_eq!(
+        warnings("FROM scratch\nENTRYPOINT mycommand\n"),
+        [(
+            "JSONArgsRecommended",
+            2,
+            "JSON arguments recommended for ENTRYPOINT to prevent unintended behavior related to OS signals".into()
+        )]
+    );
+    assert!(rules("FROM scratch\nSHELL [\"/bin/custom\"]\nCMD mycommand\n").is_empty());
+    let inherited =
+        "FROM scratch AS base\nSHELL [\"/bin/custom\"]\nFROM base\nENTRYPOINT mycommand\n";
+    assert!(rules(inherited).is_empty(), "{:?}", rules(inherited));
+    // SHELL after the CMD does not cover it.
+    assert_eq!(
+        rules("FROM scratch\nCMD mycommand\nSHELL [\"/bin/custom\"]\n"),
+        ["JSONArgsRecommended"]
+    );
+}
+
+#[test]
+fn a_relative_first_workdir_warns() {
+    // BuildKit: testWorkdirRelativePath
+    assert_eq!(
+        warnings("FROM scratch\nWORKDIR app/\n"),
+        [(
+            "WorkdirRelativePath",
+            2,
+            "Relative workdir \"app/\" can have unexpected results if the base image changes"
+                .into()
+        )]
+    );
+    assert!(rules("FROM scratch AS a\nWORKDIR /app\nFROM a AS b\nWORKDIR subdir/\n").is_empty());
+    assert!(rules("FROM scratch\nARG D=/srv\nWORKDIR $D\nWORKDIR sub\n").is_empty());
+}
+
+#[test]
+fn expose_with_capital_protocol_or_host_part_warns() {
+    // BuildKit: testExposeProtoCasing, testExposeInvalidFormat
+    let found = warnings("FROM scratch\nEXPOSE 80/TcP 8080/TCP 8080/udp\n");
+    let messages: Vec<&str> = found.iter().map(|(_, _, m)| m.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "Defined protocol '80/TcP' in EXPOSE instruction should be lowercase",
+            "Defined protocol '8080/TCP' in EXPOSE instruction should be lowercase",
+        ]
+    );
+    let found = warnings("FROM scratch\nEXPOSE 127.0.0.1:80:80 [::1]:8080:8080 5000:5000 8000\n");
+    let messages: Vec<&str> = found.iter().map(|(_, _, m)| m.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "EXPOSE instruction should not define an IP address or host-port mapping, found '127.0.0.1:80:80'",
+            "EXPOSE instruction should not define an IP address or host-port mapping, found '[::1]:8080:8080'",
+            "EXPOSE instruction should not define an IP address or host-port mapping, found '5000:5000'",
+        ]
+    );
+    assert!(found
+        .iter()
+        .all(|(r, l, _)| *r == "ExposeInvalidFormat" && *l == 2));
+}
+
+#[test]
+fn secret_looking_arg_and_env_names_warn() {
+    // BuildKit: testSecretsUsedInArgOrEnv
+    let text = "FROM scratch\nARG SECRET_PASSPHRASE\nENV SUPER_Secret=foo\nENV password=bar secret=baz\n\
+ARG super_duper_secret_token=foo auth=bar\nENV apikey=bar sunflower=foo\nENV git_key=\nENV PUBLIC_KEY=\n\
+ARG public_token\nARG SECRET_PASSPHRASE_FILE\nENV password_file=bar secret_File=baz\nARG AUTH_MODULE_VERSION\n";
+    let found = warnings(text);
+    assert!(found.iter().all(|(r, _, _)| *r == "SecretsUsedInArgOrEnv"));
+    let messages: Vec<String> = found
+        .into_iter()
+        .map(|(_, l, m)| format!("{l}: {m}"))
+        .collect();
+    let expected: Vec<String> = [
+        (2, "ARG \"SECRET_PASSPHRASE\""),
+        (3, "ENV \"SUPER_Secret\""),
+        (4, "ENV \"password\""),
+        (4, "ENV \"secret\""),
+        (5, "ARG \"super_duper_secret_token\""),
+        (5, "ARG \"auth\""),
+        (6, "ENV \"apikey\""),
+        (7, "ENV \"git_key\""),
+    ]
+    .iter()
+    .map(|(l, what)| format!("{l}: Do not use ARG or ENV instructions for sensitive data ({what})"))
+    .collect();
+    assert_eq!(messages, expected);
+}
