@@ -118,3 +118,39 @@ ARG public_token\nARG SECRET_PASSPHRASE_FILE\nENV password_file=bar secret_File=
     .collect();
     assert_eq!(messages, expected);
 }
+
+#[test]
+fn from_platform_target_platform_is_redundant() {
+    // BuildKit: testRedundantTargetPlatform
+    for written in ["$TARGETPLATFORM", "${TARGETPLATFORM}"] {
+        assert_eq!(
+            warnings(&format!("FROM --platform={written} scratch\n")),
+            [(
+                "RedundantTargetPlatform",
+                1,
+                format!("Setting platform to predefined {written} in FROM is redundant as this is the default behavior")
+            )]
+        );
+    }
+    assert!(rules("FROM --platform=$BUILDPLATFORM scratch\n").is_empty());
+}
+
+#[test]
+fn from_platform_constant_warns_unless_the_stage_name_says_it() {
+    // BuildKit: testFromPlatformFlagConstDisallowed
+    assert_eq!(
+        warnings("FROM --platform=linux/amd64 scratch\n"),
+        [(
+            "FromPlatformFlagConstDisallowed",
+            1,
+            "FROM --platform flag should not use constant value \"linux/amd64\"".into()
+        )]
+    );
+    assert!(rules("FROM --platform=linux/amd64 scratch AS my_amd64_stage\n").is_empty());
+    assert!(rules("FROM --platform=linux/amd64 scratch AS linux\n").is_empty());
+    assert_eq!(
+        rules("FROM --platform=$NOPE scratch\n"),
+        ["UndefinedArgInFrom"],
+        "an undeclared variable in --platform is reported as in the image name"
+    );
+}

@@ -6,6 +6,7 @@
 use crate::error::Span;
 use crate::instructions::{CommandLine, Instruction};
 use crate::parser::Warning;
+use crate::shell::Expansion;
 
 /// What a stage inherits from the stage it is built `FROM`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -122,4 +123,78 @@ fn is_secret_name(name: &str) -> bool {
 
 fn secret_message(instruction: &str, key: &str) -> String {
     format!("Do not use ARG or ENV instructions for sensitive data ({instruction} {key:?})")
+}
+
+/// The `FROM --platform=` checks: `$TARGETPLATFORM` is the default anyway,
+/// and a constant platform pins the stage unless its name says so
+/// (`AS build-amd64`).
+pub fn from_platform(
+    written: &str,
+    expanded: &Expansion,
+    stage_name: Option<&str>,
+    target_platform: Option<&str>,
+    span: Span,
+    out: &mut Vec<Warning>,
+) {
+    let only_target = expanded.unmatched.is_empty()
+        && expanded.matched.len() == 1
+        && expanded.matched.contains("TARGETPLATFORM");
+    if only_target && target_platform == Some(expanded.value.as_str()) {
+        out.push(Warning {
+            rule: "RedundantTargetPlatform",
+            message: format!(
+                "Setting platform to predefined {written} in FROM is redundant as this is the default behavior"
+            ),
+            span,
+        });
+    }
+    if !expanded.matched.is_empty() || !expanded.unmatched.is_empty() {
+        return;
+    }
+    let Some((os, arch)) = os_and_arch(&expanded.value) else {
+        return;
+    };
+    let name = stage_name.unwrap_or("");
+    if name.contains(&os) || name.contains(&arch) {
+        return;
+    }
+    out.push(Warning {
+        rule: "FromPlatformFlagConstDisallowed",
+        message: format!(
+            "FROM --platform flag should not use constant value {:?}",
+            expanded.value
+        ),
+        span,
+    });
+}
+
+/// `os[/arch[/variant]]` or a bare os or arch, normalised as containerd
+/// does for the common names; None when it is not a platform at all (the
+/// build reports that).
+fn os_and_arch(platform: &str) -> Option<(String, String)> {
+    let parts: Vec<String> = platform
+        .split('/')
+        .map(|p| p.to_ascii_lowercase())
+        .collect();
+    let valid = |p: &String| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    if parts.len() > 3 || !parts.iter().all(valid) {
+        return None;
+    }
+    let arch = |a: &str| match a {
+        "x86_64" | "x86-64" => "amd64".to_string(),
+        "aarch64" => "arm64".to_string(),
+        "i386" | "i686" => "386".to_string(),
+        other => other.to_string(),
+    };
+    const OSES: [&str; 6] = ["linux", "windows", "darwin", "freebsd", "netbsd", "openbsd"];
+    match parts.as_slice() {
+        [one] if OSES.contains(&one.as_str()) => Some((one.clone(), arch(std::env::consts::ARCH))),
+        [one] => Some(("linux".into(), arch(one))),
+        [os, a, ..] => Some((os.clone(), arch(a))),
+        [] => None,
+    }
 }

@@ -131,11 +131,21 @@ pub fn resolve(file: Dockerfile, opts: &Options) -> Result<Graph> {
             _ => Base::Image(image),
         };
         let platform = match &from.platform {
-            Some(p) => Some(
-                lexer
-                    .process_word(p, &global)
-                    .map_err(|e| Error::new(from.span, format!("FROM --platform={p}: {e}")))?,
-            ),
+            Some(p) => {
+                let expanded = lexer
+                    .process_word_with_matches(p, &global)
+                    .map_err(|e| Error::new(from.span, format!("FROM --platform={p}: {e}")))?;
+                undeclared_in_from(&expanded.unmatched, &inputs, from.span, &mut warnings);
+                lints::from_platform(
+                    p,
+                    &expanded,
+                    from.name.as_deref(),
+                    inputs.automatic.get("TARGETPLATFORM").map(String::as_str),
+                    from.span,
+                    &mut warnings,
+                );
+                Some(expanded.value)
+            }
             None => None,
         };
         stages.push(StageNode {
