@@ -136,6 +136,31 @@ fn warnings_are_listed_and_check_directive_is_honoured() {
 }
 
 #[test]
+fn the_check_build_arg_overrides_the_directive() {
+    // BuildKit: testRuleCheckOption
+    let dir = context("# check=error=true\nFROM scratch as base\n");
+    let out = kiln(&["build", "--check", "."], dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out).0);
+    let args = ["build", "--check", "--build-arg"];
+    let skip = [&args[..], &["BUILDKIT_DOCKERFILE_CHECK=skip=all", "."]].concat();
+    let out = kiln(&skip, dir.path());
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("no warnings found"), "{stdout}");
+    assert!(!stdout.contains("UnusedBuildArg"), "{stdout}");
+    let bad = [&args[..], &["BUILDKIT_DOCKERFILE_CHECK=skip", "."]].concat();
+    let out = kiln(&bad, dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out)
+            .1
+            .contains("failed to parse BUILDKIT_DOCKERFILE_CHECK: invalid check option \"skip\""),
+        "{}",
+        text(&out).1
+    );
+}
+
+#[test]
 fn dockerfile_from_stdin() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
         .args(["build", "--check", "-f", "-", "."])

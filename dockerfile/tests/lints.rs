@@ -154,3 +154,96 @@ fn from_platform_constant_warns_unless_the_stage_name_says_it() {
         "an undeclared variable in --platform is reported as in the image name"
     );
 }
+
+/// What `kiln build --check` reports: the file lints and the graph's,
+/// filtered by the check configuration.
+fn checked(text: &str, build_args: &[(&str, &str)]) -> Result<Vec<String>, String> {
+    use kiln_dockerfile::check::{lint, CheckConfig};
+    let file = parse_dockerfile(text).map_err(|e| e.to_string())?;
+    let args = build_args
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let config = CheckConfig::for_build(&file, &args).map_err(|e| e.to_string())?;
+    let mut all = lint(&file);
+    all.extend(resolve(file, &Options::default()).unwrap().warnings);
+    Ok(all
+        .into_iter()
+        .filter(|w| config.keeps(w))
+        .map(|w| format!("{}:{} {}", w.span.start, w.rule, w.message))
+        .collect())
+}
+
+#[test]
+fn definition_descriptions_are_checked_only_when_experimental_is_on() {
+    // BuildKit: testDefinitionDescription
+    let body = "# bar this is the bar\nARG foo=bar\n# BasE this is the BasE image\nFROM scratch AS base\n\
+# definitely a bad comment\nARG version=latest\n# definitely a bad comment\nARG foo=baz bar=qux baz=quux\n";
+    assert_eq!(checked(body, &[]).unwrap(), Vec::<String>::new());
+    let on = format!("# check=experimental=InvalidDefinitionDescription\n{body}");
+    assert_eq!(
+        checked(&on, &[]).unwrap(),
+        [
+            "3:InvalidDefinitionDescription Comment for ARG should follow the format: `# foo <description>`",
+            "5:InvalidDefinitionDescription Comment for FROM should follow the format: `# base <description>`",
+            "7:InvalidDefinitionDescription Comment for ARG should follow the format: `# version <description>`",
+            "9:InvalidDefinitionDescription Comment for ARG should follow the format: `# <arg_key> <description>`",
+        ]
+    );
+    // Good descriptions, a bare `#` between, and skip=all does not apply
+    // to an experimental rule.
+    let good = "# check=skip=all;experimental=InvalidDefinitionDescription\n# foo this is the foo\nARG foo=bar\n\n\
+# base this is the base image\nFROM scratch AS base\n# baz this is the baz\nARG foo=baz bar=qux baz=quux\n#\nARG bit=bat\n\
+# comment for something other than ARG or FROM\nCOPY Dockerfile .\n";
+    assert_eq!(checked(good, &[]).unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn the_check_build_arg_replaces_the_directive() {
+    // BuildKit: testRuleCheckOption
+    let text = "# check=skip=all\nFROM scratch as base\ncopy Dockerfile .\n";
+    assert_eq!(checked(text, &[]).unwrap(), Vec::<String>::new());
+    let arg = [(
+        "BUILDKIT_DOCKERFILE_CHECK",
+        "skip=ConsistentInstructionCasing;error=true",
+    )];
+    assert_eq!(
+        checked(text, &arg).unwrap(),
+        ["2:FromAsCasing 'as' and 'FROM' keywords' casing do not match"]
+    );
+    let file = parse_dockerfile(text).unwrap();
+    let args = arg
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let config = kiln_dockerfile::check::CheckConfig::for_build(&file, &args).unwrap();
+    assert!(config.error);
+    // The build-arg is the builder's, never an unused one.
+    let graph = resolve(
+        parse_dockerfile("FROM scratch\n").unwrap(),
+        &Options {
+            build_args: args,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert!(graph.warnings.is_empty(), "{:?}", graph.warnings);
+}
+
+#[test]
+fn a_bad_check_option_is_an_error() {
+    let e = checked("# check=skip=all;oops\nFROM scratch\n", &[]).unwrap_err();
+    assert_eq!(
+        e,
+        "line 1: failed to parse check options: invalid check option \"oops\""
+    );
+    let e = checked(
+        "FROM scratch\n",
+        &[("BUILDKIT_DOCKERFILE_CHECK", "error=maybe")],
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("failed to parse BUILDKIT_DOCKERFILE_CHECK"),
+        "{e}"
+    );
+}

@@ -18,7 +18,11 @@ pub fn run(args: &BuildArgs) -> Result<i32> {
         target: args.target.clone(),
         ..Options::default()
     };
-    let graph = match parse_dockerfile(&source.text).and_then(|file| resolve(file, &opts)) {
+    let parsed = parse_dockerfile(&source.text).and_then(|file| {
+        let config = CheckConfig::for_build(&file, &opts.build_args)?;
+        Ok((resolve(file, &opts)?, config))
+    });
+    let (graph, config) = match parsed {
         Ok(g) => g,
         Err(err) => {
             let _ = write!(
@@ -29,14 +33,6 @@ pub fn run(args: &BuildArgs) -> Result<i32> {
             return Ok(1);
         }
     };
-    let config = CheckConfig::from_directive(
-        graph
-            .file
-            .directives
-            .check
-            .as_ref()
-            .map(|d| d.value.as_str()),
-    );
     let mut warnings: Vec<Warning> = lint(&graph.file);
     warnings.extend(graph.warnings.iter().cloned());
     warnings.retain(|w| config.keeps(w));

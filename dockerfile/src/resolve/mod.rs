@@ -345,6 +345,7 @@ fn unused_build_args(
     used.extend(PROXY_ARGS);
     // The builder itself reads it: the clamp for layer mtimes and `created`.
     used.insert("SOURCE_DATE_EPOCH");
+    used.insert(crate::check::CHECK_BUILD_ARG);
     let unused: Vec<&str> = opts
         .build_args
         .keys()

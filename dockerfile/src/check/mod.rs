@@ -2,41 +2,13 @@
 //! --check`): things that build but are probably not what the author
 //! meant. The `# check=skip=…;error=true` directive is honoured.
 
+mod config;
+
+pub use config::{CheckConfig, CHECK_BUILD_ARG};
+
 use crate::error::Span;
 use crate::instructions::{quoted_words, Dockerfile, Instruction};
 use crate::parser::Warning;
-
-/// What `# check=` asks for.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CheckConfig {
-    /// Rule names to drop; `all` drops every rule.
-    pub skip: Vec<String>,
-    /// Turn warnings into a failed check.
-    pub error: bool,
-}
-
-impl CheckConfig {
-    pub fn from_directive(value: Option<&str>) -> Self {
-        let mut cfg = CheckConfig::default();
-        for part in value.unwrap_or("").split(';') {
-            match part.trim().split_once('=') {
-                Some(("skip", rules)) => cfg
-                    .skip
-                    .extend(rules.split(',').map(|r| r.trim().to_string())),
-                Some(("error", v)) => cfg.error = v.trim().eq_ignore_ascii_case("true"),
-                _ => {}
-            }
-        }
-        cfg
-    }
-
-    pub fn keeps(&self, w: &Warning) -> bool {
-        !self
-            .skip
-            .iter()
-            .any(|s| s == "all" || s.eq_ignore_ascii_case(w.rule))
-    }
-}
 
 /// Rules that need only the parsed file.
 pub fn lint(file: &Dockerfile) -> Vec<Warning> {
@@ -150,7 +122,50 @@ pub fn lint(file: &Dockerfile) -> Vec<Warning> {
             }
         }
     }
+    definition_descriptions(file, &mut out);
     out
+}
+
+/// InvalidDefinitionDescription (experimental): the comment right above a
+/// named FROM or an ARG is its description in BuildKit's outline, so it
+/// must start with the name.
+fn definition_descriptions(file: &Dockerfile, out: &mut Vec<Warning>) {
+    let mut check = |instruction: &str, keys: &[&str], span: Span| {
+        let Some(comment) = file.comments.get(&span.start) else {
+            return;
+        };
+        let first = comment.split(' ').next().unwrap_or("");
+        if keys.is_empty() || keys.contains(&first) {
+            return;
+        }
+        let example = if keys.len() > 1 { "<arg_key>" } else { keys[0] };
+        out.push(Warning {
+            rule: "InvalidDefinitionDescription",
+            message: format!(
+                "Comment for {instruction} should follow the format: `# {example} <description>`"
+            ),
+            span,
+        });
+    };
+    let mut meta = file.meta_args.iter().peekable();
+    while let Some((decl, span)) = meta.next() {
+        let mut keys = vec![decl.name.as_str()];
+        while let Some((d, _)) = meta.next_if(|(_, s)| s == span) {
+            keys.push(d.name.as_str());
+        }
+        check("ARG", &keys, *span);
+    }
+    for stage in &file.stages {
+        if let Some(name) = &stage.from.name {
+            check("FROM", &[name.as_str()], stage.from.span);
+        }
+        for c in &stage.commands {
+            if let Instruction::Arg(decls) = &c.instruction {
+                let keys: Vec<&str> = decls.iter().map(|d| d.name.as_str()).collect();
+                check("ARG", &keys, c.span);
+            }
+        }
+    }
 }
 
 /// `ENV KEY value` rather than `ENV KEY=value`.
