@@ -128,7 +128,12 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         }
     };
     let progress = Progress::new(settings.mode);
-    let warnings: Vec<_> = graph.warnings.iter().filter(|w| config.keeps(w)).collect();
+    let dockerfile_path = args.file.as_deref().filter(|f| f.as_os_str() != "-");
+    let ignored = crate::build::Ignore::load(&args.context, dockerfile_path)?
+        .copied_but_ignored(&graph.context_sources);
+    let mut warnings: Vec<_> = graph.warnings.iter().chain(&ignored).collect();
+    warnings.retain(|w| config.keeps(w));
+    warnings.sort_by_key(|w| w.span.start);
     for w in &warnings {
         progress.note(&format!(
             "WARN: {} - {} ({}:{})",

@@ -35,6 +35,9 @@ pub fn run(args: &BuildArgs) -> Result<i32> {
     };
     let mut warnings: Vec<Warning> = lint(&graph.file);
     warnings.extend(graph.warnings.iter().cloned());
+    let dockerfile_path = args.file.as_deref().filter(|f| f.as_os_str() != "-");
+    let ignore = crate::build::Ignore::load(&args.context, dockerfile_path)?;
+    warnings.extend(ignore.copied_but_ignored(&graph.context_sources));
     warnings.retain(|w| config.keeps(w));
     warnings.sort_by_key(|w| w.span.start);
     print_summary(&graph, &source.name)?;

@@ -50,6 +50,15 @@ pub enum Source {
     Image(String),
 }
 
+/// A COPY or ADD source read from the build context, expanded (for the
+/// CopyIgnoredFile check against the `.dockerignore`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContextSource {
+    pub add: bool,
+    pub source: String,
+    pub span: Span,
+}
+
 /// A stage reading another stage or an image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Edge {
@@ -93,6 +102,8 @@ pub struct Graph {
     pub order: Vec<usize>,
     pub inputs: Inputs,
     pub warnings: Vec<Warning>,
+    /// The context sources of the stages built, in build order.
+    pub context_sources: Vec<ContextSource>,
 }
 
 impl Graph {
@@ -165,6 +176,10 @@ pub fn resolve(file: Dockerfile, opts: &Options) -> Result<Graph> {
         }
         warnings.extend(scan[i].warnings.iter().cloned());
     }
+    let context_sources = order
+        .iter()
+        .flat_map(|&i| scan[i].context_sources.iter().cloned())
+        .collect();
     unused_build_args(opts, &scan, &order, &inputs, &file, &mut warnings);
     Ok(Graph {
         file,
@@ -173,6 +188,7 @@ pub fn resolve(file: Dockerfile, opts: &Options) -> Result<Graph> {
         order,
         inputs,
         warnings,
+        context_sources,
     })
 }
 

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::lints::StageLint;
-use super::{Base, Edge, Inputs, Scope, Source, StageNode};
+use super::{Base, ContextSource, Edge, Inputs, Scope, Source, StageNode};
 use crate::error::{Error, Span};
 use crate::instructions::{expand, Command, Dockerfile, FileOp, Instruction, Security};
 use crate::parser::Warning;
@@ -25,6 +25,8 @@ pub struct StageScan {
     pub env_known: bool,
     /// The lint state carried into `FROM <stage>` children.
     pub lint: StageLint,
+    /// What COPY and ADD read from the build context.
+    pub context_sources: Vec<ContextSource>,
 }
 
 struct Ctx<'a> {
@@ -118,7 +120,16 @@ fn scan_command(
             }
         }
         Instruction::Copy(op) | Instruction::Add(op) => {
-            check_file_op(ctx, op, command.span, edges)?
+            check_file_op(ctx, op, command.span, edges)?;
+            if op.from.is_none() {
+                let add = matches!(expanded.instruction, Instruction::Add(_));
+                scan.context_sources
+                    .extend(op.sources.iter().map(|s| ContextSource {
+                        add,
+                        source: s.clone(),
+                        span: command.span,
+                    }));
+            }
         }
         Instruction::Run(run) => {
             if run.security == Some(Security::Insecure) {
