@@ -151,9 +151,7 @@ pub fn parse(text: &str) -> Result<Parsed> {
         if empty_continuation {
             out.warnings.push(Warning {
                 rule: "NoEmptyContinuation",
-                message:
-                    "Empty continuation line found; it will become an error in a future release"
-                        .into(),
+                message: "Empty continuation line".into(),
                 span: Span::new(start, lines.number),
             });
         }

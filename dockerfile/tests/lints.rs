@@ -247,3 +247,36 @@ fn a_bad_check_option_is_an_error() {
         "{e}"
     );
 }
+
+#[test]
+fn older_rules_use_buildkits_texts_and_lines() {
+    // BuildKit: testMultipleInstructionsDisallowed — the earlier, ignored
+    // instruction is the one reported.
+    let text = "FROM scratch\nENTRYPOINT [\"/a\"]\nENTRYPOINT [\"/b\"]\nCMD [\"/a\"]\nCMD [\"/b\"]\nCMD [\"/c\"]\n";
+    assert_eq!(
+        checked(text, &[]).unwrap(),
+        [
+            "2:MultipleInstructionsDisallowed Multiple ENTRYPOINT instructions should not be used in the same stage because only the last one will be used",
+            "4:MultipleInstructionsDisallowed Multiple CMD instructions should not be used in the same stage because only the last one will be used",
+            "5:MultipleInstructionsDisallowed Multiple CMD instructions should not be used in the same stage because only the last one will be used",
+        ]
+    );
+    // BuildKit: testMaintainerDeprecated, testReservedStageName,
+    // testFromAsCasing (a lowercase `from` wants a lowercase `as`).
+    let text = "FROM scratch AS scratch\nMAINTAINER me@example.org\nFROM scratch AS context\nfrom scratch As lower\n";
+    let found = checked(text, &[]).unwrap();
+    for expected in [
+        "1:ReservedStageName Stage name should not use the same name as reserved stage \"scratch\"",
+        "2:MaintainerDeprecated Maintainer instruction is deprecated in favor of using label",
+        "3:ReservedStageName Stage name should not use the same name as reserved stage \"context\"",
+        "4:FromAsCasing 'As' and 'from' keywords' casing do not match",
+    ] {
+        assert!(
+            found.iter().any(|f| f == expected),
+            "{expected}: {found:#?}"
+        );
+    }
+    // BuildKit: testNoEmptyContinuation
+    let found = checked("FROM scratch\nCOPY Dockerfile \\\n\n.\n", &[]).unwrap();
+    assert_eq!(found, ["2:NoEmptyContinuation Empty continuation line"]);
+}

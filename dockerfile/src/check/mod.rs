@@ -68,9 +68,15 @@ pub fn lint(file: &Dockerfile) -> Vec<Warning> {
         let from = &stage.from;
         casing(&mut out, &from.keyword, from.span);
         if let Some(as_word) = &from.as_word {
-            let from_upper = from.keyword == from.keyword.to_ascii_uppercase();
-            let as_upper = as_word == &as_word.to_ascii_uppercase();
-            if from_upper != as_upper {
+            // A FROM in mixed case is ConsistentInstructionCasing's; the
+            // AS word must be all in the FROM keyword's case.
+            let kw = &from.keyword;
+            let mismatch = if *kw == kw.to_ascii_lowercase() {
+                *as_word != as_word.to_ascii_lowercase()
+            } else {
+                *kw == kw.to_ascii_uppercase() && *as_word != as_word.to_ascii_uppercase()
+            };
+            if mismatch {
                 warn(
                     &mut out,
                     "FromAsCasing",
@@ -91,11 +97,12 @@ pub fn lint(file: &Dockerfile) -> Vec<Warning> {
                     from.span,
                 );
             }
-            if matches!(name.to_ascii_lowercase().as_str(), "scratch" | "context") {
+            let lower = name.to_ascii_lowercase();
+            if matches!(lower.as_str(), "scratch" | "context") {
                 warn(
                     &mut out,
                     "ReservedStageName",
-                    format!("'{name}' is reserved and should not be used as a stage name"),
+                    format!("Stage name should not use the same name as reserved stage {lower:?}"),
                     from.span,
                 );
             }
@@ -105,7 +112,7 @@ pub fn lint(file: &Dockerfile) -> Vec<Warning> {
             casing(&mut out, &c.keyword, c.span);
             let kw = c.instruction.keyword();
             match &c.instruction {
-                Instruction::Maintainer(_) => warn(&mut out, "MaintainerDeprecated", "MAINTAINER instruction is deprecated in favor of using label".into(), c.span),
+                Instruction::Maintainer(_) => warn(&mut out, "MaintainerDeprecated", "Maintainer instruction is deprecated in favor of using label".into(), c.span),
                 Instruction::Env(_) | Instruction::Label(_) if is_legacy_key_value(&c.original) => warn(
                     &mut out,
                     "LegacyKeyValueFormat",
@@ -114,9 +121,12 @@ pub fn lint(file: &Dockerfile) -> Vec<Warning> {
                 ),
                 _ => {}
             }
+            // As BuildKit, the warning points at the earlier instruction:
+            // that is the one without effect.
             if matches!(kw, "CMD" | "ENTRYPOINT" | "HEALTHCHECK") {
-                if let Some((_, first)) = seen.iter().find(|(k, _)| *k == kw) {
-                    warn(&mut out, "MultipleInstructionsDisallowed", format!("Multiple {kw} instructions should not be used in the same stage because only the last one will be used (first on line {})", first.start), c.span);
+                if let Some(i) = seen.iter().position(|(k, _)| *k == kw) {
+                    let (_, earlier) = seen.remove(i);
+                    warn(&mut out, "MultipleInstructionsDisallowed", format!("Multiple {kw} instructions should not be used in the same stage because only the last one will be used"), earlier);
                 }
                 seen.push((kw, c.span));
             }
