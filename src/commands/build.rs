@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
-use kiln_dockerfile::check::CheckConfig;
+use kiln_dockerfile::check::{lint, CheckConfig};
 use kiln_dockerfile::{parse_dockerfile, render, resolve, Options};
 use kiln_layer::Compression;
 use kiln_store::Store;
@@ -131,7 +131,12 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
     let dockerfile_path = args.file.as_deref().filter(|f| f.as_os_str() != "-");
     let ignored = crate::build::Ignore::load(&args.context, dockerfile_path)?
         .copied_but_ignored(&graph.context_sources);
-    let mut warnings: Vec<_> = graph.warnings.iter().chain(&ignored).collect();
+    let file_lints = lint(&graph.file);
+    let mut warnings: Vec<_> = file_lints
+        .iter()
+        .chain(&graph.warnings)
+        .chain(&ignored)
+        .collect();
     warnings.retain(|w| config.keeps(w));
     warnings.sort_by_key(|w| w.span.start);
     for w in &warnings {
