@@ -136,6 +136,69 @@ fn warnings_are_listed_and_check_directive_is_honoured() {
 }
 
 #[test]
+fn the_check_build_arg_overrides_the_directive() {
+    // BuildKit: testRuleCheckOption
+    let dir = context("# check=error=true\nFROM scratch as base\n");
+    let out = kiln(&["build", "--check", "."], dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out).0);
+    let args = ["build", "--check", "--build-arg"];
+    let skip = [&args[..], &["BUILDKIT_DOCKERFILE_CHECK=skip=all", "."]].concat();
+    let out = kiln(&skip, dir.path());
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("no warnings found"), "{stdout}");
+    assert!(!stdout.contains("UnusedBuildArg"), "{stdout}");
+    let bad = [&args[..], &["BUILDKIT_DOCKERFILE_CHECK=skip", "."]].concat();
+    let out = kiln(&bad, dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out)
+            .1
+            .contains("failed to parse BUILDKIT_DOCKERFILE_CHECK: invalid check option \"skip\""),
+        "{}",
+        text(&out).1
+    );
+}
+
+/// The `WARN:` lines of `kiln build --check` in `dir`.
+fn warn_lines(dir: &Path) -> Vec<String> {
+    let out = kiln(&["build", "--check", "."], dir);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    stdout
+        .lines()
+        .filter(|l| l.starts_with("WARN:"))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn copying_a_dockerignored_file_warns() {
+    // BuildKit: testCopyIgnoredFiles, testCopyIgnoredFileContextRoot
+    let dir = context("FROM scratch\nCOPY Dockerfile .\nADD ./Dockerfile /windy\nCOPY --from=busybox /Dockerfile /b\n");
+    std::fs::write(dir.path().join(".dockerignore"), "\nDockerfile\n").unwrap();
+    assert_eq!(
+        warn_lines(dir.path()),
+        [
+            "WARN: CopyIgnoredFile - Attempting to Copy file \"Dockerfile\" that is excluded by .dockerignore (Dockerfile:2)",
+            "WARN: CopyIgnoredFile - Attempting to Add file \"Dockerfile\" that is excluded by .dockerignore (Dockerfile:3)",
+        ]
+    );
+    // A `!` pattern turns the check off; the root only warns when `*`
+    // drops all of it.
+    std::fs::write(dir.path().join(".dockerignore"), "**\n!Dockerfile\n").unwrap();
+    assert_eq!(warn_lines(dir.path()), Vec::<String>::new());
+    std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\nCOPY . .\n").unwrap();
+    std::fs::write(dir.path().join(".dockerignore"), ".*\n").unwrap();
+    assert_eq!(warn_lines(dir.path()), Vec::<String>::new());
+    std::fs::write(dir.path().join(".dockerignore"), "*\n").unwrap();
+    assert_eq!(
+        warn_lines(dir.path()),
+        ["WARN: CopyIgnoredFile - Attempting to Copy file \".\" that is excluded by .dockerignore (Dockerfile:2)"]
+    );
+}
+
+#[test]
 fn dockerfile_from_stdin() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
         .args(["build", "--check", "-f", "-", "."])

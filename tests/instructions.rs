@@ -379,3 +379,31 @@ fn run_mount_values_take_args_and_env() {
         "the cache stays out of the image"
     );
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn check_error_true_stops_the_build_and_the_build_arg_overrides_it() {
+    // BuildKit: testRuleCheckOption (error=true fails the build with the
+    // rules named; BUILDKIT_DOCKERFILE_CHECK replaces the directive).
+    let case = Case::new("check-error");
+    case.dockerfile("# check=error=true\nFROM scratch\nCOPY a /a\nCMD run me\nMAINTAINER me\n");
+    case.file("a", "a\n");
+    let ctx = case.ctx();
+    let out = case.kiln(&["build", ctx.to_str().unwrap()]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("WARN: JSONArgsRecommended")
+            && said.contains("WARN: MaintainerDeprecated")
+            && said.contains(
+                "lint violation found for rules: JSONArgsRecommended, MaintainerDeprecated"
+            ),
+        "{said}"
+    );
+    assert!(!said.contains("COPY a /a"), "nothing ran: {said}");
+    let said = case.build(&[
+        "--build-arg",
+        "BUILDKIT_DOCKERFILE_CHECK=skip=JSONArgsRecommended,MaintainerDeprecated",
+    ]);
+    assert!(!said.contains("WARN:"), "{said}");
+}

@@ -4,6 +4,8 @@
 //! and its line span — the way BuildKit's `parser.Parse` does. What each
 //! keyword's arguments mean is [`crate::instructions`]'s business.
 
+use std::collections::BTreeMap;
+
 use crate::error::{Error, Result, Span};
 use crate::shell::{Env, Lexer};
 
@@ -92,6 +94,9 @@ pub struct Parsed {
     pub directives: Directives,
     pub nodes: Vec<Node>,
     pub warnings: Vec<Warning>,
+    /// The comment line right above an instruction (by its first line),
+    /// BuildKit's description of a stage or ARG.
+    pub comments: BTreeMap<usize, String>,
 }
 
 /// Parses a whole Dockerfile.
@@ -100,14 +105,23 @@ pub fn parse(text: &str) -> Result<Parsed> {
     let mut lines = Lines::new(text);
     let mut out = Parsed::default();
     let mut directive_phase = true;
+    // As BuildKit: the last comment since the previous instruction; a bare
+    // `#` clears it, a blank line does not.
+    let mut comment: Option<String> = None;
 
     while let Some(raw) = lines.next_line() {
         let start = lines.number;
         let stripped = trim_newline(raw).trim_start();
+        let mut directive = false;
         if directive_phase {
-            directive_phase = read_directive(stripped, start, &mut out.directives)?;
+            directive = read_directive(stripped, start, &mut out.directives)?;
+            directive_phase = directive;
         }
         if is_comment(raw) {
+            if !directive {
+                let text = stripped[1..].trim();
+                comment = (!text.is_empty()).then(|| text.to_string());
+            }
             continue;
         }
         let escape = out.directives.escape;
@@ -137,9 +151,7 @@ pub fn parse(text: &str) -> Result<Parsed> {
         if empty_continuation {
             out.warnings.push(Warning {
                 rule: "NoEmptyContinuation",
-                message:
-                    "Empty continuation line found; it will become an error in a future release"
-                        .into(),
+                message: "Empty continuation line".into(),
                 span: Span::new(start, lines.number),
             });
         }
@@ -151,6 +163,9 @@ pub fn parse(text: &str) -> Result<Parsed> {
                 node.heredocs.push(doc);
             }
             node.span.end = lines.number;
+        }
+        if let Some(c) = comment.take() {
+            out.comments.insert(start, c);
         }
         out.nodes.push(node);
     }

@@ -294,3 +294,20 @@ fn seed_angular_has_a_real_mistake() {
     let g = ok(&fixed);
     assert_eq!(g.stages[1].edges[0].source, Source::Stage(0));
 }
+
+#[test]
+fn an_arg_declared_without_a_value_is_not_undefined() {
+    // BuildKit: testUndefinedArgInFrom / testUndefinedVariable — `ARG X`
+    // declares X (empty), so using it is not a lint warning.
+    let g = ok("ARG TAG\nFROM busybox${TAG}\nARG DIR\nENV HOME=/root\nFROM scratch\nARG DIR\nWORKDIR /x$DIR\n");
+    assert!(g.warnings.is_empty(), "{:?}", g.warnings);
+    let g = ok("ARG TAG=1\nFROM busybox:$TAGG\nFROM scratch\nENV HOME=/root\nWORKDIR /$HOM\n");
+    let messages: Vec<&str> = g.warnings.iter().map(|w| w.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "FROM argument 'TAGG' is not declared (did you mean TAG?)",
+            "Usage of undefined variable '$HOM' (did you mean $HOME?)"
+        ]
+    );
+}

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use kiln_dockerfile::parser::Warning;
+use kiln_dockerfile::resolve::ContextSource;
 
 use super::glob::{matches, validate};
 
@@ -102,6 +104,65 @@ impl Ignore {
         self.patterns
             .iter()
             .any(|p| p.exception && (p.parts.len() > depth || p.parts.iter().any(|x| x == "**")))
+    }
+
+    /// BuildKit's CopyIgnoredFile: the COPY/ADD context sources the
+    /// patterns exclude. Skipped when any `!` pattern exists (a file below
+    /// an excluded directory may be re-included: too hard to tell
+    /// statically); the context root only when `*`, `**` or `**/*` drops
+    /// everything in it.
+    pub fn copied_but_ignored(&self, sources: &[ContextSource]) -> Vec<Warning> {
+        if self.patterns.is_empty() || self.patterns.iter().any(|p| p.exception) {
+            return Vec::new();
+        }
+        let root_ignored = self
+            .patterns
+            .iter()
+            .any(|p| matches!(p.parts.join("/").as_str(), "*" | "**" | "**/*"));
+        let mut out = Vec::new();
+        for s in sources {
+            if s.add && super::remote::classify(&s.source).is_some() {
+                continue;
+            }
+            let src = clean_path(&s.source);
+            let hit = if src == "." || src == "/" {
+                root_ignored
+            } else {
+                self.excluded(Path::new(src.trim_start_matches('/')))
+            };
+            if hit {
+                let cmd = if s.add { "Add" } else { "Copy" };
+                out.push(Warning {
+                    rule: "CopyIgnoredFile",
+                    message: format!(
+                        "Attempting to {cmd} file {src:?} that is excluded by .dockerignore"
+                    ),
+                    span: s.span,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Go's `filepath.Clean` for a source as written: `./a//b/` is `a/b`.
+fn clean_path(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|l| *l != "..") => {
+                parts.pop();
+            }
+            ".." if p.starts_with('/') => {}
+            other => parts.push(other),
+        }
+    }
+    let joined = parts.join("/");
+    match (p.starts_with('/'), joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
     }
 }
 

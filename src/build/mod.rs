@@ -44,6 +44,7 @@ use kiln_store::{Scratch, Store};
 use crate::image_config::{History, ImageConfig};
 pub use cache::cache_layers;
 pub use copy::{copy_rootfs, Attrs};
+pub(crate) use dockerignore::Ignore;
 pub use mounts::Secrets;
 pub use progress::{Mode as ProgressMode, Progress};
 use schedule::{Event, StageView};

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
+use kiln_dockerfile::check::{lint, CheckConfig};
 use kiln_dockerfile::{parse_dockerfile, render, resolve, Options};
 use kiln_layer::Compression;
 use kiln_store::Store;
@@ -111,7 +112,11 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         ..Options::default()
     };
     let settings = settings(args, &opts)?;
-    let graph = match parse_dockerfile(&source.text).and_then(|file| resolve(file, &opts)) {
+    let parsed = parse_dockerfile(&source.text).and_then(|file| {
+        let config = CheckConfig::for_build(&file, &opts.build_args)?;
+        Ok((resolve(file, &opts)?, config))
+    });
+    let (graph, config) = match parsed {
         Ok(g) => g,
         Err(err) => {
             let _ = write!(
@@ -123,11 +128,34 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         }
     };
     let progress = Progress::new(settings.mode);
-    for w in &graph.warnings {
+    let dockerfile_path = args.file.as_deref().filter(|f| f.as_os_str() != "-");
+    let ignored = crate::build::Ignore::load(&args.context, dockerfile_path)?
+        .copied_but_ignored(&graph.context_sources);
+    let file_lints = lint(&graph.file);
+    let mut warnings: Vec<_> = file_lints
+        .iter()
+        .chain(&graph.warnings)
+        .chain(&ignored)
+        .collect();
+    warnings.retain(|w| config.keeps(w));
+    warnings.sort_by_key(|w| w.span.start);
+    for w in &warnings {
         progress.note(&format!(
             "WARN: {} - {} ({}:{})",
             w.rule, w.message, source.name, w.span
         ));
+    }
+    if config.error && !warnings.is_empty() {
+        // As BuildKit: `error=true` stops the build before it runs.
+        let mut rules: Vec<&str> = warnings.iter().map(|w| w.rule).collect();
+        rules.sort_unstable();
+        rules.dedup();
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: lint violation found for rules: {}",
+            rules.join(", ")
+        );
+        return Ok(1);
     }
     let epoch = source_date_epoch(&build_args)?;
     let now = || {

@@ -18,7 +18,11 @@ pub fn run(args: &BuildArgs) -> Result<i32> {
         target: args.target.clone(),
         ..Options::default()
     };
-    let graph = match parse_dockerfile(&source.text).and_then(|file| resolve(file, &opts)) {
+    let parsed = parse_dockerfile(&source.text).and_then(|file| {
+        let config = CheckConfig::for_build(&file, &opts.build_args)?;
+        Ok((resolve(file, &opts)?, config))
+    });
+    let (graph, config) = match parsed {
         Ok(g) => g,
         Err(err) => {
             let _ = write!(
@@ -29,16 +33,11 @@ pub fn run(args: &BuildArgs) -> Result<i32> {
             return Ok(1);
         }
     };
-    let config = CheckConfig::from_directive(
-        graph
-            .file
-            .directives
-            .check
-            .as_ref()
-            .map(|d| d.value.as_str()),
-    );
     let mut warnings: Vec<Warning> = lint(&graph.file);
     warnings.extend(graph.warnings.iter().cloned());
+    let dockerfile_path = args.file.as_deref().filter(|f| f.as_os_str() != "-");
+    let ignore = crate::build::Ignore::load(&args.context, dockerfile_path)?;
+    warnings.extend(ignore.copied_but_ignored(&graph.context_sources));
     warnings.retain(|w| config.keeps(w));
     warnings.sort_by_key(|w| w.span.start);
     print_summary(&graph, &source.name)?;

@@ -1,10 +1,13 @@
 //! Node → [`Command`], and the file → stages grouping.
 
+use std::collections::BTreeMap;
+
 use super::args::{
     maybe_json, maybe_json_list, name_values, quoted_words, whitespace_words, CommandLine,
 };
 use super::mount::Mount;
 use super::*;
+
 use crate::error::{Error, Result};
 use crate::flags::{Flags, Kind};
 use crate::parser::{self, Directives, Node, Warning};
@@ -18,6 +21,8 @@ pub struct Dockerfile {
     pub meta_args: Vec<(ArgDecl, Span)>,
     pub stages: Vec<Stage>,
     pub warnings: Vec<Warning>,
+    /// The comment right above an instruction, by the instruction's line.
+    pub comments: BTreeMap<usize, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +76,7 @@ pub fn parse_dockerfile(text: &str) -> Result<Dockerfile> {
         meta_args: Vec::new(),
         stages: Vec::new(),
         warnings: parsed.warnings,
+        comments: parsed.comments,
     };
     for node in &parsed.nodes {
         if node.keyword.eq_ignore_ascii_case("FROM") {

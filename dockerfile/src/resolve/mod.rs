@@ -4,6 +4,7 @@
 //! expands is expanded once here with what is statically known, so a
 //! mistake is reported with its line before anything runs.
 
+mod lints;
 mod scope;
 mod validate;
 
@@ -49,6 +50,15 @@ pub enum Source {
     Image(String),
 }
 
+/// A COPY or ADD source read from the build context, expanded (for the
+/// CopyIgnoredFile check against the `.dockerignore`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContextSource {
+    pub add: bool,
+    pub source: String,
+    pub span: Span,
+}
+
 /// A stage reading another stage or an image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Edge {
@@ -92,6 +102,8 @@ pub struct Graph {
     pub order: Vec<usize>,
     pub inputs: Inputs,
     pub warnings: Vec<Warning>,
+    /// The context sources of the stages built, in build order.
+    pub context_sources: Vec<ContextSource>,
 }
 
 impl Graph {
@@ -116,13 +128,7 @@ pub fn resolve(file: Dockerfile, opts: &Options) -> Result<Graph> {
         let expanded = lexer
             .process_word_with_matches(&from.image, &global)
             .map_err(|e| Error::new(from.span, format!("FROM {}: {e}", from.image)))?;
-        for var in &expanded.unmatched {
-            warnings.push(Warning {
-                rule: "UndefinedArgInFrom",
-                message: format!("FROM argument '{var}' is not declared"),
-                span: from.span,
-            });
-        }
+        undeclared_in_from(&expanded.unmatched, &inputs, from.span, &mut warnings);
         if expanded.value.is_empty() {
             return Err(Error::new(
                 from.span,
@@ -136,11 +142,21 @@ pub fn resolve(file: Dockerfile, opts: &Options) -> Result<Graph> {
             _ => Base::Image(image),
         };
         let platform = match &from.platform {
-            Some(p) => Some(
-                lexer
-                    .process_word(p, &global)
-                    .map_err(|e| Error::new(from.span, format!("FROM --platform={p}: {e}")))?,
-            ),
+            Some(p) => {
+                let expanded = lexer
+                    .process_word_with_matches(p, &global)
+                    .map_err(|e| Error::new(from.span, format!("FROM --platform={p}: {e}")))?;
+                undeclared_in_from(&expanded.unmatched, &inputs, from.span, &mut warnings);
+                lints::from_platform(
+                    p,
+                    &expanded,
+                    from.name.as_deref(),
+                    inputs.automatic.get("TARGETPLATFORM").map(String::as_str),
+                    from.span,
+                    &mut warnings,
+                );
+                Some(expanded.value)
+            }
             None => None,
         };
         stages.push(StageNode {
@@ -160,6 +176,10 @@ pub fn resolve(file: Dockerfile, opts: &Options) -> Result<Graph> {
         }
         warnings.extend(scan[i].warnings.iter().cloned());
     }
+    let context_sources = order
+        .iter()
+        .flat_map(|&i| scan[i].context_sources.iter().cloned())
+        .collect();
     unused_build_args(opts, &scan, &order, &inputs, &file, &mut warnings);
     Ok(Graph {
         file,
@@ -168,6 +188,7 @@ pub fn resolve(file: Dockerfile, opts: &Options) -> Result<Graph> {
         order,
         inputs,
         warnings,
+        context_sources,
     })
 }
 
@@ -204,6 +225,28 @@ fn global_inputs(file: &Dockerfile, opts: &Options, lexer: &Lexer) -> Result<Inp
         inputs.global.insert(decl.name.clone(), value);
     }
     Ok(inputs)
+}
+
+/// BuildKit's UndefinedArgInFrom: a variable no global ARG declares. An
+/// `ARG X` without a value declares X (empty), so `$X` is not a mistake.
+fn undeclared_in_from(
+    unmatched: &BTreeSet<String>,
+    inputs: &Inputs,
+    span: Span,
+    warnings: &mut Vec<Warning>,
+) {
+    let known = || inputs.global.keys().chain(inputs.automatic.keys());
+    for var in unmatched.iter().filter(|v| !inputs.global.contains_key(*v)) {
+        let mut message = format!("FROM argument '{var}' is not declared");
+        if let Some(best) = crate::suggest::closest(var, known().map(String::as_str)) {
+            message.push_str(&format!(" (did you mean {best}?)"));
+        }
+        warnings.push(Warning {
+            rule: "UndefinedArgInFrom",
+            message,
+            span,
+        });
+    }
 }
 
 /// Stage names (lower-cased) to indices; a name used twice is an error.
@@ -318,6 +361,7 @@ fn unused_build_args(
     used.extend(PROXY_ARGS);
     // The builder itself reads it: the clamp for layer mtimes and `created`.
     used.insert("SOURCE_DATE_EPOCH");
+    used.insert(crate::check::CHECK_BUILD_ARG);
     let unused: Vec<&str> = opts
         .build_args
         .keys()

@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Base, Edge, Inputs, Scope, Source, StageNode};
+use super::lints::StageLint;
+use super::{Base, ContextSource, Edge, Inputs, Scope, Source, StageNode};
 use crate::error::{Error, Span};
 use crate::instructions::{expand, Command, Dockerfile, FileOp, Instruction, Security};
 use crate::parser::Warning;
@@ -22,6 +23,10 @@ pub struct StageScan {
     /// Whether the whole environment is known (no image base anywhere in
     /// the chain), so an unset variable is really undefined.
     pub env_known: bool,
+    /// The lint state carried into `FROM <stage>` children.
+    pub lint: StageLint,
+    /// What COPY and ADD read from the build context.
+    pub context_sources: Vec<ContextSource>,
 }
 
 struct Ctx<'a> {
@@ -60,6 +65,7 @@ pub fn scan_stages(
                     }
                 },
                 env_known: scans[*j].env_known,
+                lint: scans[*j].lint,
                 ..StageScan::default()
             },
             Base::Scratch => StageScan {
@@ -100,14 +106,10 @@ fn scan_command(
         Err(e) => return Err(e.message),
     };
     if scan.env_known {
-        for var in &expanded.unmatched {
-            scan.warnings.push(Warning {
-                rule: "UndefinedVar",
-                message: format!("usage of undefined variable '${var}'"),
-                span: command.span,
-            });
-        }
+        undefined_vars(&expanded.unmatched, scan, command.span);
     }
+    scan.lint
+        .command(&expanded.instruction, command.span, &mut scan.warnings);
     match &expanded.instruction {
         Instruction::Arg(decls) => scan
             .scope
@@ -118,7 +120,16 @@ fn scan_command(
             }
         }
         Instruction::Copy(op) | Instruction::Add(op) => {
-            check_file_op(ctx, op, command.span, edges)?
+            check_file_op(ctx, op, command.span, edges)?;
+            if op.from.is_none() {
+                let add = matches!(expanded.instruction, Instruction::Add(_));
+                scan.context_sources
+                    .extend(op.sources.iter().map(|s| ContextSource {
+                        add,
+                        source: s.clone(),
+                        span: command.span,
+                    }));
+            }
         }
         Instruction::Run(run) => {
             if run.security == Some(Security::Insecure) {
@@ -139,6 +150,29 @@ fn scan_command(
         _ => {}
     }
     Ok(())
+}
+
+/// BuildKit's UndefinedVar: a variable neither ENV nor an ARG of the
+/// stage defines. An `ARG X` without a value defines X (empty).
+fn undefined_vars(unmatched: &BTreeSet<String>, scan: &mut StageScan, span: Span) {
+    let declared = |v: &str| scan.scope.args.iter().any(|(k, _)| k == v);
+    let undefined: Vec<&String> = unmatched.iter().filter(|v| !declared(v)).collect();
+    for var in undefined {
+        let known = scan
+            .scope
+            .env()
+            .map(|(k, _)| k)
+            .chain(scan.scope.args.iter().map(|(k, _)| k.as_str()));
+        let mut message = format!("Usage of undefined variable '${var}'");
+        if let Some(best) = crate::suggest::closest(var, known) {
+            message.push_str(&format!(" (did you mean ${best}?)"));
+        }
+        scan.warnings.push(Warning {
+            rule: "UndefinedVar",
+            message,
+            span,
+        });
+    }
 }
 
 fn check_file_op(ctx: &Ctx, op: &FileOp, span: Span, edges: &mut Vec<Edge>) -> Result<(), String> {

@@ -2,41 +2,13 @@
 //! --check`): things that build but are probably not what the author
 //! meant. The `# check=skip=…;error=true` directive is honoured.
 
+mod config;
+
+pub use config::{CheckConfig, CHECK_BUILD_ARG};
+
 use crate::error::Span;
-use crate::instructions::{quoted_words, CommandLine, Dockerfile, Instruction};
+use crate::instructions::{quoted_words, Dockerfile, Instruction};
 use crate::parser::Warning;
-
-/// What `# check=` asks for.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CheckConfig {
-    /// Rule names to drop; `all` drops every rule.
-    pub skip: Vec<String>,
-    /// Turn warnings into a failed check.
-    pub error: bool,
-}
-
-impl CheckConfig {
-    pub fn from_directive(value: Option<&str>) -> Self {
-        let mut cfg = CheckConfig::default();
-        for part in value.unwrap_or("").split(';') {
-            match part.trim().split_once('=') {
-                Some(("skip", rules)) => cfg
-                    .skip
-                    .extend(rules.split(',').map(|r| r.trim().to_string())),
-                Some(("error", v)) => cfg.error = v.trim().eq_ignore_ascii_case("true"),
-                _ => {}
-            }
-        }
-        cfg
-    }
-
-    pub fn keeps(&self, w: &Warning) -> bool {
-        !self
-            .skip
-            .iter()
-            .any(|s| s == "all" || s.eq_ignore_ascii_case(w.rule))
-    }
-}
 
 /// Rules that need only the parsed file.
 pub fn lint(file: &Dockerfile) -> Vec<Warning> {
@@ -96,9 +68,15 @@ pub fn lint(file: &Dockerfile) -> Vec<Warning> {
         let from = &stage.from;
         casing(&mut out, &from.keyword, from.span);
         if let Some(as_word) = &from.as_word {
-            let from_upper = from.keyword == from.keyword.to_ascii_uppercase();
-            let as_upper = as_word == &as_word.to_ascii_uppercase();
-            if from_upper != as_upper {
+            // A FROM in mixed case is ConsistentInstructionCasing's; the
+            // AS word must be all in the FROM keyword's case.
+            let kw = &from.keyword;
+            let mismatch = if *kw == kw.to_ascii_lowercase() {
+                *as_word != as_word.to_ascii_lowercase()
+            } else {
+                *kw == kw.to_ascii_uppercase() && *as_word != as_word.to_ascii_uppercase()
+            };
+            if mismatch {
                 warn(
                     &mut out,
                     "FromAsCasing",
@@ -119,11 +97,12 @@ pub fn lint(file: &Dockerfile) -> Vec<Warning> {
                     from.span,
                 );
             }
-            if matches!(name.to_ascii_lowercase().as_str(), "scratch" | "context") {
+            let lower = name.to_ascii_lowercase();
+            if matches!(lower.as_str(), "scratch" | "context") {
                 warn(
                     &mut out,
                     "ReservedStageName",
-                    format!("'{name}' is reserved and should not be used as a stage name"),
+                    format!("Stage name should not use the same name as reserved stage {lower:?}"),
                     from.span,
                 );
             }
@@ -133,13 +112,7 @@ pub fn lint(file: &Dockerfile) -> Vec<Warning> {
             casing(&mut out, &c.keyword, c.span);
             let kw = c.instruction.keyword();
             match &c.instruction {
-                Instruction::Maintainer(_) => warn(&mut out, "MaintainerDeprecated", "MAINTAINER instruction is deprecated in favor of using label".into(), c.span),
-                Instruction::Cmd(CommandLine::Shell(_)) | Instruction::Entrypoint(CommandLine::Shell(_)) => warn(
-                    &mut out,
-                    "JSONArgsRecommended",
-                    format!("JSON arguments recommended for {kw} to prevent unintended behavior related to OS signals"),
-                    c.span,
-                ),
+                Instruction::Maintainer(_) => warn(&mut out, "MaintainerDeprecated", "Maintainer instruction is deprecated in favor of using label".into(), c.span),
                 Instruction::Env(_) | Instruction::Label(_) if is_legacy_key_value(&c.original) => warn(
                     &mut out,
                     "LegacyKeyValueFormat",
@@ -148,15 +121,61 @@ pub fn lint(file: &Dockerfile) -> Vec<Warning> {
                 ),
                 _ => {}
             }
+            // As BuildKit, the warning points at the earlier instruction:
+            // that is the one without effect.
             if matches!(kw, "CMD" | "ENTRYPOINT" | "HEALTHCHECK") {
-                if let Some((_, first)) = seen.iter().find(|(k, _)| *k == kw) {
-                    warn(&mut out, "MultipleInstructionsDisallowed", format!("Multiple {kw} instructions should not be used in the same stage because only the last one will be used (first on line {})", first.start), c.span);
+                if let Some(i) = seen.iter().position(|(k, _)| *k == kw) {
+                    let (_, earlier) = seen.remove(i);
+                    warn(&mut out, "MultipleInstructionsDisallowed", format!("Multiple {kw} instructions should not be used in the same stage because only the last one will be used"), earlier);
                 }
                 seen.push((kw, c.span));
             }
         }
     }
+    definition_descriptions(file, &mut out);
     out
+}
+
+/// InvalidDefinitionDescription (experimental): the comment right above a
+/// named FROM or an ARG is its description in BuildKit's outline, so it
+/// must start with the name.
+fn definition_descriptions(file: &Dockerfile, out: &mut Vec<Warning>) {
+    let mut check = |instruction: &str, keys: &[&str], span: Span| {
+        let Some(comment) = file.comments.get(&span.start) else {
+            return;
+        };
+        let first = comment.split(' ').next().unwrap_or("");
+        if keys.is_empty() || keys.contains(&first) {
+            return;
+        }
+        let example = if keys.len() > 1 { "<arg_key>" } else { keys[0] };
+        out.push(Warning {
+            rule: "InvalidDefinitionDescription",
+            message: format!(
+                "Comment for {instruction} should follow the format: `# {example} <description>`"
+            ),
+            span,
+        });
+    };
+    let mut meta = file.meta_args.iter().peekable();
+    while let Some((decl, span)) = meta.next() {
+        let mut keys = vec![decl.name.as_str()];
+        while let Some((d, _)) = meta.next_if(|(_, s)| s == span) {
+            keys.push(d.name.as_str());
+        }
+        check("ARG", &keys, *span);
+    }
+    for stage in &file.stages {
+        if let Some(name) = &stage.from.name {
+            check("FROM", &[name.as_str()], stage.from.span);
+        }
+        for c in &stage.commands {
+            if let Instruction::Arg(decls) = &c.instruction {
+                let keys: Vec<&str> = decls.iter().map(|d| d.name.as_str()).collect();
+                check("ARG", &keys, c.span);
+            }
+        }
+    }
 }
 
 /// `ENV KEY value` rather than `ENV KEY=value`.
