@@ -359,3 +359,41 @@ fn run_steps_get_dockers_seccomp_profile_unless_told_otherwise() {
         assert!(log.contains(&format!("--security-opt {bad}")), "{log}");
     }
 }
+
+/// Builds the case to a local dir; the text of each named file there.
+fn local_files(case: &Case, extra: &[&str], files: &[&str]) -> Vec<String> {
+    let out = case.path("out");
+    let _ = fs::remove_dir_all(&out);
+    let dest = format!("type=local,dest={}", out.display());
+    let mut args = vec!["-o", dest.as_str()];
+    args.extend_from_slice(extra);
+    case.build(&args);
+    files
+        .iter()
+        .map(|f| fs::read_to_string(out.join(f)).unwrap_or_else(|e| panic!("{f}: {e}")))
+        .collect()
+}
+
+// BuildKit: testUserAdditionalGids (CVE-2023-25173)
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn run_groups_start_with_the_primary_group() {
+    let case = Case::new("groups");
+    case.dockerfile(
+        "FROM BASE\nRUN echo wheel:x:10:root >> /etc/group\nRUN id > /tmp/root\nUSER 1234\nRUN id > /tmp/1234\nUSER 1234:1234\nRUN id > /tmp/own\nUSER builder\nRUN id > /tmp/builder\n",
+    );
+    let got = local_files(
+        &case,
+        &[],
+        &["tmp/root", "tmp/1234", "tmp/own", "tmp/builder"],
+    );
+    assert_eq!(
+        got,
+        [
+            "uid=0(root) gid=0(root) groups=0(root),10(wheel)\n",
+            "uid=1234 gid=0(root) groups=0(root)\n",
+            "uid=1234 gid=1234 groups=1234\n",
+            "uid=1000(builder) gid=1000(builder) groups=1000(builder)\n",
+        ]
+    );
+}
