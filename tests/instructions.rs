@@ -397,3 +397,14 @@ fn run_groups_start_with_the_primary_group() {
         ]
     );
 }
+
+// Docker docs, "variable scoping": a FROM <stage> child sees its parent's ARGs.
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_child_stage_sees_the_arg_values_of_its_parent_stage() {
+    let case = Case::new("arg-inherit");
+    case.dockerfile(
+        "FROM BASE AS base\nARG NAME=kiln\nARG PLAIN=plain\nFROM base\nARG NAME=\"$NAME-dev\"\nRUN echo \"$NAME $PLAIN\" > /out\n",
+    );
+    assert_eq!(local_files(&case, &[], &["out"]), ["kiln-dev plain\n"]);
+}

@@ -291,3 +291,23 @@ fn seed_angular_has_a_real_mistake() {
     let g = ok(&fixed);
     assert_eq!(g.stages[1].edges[0].source, Source::Stage(0));
 }
+
+/// The image a stage's first `COPY --from` names, as expanded.
+fn from_image(g: &Graph, stage: usize, edge: usize) -> String {
+    match &g.stages[stage].edges[edge].source {
+        Source::Image(i) => i.clone(),
+        other => panic!("not an image: {other:?}"),
+    }
+}
+
+#[test]
+fn a_child_stage_arg_default_sees_the_parent_stage_value() {
+    let text = "FROM scratch AS base\nARG NAME=kiln\nFROM base\nARG NAME=\"$NAME-dev\"\nCOPY --from=img:$NAME a b\n";
+    assert_eq!(from_image(&ok(text), 1, 0), "img:kiln-dev");
+    let g = graph(text, &opts(&[("NAME", "given")], None)).unwrap();
+    assert_eq!(from_image(&g, 1, 0), "img:given");
+    // A bare `ARG NAME` keeps the value it inherited.
+    let g =
+        ok("FROM scratch AS base\nARG NAME=kiln\nFROM base\nARG NAME\nCOPY --from=img:$NAME a b\n");
+    assert_eq!(from_image(&g, 1, 0), "img:kiln");
+}

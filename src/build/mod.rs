@@ -284,10 +284,7 @@ impl Builder<'_> {
                 StageState::from_config(base::scratch(), cache::key("", &[b"scratch"])),
                 Vec::new(),
             )),
-            Base::Stage(i) => {
-                // A child stage inherits the image, not the parent's ARGs.
-                Ok((self.inherit(index, *i)?.child(), Vec::new()))
-            }
+            Base::Stage(i) => Ok((self.inherit(index, *i)?.child(), Vec::new())),
             Base::Image(reference) => {
                 if let Some(NamedContext::Dir(d)) = self.req.contexts.get(reference) {
                     anyhow::bail!(

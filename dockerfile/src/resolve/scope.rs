@@ -161,8 +161,13 @@ impl Scope {
     ) {
         for decl in decls {
             used.insert(decl.name.clone());
-            let value = inputs.arg_value(&decl.name, decl.default.clone());
-            self.args.retain(|(k, _)| k != &decl.name);
+            // An `ARG NAME` with nothing to give it keeps the value it has
+            // (from an earlier line or the parent stage), as in BuildKit.
+            let before = self.args.iter().position(|(k, _)| k == &decl.name);
+            let before = before.and_then(|i| self.args.remove(i).1);
+            let value = inputs
+                .arg_value(&decl.name, decl.default.clone())
+                .or(before);
             self.args.push((decl.name.clone(), value));
         }
     }
