@@ -408,3 +408,29 @@ fn a_child_stage_sees_the_arg_values_of_its_parent_stage() {
     );
     assert_eq!(local_files(&case, &[], &["out"]), ["kiln-dev plain\n"]);
 }
+
+/// A build that must fail; its output.
+fn build_fails(case: &Case, extra: &[&str]) -> String {
+    let mut args = vec!["build"];
+    args.extend_from_slice(extra);
+    let ctx = case.ctx();
+    args.push(ctx.to_str().unwrap());
+    let out = case.kiln(&args);
+    assert!(!out.status.success(), "the build should fail");
+    text(&out)
+}
+
+// BuildKit: testArgDefaultExpansion
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_build_arg_skips_the_arg_default_it_replaces() {
+    let case = Case::new("arg-default");
+    case.dockerfile("FROM BASE\nARG FOO\nARG BAR=${FOO:?foo_missing}\nRUN echo \"$BAR\" > /bar\n");
+    let log = build_fails(&case, &[]);
+    assert!(
+        log.contains("foo_missing") && log.contains("Dockerfile:3"),
+        "{log}"
+    );
+    let got = local_files(&case, &["--build-arg", "BAR=given"], &["bar"]);
+    assert_eq!(got, ["given\n"]);
+}

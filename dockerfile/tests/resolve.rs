@@ -311,3 +311,20 @@ fn a_child_stage_arg_default_sees_the_parent_stage_value() {
         ok("FROM scratch AS base\nARG NAME=kiln\nFROM base\nARG NAME\nCOPY --from=img:$NAME a b\n");
     assert_eq!(from_image(&g, 1, 0), "img:kiln");
 }
+
+// BuildKit: testArgDefaultExpansion
+#[test]
+fn a_build_arg_means_the_arg_default_is_never_evaluated() {
+    let text = "FROM scratch\nARG FOO\nARG BAR=${FOO:?foo_missing}\nCOPY --from=img:$BAR a b\n";
+    let e = graph(text, &opts(&[], None)).unwrap_err();
+    assert!(e.message.contains("foo_missing"), "{}", e.message);
+    assert_eq!(e.span.start, 3);
+    let g = graph(text, &opts(&[("FOO", "123")], None)).unwrap();
+    assert_eq!(from_image(&g, 0, 0), "img:123");
+    let g = graph(text, &opts(&[("BAR", "x")], None)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(from_image(&g, 0, 0), "img:x");
+    // The same for a global ARG.
+    let text = "ARG BAR=${FOO:?foo_missing}\nFROM busybox:$BAR\n";
+    let g = graph(text, &opts(&[("BAR", "x")], None)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(g.stages[0].base, Base::Image("busybox:x".into()));
+}

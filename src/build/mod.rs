@@ -315,13 +315,15 @@ impl Builder<'_> {
         vertex: &progress::Vertex<'_>,
         last_of: Option<usize>,
     ) -> Result<bool> {
-        let expanded = expand(&cmd.instruction, &self.lexer, &state.scope)
+        let inputs = &self.req.graph.inputs;
+        let instruction = inputs.unexpanded_defaults_dropped(&cmd.instruction);
+        let expanded = expand(&instruction, &self.lexer, &state.scope)
             .map_err(|e| anyhow!("{}", e.message))?;
         let instruction = expanded.instruction;
         if let Instruction::Arg(decls) = &instruction {
             state
                 .scope
-                .declare_args(decls, &self.req.graph.inputs, &mut lock(&self.used_args));
+                .declare_args(decls, inputs, &mut lock(&self.used_args));
             return Ok(false);
         }
         let StepKey { key, link } = self.step_key(state, &instruction, cmd)?;

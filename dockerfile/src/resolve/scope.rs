@@ -3,8 +3,10 @@
 //! it re-declares it; `--build-arg` overrides defaults; the platform ARGs
 //! have automatic values; ARGs and ENV carry into `FROM <stage>` children.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::instructions::{ArgDecl, Instruction};
 use crate::shell::Env;
 
 /// The proxy variables Docker passes to RUN from `--build-arg` without an
@@ -110,6 +112,36 @@ pub struct Inputs {
 }
 
 impl Inputs {
+    /// The instruction to expand: an ARG line's defaults for names given
+    /// by `--build-arg` are dropped, since BuildKit never evaluates them
+    /// (`ARG BAR=${FOO:?}` with `--build-arg BAR=x` is not an error).
+    pub fn unexpanded_defaults_dropped<'i>(
+        &self,
+        instruction: &'i Instruction,
+    ) -> Cow<'i, Instruction> {
+        match instruction {
+            Instruction::Arg(decls)
+                if decls
+                    .iter()
+                    .any(|d| d.default.is_some() && self.build_args.contains_key(&d.name)) =>
+            {
+                Cow::Owned(Instruction::Arg(
+                    decls
+                        .iter()
+                        .map(|d| ArgDecl {
+                            name: d.name.clone(),
+                            default: d
+                                .default
+                                .clone()
+                                .filter(|_| !self.build_args.contains_key(&d.name)),
+                        })
+                        .collect(),
+                ))
+            }
+            _ => Cow::Borrowed(instruction),
+        }
+    }
+
     /// The value an `ARG NAME[=default]` line in a stage gets.
     fn arg_value(&self, name: &str, default: Option<String>) -> Option<String> {
         if let Some(v) = self.build_args.get(name) {
@@ -155,7 +187,7 @@ impl Scope {
     /// the scope from before the line).
     pub fn declare_args(
         &mut self,
-        decls: &[crate::instructions::ArgDecl],
+        decls: &[ArgDecl],
         inputs: &Inputs,
         used: &mut BTreeSet<String>,
     ) {
