@@ -434,3 +434,17 @@ fn a_build_arg_skips_the_arg_default_it_replaces() {
     let got = local_files(&case, &["--build-arg", "BAR=given"], &["bar"]);
     assert_eq!(got, ["given\n"]);
 }
+
+// BuildKit: testTargetStageNameArg
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn targetstage_names_the_target_stage_once_declared() {
+    let case = Case::new("targetstage");
+    case.dockerfile(
+        "FROM BASE AS base\nRUN echo \"value:$TARGETSTAGE\" > /first\nARG TARGETSTAGE\nRUN echo \"value:$TARGETSTAGE\" > /second\nFROM base AS foo\nFROM base\n",
+    );
+    let got = local_files(&case, &["--target", "foo"], &["first", "second"]);
+    assert_eq!(got, ["value:\n", "value:foo\n"]);
+    let got = local_files(&case, &[], &["second"]);
+    assert_eq!(got, ["value:default\n"], "an unnamed target");
+}

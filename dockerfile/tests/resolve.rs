@@ -328,3 +328,16 @@ fn a_build_arg_means_the_arg_default_is_never_evaluated() {
     let g = graph(text, &opts(&[("BAR", "x")], None)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(g.stages[0].base, Base::Image("busybox:x".into()));
 }
+
+// BuildKit: testTargetStageNameArg
+#[test]
+fn targetstage_is_the_target_name_once_declared() {
+    let text = "FROM scratch AS base\nCOPY --from=img:a$TARGETSTAGE a b\nARG TARGETSTAGE\nCOPY --from=img:$TARGETSTAGE a b\nFROM scratch AS foo\nCOPY --from=base a b\nFROM scratch\nCOPY --from=base a b\n";
+    let g = graph(text, &opts(&[], Some("foo"))).unwrap();
+    assert_eq!(from_image(&g, 0, 0), "img:a", "not visible before ARG");
+    assert_eq!(from_image(&g, 0, 1), "img:foo");
+    // An unnamed target stage is "default"; FROM sees it like TARGETARCH.
+    assert_eq!(from_image(&ok(text), 0, 1), "img:default");
+    let g = ok("FROM busybox:$TARGETSTAGE AS last\n");
+    assert_eq!(g.stages[0].base, Base::Image("busybox:last".into()));
+}

@@ -107,8 +107,9 @@ impl Graph {
 pub fn resolve(file: Dockerfile, opts: &Options) -> Result<Graph> {
     let lexer = Lexer::new(file.directives.escape);
     let mut warnings = file.warnings.clone();
-    let inputs = global_inputs(&file, opts, &lexer)?;
     let names = stage_names(&file)?;
+    let target = target_index(&file, opts, &names)?;
+    let inputs = global_inputs(&file, opts, &lexer, target)?;
     let mut stages = Vec::with_capacity(file.stages.len());
     for (index, stage) in file.stages.iter().enumerate() {
         let from = &stage.from;
@@ -152,7 +153,6 @@ pub fn resolve(file: Dockerfile, opts: &Options) -> Result<Graph> {
         });
     }
     let scan = validate::scan_stages(&file, &mut stages, &names, &inputs, &lexer);
-    let target = target_index(&file, opts, &names)?;
     let order = build_order(&stages, target, &file)?;
     for &i in &order {
         if let Some(err) = &scan[i].error {
@@ -183,11 +183,24 @@ impl Env for GlobalEnv<'_> {
     }
 }
 
-fn global_inputs(file: &Dockerfile, opts: &Options, lexer: &Lexer) -> Result<Inputs> {
+fn global_inputs(
+    file: &Dockerfile,
+    opts: &Options,
+    lexer: &Lexer,
+    target: usize,
+) -> Result<Inputs> {
+    let mut automatic: BTreeMap<String, String> =
+        opts.platform.automatic_args().into_iter().collect();
+    // BuildKit names an unnamed target stage "default".
+    let target_name = file.stages[target].from.name.as_deref();
+    automatic.insert(
+        "TARGETSTAGE".into(),
+        target_name.unwrap_or("default").to_string(),
+    );
     let mut inputs = Inputs {
         build_args: opts.build_args.clone(),
         global: BTreeMap::new(),
-        automatic: opts.platform.automatic_args().into_iter().collect(),
+        automatic,
     };
     for (decl, span) in &file.meta_args {
         let value = match opts.build_args.get(&decl.name) {
