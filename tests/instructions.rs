@@ -448,3 +448,26 @@ fn targetstage_names_the_target_stage_once_declared() {
     let got = local_files(&case, &[], &["second"]);
     assert_eq!(got, ["value:default\n"], "an unnamed target");
 }
+
+/// The `kiln inspect` JSON of an image in the case's store.
+fn inspect(case: &Case, name: &str) -> serde_json::Value {
+    let out = case.kiln(&["inspect", name]);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_source_date_epoch_arg_default_sets_created_and_is_checked() {
+    let case = Case::new("epoch-arg");
+    case.dockerfile("ARG SOURCE_DATE_EPOCH=1700000000\nFROM BASE\nRUN touch /x\n");
+    case.build(&["-t", "dated"]);
+    let json = inspect(&case, "dated");
+    assert_eq!(json["Created"], "2023-11-14T22:13:20Z", "{json}");
+    case.dockerfile("# epoch\nARG SOURCE_DATE_EPOCH=soon\nFROM BASE\n");
+    let log = build_fails(&case, &[]);
+    assert!(
+        log.contains("Dockerfile:2") && log.contains("SOURCE_DATE_EPOCH=soon"),
+        "{log}"
+    );
+}

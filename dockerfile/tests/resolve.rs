@@ -341,3 +341,31 @@ fn targetstage_is_the_target_name_once_declared() {
     let g = ok("FROM busybox:$TARGETSTAGE AS last\n");
     assert_eq!(g.stages[0].base, Base::Image("busybox:last".into()));
 }
+
+#[test]
+fn a_source_date_epoch_default_is_honoured_and_checked() {
+    let g = ok("ARG SOURCE_DATE_EPOCH=1700000000\nFROM scratch\n");
+    assert_eq!(g.inputs.source_date_epoch(), Some("1700000000"));
+    let g = graph(
+        "ARG SOURCE_DATE_EPOCH=1700000000\nFROM scratch\n",
+        &opts(&[("SOURCE_DATE_EPOCH", "5")], None),
+    )
+    .unwrap();
+    assert_eq!(g.inputs.source_date_epoch(), Some("5"), "--build-arg wins");
+    let e = graph(
+        "FROM scratch AS x\nARG SOURCE_DATE_EPOCH=yesterday\n",
+        &opts(&[], None),
+    );
+    assert!(e.is_ok(), "only the global ARG is the build's epoch");
+    let e = graph(
+        "# syntax\nARG SOURCE_DATE_EPOCH=yesterday\nFROM scratch\n",
+        &opts(&[], None),
+    )
+    .unwrap_err();
+    assert_eq!(e.span.start, 2);
+    assert!(
+        e.message.contains("SOURCE_DATE_EPOCH=yesterday") && e.message.contains("seconds"),
+        "{}",
+        e.message
+    );
+}

@@ -214,9 +214,27 @@ fn global_inputs(
                 None => None,
             },
         };
+        if decl.name == EPOCH_ARG && !opts.build_args.contains_key(EPOCH_ARG) {
+            check_epoch(value.as_deref()).map_err(|m| Error::new(*span, m))?;
+        }
         inputs.global.insert(decl.name.clone(), value);
     }
     Ok(inputs)
+}
+
+/// The build arg that clamps layer mtimes and sets `created`; a global
+/// `ARG SOURCE_DATE_EPOCH=<n>` default counts as if given by `--build-arg`.
+pub const EPOCH_ARG: &str = "SOURCE_DATE_EPOCH";
+
+/// A Dockerfile's SOURCE_DATE_EPOCH default must be whole seconds (empty
+/// means unset, as in BuildKit).
+fn check_epoch(value: Option<&str>) -> std::result::Result<(), String> {
+    match value {
+        Some(v) if !v.is_empty() && v.parse::<u64>().is_err() => Err(format!(
+            "ARG {EPOCH_ARG}={v}: not a number of seconds since 1970-01-01 UTC"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Stage names (lower-cased) to indices; a name used twice is an error.
@@ -330,7 +348,7 @@ fn unused_build_args(
     used.extend(file.meta_args.iter().map(|(d, _)| d.name.as_str()));
     used.extend(PROXY_ARGS);
     // The builder itself reads it: the clamp for layer mtimes and `created`.
-    used.insert("SOURCE_DATE_EPOCH");
+    used.insert(EPOCH_ARG);
     let unused: Vec<&str> = opts
         .build_args
         .keys()

@@ -112,6 +112,17 @@ pub struct Inputs {
 }
 
 impl Inputs {
+    /// SOURCE_DATE_EPOCH as given: `--build-arg`, else the global ARG's
+    /// default (already checked to be a number by the resolver).
+    pub fn source_date_epoch(&self) -> Option<&str> {
+        let name = super::EPOCH_ARG;
+        match self.build_args.get(name) {
+            Some(v) => Some(v.as_str()),
+            None => self.global.get(name)?.as_deref(),
+        }
+        .filter(|v| !v.is_empty())
+    }
+
     /// The instruction to expand: an ARG line's defaults for names given
     /// by `--build-arg` are dropped, since BuildKit never evaluates them
     /// (`ARG BAR=${FOO:?}` with `--build-arg BAR=x` is not an error).
