@@ -471,3 +471,17 @@ fn a_source_date_epoch_arg_default_sets_created_and_is_checked() {
         "{log}"
     );
 }
+
+// BuildKit: testDockerfileCheckHostname
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn buildkit_sandbox_hostname_names_the_run_host() {
+    let case = Case::new("hostname");
+    case.dockerfile("FROM BASE\nRUN hostname > /name && grep -c foo /etc/hosts > /hosts\n");
+    let out = case.path("out");
+    let dest = format!("type=local,dest={}", out.display());
+    let log = case.build(&["-o", &dest, "--build-arg", "BUILDKIT_SANDBOX_HOSTNAME=foo"]);
+    assert!(!log.contains("UnusedBuildArg"), "{log}");
+    assert_eq!(fs::read_to_string(out.join("name")).unwrap(), "foo\n");
+    assert_eq!(fs::read_to_string(out.join("hosts")).unwrap(), "1\n");
+}

@@ -444,13 +444,14 @@ impl Builder<'_> {
         match instruction {
             Instruction::Run(run) => {
                 extra = format!(
-                    "{:?}|{:?}|{:?}|{:?}|{:?}|{}",
+                    "{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
                     state.scope.run_env(&self.req.graph.inputs),
                     state.config.config.user,
                     state.workdir(),
                     (run.network, self.req.network),
                     config_ops::shell(state),
                     self.mounts_key(run)?,
+                    self.req.graph.inputs.sandbox_hostname(),
                 );
                 if !self.req.security.cache_key().is_empty() {
                     extra.push('|');

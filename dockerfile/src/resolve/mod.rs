@@ -226,6 +226,10 @@ fn global_inputs(
 /// `ARG SOURCE_DATE_EPOCH=<n>` default counts as if given by `--build-arg`.
 pub const EPOCH_ARG: &str = "SOURCE_DATE_EPOCH";
 
+/// The build arg that names RUN's host (BuildKit's default is its own
+/// `buildkitsandbox`; kiln's is `kiln`).
+pub const HOSTNAME_ARG: &str = "BUILDKIT_SANDBOX_HOSTNAME";
+
 /// A Dockerfile's SOURCE_DATE_EPOCH default must be whole seconds (empty
 /// means unset, as in BuildKit).
 fn check_epoch(value: Option<&str>) -> std::result::Result<(), String> {
@@ -349,6 +353,7 @@ fn unused_build_args(
     used.extend(PROXY_ARGS);
     // The builder itself reads it: the clamp for layer mtimes and `created`.
     used.insert(EPOCH_ARG);
+    used.insert(HOSTNAME_ARG);
     let unused: Vec<&str> = opts
         .build_args
         .keys()

@@ -112,6 +112,14 @@ pub struct Inputs {
 }
 
 impl Inputs {
+    /// RUN's hostname from `--build-arg BUILDKIT_SANDBOX_HOSTNAME`; empty
+    /// for the sandbox's default.
+    pub fn sandbox_hostname(&self) -> &str {
+        self.build_args
+            .get(super::HOSTNAME_ARG)
+            .map_or("", String::as_str)
+    }
+
     /// SOURCE_DATE_EPOCH as given: `--build-arg`, else the global ARG's
     /// default (already checked to be a number by the resolver).
     pub fn source_date_epoch(&self) -> Option<&str> {
