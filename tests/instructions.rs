@@ -485,3 +485,26 @@ fn buildkit_sandbox_hostname_names_the_run_host() {
     assert_eq!(fs::read_to_string(out.join("name")).unwrap(), "foo\n");
     assert_eq!(fs::read_to_string(out.join("hosts")).unwrap(), "1\n");
 }
+
+// Docker docs, "predefined ARGs": proxies reach RUN without an ARG line,
+// stay out of the image, and a new proxy does not invalidate the cache.
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn proxy_build_args_reach_run_but_not_the_image_or_the_cache_key() {
+    let case = Case::new("proxy");
+    case.dockerfile("FROM BASE\nRUN env | grep -i _proxy | sort > /proxies\n");
+    let args = |p: &'static str| ["--build-arg", p, "--build-arg", "no_proxy=.local"];
+    let got = local_files(&case, &args("HTTP_PROXY=http://p1:3128"), &["proxies"]);
+    assert_eq!(got, ["HTTP_PROXY=http://p1:3128\nno_proxy=.local\n"]);
+    let mut tagged = args("HTTP_PROXY=http://p2:3128").to_vec();
+    tagged.extend(["-t", "proxied"]);
+    let log = case.build(&tagged);
+    assert_eq!(log.matches("CACHED").count(), 1, "{log}");
+    let json = inspect(&case, "proxied");
+    let config = json.to_string();
+    assert!(
+        !config.contains("p1:3128") && !config.contains("p2:3128"),
+        "{config}"
+    );
+    assert!(!config.contains(".local"), "{config}");
+}

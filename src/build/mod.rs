@@ -445,7 +445,7 @@ impl Builder<'_> {
             Instruction::Run(run) => {
                 extra = format!(
                     "{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
-                    state.scope.run_env(&self.req.graph.inputs),
+                    state.scope.declared_env(),
                     state.config.config.user,
                     state.workdir(),
                     (run.network, self.req.network),

@@ -226,19 +226,12 @@ impl Scope {
     /// The environment of a RUN step: the image env plus every ARG in
     /// scope that ENV does not shadow, plus proxy build args.
     pub fn run_env(&self, inputs: &Inputs) -> Vec<(String, String)> {
-        let mut out = self.env.clone();
-        let env_len = out.len();
-        // Whether ENV (by the index) or an entry added here has the name.
+        let mut out = self.declared_env();
+        let env_len = self.env.len();
+        // Whether ENV (by the index) or an ARG added here has the name.
         let set = |out: &[(String, String)], name: &str| {
             self.env_at.contains_key(name) || out[env_len..].iter().any(|(k, _)| k == name)
         };
-        for (k, v) in &self.args {
-            if let Some(v) = v {
-                if !set(&out, k) {
-                    out.push((k.clone(), v.clone()));
-                }
-            }
-        }
         for name in PROXY_ARGS {
             if let Some(v) = inputs.build_args.get(name) {
                 if !set(&out, name) {
@@ -246,6 +239,21 @@ impl Scope {
                 }
             }
         }
+        out
+    }
+
+    /// The RUN environment the Dockerfile declares: ENV, then the ARGs ENV
+    /// does not shadow. Without the implicit proxy args, which BuildKit
+    /// leaves out of a step's cache key (a new proxy reuses the cache).
+    pub fn declared_env(&self) -> Vec<(String, String)> {
+        let mut out = self.env.clone();
+        // `declare_args` keeps one entry per name: only ENV can shadow.
+        out.extend(
+            self.args
+                .iter()
+                .filter(|(k, _)| !self.env_at.contains_key(k))
+                .filter_map(|(k, v)| Some((k.clone(), v.clone()?))),
+        );
         out
     }
 }
