@@ -311,3 +311,89 @@ fn an_arg_declared_without_a_value_is_not_undefined() {
         ]
     );
 }
+
+/// What the stage scope makes of a word: each text ends in an
+/// `EXPOSE "v:…_"`, an invalid port the resolver refuses quoting the word
+/// as it expanded it (`COPY --from` no longer expands variables).
+fn exposed(text: &str, o: &Options) -> String {
+    let e = graph(text, o).expect_err("the EXPOSE is refused");
+    let at = e
+        .message
+        .find("\"v:")
+        .unwrap_or_else(|| panic!("{}", e.message));
+    let rest = &e.message[at + 3..];
+    rest[..rest.find("_\"").unwrap()].to_string()
+}
+
+#[test]
+fn a_child_stage_arg_default_sees_the_parent_stage_value() {
+    let text = "FROM scratch AS base\nARG NAME=kiln\nFROM base\nARG NAME=\"$NAME-dev\"\nEXPOSE \"v:${NAME}_\"\n";
+    assert_eq!(exposed(text, &opts(&[], None)), "kiln-dev");
+    assert_eq!(exposed(text, &opts(&[("NAME", "given")], None)), "given");
+    // A bare `ARG NAME` keeps the value it inherited.
+    let text = "FROM scratch AS base\nARG NAME=kiln\nFROM base\nARG NAME\nEXPOSE \"v:${NAME}_\"\n";
+    assert_eq!(exposed(text, &opts(&[], None)), "kiln");
+}
+
+// BuildKit: testArgDefaultExpansion
+#[test]
+fn a_build_arg_means_the_arg_default_is_never_evaluated() {
+    let text = "FROM scratch\nARG FOO\nARG BAR=${FOO:?foo_missing}\nEXPOSE \"v:${BAR}_\"\n";
+    let e = graph(text, &opts(&[], None)).unwrap_err();
+    assert!(e.message.contains("foo_missing"), "{}", e.message);
+    assert_eq!(e.span.start, 3);
+    assert_eq!(exposed(text, &opts(&[("FOO", "123")], None)), "123");
+    assert_eq!(exposed(text, &opts(&[("BAR", "x")], None)), "x");
+    // The same for a global ARG.
+    let text = "ARG BAR=${FOO:?foo_missing}\nFROM busybox:$BAR\n";
+    let g = graph(text, &opts(&[("BAR", "x")], None)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(g.stages[0].base, Base::Image("busybox:x".into()));
+}
+
+// BuildKit: testTargetStageNameArg
+#[test]
+fn targetstage_is_the_target_name_once_declared() {
+    let stages = "FROM base AS foo\nFROM scratch\n";
+    let before = format!("FROM scratch AS base\nEXPOSE \"v:a${{TARGETSTAGE}}_\"\n{stages}");
+    assert_eq!(
+        exposed(&before, &opts(&[], Some("foo"))),
+        "a",
+        "not visible before ARG"
+    );
+    // The target reads `base`, so its errors count.
+    let declared = "FROM scratch AS base\nARG TARGETSTAGE\nEXPOSE \"v:${TARGETSTAGE}_\"\n\
+                    FROM base AS foo\nFROM base\n";
+    assert_eq!(exposed(declared, &opts(&[], Some("foo"))), "foo");
+    // An unnamed target stage is "default"; FROM sees it like TARGETARCH.
+    assert_eq!(exposed(declared, &opts(&[], None)), "default");
+    let g = ok("FROM busybox:$TARGETSTAGE AS last\n");
+    assert_eq!(g.stages[0].base, Base::Image("busybox:last".into()));
+}
+
+#[test]
+fn a_source_date_epoch_default_is_honoured_and_checked() {
+    let g = ok("ARG SOURCE_DATE_EPOCH=1700000000\nFROM scratch\n");
+    assert_eq!(g.inputs.source_date_epoch(), Some("1700000000"));
+    let g = graph(
+        "ARG SOURCE_DATE_EPOCH=1700000000\nFROM scratch\n",
+        &opts(&[("SOURCE_DATE_EPOCH", "5")], None),
+    )
+    .unwrap();
+    assert_eq!(g.inputs.source_date_epoch(), Some("5"), "--build-arg wins");
+    let e = graph(
+        "FROM scratch AS x\nARG SOURCE_DATE_EPOCH=yesterday\n",
+        &opts(&[], None),
+    );
+    assert!(e.is_ok(), "only the global ARG is the build's epoch");
+    let e = graph(
+        "# syntax\nARG SOURCE_DATE_EPOCH=yesterday\nFROM scratch\n",
+        &opts(&[], None),
+    )
+    .unwrap_err();
+    assert_eq!(e.span.start, 2);
+    assert!(
+        e.message.contains("SOURCE_DATE_EPOCH=yesterday") && e.message.contains("seconds"),
+        "{}",
+        e.message
+    );
+}

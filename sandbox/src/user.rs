@@ -5,7 +5,9 @@
 //! Semantics follow runc / moby's `GetExecUser`: a numeric user absent from
 //! passwd runs with gid 0 and HOME `/`; an unknown name is an error; without
 //! an explicit group the supplementary groups are every group that lists the
-//! user as a member.
+//! user as a member. The primary gid always heads the supplementary groups,
+//! as containerd and BuildKit give since CVE-2023-25173: a process that
+//! changes its gid must still be bound by restrictions on its primary group.
 
 use std::fs::File;
 use std::io::Read;
@@ -164,6 +166,9 @@ pub fn resolve(user: &str, passwd: &str, group: &str) -> Result<Resolved> {
             }
         }
     }
+    if !groups.contains(&gid) {
+        groups.insert(0, gid);
+    }
     Ok(Resolved {
         uid,
         gid,
@@ -196,7 +201,7 @@ mod tests {
         let x = r("").unwrap();
         assert_eq!(
             (x.uid, x.gid, x.groups, x.home.as_str()),
-            (0, 0, vec![10], "/root")
+            (0, 0, vec![0, 10], "/root")
         );
     }
 
@@ -204,14 +209,14 @@ mod tests {
     fn name_gives_uid_gid_home_and_supplementary_groups() {
         let x = r("app").unwrap();
         assert_eq!((x.uid, x.gid, x.home.as_str()), (1000, 1001, "/home/app"));
-        assert_eq!(x.groups, vec![10, 29]);
+        assert_eq!(x.groups, vec![1001, 10, 29]);
         assert_eq!(r("1000").unwrap(), x, "numeric uid finds the same entry");
     }
 
     #[test]
     fn explicit_group_replaces_primary_and_drops_supplementary() {
         let x = r("app:audio").unwrap();
-        assert_eq!((x.uid, x.gid, x.groups.len()), (1000, 29, 0));
+        assert_eq!((x.uid, x.gid, x.groups), (1000, 29, vec![29]));
         let x = r("app:4242").unwrap();
         assert_eq!(x.gid, 4242);
     }
@@ -219,9 +224,12 @@ mod tests {
     #[test]
     fn unknown_numeric_user_runs_with_gid_0_and_root_home() {
         let x = r("4000").unwrap();
-        assert_eq!((x.uid, x.gid, x.home.as_str()), (4000, 0, "/"));
+        assert_eq!(
+            (x.uid, x.gid, x.groups, x.home.as_str()),
+            (4000, 0, vec![0], "/")
+        );
         let x = resolve("4000:4000", "", "").unwrap();
-        assert_eq!((x.uid, x.gid), (4000, 4000));
+        assert_eq!((x.uid, x.gid, x.groups), (4000, 4000, vec![4000]));
     }
 
     #[test]

@@ -285,10 +285,7 @@ impl Builder<'_> {
                 StageState::from_config(base::scratch(), cache::key("", &[b"scratch"])),
                 Vec::new(),
             )),
-            Base::Stage(i) => {
-                // A child stage inherits the image, not the parent's ARGs.
-                Ok((self.inherit(index, *i)?.child(), Vec::new()))
-            }
+            Base::Stage(i) => Ok((self.inherit(index, *i)?.child(), Vec::new())),
             Base::Image(reference) => {
                 if let Some(NamedContext::Dir(d)) = self.req.contexts.get(reference) {
                     anyhow::bail!(
@@ -319,13 +316,15 @@ impl Builder<'_> {
         vertex: &progress::Vertex<'_>,
         last_of: Option<usize>,
     ) -> Result<bool> {
-        let expanded = expand(&cmd.instruction, &self.lexer, &state.scope)
+        let inputs = &self.req.graph.inputs;
+        let instruction = inputs.unexpanded_defaults_dropped(&cmd.instruction);
+        let expanded = expand(&instruction, &self.lexer, &state.scope)
             .map_err(|e| anyhow!("{}", e.message))?;
         let instruction = expanded.instruction;
         if let Instruction::Arg(decls) = &instruction {
             state
                 .scope
-                .declare_args(decls, &self.req.graph.inputs, &mut lock(&self.used_args));
+                .declare_args(decls, inputs, &mut lock(&self.used_args));
             return Ok(false);
         }
         let StepKey { key, link } = self.step_key(state, &instruction, cmd)?;
@@ -446,13 +445,14 @@ impl Builder<'_> {
         match instruction {
             Instruction::Run(run) => {
                 extra = format!(
-                    "{:?}|{:?}|{:?}|{:?}|{:?}|{}",
-                    state.scope.run_env(&self.req.graph.inputs),
+                    "{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
+                    state.scope.declared_env(),
                     state.config.config.user,
                     state.workdir(),
                     (run.network, self.req.network),
                     config_ops::shell(state),
                     self.mounts_key(run)?,
+                    self.req.graph.inputs.sandbox_hostname(),
                 );
                 if !self.req.security.cache_key().is_empty() {
                     extra.push('|');

@@ -130,9 +130,9 @@ impl StageState {
 
     /// The start of a stage built `FROM` this one: the same config, env
     /// and layers (nothing rebuilt from the config: a long chain would pay
-    /// for every variable at every stage), without this stage's ARGs.
+    /// for every variable at every stage). The ARGs in scope carry over,
+    /// as in BuildKit: the child's `ARG NAME` lines see the parent's values.
     pub fn child(mut self) -> StageState {
-        self.scope.args.clear();
         self.cmd_set = false;
         self.early = None;
         self.ops.clear();

@@ -104,6 +104,7 @@ impl Builder<'_> {
             argv.iter().map(OsString::from).collect(),
         );
         spec.env = run_env(state, &self.req.graph.inputs);
+        spec.hostname = self.req.graph.inputs.sandbox_hostname().to_string();
         mounts.set_env(&mut spec.env);
         spec.mounts = mounts.mounts.clone();
         spec.cwd = PathBuf::from(state.workdir());

@@ -88,13 +88,12 @@ fn settings(args: &BuildArgs, opts: &Options) -> Result<Settings> {
     })
 }
 
-/// SOURCE_DATE_EPOCH from the environment or a build arg.
-fn source_date_epoch(
-    build_args: &std::collections::BTreeMap<String, String>,
-) -> Result<Option<u64>> {
+/// SOURCE_DATE_EPOCH from the environment, a build arg or the
+/// Dockerfile's global ARG default.
+fn source_date_epoch(inputs: &kiln_dockerfile::resolve::Inputs) -> Result<Option<u64>> {
     std::env::var("SOURCE_DATE_EPOCH")
         .ok()
-        .or_else(|| build_args.get("SOURCE_DATE_EPOCH").cloned())
+        .or_else(|| inputs.source_date_epoch().map(str::to_string))
         .map(|e| {
             e.trim()
                 .parse()
@@ -157,7 +156,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         );
         return Ok(1);
     }
-    let epoch = source_date_epoch(&build_args)?;
+    let epoch = source_date_epoch(&graph.inputs)?;
     let now = || {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -119,8 +119,9 @@ impl Graph {
 pub fn resolve(file: Dockerfile, opts: &Options) -> Result<Graph> {
     let lexer = Lexer::new(file.directives.escape);
     let mut warnings = file.warnings.clone();
-    let inputs = global_inputs(&file, opts, &lexer)?;
     let names = stage_names(&file)?;
+    let target = target_index(&file, opts, &names)?;
+    let inputs = global_inputs(&file, opts, &lexer, target)?;
     let mut stages = Vec::with_capacity(file.stages.len());
     for (index, stage) in file.stages.iter().enumerate() {
         let from = &stage.from;
@@ -168,7 +169,6 @@ pub fn resolve(file: Dockerfile, opts: &Options) -> Result<Graph> {
         });
     }
     let scan = validate::scan_stages(&file, &mut stages, &names, &inputs, &lexer);
-    let target = target_index(&file, opts, &names)?;
     let order = build_order(&stages, target, &file)?;
     for &i in &order {
         if let Some(err) = &scan[i].error {
@@ -204,11 +204,24 @@ impl Env for GlobalEnv<'_> {
     }
 }
 
-fn global_inputs(file: &Dockerfile, opts: &Options, lexer: &Lexer) -> Result<Inputs> {
+fn global_inputs(
+    file: &Dockerfile,
+    opts: &Options,
+    lexer: &Lexer,
+    target: usize,
+) -> Result<Inputs> {
+    let mut automatic: BTreeMap<String, String> =
+        opts.platform.automatic_args().into_iter().collect();
+    // BuildKit names an unnamed target stage "default".
+    let target_name = file.stages[target].from.name.as_deref();
+    automatic.insert(
+        "TARGETSTAGE".into(),
+        target_name.unwrap_or("default").to_string(),
+    );
     let mut inputs = Inputs {
         build_args: opts.build_args.clone(),
         global: BTreeMap::new(),
-        automatic: opts.platform.automatic_args().into_iter().collect(),
+        automatic,
     };
     for (decl, span) in &file.meta_args {
         let value = match opts.build_args.get(&decl.name) {
@@ -222,6 +235,9 @@ fn global_inputs(file: &Dockerfile, opts: &Options, lexer: &Lexer) -> Result<Inp
                 None => None,
             },
         };
+        if decl.name == EPOCH_ARG && !opts.build_args.contains_key(EPOCH_ARG) {
+            check_epoch(value.as_deref()).map_err(|m| Error::new(*span, m))?;
+        }
         inputs.global.insert(decl.name.clone(), value);
     }
     Ok(inputs)
@@ -246,6 +262,25 @@ fn undeclared_in_from(
             message,
             span,
         });
+    }
+}
+
+/// The build arg that clamps layer mtimes and sets `created`; a global
+/// `ARG SOURCE_DATE_EPOCH=<n>` default counts as if given by `--build-arg`.
+pub const EPOCH_ARG: &str = "SOURCE_DATE_EPOCH";
+
+/// The build arg that names RUN's host (BuildKit's default is its own
+/// `buildkitsandbox`; kiln's is `kiln`).
+pub const HOSTNAME_ARG: &str = "BUILDKIT_SANDBOX_HOSTNAME";
+
+/// A Dockerfile's SOURCE_DATE_EPOCH default must be whole seconds (empty
+/// means unset, as in BuildKit).
+fn check_epoch(value: Option<&str>) -> std::result::Result<(), String> {
+    match value {
+        Some(v) if !v.is_empty() && v.parse::<u64>().is_err() => Err(format!(
+            "ARG {EPOCH_ARG}={v}: not a number of seconds since 1970-01-01 UTC"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -360,7 +395,8 @@ fn unused_build_args(
     used.extend(file.meta_args.iter().map(|(d, _)| d.name.as_str()));
     used.extend(PROXY_ARGS);
     // The builder itself reads it: the clamp for layer mtimes and `created`.
-    used.insert("SOURCE_DATE_EPOCH");
+    used.insert(EPOCH_ARG);
+    used.insert(HOSTNAME_ARG);
     used.insert(crate::check::CHECK_BUILD_ARG);
     let unused: Vec<&str> = opts
         .build_args

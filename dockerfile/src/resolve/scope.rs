@@ -3,8 +3,10 @@
 //! it re-declares it; `--build-arg` overrides defaults; the platform ARGs
 //! have automatic values; ARGs and ENV carry into `FROM <stage>` children.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::instructions::{ArgDecl, Instruction};
 use crate::shell::Env;
 
 /// The proxy variables Docker passes to RUN from `--build-arg` without an
@@ -110,6 +112,55 @@ pub struct Inputs {
 }
 
 impl Inputs {
+    /// RUN's hostname from `--build-arg BUILDKIT_SANDBOX_HOSTNAME`; empty
+    /// for the sandbox's default.
+    pub fn sandbox_hostname(&self) -> &str {
+        self.build_args
+            .get(super::HOSTNAME_ARG)
+            .map_or("", String::as_str)
+    }
+
+    /// SOURCE_DATE_EPOCH as given: `--build-arg`, else the global ARG's
+    /// default (already checked to be a number by the resolver).
+    pub fn source_date_epoch(&self) -> Option<&str> {
+        let name = super::EPOCH_ARG;
+        match self.build_args.get(name) {
+            Some(v) => Some(v.as_str()),
+            None => self.global.get(name)?.as_deref(),
+        }
+        .filter(|v| !v.is_empty())
+    }
+
+    /// The instruction to expand: an ARG line's defaults for names given
+    /// by `--build-arg` are dropped, since BuildKit never evaluates them
+    /// (`ARG BAR=${FOO:?}` with `--build-arg BAR=x` is not an error).
+    pub fn unexpanded_defaults_dropped<'i>(
+        &self,
+        instruction: &'i Instruction,
+    ) -> Cow<'i, Instruction> {
+        match instruction {
+            Instruction::Arg(decls)
+                if decls
+                    .iter()
+                    .any(|d| d.default.is_some() && self.build_args.contains_key(&d.name)) =>
+            {
+                Cow::Owned(Instruction::Arg(
+                    decls
+                        .iter()
+                        .map(|d| ArgDecl {
+                            name: d.name.clone(),
+                            default: d
+                                .default
+                                .clone()
+                                .filter(|_| !self.build_args.contains_key(&d.name)),
+                        })
+                        .collect(),
+                ))
+            }
+            _ => Cow::Borrowed(instruction),
+        }
+    }
+
     /// The value an `ARG NAME[=default]` line in a stage gets.
     fn arg_value(&self, name: &str, default: Option<String>) -> Option<String> {
         if let Some(v) = self.build_args.get(name) {
@@ -155,14 +206,19 @@ impl Scope {
     /// the scope from before the line).
     pub fn declare_args(
         &mut self,
-        decls: &[crate::instructions::ArgDecl],
+        decls: &[ArgDecl],
         inputs: &Inputs,
         used: &mut BTreeSet<String>,
     ) {
         for decl in decls {
             used.insert(decl.name.clone());
-            let value = inputs.arg_value(&decl.name, decl.default.clone());
-            self.args.retain(|(k, _)| k != &decl.name);
+            // An `ARG NAME` with nothing to give it keeps the value it has
+            // (from an earlier line or the parent stage), as in BuildKit.
+            let before = self.args.iter().position(|(k, _)| k == &decl.name);
+            let before = before.and_then(|i| self.args.remove(i).1);
+            let value = inputs
+                .arg_value(&decl.name, decl.default.clone())
+                .or(before);
             self.args.push((decl.name.clone(), value));
         }
     }
@@ -170,19 +226,12 @@ impl Scope {
     /// The environment of a RUN step: the image env plus every ARG in
     /// scope that ENV does not shadow, plus proxy build args.
     pub fn run_env(&self, inputs: &Inputs) -> Vec<(String, String)> {
-        let mut out = self.env.clone();
-        let env_len = out.len();
-        // Whether ENV (by the index) or an entry added here has the name.
+        let mut out = self.declared_env();
+        let env_len = self.env.len();
+        // Whether ENV (by the index) or an ARG added here has the name.
         let set = |out: &[(String, String)], name: &str| {
             self.env_at.contains_key(name) || out[env_len..].iter().any(|(k, _)| k == name)
         };
-        for (k, v) in &self.args {
-            if let Some(v) = v {
-                if !set(&out, k) {
-                    out.push((k.clone(), v.clone()));
-                }
-            }
-        }
         for name in PROXY_ARGS {
             if let Some(v) = inputs.build_args.get(name) {
                 if !set(&out, name) {
@@ -190,6 +239,21 @@ impl Scope {
                 }
             }
         }
+        out
+    }
+
+    /// The RUN environment the Dockerfile declares: ENV, then the ARGs ENV
+    /// does not shadow. Without the implicit proxy args, which BuildKit
+    /// leaves out of a step's cache key (a new proxy reuses the cache).
+    pub fn declared_env(&self) -> Vec<(String, String)> {
+        let mut out = self.env.clone();
+        // `declare_args` keeps one entry per name: only ENV can shadow.
+        out.extend(
+            self.args
+                .iter()
+                .filter(|(k, _)| !self.env_at.contains_key(k))
+                .filter_map(|(k, v)| Some((k.clone(), v.clone()?))),
+        );
         out
     }
 }

@@ -98,7 +98,8 @@ fn scan_command(
     scan: &mut StageScan,
     edges: &mut Vec<Edge>,
 ) -> Result<(), String> {
-    let expanded = match expand(&command.instruction, ctx.lexer, &scan.scope) {
+    let instruction = ctx.inputs.unexpanded_defaults_dropped(&command.instruction);
+    let expanded = match expand(&instruction, ctx.lexer, &scan.scope) {
         Ok(e) => e,
         // An image's ENV is unknown before it is pulled: a required
         // variable may come from there. The build engine checks again.
