@@ -359,3 +359,42 @@ fn run_steps_get_dockers_seccomp_profile_unless_told_otherwise() {
         assert!(log.contains(&format!("--security-opt {bad}")), "{log}");
     }
 }
+
+/// The image config of a build, as `kiln inspect` prints it.
+fn inspect(case: &Case, name: &str) -> serde_json::Value {
+    serde_json::from_slice(&case.kiln(&["inspect", name]).stdout).expect("inspect prints JSON")
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_scratch_image_has_workdir_root_and_the_default_path() {
+    // BuildKit: testDockerfileScratchConfig (its empty image).
+    let case = Case::new("scratchcfg");
+    case.dockerfile("FROM scratch\nCOPY a /a\n");
+    case.file("a", "a\n");
+    case.build(&["-t", "scratchcfg"]);
+    let c = &inspect(&case, "scratchcfg")["Config"];
+    assert_eq!(c["WorkingDir"], "/", "{c}");
+    assert_eq!(
+        c["Env"],
+        serde_json::json!(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
+    );
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn workdir_keeps_an_absolute_path_as_written() {
+    // BuildKit's NormalizeWorkdir: `/go/src/app/` stays, trailing slash
+    // and all; a relative one is joined and cleaned.
+    let case = Case::new("wdslash");
+    case.dockerfile("FROM BASE\nWORKDIR /go/src/app/\nRUN pwd > /pwd\nWORKDIR ../lib/\n");
+    let (archive, _) = case.build_image("wdslash", &[]);
+    let c = &inspect(&case, "wdslash")["Config"];
+    assert_eq!(c["WorkingDir"], "/go/src/lib", "{c}");
+    let said = podman_run(&archive, "localhost/wdslash:latest", &["cat", "/pwd"]);
+    assert_eq!(said, "/go/src/app\n");
+    case.dockerfile("FROM BASE\nWORKDIR /go/src/app/\n");
+    case.build(&["-t", "wdslash2"]);
+    let c = &inspect(&case, "wdslash2")["Config"];
+    assert_eq!(c["WorkingDir"], "/go/src/app/", "{c}");
+}
