@@ -398,3 +398,35 @@ fn workdir_keeps_an_absolute_path_as_written() {
     let c = &inspect(&case, "wdslash2")["Config"];
     assert_eq!(c["WorkingDir"], "/go/src/app/", "{c}");
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn the_history_records_args_and_the_build_args_a_run_saw() {
+    // BuildKit: testExportedHistoryFlattenArgs.
+    let case = Case::new("arghist");
+    case.dockerfile("FROM BASE\nARG foo=bar\nARG bar=123\nARG foo=bar2\nRUN echo $foo > /foo\n");
+    case.build(&["-t", "arghist", "--build-arg", "bar=cli"]);
+    let json = inspect(&case, "arghist");
+    let history = json["History"].as_array().unwrap();
+    let ours: Vec<(&str, bool)> = history[history.len() - 4..]
+        .iter()
+        .map(|h| {
+            (
+                h["created_by"].as_str().unwrap_or(""),
+                h["empty_layer"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ours,
+        [
+            ("ARG foo=bar", true),
+            ("ARG bar=cli", true),
+            ("ARG foo=bar2", true),
+            (
+                "RUN |2 foo=bar2 bar=cli /bin/sh -c echo $foo > /foo # buildkit",
+                false
+            ),
+        ]
+    );
+}

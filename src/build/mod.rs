@@ -325,6 +325,17 @@ impl Builder<'_> {
             state
                 .scope
                 .declare_args(decls, &self.req.graph.inputs, &mut lock(&self.used_args));
+            // Recorded as BuildKit does (an empty layer with the values),
+            // outside any cache entry: ARG has no step of its own.
+            let words: Vec<String> = decls
+                .iter()
+                .map(|d| match state.scope.arg(&d.name) {
+                    Some(v) => format!("{}={v}", d.name),
+                    None => d.name.clone(),
+                })
+                .collect();
+            self.record_history(state, format!("ARG {}", words.join(" ")), None);
+            state.take_ops();
             return Ok(false);
         }
         let StepKey { key, link } = self.step_key(state, &instruction, cmd)?;
@@ -444,9 +455,12 @@ impl Builder<'_> {
         let mut link = None;
         match instruction {
             Instruction::Run(run) => {
+                // The build args are in the step's history too, those
+                // without a value (not in its environment) included.
                 extra = format!(
-                    "{:?}|{:?}|{:?}|{:?}|{:?}|{}",
+                    "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}",
                     state.scope.run_env(&self.req.graph.inputs),
+                    state.scope.args_for_history(),
                     state.config.config.user,
                     state.workdir(),
                     (run.network, self.req.network),
@@ -487,7 +501,7 @@ impl Builder<'_> {
         link: Option<&str>,
     ) -> Result<()> {
         match instruction {
-            Instruction::Run(run) => self.run(state, run, cmd, vertex),
+            Instruction::Run(run) => self.run(state, run, vertex),
             Instruction::Copy(op) => self.copy(state, op, cmd, false, link),
             Instruction::Add(op) => self.copy(state, op, cmd, true, link),
             Instruction::Workdir(dir) => self.workdir(state, dir, cmd),
@@ -501,12 +515,17 @@ impl Builder<'_> {
 
     /// Records a history entry; `layer` is the new layer, if any.
     pub(crate) fn history(&self, state: &mut StageState, cmd: &Command, layer: Option<Digest>) {
-        let created_by = match &cmd.instruction {
-            Instruction::Run(_) => {
-                format!("RUN {} # buildkit", cmd.original.trim_start()[3..].trim())
-            }
-            _ => format!("{} # buildkit", cmd.original.trim()),
-        };
+        let created_by = format!("{} # buildkit", cmd.original.trim());
+        self.record_history(state, created_by, layer);
+    }
+
+    /// Records a history entry with this `created_by`.
+    pub(crate) fn record_history(
+        &self,
+        state: &mut StageState,
+        created_by: String,
+        layer: Option<Digest>,
+    ) {
         if let Some(d) = &layer {
             state.apply(Op::Layer(d.to_string()));
         }

@@ -86,13 +86,7 @@ pub(super) fn unique() -> u64 {
 }
 
 impl Builder<'_> {
-    pub(super) fn run(
-        &self,
-        state: &mut StageState,
-        run: &Run,
-        cmd: &Command,
-        vertex: &Vertex<'_>,
-    ) -> Result<()> {
+    pub(super) fn run(&self, state: &mut StageState, run: &Run, vertex: &Vertex<'_>) -> Result<()> {
         let argv = run_argv(state, run);
         let dirs = StepDirs::new(self)?;
         let mounts = self.step_mounts(state, run, &dirs.dir)?;
@@ -140,7 +134,7 @@ impl Builder<'_> {
             bail!(msg);
         }
         let layer = self.commit(state, &dirs)?;
-        self.history(state, cmd, layer);
+        self.record_history(state, run_history(state, &argv), layer);
         Ok(())
     }
 
@@ -333,6 +327,20 @@ fn run_argv(state: &StageState, run: &Run) -> Vec<String> {
         }
         (line, _) => config_ops::argv(state, line),
     }
+}
+
+/// A RUN's `created_by` as BuildKit writes it: the argv it ran, after
+/// `|N NAME=value…` for the N build args in scope (they are in the step's
+/// environment, not in the image's, so the history keeps them).
+fn run_history(state: &StageState, argv: &[String]) -> String {
+    let args = state.scope.args_for_history();
+    let mut words = Vec::with_capacity(args.len() + argv.len() + 1);
+    if !args.is_empty() {
+        words.push(format!("|{}", args.len()));
+    }
+    words.extend(args);
+    words.extend(argv.iter().cloned());
+    format!("RUN {} # buildkit", words.join(" "))
 }
 
 fn is_only_marker(line: &str) -> bool {

@@ -151,6 +151,25 @@ impl Scope {
         }
     }
 
+    /// The value an ARG declared in this stage has (None: not declared,
+    /// or declared without a value).
+    pub fn arg(&self, name: &str) -> Option<&str> {
+        self.args
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    /// The ARGs in scope as BuildKit's history of a RUN lists them:
+    /// `NAME=value` in the order first declared, the value an ENV of the
+    /// same name gives when it shadows the ARG, empty for none.
+    pub fn args_for_history(&self) -> Vec<String> {
+        self.args
+            .iter()
+            .map(|(k, _)| format!("{k}={}", self.get(k).unwrap_or_default()))
+            .collect()
+    }
+
     /// Applies one ARG line whose defaults are already expanded (against
     /// the scope from before the line).
     pub fn declare_args(
@@ -162,8 +181,12 @@ impl Scope {
         for decl in decls {
             used.insert(decl.name.clone());
             let value = inputs.arg_value(&decl.name, decl.default.clone());
-            self.args.retain(|(k, _)| k != &decl.name);
-            self.args.push((decl.name.clone(), value));
+            // Declared again: a new value in its first place (the order
+            // BuildKit lists build args in a RUN's history).
+            match self.args.iter_mut().find(|(k, _)| k == &decl.name) {
+                Some(slot) => slot.1 = value,
+                None => self.args.push((decl.name.clone(), value)),
+            }
         }
     }
 
@@ -191,5 +214,39 @@ impl Scope {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instructions::ArgDecl;
+
+    fn decl(name: &str, default: Option<&str>) -> ArgDecl {
+        ArgDecl {
+            name: name.into(),
+            default: default.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn a_run_lists_its_args_in_first_declared_order_with_their_last_values() {
+        // BuildKit: testExportedHistoryFlattenArgs (`RUN |2 foo=bar2 bar=123`).
+        let mut scope = Scope::default();
+        let inputs = Inputs::default();
+        let mut used = BTreeSet::new();
+        for d in [
+            decl("foo", Some("bar")),
+            decl("bar", Some("123")),
+            decl("foo", Some("bar2")),
+            decl("none", None),
+        ] {
+            scope.declare_args(&[d], &inputs, &mut used);
+        }
+        assert_eq!(scope.args_for_history(), ["foo=bar2", "bar=123", "none="]);
+        scope.set_env("bar", "env".into());
+        assert_eq!(scope.args_for_history()[1], "bar=env", "ENV shadows");
+        assert_eq!(scope.arg("bar"), Some("123"));
+        assert_eq!(scope.arg("none"), None);
     }
 }
