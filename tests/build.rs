@@ -547,3 +547,30 @@ fn a_noop_run_makes_no_layer_and_identical_layers_stack() {
         "same\n"
     );
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_rebuild_from_the_cache_is_the_same_image() {
+    // BuildKit: testReproducibleIDs (the created times come from the cache).
+    let case = Case::new("sameid");
+    case.dockerfile(
+        "FROM BASE\nARG V=1\nENV A=1\nCOPY a /a\nRUN cp /a /b\nCMD [\"cat\", \"/b\"]\n",
+    );
+    case.file("a", "a\n");
+    let iid = case.path("iid");
+    let build = || {
+        case.build(&["-t", "sameid", "--iidfile", iid.to_str().unwrap()]);
+        fs::read_to_string(&iid).unwrap()
+    };
+    let first = build();
+    // `created` has a resolution of seconds: a second later it differs.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = build();
+    assert_eq!(first, second, "no new image for the same inputs");
+    let json: serde_json::Value =
+        serde_json::from_slice(&case.kiln(&["inspect", "sameid"]).stdout).unwrap();
+    let history = json["History"].as_array().unwrap();
+    let last = history.last().unwrap();
+    assert_eq!(json["Created"], last["created"], "{json}");
+    assert!(history.iter().all(|h| h["created"].is_string()), "{json}");
+}

@@ -16,6 +16,7 @@ mod cache;
 mod config_ops;
 mod context;
 mod copy;
+mod created;
 mod dockerignore;
 mod fsops;
 mod glob;
@@ -61,7 +62,8 @@ pub struct Request {
     pub network: kiln_sandbox::Network,
     /// `--security-opt`: seccomp and no_new_privs of RUN steps.
     pub security: Security,
-    /// `created` for the config and history (SOURCE_DATE_EPOCH or now).
+    /// `created` of the history entries of new layers (SOURCE_DATE_EPOCH:
+    /// of every step), or now; the config's follows (see `created`).
     pub created: String,
     /// `--no-cache`: run every step.
     pub no_cache: bool,
@@ -187,10 +189,9 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
     b.memo.save(store)?;
     result?;
     published?;
-    let target = b.built(req.graph.target)?;
-    Ok(Built {
-        config: target.config,
-    })
+    let mut config = b.built(req.graph.target)?.config;
+    config.created = created::fill(&mut config.history);
+    Ok(Built { config })
 }
 
 /// A poisoned lock only means another stage's thread panicked; the data
@@ -529,8 +530,11 @@ impl Builder<'_> {
         if let Some(d) = &layer {
             state.apply(Op::Layer(d.to_string()));
         }
+        // A step without a layer gets its time when the image is made
+        // (see `created`); SOURCE_DATE_EPOCH is every step's time.
+        let timed = layer.is_some() || self.req.epoch.is_some();
         state.apply(Op::History(History {
-            created: Some(self.req.created.clone()),
+            created: timed.then(|| self.req.created.clone()),
             created_by: Some(created_by),
             comment: Some("buildkit.dockerfile.v0".into()),
             empty_layer: layer.is_none(),
