@@ -574,3 +574,52 @@ fn a_rebuild_from_the_cache_is_the_same_image() {
     assert_eq!(json["Created"], last["created"], "{json}");
     assert!(history.iter().all(|h| h["created"].is_string()), "{json}");
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn an_oci_output_names_one_index_entry_per_tag() {
+    // BuildKit's oci exporter: an entry per name, with containerd's
+    // io.containerd.image.name (testOCIExporter).
+    let case = Case::new("ocinames");
+    case.dockerfile("FROM BASE\nENV A=1\n");
+    let layout = case.path("layout");
+    case.build(&[
+        "-t",
+        "app:1",
+        "-t",
+        "reg.example:5000/team/app:2",
+        "-o",
+        &format!("type=oci,dest={},tar=false", layout.display()),
+    ]);
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let entries = index["manifests"].as_array().unwrap();
+    let names: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| {
+            let a = &e["annotations"];
+            (
+                a["io.containerd.image.name"].as_str().unwrap_or(""),
+                a["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("localhost/app:1", "localhost/app:1"),
+            ("reg.example:5000/team/app:2", "reg.example:5000/team/app:2"),
+        ]
+    );
+    assert_eq!(entries[0]["digest"], entries[1]["digest"]);
+    let inspect = tool(
+        "skopeo",
+        &[
+            "inspect",
+            &format!("oci:{}:reg.example:5000/team/app:2", layout.display()),
+        ],
+    );
+    assert!(inspect.contains("A=1"), "{inspect}");
+}
