@@ -1,6 +1,7 @@
 //! Instruction semantics end to end, rootless: heredocs, SHELL and the
 //! config instructions, ADD's archive unpacking, .dockerignore and COPY's
-//! path rules, named build contexts. Run by scripts/test-build.sh.
+//! path rules, named build contexts, the image config and history BuildKit
+//! writes. Run by scripts/test-build.sh.
 
 mod support;
 
@@ -429,4 +430,80 @@ fn the_history_records_args_and_the_build_args_a_run_saw() {
             ),
         ]
     );
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_rebuild_from_the_cache_is_the_same_image() {
+    // BuildKit: testReproducibleIDs (the created times come from the cache).
+    let case = Case::new("sameid");
+    case.dockerfile(
+        "FROM BASE\nARG V=1\nENV A=1\nCOPY a /a\nRUN cp /a /b\nCMD [\"cat\", \"/b\"]\n",
+    );
+    case.file("a", "a\n");
+    let iid = case.path("iid");
+    let build = || {
+        case.build(&["-t", "sameid", "--iidfile", iid.to_str().unwrap()]);
+        fs::read_to_string(&iid).unwrap()
+    };
+    let first = build();
+    // `created` has a resolution of seconds: a second later it differs.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = build();
+    assert_eq!(first, second, "no new image for the same inputs");
+    let json: serde_json::Value =
+        serde_json::from_slice(&case.kiln(&["inspect", "sameid"]).stdout).unwrap();
+    let history = json["History"].as_array().unwrap();
+    let last = history.last().unwrap();
+    assert_eq!(json["Created"], last["created"], "{json}");
+    assert!(history.iter().all(|h| h["created"].is_string()), "{json}");
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn an_oci_output_names_one_index_entry_per_tag() {
+    // BuildKit's oci exporter: an entry per name, with containerd's
+    // io.containerd.image.name (testOCIExporter).
+    let case = Case::new("ocinames");
+    case.dockerfile("FROM BASE\nENV A=1\n");
+    let layout = case.path("layout");
+    case.build(&[
+        "-t",
+        "app:1",
+        "-t",
+        "reg.example:5000/team/app:2",
+        "-o",
+        &format!("type=oci,dest={},tar=false", layout.display()),
+    ]);
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let entries = index["manifests"].as_array().unwrap();
+    let names: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| {
+            let a = &e["annotations"];
+            (
+                a["io.containerd.image.name"].as_str().unwrap_or(""),
+                a["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("localhost/app:1", "localhost/app:1"),
+            ("reg.example:5000/team/app:2", "reg.example:5000/team/app:2"),
+        ]
+    );
+    assert_eq!(entries[0]["digest"], entries[1]["digest"]);
+    let inspect = tool(
+        "skopeo",
+        &[
+            "inspect",
+            &format!("oci:{}:reg.example:5000/team/app:2", layout.display()),
+        ],
+    );
+    assert!(inspect.contains("A=1"), "{inspect}");
 }
