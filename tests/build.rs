@@ -538,7 +538,7 @@ fn a_noop_run_makes_no_layer_and_identical_layers_stack() {
             h["created_by"]
                 .as_str()
                 .unwrap_or("")
-                .starts_with("RUN true")
+                .starts_with("RUN /bin/sh -c true")
         })
         .unwrap();
     assert_eq!(run_true["empty_layer"], true);

@@ -1,6 +1,7 @@
 //! Instruction semantics end to end, rootless: heredocs, SHELL and the
 //! config instructions, ADD's archive unpacking, .dockerignore and COPY's
-//! path rules, named build contexts. Run by scripts/test-build.sh.
+//! path rules, named build contexts, the image config and history BuildKit
+//! writes. Run by scripts/test-build.sh.
 
 mod support;
 
@@ -360,199 +361,144 @@ fn run_steps_get_dockers_seccomp_profile_unless_told_otherwise() {
     }
 }
 
-/// Builds the case to a local dir; the text of each named file there.
-fn local_files(case: &Case, extra: &[&str], files: &[&str]) -> Vec<String> {
-    let out = case.path("out");
-    let _ = fs::remove_dir_all(&out);
-    let dest = format!("type=local,dest={}", out.display());
-    let mut args = vec!["-o", dest.as_str()];
-    args.extend_from_slice(extra);
-    case.build(&args);
-    files
-        .iter()
-        .map(|f| fs::read_to_string(out.join(f)).unwrap_or_else(|e| panic!("{f}: {e}")))
-        .collect()
-}
-
-// BuildKit: testUserAdditionalGids (CVE-2023-25173)
 #[test]
 #[ignore = "rootless: run by scripts/test-build.sh"]
-fn run_groups_start_with_the_primary_group() {
-    let case = Case::new("groups");
-    case.dockerfile(
-        "FROM BASE\nRUN echo wheel:x:10:root >> /etc/group\nRUN id > /tmp/root\nUSER 1234\nRUN id > /tmp/1234\nUSER 1234:1234\nRUN id > /tmp/own\nUSER builder\nRUN id > /tmp/builder\n",
-    );
-    let got = local_files(
-        &case,
-        &[],
-        &["tmp/root", "tmp/1234", "tmp/own", "tmp/builder"],
-    );
+fn a_scratch_image_has_workdir_root_and_the_default_path() {
+    // BuildKit: testDockerfileScratchConfig (its empty image).
+    let case = Case::new("scratchcfg");
+    case.dockerfile("FROM scratch\nCOPY a /a\n");
+    case.file("a", "a\n");
+    case.build(&["-t", "scratchcfg"]);
+    let c = &case.inspect("scratchcfg")["Config"];
+    assert_eq!(c["WorkingDir"], "/", "{c}");
     assert_eq!(
-        got,
+        c["Env"],
+        serde_json::json!(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
+    );
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn workdir_keeps_an_absolute_path_as_written() {
+    // BuildKit's NormalizeWorkdir: `/go/src/app/` stays, trailing slash
+    // and all; a relative one is joined and cleaned.
+    let case = Case::new("wdslash");
+    case.dockerfile("FROM BASE\nWORKDIR /go/src/app/\nRUN pwd > /pwd\nWORKDIR ../lib/\n");
+    let (archive, _) = case.build_image("wdslash", &[]);
+    let c = &case.inspect("wdslash")["Config"];
+    assert_eq!(c["WorkingDir"], "/go/src/lib", "{c}");
+    let said = podman_run(&archive, "localhost/wdslash:latest", &["cat", "/pwd"]);
+    assert_eq!(said, "/go/src/app\n");
+    case.dockerfile("FROM BASE\nWORKDIR /go/src/app/\n");
+    case.build(&["-t", "wdslash2"]);
+    let c = &case.inspect("wdslash2")["Config"];
+    assert_eq!(c["WorkingDir"], "/go/src/app/", "{c}");
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn the_history_records_args_and_the_build_args_a_run_saw() {
+    // BuildKit: testExportedHistoryFlattenArgs.
+    let case = Case::new("arghist");
+    case.dockerfile("FROM BASE\nARG foo=bar\nARG bar=123\nARG foo=bar2\nRUN echo $foo > /foo\n");
+    case.build(&["-t", "arghist", "--build-arg", "bar=cli"]);
+    let json = case.inspect("arghist");
+    let history = json["History"].as_array().unwrap();
+    let ours: Vec<(&str, bool)> = history[history.len() - 4..]
+        .iter()
+        .map(|h| {
+            (
+                h["created_by"].as_str().unwrap_or(""),
+                h["empty_layer"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ours,
         [
-            "uid=0(root) gid=0(root) groups=0(root),10(wheel)\n",
-            "uid=1234 gid=0(root) groups=0(root)\n",
-            "uid=1234 gid=1234 groups=1234\n",
-            "uid=1000(builder) gid=1000(builder) groups=1000(builder)\n",
+            ("ARG foo=bar", true),
+            ("ARG bar=cli", true),
+            ("ARG foo=bar2", true),
+            (
+                "RUN |2 foo=bar2 bar=cli /bin/sh -c echo $foo > /foo # buildkit",
+                false
+            ),
         ]
     );
 }
 
-// Docker docs, "variable scoping": a FROM <stage> child sees its parent's ARGs.
 #[test]
 #[ignore = "rootless: run by scripts/test-build.sh"]
-fn a_child_stage_sees_the_arg_values_of_its_parent_stage() {
-    let case = Case::new("arg-inherit");
+fn a_rebuild_from_the_cache_is_the_same_image() {
+    // BuildKit: testReproducibleIDs (the created times come from the cache).
+    let case = Case::new("sameid");
     case.dockerfile(
-        "FROM BASE AS base\nARG NAME=kiln\nARG PLAIN=plain\nFROM base\nARG NAME=\"$NAME-dev\"\nRUN echo \"$NAME $PLAIN\" > /out\n",
+        "FROM BASE\nARG V=1\nENV A=1\nCOPY a /a\nRUN cp /a /b\nCMD [\"cat\", \"/b\"]\n",
     );
-    assert_eq!(local_files(&case, &[], &["out"]), ["kiln-dev plain\n"]);
-}
-
-/// A build that must fail; its output.
-fn build_fails(case: &Case, extra: &[&str]) -> String {
-    let mut args = vec!["build"];
-    args.extend_from_slice(extra);
-    let ctx = case.ctx();
-    args.push(ctx.to_str().unwrap());
-    let out = case.kiln(&args);
-    assert!(!out.status.success(), "the build should fail");
-    text(&out)
-}
-
-// BuildKit: testArgDefaultExpansion
-#[test]
-#[ignore = "rootless: run by scripts/test-build.sh"]
-fn a_build_arg_skips_the_arg_default_it_replaces() {
-    let case = Case::new("arg-default");
-    case.dockerfile("FROM BASE\nARG FOO\nARG BAR=${FOO:?foo_missing}\nRUN echo \"$BAR\" > /bar\n");
-    let log = build_fails(&case, &[]);
-    assert!(
-        log.contains("foo_missing") && log.contains("Dockerfile:3"),
-        "{log}"
-    );
-    let got = local_files(&case, &["--build-arg", "BAR=given"], &["bar"]);
-    assert_eq!(got, ["given\n"]);
-}
-
-// BuildKit: testTargetStageNameArg
-#[test]
-#[ignore = "rootless: run by scripts/test-build.sh"]
-fn targetstage_names_the_target_stage_once_declared() {
-    let case = Case::new("targetstage");
-    case.dockerfile(
-        "FROM BASE AS base\nRUN echo \"value:$TARGETSTAGE\" > /first\nARG TARGETSTAGE\nRUN echo \"value:$TARGETSTAGE\" > /second\nFROM base AS foo\nFROM base\n",
-    );
-    let got = local_files(&case, &["--target", "foo"], &["first", "second"]);
-    assert_eq!(got, ["value:\n", "value:foo\n"]);
-    let got = local_files(&case, &[], &["second"]);
-    assert_eq!(got, ["value:default\n"], "an unnamed target");
-}
-
-/// The `kiln inspect` JSON of an image in the case's store.
-fn inspect(case: &Case, name: &str) -> serde_json::Value {
-    let out = case.kiln(&["inspect", name]);
-    assert!(out.status.success(), "{}", text(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-#[test]
-#[ignore = "rootless: run by scripts/test-build.sh"]
-fn a_source_date_epoch_arg_default_sets_created_and_is_checked() {
-    let case = Case::new("epoch-arg");
-    case.dockerfile("ARG SOURCE_DATE_EPOCH=1700000000\nFROM BASE\nRUN touch /x\n");
-    case.build(&["-t", "dated"]);
-    let json = inspect(&case, "dated");
-    assert_eq!(json["Created"], "2023-11-14T22:13:20Z", "{json}");
-    case.dockerfile("# epoch\nARG SOURCE_DATE_EPOCH=soon\nFROM BASE\n");
-    let log = build_fails(&case, &[]);
-    assert!(
-        log.contains("Dockerfile:2") && log.contains("SOURCE_DATE_EPOCH=soon"),
-        "{log}"
-    );
-}
-
-// BuildKit: testDockerfileCheckHostname
-#[test]
-#[ignore = "rootless: run by scripts/test-build.sh"]
-fn buildkit_sandbox_hostname_names_the_run_host() {
-    let case = Case::new("hostname");
-    case.dockerfile("FROM BASE\nRUN hostname > /name && grep -c foo /etc/hosts > /hosts\n");
-    let out = case.path("out");
-    let dest = format!("type=local,dest={}", out.display());
-    let log = case.build(&["-o", &dest, "--build-arg", "BUILDKIT_SANDBOX_HOSTNAME=foo"]);
-    assert!(!log.contains("UnusedBuildArg"), "{log}");
-    assert_eq!(fs::read_to_string(out.join("name")).unwrap(), "foo\n");
-    assert_eq!(fs::read_to_string(out.join("hosts")).unwrap(), "1\n");
-}
-
-// Docker docs, "predefined ARGs": proxies reach RUN without an ARG line,
-// stay out of the image, and a new proxy does not invalidate the cache.
-#[test]
-#[ignore = "rootless: run by scripts/test-build.sh"]
-fn proxy_build_args_reach_run_but_not_the_image_or_the_cache_key() {
-    let case = Case::new("proxy");
-    case.dockerfile("FROM BASE\nRUN env | grep -i _proxy | sort > /proxies\n");
-    let args = |p: &'static str| ["--build-arg", p, "--build-arg", "no_proxy=.local"];
-    let got = local_files(&case, &args("HTTP_PROXY=http://p1:3128"), &["proxies"]);
-    assert_eq!(got, ["HTTP_PROXY=http://p1:3128\nno_proxy=.local\n"]);
-    let mut tagged = args("HTTP_PROXY=http://p2:3128").to_vec();
-    tagged.extend(["-t", "proxied"]);
-    let log = case.build(&tagged);
-    assert_eq!(log.matches("CACHED").count(), 1, "{log}");
-    let json = inspect(&case, "proxied");
-    let config = json.to_string();
-    assert!(
-        !config.contains("p1:3128") && !config.contains("p2:3128"),
-        "{config}"
-    );
-    assert!(!config.contains(".local"), "{config}");
-}
-
-#[test]
-#[ignore = "rootless: run by scripts/test-build.sh"]
-fn run_mount_values_take_args_and_env() {
-    // BuildKit: testMountArg, testMountEnvVar. The first step's cache
-    // (type and target from variables) must be the one the second reads.
-    let case = Case::new("mountvars");
-    case.dockerfile(
-        "FROM BASE\nARG MNT_TYPE=cache\nENV CDIR=/c\n\
-         RUN --mount=type=$MNT_TYPE,id=${MNT_TYPE}-v,target=$CDIR echo kept > /c/foo\n\
-         RUN --mount=type=cache,id=cache-v,target=/d cp /d/foo /seen\n",
-    );
-    let out = case.path("out");
-    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
-    assert_eq!(fs::read_to_string(out.join("seen")).unwrap(), "kept\n");
-    assert!(
-        !out.join("c/foo").exists(),
-        "the cache stays out of the image"
-    );
-}
-
-#[test]
-#[ignore = "rootless: run by scripts/test-build.sh"]
-fn check_error_true_stops_the_build_and_the_build_arg_overrides_it() {
-    // BuildKit: testRuleCheckOption (error=true fails the build with the
-    // rules named; BUILDKIT_DOCKERFILE_CHECK replaces the directive).
-    let case = Case::new("check-error");
-    case.dockerfile("# check=error=true\nFROM scratch\nCOPY a /a\nCMD run me\nMAINTAINER me\n");
     case.file("a", "a\n");
-    let ctx = case.ctx();
-    let out = case.kiln(&["build", ctx.to_str().unwrap()]);
-    let said = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{said}");
-    assert!(
-        said.contains("WARN: JSONArgsRecommended")
-            && said.contains("WARN: MaintainerDeprecated")
-            && said.contains(
-                "lint violation found for rules: JSONArgsRecommended, MaintainerDeprecated"
-            ),
-        "{said}"
-    );
-    assert!(!said.contains("COPY a /a"), "nothing ran: {said}");
-    let said = case.build(&[
-        "--build-arg",
-        "BUILDKIT_DOCKERFILE_CHECK=skip=JSONArgsRecommended,MaintainerDeprecated",
+    let iid = case.path("iid");
+    let build = || {
+        case.build(&["-t", "sameid", "--iidfile", iid.to_str().unwrap()]);
+        fs::read_to_string(&iid).unwrap()
+    };
+    let first = build();
+    // `created` has a resolution of seconds: a second later it differs.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = build();
+    assert_eq!(first, second, "no new image for the same inputs");
+    let json: serde_json::Value =
+        serde_json::from_slice(&case.kiln(&["inspect", "sameid"]).stdout).unwrap();
+    let history = json["History"].as_array().unwrap();
+    let last = history.last().unwrap();
+    assert_eq!(json["Created"], last["created"], "{json}");
+    assert!(history.iter().all(|h| h["created"].is_string()), "{json}");
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn an_oci_output_names_one_index_entry_per_tag() {
+    // BuildKit's oci exporter: an entry per name, with containerd's
+    // io.containerd.image.name (testOCIExporter).
+    let case = Case::new("ocinames");
+    case.dockerfile("FROM BASE\nENV A=1\n");
+    let layout = case.path("layout");
+    case.build(&[
+        "-t",
+        "app:1",
+        "-t",
+        "reg.example:5000/team/app:2",
+        "-o",
+        &format!("type=oci,dest={},tar=false", layout.display()),
     ]);
-    assert!(!said.contains("WARN:"), "{said}");
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let entries = index["manifests"].as_array().unwrap();
+    let names: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| {
+            let a = &e["annotations"];
+            (
+                a["io.containerd.image.name"].as_str().unwrap_or(""),
+                a["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("localhost/app:1", "localhost/app:1"),
+            ("reg.example:5000/team/app:2", "reg.example:5000/team/app:2"),
+        ]
+    );
+    assert_eq!(entries[0]["digest"], entries[1]["digest"]);
+    let inspect = tool(
+        "skopeo",
+        &[
+            "inspect",
+            &format!("oci:{}:reg.example:5000/team/app:2", layout.display()),
+        ],
+    );
+    assert!(inspect.contains("A=1"), "{inspect}");
 }

@@ -21,12 +21,17 @@ pub fn host_arch() -> &'static str {
     }
 }
 
+/// `FROM scratch`: as BuildKit's empty image, WorkingDir `/` and the
+/// default PATH, so an image built on it has the config theirs has.
 pub fn scratch() -> ImageConfig {
-    ImageConfig {
+    let mut config = ImageConfig {
         architecture: host_arch().into(),
         os: "linux".into(),
         ..ImageConfig::default()
-    }
+    };
+    config.config.working_dir = Some("/".into());
+    config.config.env = Some(vec![format!("PATH={}", kiln_sandbox::DEFAULT_PATH)]);
+    config
 }
 
 /// Splits `PATH[:REFERENCE]` at the first `:`, as containers/image does

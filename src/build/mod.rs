@@ -16,6 +16,7 @@ mod cache;
 mod config_ops;
 mod context;
 mod copy;
+mod created;
 mod dockerignore;
 mod fsops;
 mod glob;
@@ -62,7 +63,8 @@ pub struct Request {
     pub network: kiln_sandbox::Network,
     /// `--security-opt`: seccomp and no_new_privs of RUN steps.
     pub security: Security,
-    /// `created` for the config and history (SOURCE_DATE_EPOCH or now).
+    /// `created` of the history entries of new layers (SOURCE_DATE_EPOCH:
+    /// of every step), or now; the config's follows (see `created`).
     pub created: String,
     /// `--no-cache`: run every step.
     pub no_cache: bool,
@@ -188,10 +190,9 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
     b.memo.save(store)?;
     result?;
     published?;
-    let target = b.built(req.graph.target)?;
-    Ok(Built {
-        config: target.config,
-    })
+    let mut config = b.built(req.graph.target)?.config;
+    config.created = created::fill(&mut config.history);
+    Ok(Built { config })
 }
 
 /// A poisoned lock only means another stage's thread panicked; the data
@@ -325,6 +326,17 @@ impl Builder<'_> {
             state
                 .scope
                 .declare_args(decls, inputs, &mut lock(&self.used_args));
+            // Recorded as BuildKit does (an empty layer with the values),
+            // outside any cache entry: ARG has no step of its own.
+            let words: Vec<String> = decls
+                .iter()
+                .map(|d| match state.scope.arg(&d.name) {
+                    Some(v) => format!("{}={v}", d.name),
+                    None => d.name.clone(),
+                })
+                .collect();
+            self.record_history(state, format!("ARG {}", words.join(" ")), None);
+            state.take_ops();
             return Ok(false);
         }
         let StepKey { key, link } = self.step_key(state, &instruction, cmd)?;
@@ -444,9 +456,12 @@ impl Builder<'_> {
         let mut link = None;
         match instruction {
             Instruction::Run(run) => {
+                // The build args are in the step's history too, those
+                // without a value (not in its environment) included.
                 extra = format!(
-                    "{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
+                    "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
                     state.scope.declared_env(),
+                    state.scope.args_for_history(),
                     state.config.config.user,
                     state.workdir(),
                     (run.network, self.req.network),
@@ -488,7 +503,7 @@ impl Builder<'_> {
         link: Option<&str>,
     ) -> Result<()> {
         match instruction {
-            Instruction::Run(run) => self.run(state, run, cmd, vertex),
+            Instruction::Run(run) => self.run(state, run, vertex),
             Instruction::Copy(op) => self.copy(state, op, cmd, false, link),
             Instruction::Add(op) => self.copy(state, op, cmd, true, link),
             Instruction::Workdir(dir) => self.workdir(state, dir, cmd),
@@ -502,17 +517,25 @@ impl Builder<'_> {
 
     /// Records a history entry; `layer` is the new layer, if any.
     pub(crate) fn history(&self, state: &mut StageState, cmd: &Command, layer: Option<Digest>) {
-        let created_by = match &cmd.instruction {
-            Instruction::Run(_) => {
-                format!("RUN {} # buildkit", cmd.original.trim_start()[3..].trim())
-            }
-            _ => format!("{} # buildkit", cmd.original.trim()),
-        };
+        let created_by = format!("{} # buildkit", cmd.original.trim());
+        self.record_history(state, created_by, layer);
+    }
+
+    /// Records a history entry with this `created_by`.
+    pub(crate) fn record_history(
+        &self,
+        state: &mut StageState,
+        created_by: String,
+        layer: Option<Digest>,
+    ) {
         if let Some(d) = &layer {
             state.apply(Op::Layer(d.to_string()));
         }
+        // A step without a layer gets its time when the image is made
+        // (see `created`); SOURCE_DATE_EPOCH is every step's time.
+        let timed = layer.is_some() || self.req.epoch.is_some();
         state.apply(Op::History(History {
-            created: Some(self.req.created.clone()),
+            created: timed.then(|| self.req.created.clone()),
             created_by: Some(created_by),
             comment: Some("buildkit.dockerfile.v0".into()),
             empty_layer: layer.is_none(),

@@ -376,7 +376,7 @@ fn target_path(target: Option<&str>, workdir: &str) -> Result<PathBuf> {
 
 /// Go's `path.Clean` of an absolute path: no `.`, `..` (stopping at /)
 /// or empty components.
-fn clean_abs(p: &str) -> PathBuf {
+pub(super) fn clean_abs(p: &str) -> PathBuf {
     let mut parts: Vec<&str> = Vec::new();
     for c in p.split('/') {
         match c {

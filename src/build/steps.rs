@@ -13,12 +13,11 @@ use kiln_dockerfile::resolve::Source;
 use kiln_layer::{CaptureOptions, Digest};
 use kiln_sandbox::{mount_overlay, Io, Mounted, Network, Spec, Stdio, Upper, User};
 
-use super::copy;
 use super::fsops::Root;
 use super::progress::Vertex;
 use super::schedule::StageView;
 use super::state::Op;
-use super::{base, config_ops, Builder, StageState};
+use super::{base, config_ops, mounts, Builder, StageState};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -87,13 +86,7 @@ pub(super) fn unique() -> u64 {
 }
 
 impl Builder<'_> {
-    pub(super) fn run(
-        &self,
-        state: &mut StageState,
-        run: &Run,
-        cmd: &Command,
-        vertex: &Vertex<'_>,
-    ) -> Result<()> {
+    pub(super) fn run(&self, state: &mut StageState, run: &Run, vertex: &Vertex<'_>) -> Result<()> {
         let argv = run_argv(state, run);
         let dirs = StepDirs::new(self)?;
         let mounts = self.step_mounts(state, run, &dirs.dir)?;
@@ -142,15 +135,14 @@ impl Builder<'_> {
             bail!(msg);
         }
         let layer = self.commit(state, &dirs)?;
-        self.history(state, cmd, layer);
+        self.record_history(state, run_history(state, &argv), layer);
         Ok(())
     }
 
     pub(super) fn workdir(&self, state: &mut StageState, dir: &str, cmd: &Command) -> Result<()> {
-        let path = copy::absolute_dest(dir, &state.workdir());
-        let path = path.trim_end_matches('/');
-        let path = if path.is_empty() { "/" } else { path };
-        state.apply(Op::Workdir(path.to_string()));
+        let workdir = normalize_workdir(&state.workdir(), dir);
+        let path = mounts::clean_abs(&workdir);
+        state.apply(Op::Workdir(workdir));
         let dirs = StepDirs::new(self)?;
         let merged = self.mount_rw(state, &dirs)?;
         let dst = Root::open(merged.path())?;
@@ -158,7 +150,7 @@ impl Builder<'_> {
             Some(u) if !u.is_empty() => resolve_owner(&dst, u).unwrap_or((0, 0)),
             _ => (0, 0),
         };
-        dst.mkdir_all(Path::new(path), 0o755, owner)?;
+        dst.mkdir_all(&path, 0o755, owner)?;
         drop(dst);
         drop(merged);
         let layer = self.commit(state, &dirs)?;
@@ -338,6 +330,20 @@ fn run_argv(state: &StageState, run: &Run) -> Vec<String> {
     }
 }
 
+/// A RUN's `created_by` as BuildKit writes it: the argv it ran, after
+/// `|N NAME=value…` for the N build args in scope (they are in the step's
+/// environment, not in the image's, so the history keeps them).
+fn run_history(state: &StageState, argv: &[String]) -> String {
+    let args = state.scope.args_for_history();
+    let mut words = Vec::with_capacity(args.len() + argv.len() + 1);
+    if !args.is_empty() {
+        words.push(format!("|{}", args.len()));
+    }
+    words.extend(args);
+    words.extend(argv.iter().cloned());
+    format!("RUN {} # buildkit", words.join(" "))
+}
+
 fn is_only_marker(line: &str) -> bool {
     let w = line.trim();
     w.starts_with("<<") && !w.contains(char::is_whitespace)
@@ -410,5 +416,36 @@ fn read_id_file(root: &Root, path: &str) -> Result<String> {
             Ok(String::new())
         }
         Err(e) => Err(e).with_context(|| format!("open the image's {path}")),
+    }
+}
+
+/// The WorkingDir a `WORKDIR dir` sets, as BuildKit's `NormalizeWorkdir`
+/// makes it: an absolute path as written (a trailing slash stays, so
+/// images match theirs byte for byte), a relative one joined to the
+/// current workdir and cleaned.
+fn normalize_workdir(current: &str, dir: &str) -> String {
+    if dir.starts_with('/') {
+        return dir.to_string();
+    }
+    if dir.is_empty() {
+        return current.to_string();
+    }
+    mounts::clean_abs(&format!("{current}/{dir}"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_workdir;
+
+    #[test]
+    fn workdir_keeps_an_absolute_path_as_written_and_cleans_a_relative_one() {
+        // BuildKit: TestNormalizeWorkdir (util/system).
+        assert_eq!(normalize_workdir("/", "/go/src/app/"), "/go/src/app/");
+        assert_eq!(normalize_workdir("/a", "/x/../y"), "/x/../y");
+        assert_eq!(normalize_workdir("/a/", "b/"), "/a/b");
+        assert_eq!(normalize_workdir("/a", "../b/./c"), "/b/c");
+        assert_eq!(normalize_workdir("/a", ""), "/a");
     }
 }

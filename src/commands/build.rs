@@ -170,7 +170,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         graph,
         network: settings.network,
         security: settings.security.clone(),
-        created: created.clone(),
+        created,
         no_cache: args.no_cache,
         epoch: epoch.map(|e| e as i64),
         dockerfile_path: args.file.clone().filter(|f| f.as_os_str() != "-"),
@@ -191,7 +191,6 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
             return Ok(1);
         }
     };
-    built.config.created = Some(created);
     for label in &args.labels {
         let (k, v) = label.split_once('=').unwrap_or((label.as_str(), ""));
         let labels = built

@@ -16,6 +16,8 @@ use crate::names::normalize_name;
 use crate::{fsutil, locks, Store};
 
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// containerd's (and BuildKit's) name of an index entry, always in full.
+pub const IMAGE_NAME: &str = "io.containerd.image.name";
 
 /// An image in the store.
 #[derive(Clone, Debug)]
@@ -352,6 +354,17 @@ pub(crate) fn ref_name(d: &Descriptor) -> Option<String> {
         .cloned()
 }
 
+/// The annotations naming an index entry `name` (a full name): the OCI
+/// one, and containerd's, which BuildKit's exports carry too. The OCI one
+/// stays the full name, not only the tag as BuildKit writes it: podman
+/// names a loaded image after it, and skopeo finds it by it.
+pub(crate) fn name_annotations(name: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (REF_NAME.to_string(), name.to_string()),
+        (IMAGE_NAME.to_string(), name.to_string()),
+    ])
+}
+
 pub(crate) fn empty_index() -> Result<ImageIndex> {
     ImageIndexBuilder::default()
         .schema_version(2u32)
@@ -370,7 +383,7 @@ pub(crate) fn set_names(entries: &mut Vec<Descriptor>, desc: &Descriptor, names:
     });
     for n in names {
         let mut d = desc.clone();
-        d.set_annotations(Some(HashMap::from([(REF_NAME.to_string(), n.clone())])));
+        d.set_annotations(Some(name_annotations(n)));
         entries.push(d);
     }
     if names.is_empty() && !entries.iter().any(|e| e.digest() == desc.digest()) {

@@ -110,6 +110,13 @@ impl Case {
 }
 
 impl Case {
+    /// The `kiln inspect` JSON of an image in the case's store.
+    pub fn inspect(&self, name: &str) -> serde_json::Value {
+        let out = self.kiln(&["inspect", name]);
+        assert!(out.status.success(), "kiln inspect {name}:\n{}", text(&out));
+        serde_json::from_slice(&out.stdout).expect("inspect prints JSON")
+    }
+
     /// `kiln build -t NAME -o type=docker,dest=NAME.tar` of the case; the
     /// archive's path and the build's output.
     pub fn build_image(&self, name: &str, extra: &[&str]) -> (PathBuf, String) {

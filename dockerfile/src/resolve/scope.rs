@@ -202,6 +202,25 @@ impl Scope {
         }
     }
 
+    /// The value an ARG declared in this stage has (None: not declared,
+    /// or declared without a value).
+    pub fn arg(&self, name: &str) -> Option<&str> {
+        self.args
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    /// The ARGs in scope as BuildKit's history of a RUN lists them:
+    /// `NAME=value` in the order first declared, the value an ENV of the
+    /// same name gives when it shadows the ARG, empty for none.
+    pub fn args_for_history(&self) -> Vec<String> {
+        self.args
+            .iter()
+            .map(|(k, _)| format!("{k}={}", self.get(k).unwrap_or_default()))
+            .collect()
+    }
+
     /// Applies one ARG line whose defaults are already expanded (against
     /// the scope from before the line).
     pub fn declare_args(
@@ -213,13 +232,18 @@ impl Scope {
         for decl in decls {
             used.insert(decl.name.clone());
             // An `ARG NAME` with nothing to give it keeps the value it has
-            // (from an earlier line or the parent stage), as in BuildKit.
-            let before = self.args.iter().position(|(k, _)| k == &decl.name);
-            let before = before.and_then(|i| self.args.remove(i).1);
+            // (from an earlier line or the parent stage), as in BuildKit;
+            // declared again, it keeps its first place (the order BuildKit
+            // lists build args in a RUN's history).
+            let slot = self.args.iter().position(|(k, _)| k == &decl.name);
+            let before = slot.and_then(|i| self.args[i].1.clone());
             let value = inputs
                 .arg_value(&decl.name, decl.default.clone())
                 .or(before);
-            self.args.push((decl.name.clone(), value));
+            match slot {
+                Some(i) => self.args[i].1 = value,
+                None => self.args.push((decl.name.clone(), value)),
+            }
         }
     }
 
@@ -255,5 +279,39 @@ impl Scope {
                 .filter_map(|(k, v)| Some((k.clone(), v.clone()?))),
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instructions::ArgDecl;
+
+    fn decl(name: &str, default: Option<&str>) -> ArgDecl {
+        ArgDecl {
+            name: name.into(),
+            default: default.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn a_run_lists_its_args_in_first_declared_order_with_their_last_values() {
+        // BuildKit: testExportedHistoryFlattenArgs (`RUN |2 foo=bar2 bar=123`).
+        let mut scope = Scope::default();
+        let inputs = Inputs::default();
+        let mut used = BTreeSet::new();
+        for d in [
+            decl("foo", Some("bar")),
+            decl("bar", Some("123")),
+            decl("foo", Some("bar2")),
+            decl("none", None),
+        ] {
+            scope.declare_args(&[d], &inputs, &mut used);
+        }
+        assert_eq!(scope.args_for_history(), ["foo=bar2", "bar=123", "none="]);
+        scope.set_env("bar", "env".into());
+        assert_eq!(scope.args_for_history()[1], "bar=env", "ENV shadows");
+        assert_eq!(scope.arg("bar"), Some("123"));
+        assert_eq!(scope.arg("none"), None);
     }
 }

@@ -1,14 +1,13 @@
 //! Writing archive members deterministically (mode 0644, owner 0:0, mtime
 //! 0), and the parts of an OCI layout for one image.
 
-use std::collections::HashMap;
 use std::io::Write;
 
 use kiln_layer::Digest;
 use oci_spec::image::{Descriptor, MediaType};
 
 use crate::error::{Error, Result};
-use crate::images::{oci_digest, REF_NAME};
+use crate::images::oci_digest;
 use crate::{Image, Store};
 
 fn header(size: u64, dir: bool) -> tar::Header {
@@ -80,7 +79,7 @@ pub(crate) fn manifest_descriptor(
         oci_digest(&image.manifest_digest)?,
     );
     if let Some(n) = name {
-        d.set_annotations(Some(HashMap::from([(REF_NAME.to_string(), n.to_string())])));
+        d.set_annotations(Some(crate::images::name_annotations(n)));
     }
     Ok(d)
 }
