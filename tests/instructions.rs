@@ -359,3 +359,15 @@ fn run_steps_get_dockers_seccomp_profile_unless_told_otherwise() {
         assert!(log.contains(&format!("--security-opt {bad}")), "{log}");
     }
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn local_export_of_an_image_with_the_same_layer_twice() {
+    let case = Case::new("twice");
+    // Both COPY steps make the same diff: one layer dir, twice in the image.
+    case.dockerfile("FROM BASE\nCOPY f /f\nCOPY f /f\n");
+    case.file("f", "same");
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    assert_eq!(fs::read_to_string(out.join("f")).unwrap(), "same");
+}
