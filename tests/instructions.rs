@@ -5,6 +5,7 @@
 mod support;
 
 use std::fs;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
 use support::{podman_run, text, tool, Case};
 
@@ -370,4 +371,30 @@ fn local_export_of_an_image_with_the_same_layer_twice() {
     let out = case.path("out");
     case.build(&["-o", &format!("type=local,dest={}", out.display())]);
     assert_eq!(fs::read_to_string(out.join("f")).unwrap(), "same");
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn copy_keeps_fifos_and_turns_sockets_into_empty_files() {
+    let case = Case::new("special");
+    case.dockerfile(
+        "FROM BASE AS b\nRUN mkfifo /p && mkdir /d && mkfifo -m 600 /d/q\n\
+         FROM BASE\nCOPY --from=b /p /p\nCOPY --from=b /d /d\nCOPY sock /s\n\
+         RUN ls -l /p /d/q /s | cut -c1-10 > /kinds && stat -c %s /s >> /kinds\n",
+    );
+    // BuildKit's context transfer (fsutil) sends a socket as a regular file
+    // without content.
+    let sock = case.ctx().join("sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    fs::set_permissions(&sock, fs::Permissions::from_mode(0o640)).unwrap();
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    assert_eq!(
+        fs::read_to_string(out.join("kinds")).unwrap(),
+        "prw-------\nprw-r--r--\n-rw-r-----\n0\n"
+    );
+    assert!(fs::symlink_metadata(out.join("p"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
 }

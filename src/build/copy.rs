@@ -203,7 +203,12 @@ pub fn copy(
             .file_name()
             .context("the destination names no file")?;
         let dir = dst.mkdir_all(parent, 0o755, new_dir_owner)?;
-        let src = open_source(from.root, &rel, OFlags::RDONLY)?;
+        // Only a regular file is opened for reading: opening a fifo would
+        // wait for a writer, a socket cannot be opened.
+        let src = match meta.kind {
+            FileType::RegularFile => open_source(from.root, &rel, OFlags::RDONLY)?,
+            _ => fd,
+        };
         walk.entry(src.as_fd(), meta, dir.as_fd(), name, &rel)
             .with_context(|| format!("copy {} to /{}", rel.display(), target.display()))?;
         count += 1;
@@ -322,8 +327,15 @@ impl Walk<'_> {
                 let sub = open_at(dir, name, OFlags::RDONLY | OFlags::DIRECTORY)?;
                 self.tree(from, sub.as_fd(), rel)?;
             }
-            // Sockets, fifos and devices are not file content: BuildKit skips
-            // sockets, and a rootless build cannot make devices.
+            FileType::Fifo => {
+                rustix::fs::mknodat(dir, name, FileType::Fifo, Mode::from_raw_mode(0o600), 0)?;
+            }
+            // BuildKit's context transfer and copy make a socket an empty
+            // regular file with the socket's mode.
+            FileType::Socket => {
+                fsops::create_empty(dir, name)?;
+            }
+            // A rootless build cannot make devices.
             _ => return Ok(()),
         }
         self.finish(dir, name, meta, meta.kind == FileType::Symlink)

@@ -240,6 +240,17 @@ pub fn copy_file(src: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &OsStr, mode: u
     Ok(())
 }
 
+/// Creates the empty regular file `dir/name` (mode 0600 until set).
+pub fn create_empty(dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
+    rfs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )?;
+    Ok(())
+}
+
 /// `/proc/self/fd/N`: a path to what an fd of kiln's refers to (an
 /// O_PATH fd too), which no symlink can redirect.
 pub fn proc_path(fd: BorrowedFd<'_>) -> PathBuf {
