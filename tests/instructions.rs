@@ -5,7 +5,7 @@
 mod support;
 
 use std::fs;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
 use support::{podman_run, text, tool, Case};
 
@@ -397,4 +397,32 @@ fn copy_keeps_fifos_and_turns_sockets_into_empty_files() {
         .unwrap()
         .file_type()
         .is_fifo());
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn copy_from_the_context_keeps_hard_links_as_one_inode() {
+    let case = Case::new("hardlinks");
+    case.dockerfile(
+        "FROM BASE\nCOPY hl /h/\nCOPY --chown=1:1 --chmod=750 hl /o/\n\
+         RUN stat -c %i /h/a /h/sub/b /o/a /o/sub/b > /inodes\n",
+    );
+    case.file("hl/a", "shared");
+    case.file("hl/sub/c", "alone");
+    fs::hard_link(case.ctx().join("hl/a"), case.ctx().join("hl/sub/b")).unwrap();
+    let (archive, _) = case.build_image("hardlinks", &[]);
+    let said = support::run_sh(&archive, "hardlinks", "cat /inodes; stat -c %h /o/sub/c");
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(lines.len(), 5, "{said}");
+    assert_eq!(lines[0], lines[1], "COPY keeps a hard link: {said}");
+    assert_eq!(lines[2], lines[3], "--chown/--chmod too: {said}");
+    assert_ne!(lines[0], lines[2], "two COPYs are two files: {said}");
+    assert_eq!(lines[4], "1", "{said}");
+    // The local export keeps them linked too.
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    let ino = |p: &str| fs::symlink_metadata(out.join(p)).unwrap().ino();
+    assert_eq!(ino("h/a"), ino("h/sub/b"));
+    assert_eq!(ino("o/a"), ino("o/sub/b"));
+    assert_ne!(ino("h/a"), ino("o/a"));
 }

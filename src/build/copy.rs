@@ -17,6 +17,7 @@ use rustix::fs::{FileType, Mode, OFlags};
 use super::dockerignore::Ignore;
 use super::fsops::{self, Meta, Root};
 use super::glob;
+use super::hardlinks::Links;
 use super::share::Linker;
 
 /// How copied entries are owned and moded.
@@ -173,6 +174,7 @@ pub fn copy(
             .is_ok_and(|m| m.kind == FileType::Directory);
     let dest = fsops::relative(Path::new(dest));
     let new_dir_owner = attrs.owner.unwrap_or((0, 0));
+    let links = Links::default();
     let mut count = 0;
     for Selected { rel, kept } in matched {
         let walk = Walk {
@@ -180,6 +182,7 @@ pub fn copy(
             base: &rel,
             attrs,
             linker: from.linker,
+            links: &links,
             root: &from.root.name,
         };
         let fd = open_source(from.root, &rel, OFlags::PATH)?;
@@ -232,6 +235,7 @@ pub fn copy_rootfs(root: &Path, dest: &Path, attrs: Attrs) -> Result<()> {
         base: Path::new(""),
         attrs,
         linker: None,
+        links: &Links::default(),
         root,
     }
     .tree(from.as_fd(), to.as_fd(), Path::new(""))?;
@@ -244,6 +248,7 @@ struct Walk<'a> {
     base: &'a Path,
     attrs: Attrs,
     linker: Option<&'a Linker>,
+    links: &'a Links,
     /// The source tree, for messages.
     root: &'a Path,
 }
@@ -317,7 +322,12 @@ impl Walk<'_> {
         }
         self.cancel_link(dir, name)?;
         match meta.kind {
-            FileType::RegularFile => fsops::copy_file(from, dir, name, meta.mode)?,
+            FileType::RegularFile => {
+                if self.links.link(&meta, dir, name)? {
+                    return Ok(());
+                }
+                fsops::copy_file(from, dir, name, meta.mode)?;
+            }
             FileType::Symlink => {
                 let target = rustix::fs::readlinkat(from, "", Vec::new())?;
                 rustix::fs::symlinkat(target.as_c_str(), dir, name)?;
@@ -338,7 +348,11 @@ impl Walk<'_> {
             // A rootless build cannot make devices.
             _ => return Ok(()),
         }
-        self.finish(dir, name, meta, meta.kind == FileType::Symlink)
+        self.finish(dir, name, meta, meta.kind == FileType::Symlink)?;
+        if meta.kind == FileType::RegularFile {
+            self.links.copied(&meta, dir, name)?;
+        }
+        Ok(())
     }
 
     /// Something other than a link is written to `dir/name`.

@@ -34,6 +34,8 @@ pub struct Meta {
     pub mtime: Timespec,
     pub size: u64,
     pub ino: u64,
+    pub dev: u64,
+    pub nlink: u64,
 }
 
 /// Deepest directory nesting the context and COPY walks go into. The copy
@@ -153,6 +155,8 @@ pub fn meta(fd: BorrowedFd<'_>) -> io::Result<Meta> {
         },
         size: st.st_size as u64,
         ino: st.st_ino,
+        dev: st.st_dev,
+        nlink: st.st_nlink as u64,
     })
 }
 

@@ -19,6 +19,7 @@ mod copy;
 mod dockerignore;
 mod fsops;
 mod glob;
+mod hardlinks;
 mod mounts;
 mod progress;
 mod release;
