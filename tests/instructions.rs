@@ -426,3 +426,26 @@ fn copy_from_the_context_keeps_hard_links_as_one_inode() {
     assert_eq!(ino("o/a"), ino("o/sub/b"));
     assert_ne!(ino("h/a"), ino("o/a"));
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn copy_and_workdir_through_a_dangling_symlink_create_its_target() {
+    let case = Case::new("danglingdest");
+    // A link's target is resolved inside the rootfs: `..` stops at its /.
+    case.dockerfile(
+        "FROM BASE\nRUN ln -s /not-yet-there /link && ln -s ../tmp/target /rel \\\n\
+         && ln -s ../../../../escape /up && ln -s /chain /hop && ln -s deep/er /chain\n\
+         COPY f /link/\nCOPY f /up/\nCOPY f /hop/\nWORKDIR /rel\nRUN pwd -P > /tmp/target/wd\n",
+    );
+    case.file("f", "x");
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    for p in ["not-yet-there/f", "escape/f", "deep/er/f"] {
+        assert_eq!(fs::read_to_string(out.join(p)).unwrap(), "x", "{p}");
+    }
+    assert_eq!(
+        fs::read_to_string(out.join("tmp/target/wd")).unwrap(),
+        "/tmp/target\n"
+    );
+    assert!(fs::symlink_metadata(out.join("link")).unwrap().is_symlink());
+}
