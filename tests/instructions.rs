@@ -383,7 +383,7 @@ fn copy_keeps_fifos_and_turns_sockets_into_empty_files() {
          RUN ls -l /p /d/q /s | cut -c1-10 > /kinds && stat -c %s /s >> /kinds\n",
     );
     // BuildKit's context transfer (fsutil) sends a socket as a regular file
-    // without content.
+    // without content. BuildKit: testCopySocket
     let sock = case.ctx().join("sock");
     let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     fs::set_permissions(&sock, fs::Permissions::from_mode(0o640)).unwrap();
@@ -432,6 +432,7 @@ fn copy_from_the_context_keeps_hard_links_as_one_inode() {
 fn copy_and_workdir_through_a_dangling_symlink_create_its_target() {
     let case = Case::new("danglingdest");
     // A link's target is resolved inside the rootfs: `..` stops at its /.
+    // BuildKit: testSymlinkDestination, testWorkdirCreatesDir
     case.dockerfile(
         "FROM BASE\nRUN ln -s /not-yet-there /link && ln -s ../tmp/target /rel \\\n\
          && ln -s ../../../../escape /up && ln -s /chain /hop && ln -s deep/er /chain\n\
