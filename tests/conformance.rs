@@ -6,6 +6,7 @@
 mod support;
 
 use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
 use support::{text, Case};
 
@@ -197,4 +198,94 @@ fn check_error_true_stops_the_build_and_the_build_arg_overrides_it() {
         "BUILDKIT_DOCKERFILE_CHECK=skip=JSONArgsRecommended,MaintainerDeprecated",
     ]);
     assert!(!said.contains("WARN:"), "{said}");
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn local_export_of_an_image_with_the_same_layer_twice() {
+    let case = Case::new("twice");
+    // Both COPY steps make the same diff: one layer dir, twice in the image.
+    case.dockerfile("FROM BASE\nCOPY f /f\nCOPY f /f\n");
+    case.file("f", "same");
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    assert_eq!(fs::read_to_string(out.join("f")).unwrap(), "same");
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn copy_keeps_fifos_and_turns_sockets_into_empty_files() {
+    let case = Case::new("special");
+    case.dockerfile(
+        "FROM BASE AS b\nRUN mkfifo /p && mkdir /d && mkfifo -m 600 /d/q\n\
+         FROM BASE\nCOPY --from=b /p /p\nCOPY --from=b /d /d\nCOPY sock /s\n\
+         RUN ls -l /p /d/q /s | cut -c1-10 > /kinds && stat -c %s /s >> /kinds\n",
+    );
+    // BuildKit's context transfer (fsutil) sends a socket as a regular file
+    // without content. BuildKit: testCopySocket
+    let sock = case.ctx().join("sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    fs::set_permissions(&sock, fs::Permissions::from_mode(0o640)).unwrap();
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    assert_eq!(
+        fs::read_to_string(out.join("kinds")).unwrap(),
+        "prw-------\nprw-r--r--\n-rw-r-----\n0\n"
+    );
+    assert!(fs::symlink_metadata(out.join("p"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn copy_from_the_context_keeps_hard_links_as_one_inode() {
+    let case = Case::new("hardlinks");
+    case.dockerfile(
+        "FROM BASE\nCOPY hl /h/\nCOPY --chown=1:1 --chmod=750 hl /o/\n\
+         RUN stat -c %i /h/a /h/sub/b /o/a /o/sub/b > /inodes\n",
+    );
+    case.file("hl/a", "shared");
+    case.file("hl/sub/c", "alone");
+    fs::hard_link(case.ctx().join("hl/a"), case.ctx().join("hl/sub/b")).unwrap();
+    let (archive, _) = case.build_image("hardlinks", &[]);
+    let said = support::run_sh(&archive, "hardlinks", "cat /inodes; stat -c %h /o/sub/c");
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(lines.len(), 5, "{said}");
+    assert_eq!(lines[0], lines[1], "COPY keeps a hard link: {said}");
+    assert_eq!(lines[2], lines[3], "--chown/--chmod too: {said}");
+    assert_ne!(lines[0], lines[2], "two COPYs are two files: {said}");
+    assert_eq!(lines[4], "1", "{said}");
+    // The local export keeps them linked too.
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    let ino = |p: &str| fs::symlink_metadata(out.join(p)).unwrap().ino();
+    assert_eq!(ino("h/a"), ino("h/sub/b"));
+    assert_eq!(ino("o/a"), ino("o/sub/b"));
+    assert_ne!(ino("h/a"), ino("o/a"));
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn copy_and_workdir_through_a_dangling_symlink_create_its_target() {
+    let case = Case::new("danglingdest");
+    // A link's target is resolved inside the rootfs: `..` stops at its /.
+    // BuildKit: testSymlinkDestination, testWorkdirCreatesDir
+    case.dockerfile(
+        "FROM BASE\nRUN ln -s /not-yet-there /link && ln -s ../tmp/target /rel \\\n\
+         && ln -s ../../../../escape /up && ln -s /chain /hop && ln -s deep/er /chain\n\
+         COPY f /link/\nCOPY f /up/\nCOPY f /hop/\nWORKDIR /rel\nRUN pwd -P > /tmp/target/wd\n",
+    );
+    case.file("f", "x");
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    for p in ["not-yet-there/f", "escape/f", "deep/er/f"] {
+        assert_eq!(fs::read_to_string(out.join(p)).unwrap(), "x", "{p}");
+    }
+    assert_eq!(
+        fs::read_to_string(out.join("tmp/target/wd")).unwrap(),
+        "/tmp/target\n"
+    );
+    assert!(fs::symlink_metadata(out.join("link")).unwrap().is_symlink());
 }

@@ -17,6 +17,7 @@ use rustix::fs::{FileType, Mode, OFlags};
 use super::dockerignore::Ignore;
 use super::fsops::{self, Meta, Root};
 use super::glob;
+use super::hardlinks::Links;
 use super::share::Linker;
 
 /// How copied entries are owned and moded.
@@ -173,6 +174,7 @@ pub fn copy(
             .is_ok_and(|m| m.kind == FileType::Directory);
     let dest = fsops::relative(Path::new(dest));
     let new_dir_owner = attrs.owner.unwrap_or((0, 0));
+    let links = Links::default();
     let mut count = 0;
     for Selected { rel, kept } in matched {
         let walk = Walk {
@@ -180,6 +182,7 @@ pub fn copy(
             base: &rel,
             attrs,
             linker: from.linker,
+            links: &links,
             root: &from.root.name,
         };
         let fd = open_source(from.root, &rel, OFlags::PATH)?;
@@ -203,7 +206,12 @@ pub fn copy(
             .file_name()
             .context("the destination names no file")?;
         let dir = dst.mkdir_all(parent, 0o755, new_dir_owner)?;
-        let src = open_source(from.root, &rel, OFlags::RDONLY)?;
+        // Only a regular file is opened for reading: opening a fifo would
+        // wait for a writer, a socket cannot be opened.
+        let src = match meta.kind {
+            FileType::RegularFile => open_source(from.root, &rel, OFlags::RDONLY)?,
+            _ => fd,
+        };
         walk.entry(src.as_fd(), meta, dir.as_fd(), name, &rel)
             .with_context(|| format!("copy {} to /{}", rel.display(), target.display()))?;
         count += 1;
@@ -227,6 +235,7 @@ pub fn copy_rootfs(root: &Path, dest: &Path, attrs: Attrs) -> Result<()> {
         base: Path::new(""),
         attrs,
         linker: None,
+        links: &Links::default(),
         root,
     }
     .tree(from.as_fd(), to.as_fd(), Path::new(""))?;
@@ -239,6 +248,7 @@ struct Walk<'a> {
     base: &'a Path,
     attrs: Attrs,
     linker: Option<&'a Linker>,
+    links: &'a Links,
     /// The source tree, for messages.
     root: &'a Path,
 }
@@ -312,7 +322,12 @@ impl Walk<'_> {
         }
         self.cancel_link(dir, name)?;
         match meta.kind {
-            FileType::RegularFile => fsops::copy_file(from, dir, name, meta.mode)?,
+            FileType::RegularFile => {
+                if self.links.link(&meta, dir, name)? {
+                    return Ok(());
+                }
+                fsops::copy_file(from, dir, name, meta.mode)?;
+            }
             FileType::Symlink => {
                 let target = rustix::fs::readlinkat(from, "", Vec::new())?;
                 rustix::fs::symlinkat(target.as_c_str(), dir, name)?;
@@ -322,11 +337,22 @@ impl Walk<'_> {
                 let sub = open_at(dir, name, OFlags::RDONLY | OFlags::DIRECTORY)?;
                 self.tree(from, sub.as_fd(), rel)?;
             }
-            // Sockets, fifos and devices are not file content: BuildKit skips
-            // sockets, and a rootless build cannot make devices.
+            FileType::Fifo => {
+                rustix::fs::mknodat(dir, name, FileType::Fifo, Mode::from_raw_mode(0o600), 0)?;
+            }
+            // BuildKit's context transfer and copy make a socket an empty
+            // regular file with the socket's mode.
+            FileType::Socket => {
+                fsops::create_empty(dir, name)?;
+            }
+            // A rootless build cannot make devices.
             _ => return Ok(()),
         }
-        self.finish(dir, name, meta, meta.kind == FileType::Symlink)
+        self.finish(dir, name, meta, meta.kind == FileType::Symlink)?;
+        if meta.kind == FileType::RegularFile {
+            self.links.copied(&meta, dir, name)?;
+        }
+        Ok(())
     }
 
     /// Something other than a link is written to `dir/name`.

@@ -34,6 +34,8 @@ pub struct Meta {
     pub mtime: Timespec,
     pub size: u64,
     pub ino: u64,
+    pub dev: u64,
+    pub nlink: u64,
 }
 
 /// Deepest directory nesting the context and COPY walks go into. The copy
@@ -98,8 +100,14 @@ impl Root {
 
     /// `mkdir -p rel` inside the root; new directories get `mode` and
     /// `owner`, existing ones are left as they are. Symlinked components
-    /// are followed inside the root, as a shell in a chroot would.
+    /// are followed inside the root, as a shell in a chroot would; a
+    /// dangling one has its target made (as BuildKit does for COPY and
+    /// WORKDIR), that target too resolved inside the root.
     pub fn mkdir_all(&self, rel: &Path, mode: u32, owner: (u32, u32)) -> Result<OwnedFd> {
+        self.mkdir_hops(rel, mode, owner, 0)
+    }
+
+    fn mkdir_hops(&self, rel: &Path, mode: u32, owner: (u32, u32), hops: u32) -> Result<OwnedFd> {
         let rel = relative(rel);
         let mut done = PathBuf::new();
         let mut dir = self.resolve(Path::new(""), OFlags::PATH | OFlags::DIRECTORY, true)?;
@@ -109,6 +117,13 @@ impl Root {
             match self.resolve(&done, OFlags::PATH | OFlags::DIRECTORY, true) {
                 Ok(fd) => dir = fd,
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    if let Some(target) = self.dangling_target(&done)? {
+                        if hops >= MAX_LINK_HOPS {
+                            bail!("/{}: too many levels of symbolic links", rel.display());
+                        }
+                        let rest = rel.strip_prefix(&done).unwrap_or(Path::new(""));
+                        return self.mkdir_hops(&target.join(rest), mode, owner, hops + 1);
+                    }
                     let parent = self.resolve(parent_of(&done), OFlags::DIRECTORY, true)?;
                     make_dir(parent.as_fd(), name, mode, owner)
                         .with_context(|| format!("mkdir /{}", done.display()))?;
@@ -122,6 +137,60 @@ impl Root {
         }
         Ok(dir)
     }
+}
+
+/// How many dangling symlinks [`Root::mkdir_all`] follows in a row (the
+/// kernel's own limit for a path lookup).
+const MAX_LINK_HOPS: u32 = 40;
+
+impl Root {
+    /// When `rel` is a symlink (its parent exists): where it points, as a
+    /// path below the root — `..` stops at the root, a relative target is
+    /// taken from the link's real directory.
+    fn dangling_target(&self, rel: &Path) -> Result<Option<PathBuf>> {
+        let Ok(link) = self.resolve(rel, OFlags::PATH, false) else {
+            return Ok(None);
+        };
+        if meta(link.as_fd())?.kind != FileType::Symlink {
+            return Ok(None);
+        }
+        let target = rfs::readlinkat(&link, "", Vec::new())?;
+        let target = Path::new(OsStr::from_bytes(target.as_bytes()));
+        let base = if target.is_absolute() {
+            PathBuf::new()
+        } else {
+            let parent = self.resolve(parent_of(rel), OFlags::PATH | OFlags::DIRECTORY, true)?;
+            let real = kernel_path(parent.as_fd())?;
+            let root = kernel_path(self.fd())?;
+            match real.strip_prefix(&root) {
+                Ok(p) => p.to_path_buf(),
+                Err(_) => bail!("/{}: its directory is outside the root", rel.display()),
+            }
+        };
+        Ok(Some(lexical(&base.join(target))))
+    }
+}
+
+/// The path the kernel has for an open file.
+fn kernel_path(fd: BorrowedFd<'_>) -> Result<PathBuf> {
+    let path = rfs::readlink(proc_path(fd), Vec::new())?;
+    Ok(PathBuf::from(OsStr::from_bytes(path.as_bytes())))
+}
+
+/// `path` (below a root) with `.` and `..` worked out; `..` at the top
+/// stays there, as in the root's own `/`.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// `path` without its root and `.` components: relative to a root.
@@ -153,6 +222,8 @@ pub fn meta(fd: BorrowedFd<'_>) -> io::Result<Meta> {
         },
         size: st.st_size as u64,
         ino: st.st_ino,
+        dev: st.st_dev,
+        nlink: st.st_nlink as u64,
     })
 }
 
@@ -237,6 +308,17 @@ pub fn copy_file(src: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &OsStr, mode: u
     )?;
     let mut to = File::from(to);
     io::copy(&mut from, &mut to)?;
+    Ok(())
+}
+
+/// Creates the empty regular file `dir/name` (mode 0600 until set).
+pub fn create_empty(dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
+    rfs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )?;
     Ok(())
 }
 

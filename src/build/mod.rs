@@ -20,6 +20,7 @@ mod created;
 mod dockerignore;
 mod fsops;
 mod glob;
+mod hardlinks;
 mod mounts;
 mod progress;
 mod release;

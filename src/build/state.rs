@@ -217,19 +217,10 @@ impl StageState {
             .collect()
     }
 
-    /// Overlay lower dirs for this stage's rootfs, top layer first.
-    /// A layer that occurs twice (two steps with identical diffs) is kept
-    /// only at its top position: overlay refuses a repeated lower dir, and
-    /// everything the lower copy holds is shadowed by the upper one.
+    /// Overlay lower dirs for this stage's rootfs, top layer first, each
+    /// layer once (see [`Store::overlay_lowers`]).
     pub fn lowers(&self, store: &Store) -> Result<Vec<PathBuf>> {
-        let mut seen = std::collections::HashSet::new();
-        Ok(self
-            .layers()?
-            .iter()
-            .rev()
-            .filter(|d| seen.insert((*d).clone()))
-            .map(|d| store.layer_dir(d))
-            .collect())
+        Ok(store.overlay_lowers(self.layers()?.iter()))
     }
 
     pub fn workdir(&self) -> String {

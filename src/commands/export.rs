@@ -128,12 +128,8 @@ fn with_rootfs(store: &Store, image: &Image, f: impl FnOnce(&Path) -> Result<()>
     let scratch = store.scratch()?;
     let target = scratch.path().join("rootfs");
     std::fs::create_dir(&target)?;
-    let lowers: Vec<PathBuf> = image
-        .diff_ids
-        .iter()
-        .rev()
-        .map(|d| store.layer_dir(d))
-        .collect();
+    // The same COPY twice makes two identical layers: each dir goes once.
+    let lowers = store.overlay_lowers(image.diff_ids.iter());
     let mount = mount_overlay(&lowers, None, &target).context("mounting the image's rootfs")?;
     let result = f(mount.path());
     drop(mount);

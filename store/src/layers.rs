@@ -134,6 +134,23 @@ impl Store {
         }
     }
 
+    /// Overlay lower dirs for a rootfs of `diff_ids` (bottom first): top
+    /// layer first, and a layer that occurs twice (two steps with
+    /// identical diffs) kept only at its top position. Overlay refuses a
+    /// repeated lower dir (ELOOP), and everything the lower copy holds is
+    /// shadowed by the upper one.
+    pub fn overlay_lowers<'a>(
+        &self,
+        diff_ids: impl DoubleEndedIterator<Item = &'a Digest>,
+    ) -> Vec<PathBuf> {
+        let mut seen = std::collections::HashSet::new();
+        diff_ids
+            .rev()
+            .filter(|d| seen.insert(*d))
+            .map(|d| self.layer_dir(d))
+            .collect()
+    }
+
     fn stored_layer_dir(&self, diff_id: &Digest) -> PathBuf {
         self.root.join("layers").join(diff_id.hex())
     }
