@@ -359,3 +359,33 @@ fn run_steps_get_dockers_seccomp_profile_unless_told_otherwise() {
         assert!(log.contains(&format!("--security-opt {bad}")), "{log}");
     }
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn copy_skips_a_wildcard_that_matches_nothing_but_not_a_missing_file() {
+    // BuildKit: testEmptyWildcard (sources copied with AllowEmptyWildcard,
+    // so even a COPY whose only source matches nothing builds).
+    let case = Case::new("nomatch");
+    case.dockerfile(
+        "FROM scratch\nCOPY package.json yarn.lock* /app/\nCOPY foo nomatch* /\nCOPY nomatch* /none/\nCOPY --parents sub/./nomatch* sub/./f* /p/\nADD foo nomatch* /add/\n",
+    );
+    case.file("package.json", "{}");
+    case.file("foo", "contents0");
+    case.file("sub/f1", "f1");
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    assert_eq!(fs::read_to_string(out.join("foo")).unwrap(), "contents0");
+    assert!(out.join("app/package.json").is_file());
+    assert!(!out.join("app/yarn.lock").exists());
+    assert!(!out.join("none").exists(), "nothing matched, nothing made");
+    assert!(out.join("p/f1").is_file() && out.join("add/foo").is_file());
+    // A source without wildcards must exist.
+    case.dockerfile("FROM scratch\nCOPY foo yarn.lock /app/\n");
+    let failed = case.kiln(&["build", case.ctx().to_str().unwrap()]);
+    let said = text(&failed);
+    assert!(!failed.status.success(), "{said}");
+    assert!(
+        said.contains("yarn.lock: no such file or directory"),
+        "{said}"
+    );
+}

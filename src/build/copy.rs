@@ -66,7 +66,9 @@ pub struct Selected {
 }
 
 /// The entries `sources` name under `from.root`, minus what `--exclude`
-/// drops; a source that matches nothing is an error.
+/// drops. A source without wildcards that names nothing is an error; a
+/// wildcard that matches nothing is not, even when every source is one
+/// (BuildKit copies with AllowEmptyWildcard: `COPY package.json yarn.lock* ./`).
 pub fn select(from: &From<'_>, sources: &[String]) -> Result<Vec<Selected>> {
     let mut matched = Vec::new();
     for s in sources {
@@ -93,7 +95,7 @@ pub fn select(from: &From<'_>, sources: &[String]) -> Result<Vec<Selected>> {
                 rel,
             })
             .collect();
-        if found.is_empty() {
+        if found.is_empty() && !glob::has_wildcard(s) {
             return Err(not_found(from.root, s));
         }
         matched.extend(found);

@@ -14,6 +14,22 @@ pub fn has_meta(s: &str) -> bool {
     s.contains(['*', '?', '[', '\\'])
 }
 
+/// Whether `s` holds an unescaped `*`, `?` or `[`: a pattern that may
+/// match nothing (a `\\` escape alone names one literal path).
+pub fn has_wildcard(s: &str) -> bool {
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' | '?' | '[' => return true,
+            '\\' => {
+                chars.next();
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
 /// The paths (relative to the root, sorted) that `pattern` names. A path
 /// without wildcards is returned if it exists.
 pub fn expand(root: &Root, pattern: &str) -> Result<Vec<PathBuf>> {
