@@ -389,3 +389,49 @@ fn copy_skips_a_wildcard_that_matches_nothing_but_not_a_missing_file() {
         "{said}"
     );
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn copy_chmod_takes_symbolic_modes_and_modes_the_parents_it_creates() {
+    // BuildKit: testCopyChmod (octal modes, and the parents COPY creates
+    // get them); symbolic modes apply to each entry's own mode and leave
+    // created parents 0755, as BuildKit's copy does.
+    use std::os::unix::fs::PermissionsExt;
+    let case = Case::new("chmod");
+    case.dockerfile(
+        "FROM scratch\nCOPY --chmod=u+x,go-w script.sh /s/\nCOPY --chmod=a+X tree /tree/\nADD --chmod=u=rwx,go=rx one /sym/deep/one\nCOPY --chmod=770 one /oct/sub/one\nCOPY --chmod=g=u,o= one /copied\n",
+    );
+    for (rel, mode) in [
+        ("script.sh", 0o666),
+        ("tree/dir/plain", 0o640),
+        ("tree/exe", 0o700),
+        ("one", 0o600),
+    ] {
+        case.file(rel, "x");
+        let path = case.ctx().join(rel);
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    fs::set_permissions(
+        case.ctx().join("tree/dir"),
+        fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    let mode = |rel: &str| fs::metadata(out.join(rel)).unwrap().permissions().mode() & 0o7777;
+    for (rel, want) in [
+        ("s/script.sh", 0o744),
+        ("tree/dir", 0o711),
+        ("tree/dir/plain", 0o640),
+        ("tree/exe", 0o711),
+        ("sym", 0o755),
+        ("sym/deep", 0o755),
+        ("sym/deep/one", 0o755),
+        ("oct", 0o770),
+        ("oct/sub", 0o770),
+        ("oct/sub/one", 0o770),
+        ("copied", 0o660),
+    ] {
+        assert_eq!(mode(rel), want, "/{rel}: {:o}", mode(rel));
+    }
+}

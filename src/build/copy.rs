@@ -12,6 +12,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use kiln_dockerfile::chmod::Chmod;
 use rustix::fs::{FileType, Mode, OFlags};
 
 use super::dockerignore::Ignore;
@@ -21,11 +22,24 @@ use super::share::Linker;
 
 /// How copied entries are owned and moded.
 #[derive(Clone, Copy, Debug)]
-pub struct Attrs {
+pub struct Attrs<'a> {
     /// `--chown`, or 0:0 for the context; None keeps the source owner.
     pub owner: Option<(u32, u32)>,
     /// `--chmod`.
-    pub mode: Option<u32>,
+    pub mode: Option<&'a Chmod>,
+}
+
+impl Attrs<'_> {
+    /// The mode a copied entry whose own mode is `mode` gets.
+    pub fn mode_of(&self, mode: u32, is_dir: bool) -> u32 {
+        self.mode.map_or(mode, |c| c.apply(mode, is_dir))
+    }
+
+    /// The mode of the directories COPY creates on the way to its
+    /// destination (BuildKit: an octal `--chmod`'s, else 0755).
+    fn new_dir_mode(&self) -> u32 {
+        self.mode.map_or(0o755, Chmod::parent_dir_mode)
+    }
 }
 
 /// What a COPY reads from: a root and the filters and layout rules that
@@ -164,7 +178,7 @@ pub fn copy(
     sources: &[String],
     dst: &Root,
     dest: &str,
-    attrs: Attrs,
+    attrs: Attrs<'_>,
 ) -> Result<u64> {
     let matched = select(from, sources)?;
     let dest_is_dir = from.parents
@@ -175,6 +189,7 @@ pub fn copy(
             .is_ok_and(|m| m.kind == FileType::Directory);
     let dest = fsops::relative(Path::new(dest));
     let new_dir_owner = attrs.owner.unwrap_or((0, 0));
+    let new_dir_mode = attrs.new_dir_mode();
     let mut count = 0;
     for Selected { rel, kept } in matched {
         let walk = Walk {
@@ -190,7 +205,7 @@ pub fn copy(
             // A directory's contents are copied, not the directory itself
             // (with --parents, into the path it keeps).
             let target = kept.map_or(dest.clone(), |k| dest.join(k));
-            let dir = dst.mkdir_all(&target, 0o755, new_dir_owner)?;
+            let dir = dst.mkdir_all(&target, new_dir_mode, new_dir_owner)?;
             let src = open_source(from.root, &rel, OFlags::RDONLY | OFlags::DIRECTORY)?;
             count += walk.tree(src.as_fd(), dir.as_fd(), &rel)?;
             continue;
@@ -204,7 +219,7 @@ pub fn copy(
         let name = target
             .file_name()
             .context("the destination names no file")?;
-        let dir = dst.mkdir_all(parent, 0o755, new_dir_owner)?;
+        let dir = dst.mkdir_all(parent, new_dir_mode, new_dir_owner)?;
         let src = open_source(from.root, &rel, OFlags::RDONLY)?;
         walk.entry(src.as_fd(), meta, dir.as_fd(), name, &rel)
             .with_context(|| format!("copy {} to /{}", rel.display(), target.display()))?;
@@ -214,7 +229,7 @@ pub fn copy(
 }
 
 /// Copies a whole rootfs (a mounted image) into the directory `dest`.
-pub fn copy_rootfs(root: &Path, dest: &Path, attrs: Attrs) -> Result<()> {
+pub fn copy_rootfs(root: &Path, dest: &Path, attrs: Attrs<'_>) -> Result<()> {
     let open = |p: &Path| {
         rustix::fs::open(
             p,
@@ -239,7 +254,7 @@ struct Walk<'a> {
     exclude: Option<&'a Ignore>,
     /// The source path `--exclude` patterns are relative to.
     base: &'a Path,
-    attrs: Attrs,
+    attrs: Attrs<'a>,
     linker: Option<&'a Linker>,
     /// The source tree, for messages.
     root: &'a Path,
@@ -341,7 +356,9 @@ impl Walk<'_> {
 
     fn finish(&self, dir: BorrowedFd<'_>, name: &OsStr, meta: Meta, symlink: bool) -> Result<()> {
         let owner = self.attrs.owner.unwrap_or((meta.uid, meta.gid));
-        let mode = self.attrs.mode.unwrap_or(meta.mode);
+        let mode = self
+            .attrs
+            .mode_of(meta.mode, meta.kind == FileType::Directory);
         fsops::set_owner_mode(dir, name, owner, Some(mode), symlink)?;
         fsops::set_mtime(dir, name, meta.mtime)
     }
