@@ -435,3 +435,39 @@ fn copy_chmod_takes_symbolic_modes_and_modes_the_parents_it_creates() {
         assert_eq!(mode(rel), want, "/{rel}: {:o}", mode(rel));
     }
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn copy_parents_finds_every_double_star_match_below_a_wildcard_pivot() {
+    // BuildKit: testCopyRelativeParents ("doublewildcard", "doubleinputs").
+    let case = Case::new("parents");
+    case.dockerfile(
+        "FROM scratch\nCOPY --parents a/b*/./c/**/e /out/\nCOPY --parents a/b/c*/./d/**/baz a/b*/./c/**/bar /dbl/\nCOPY --parents a/**/top /whole/\n",
+    );
+    for rel in [
+        "a/b/c/d/foo",
+        "a/b/c/d/e/bay",
+        "a/b2/c/d/e/bar",
+        "a/b2/c/e/top",
+        "a/b/c2/d/e/baz",
+        "a/b/c2/d/e2/baz",
+    ] {
+        case.file(rel, rel);
+    }
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    for rel in [
+        "out/c/d/e/bay",
+        "out/c/d/e/bar",
+        "out/c/e/top",
+        "dbl/d/e/baz",
+        "dbl/d/e2/baz",
+        "dbl/c/d/e/bar",
+        "whole/a/b2/c/e/top",
+    ] {
+        assert!(out.join(rel).is_file(), "/{rel} is missing");
+    }
+    for rel in ["out/c/d/foo", "out/a", "dbl/d/e/bay", "whole/a/b"] {
+        assert!(!out.join(rel).exists(), "/{rel} is copied");
+    }
+}

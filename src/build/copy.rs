@@ -86,27 +86,16 @@ pub struct Selected {
 pub fn select(from: &From<'_>, sources: &[String]) -> Result<Vec<Selected>> {
     let mut matched = Vec::new();
     for s in sources {
-        let (pivot, pattern) = match (from.parents, s.split_once("/./")) {
-            (true, Some((pivot, rest))) => {
-                (fsops::relative(Path::new(pivot)), format!("{pivot}/{rest}"))
-            }
-            _ => (PathBuf::new(), s.clone()),
-        };
-        let fixed = fixed_prefix(&pattern);
-        let wild = fixed != fsops::relative(Path::new(&pattern));
-        let found: Vec<Selected> = glob::expand(from.root, &pattern)?
+        let fixed = fixed_prefix(&s.replacen("/./", "/", 1));
+        let wild = fixed != fsops::relative(Path::new(&s.replacen("/./", "/", 1)));
+        let found: Vec<Selected> = expand_source(from, s)?
             .into_iter()
-            .filter(|p| {
+            .filter(|sel| {
+                let p = &sel.rel;
                 !wild
                     || from
                         .exclude
                         .is_none_or(|x| !x.excluded(p.strip_prefix(&fixed).unwrap_or(p)))
-            })
-            .map(|rel| Selected {
-                kept: from
-                    .parents
-                    .then(|| rel.strip_prefix(&pivot).unwrap_or(&rel).to_path_buf()),
-                rel,
             })
             .collect();
         if found.is_empty() && !glob::has_wildcard(s) {
@@ -115,6 +104,35 @@ pub fn select(from: &From<'_>, sources: &[String]) -> Result<Vec<Selected>> {
         matched.extend(found);
     }
     Ok(matched)
+}
+
+/// What one source names. With `--parents`, as BuildKit does: the part
+/// before a `/./` pivot is a plain wildcard pattern; each of its matches
+/// keeps the path of what the rest (where `**` spans directories)
+/// matches below it.
+fn expand_source(from: &From<'_>, source: &str) -> Result<Vec<Selected>> {
+    if !from.parents {
+        let found = glob::expand(from.root, source)?;
+        return Ok(found
+            .into_iter()
+            .map(|rel| Selected { rel, kept: None })
+            .collect());
+    }
+    let (pivots, rest) = match source.split_once("/./") {
+        Some((pivot, rest)) => (glob::expand(from.root, pivot)?, rest),
+        None => (vec![PathBuf::new()], source),
+    };
+    let mut found = Vec::new();
+    for pivot in pivots {
+        for rel in glob::expand_below(from.root, &pivot, rest, true)? {
+            let kept = rel.strip_prefix(&pivot).unwrap_or(&rel).to_path_buf();
+            found.push(Selected {
+                rel,
+                kept: Some(kept),
+            });
+        }
+    }
+    Ok(found)
 }
 
 /// The components of a source pattern before its first wildcard.
