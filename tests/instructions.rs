@@ -471,3 +471,26 @@ fn copy_parents_finds_every_double_star_match_below_a_wildcard_pivot() {
         assert!(!out.join(rel).exists(), "/{rel} is copied");
     }
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn copy_parents_makes_its_destination_when_nothing_matches_but_needs_its_pivot() {
+    // BuildKit: testCopyParentsMissingDirectory ("wildcard-nonexistent",
+    // "wildcard-afterpivot"): --parents copies from the root or a pivot
+    // with include patterns, which makes the destination; a wildcard pivot
+    // that matches nothing makes nothing; a plain pivot must exist.
+    let case = Case::new("parents-none");
+    case.dockerfile(
+        "FROM scratch\nCOPY --parents nomatch* /pdir/\nCOPY --parents sub/./c2* /pivot/\nCOPY --parents no*/./x* /pnone/\n",
+    );
+    case.file("sub/f1", "f1");
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    assert!(out.join("pdir").is_dir() && out.join("pivot").is_dir());
+    assert!(!out.join("pnone").exists() && !out.join("pivot/sub").exists());
+    case.dockerfile("FROM scratch\nCOPY --parents gone/./f* /app/\n");
+    let failed = case.kiln(&["build", case.ctx().to_str().unwrap()]);
+    let said = text(&failed);
+    assert!(!failed.status.success(), "{said}");
+    assert!(said.contains("gone: no such file or directory"), "{said}");
+}

@@ -118,10 +118,7 @@ fn expand_source(from: &From<'_>, source: &str) -> Result<Vec<Selected>> {
             .map(|rel| Selected { rel, kept: None })
             .collect());
     }
-    let (pivots, rest) = match source.split_once("/./") {
-        Some((pivot, rest)) => (glob::expand(from.root, pivot)?, rest),
-        None => (vec![PathBuf::new()], source),
-    };
+    let (pivots, rest) = pivots(from.root, source)?;
     let mut found = Vec::new();
     for pivot in pivots {
         for rel in glob::expand_below(from.root, &pivot, rest, true)? {
@@ -133,6 +130,21 @@ fn expand_source(from: &From<'_>, source: &str) -> Result<Vec<Selected>> {
         }
     }
     Ok(found)
+}
+
+/// A `--parents` source's pivots (the matches of its part before `/./`,
+/// or the root when it has none) and the pattern below them. A pivot
+/// without wildcards must exist, as in BuildKit, where it is the path
+/// copied from.
+fn pivots<'s>(root: &Root, source: &'s str) -> Result<(Vec<PathBuf>, &'s str)> {
+    let Some((pivot, rest)) = source.split_once("/./") else {
+        return Ok((vec![PathBuf::new()], source));
+    };
+    let found = glob::expand(root, pivot)?;
+    if found.is_empty() && !glob::has_wildcard(pivot) {
+        return Err(not_found(root, pivot));
+    }
+    Ok((found, rest))
 }
 
 /// The components of a source pattern before its first wildcard.
@@ -208,6 +220,17 @@ pub fn copy(
     let dest = fsops::relative(Path::new(dest));
     let new_dir_owner = attrs.owner.unwrap_or((0, 0));
     let new_dir_mode = attrs.new_dir_mode();
+    // With --parents BuildKit copies from each pivot with include
+    // patterns: the destination is made even when they match nothing.
+    if from.parents && matched.is_empty() {
+        let mut any = false;
+        for s in sources {
+            any |= !pivots(from.root, s)?.0.is_empty();
+        }
+        if any {
+            dst.mkdir_all(&dest, new_dir_mode, new_dir_owner)?;
+        }
+    }
     let mut count = 0;
     for Selected { rel, kept } in matched {
         let walk = Walk {
