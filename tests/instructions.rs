@@ -494,3 +494,22 @@ fn copy_parents_makes_its_destination_when_nothing_matches_but_needs_its_pivot()
     assert!(!failed.status.success(), "{said}");
     assert!(said.contains("gone: no such file or directory"), "{said}");
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn an_image_whose_copies_matched_nothing_exports_and_is_copied_from() {
+    // A COPY of a wildcard that matches nothing adds no layer: FROM scratch
+    // then leaves an image without any, whose rootfs is still readable.
+    let case = Case::new("no-layers");
+    case.dockerfile("FROM scratch\nCOPY nomatch* /x/\n");
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    assert_eq!(fs::read_dir(&out).unwrap().count(), 0, "an empty rootfs");
+    case.dockerfile(
+        "FROM scratch AS none\nCOPY nomatch* /x/\nFROM scratch\nCOPY --from=none / /from-none/\nCOPY foo /\n",
+    );
+    case.file("foo", "f");
+    let out = case.path("out2");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    assert!(out.join("from-none").is_dir() && out.join("foo").is_file());
+}
