@@ -53,12 +53,7 @@ impl Builder<'_> {
         };
         let dst = Root::open(merged.as_ref().map_or(&dirs.upper(), |m| m.path()))?;
         let owner = self.chown(state, op, &dst, &dirs)?;
-        let chmod = op
-            .chmod
-            .as_deref()
-            .map(Chmod::parse)
-            .transpose()
-            .context("COPY/ADD")?;
+        let chmod = op.chmod.as_deref().map(Chmod::parse).transpose()?;
         let mode = chmod.as_ref();
         let mut dest = copy::absolute_dest(&op.dest, &state.workdir());
         if op.sources.len() + op.inline.len() > 1 && !dest.ends_with('/') {
