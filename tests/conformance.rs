@@ -289,3 +289,157 @@ fn copy_and_workdir_through_a_dangling_symlink_create_its_target() {
     );
     assert!(fs::symlink_metadata(out.join("link")).unwrap().is_symlink());
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn copy_skips_a_wildcard_that_matches_nothing_but_not_a_missing_file() {
+    // BuildKit: testEmptyWildcard (sources copied with AllowEmptyWildcard,
+    // so even a COPY whose only source matches nothing builds).
+    let case = Case::new("nomatch");
+    case.dockerfile(
+        "FROM scratch\nCOPY package.json yarn.lock* /app/\nCOPY foo nomatch* /\nCOPY nomatch* /none/\nCOPY --parents sub/./nomatch* sub/./f* /p/\nADD foo nomatch* /add/\n",
+    );
+    case.file("package.json", "{}");
+    case.file("foo", "contents0");
+    case.file("sub/f1", "f1");
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    assert_eq!(fs::read_to_string(out.join("foo")).unwrap(), "contents0");
+    assert!(out.join("app/package.json").is_file());
+    assert!(!out.join("app/yarn.lock").exists());
+    assert!(!out.join("none").exists(), "nothing matched, nothing made");
+    assert!(out.join("p/f1").is_file() && out.join("add/foo").is_file());
+    // A source without wildcards must exist.
+    case.dockerfile("FROM scratch\nCOPY foo yarn.lock /app/\n");
+    let failed = case.kiln(&["build", case.ctx().to_str().unwrap()]);
+    let said = text(&failed);
+    assert!(!failed.status.success(), "{said}");
+    assert!(
+        said.contains("yarn.lock: no such file or directory"),
+        "{said}"
+    );
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn copy_chmod_takes_symbolic_modes_and_modes_the_parents_it_creates() {
+    // BuildKit: testCopyChmod (octal modes, and the parents COPY creates
+    // get them); symbolic modes apply to each entry's own mode and leave
+    // created parents 0755, as BuildKit's copy does.
+    use std::os::unix::fs::PermissionsExt;
+    let case = Case::new("chmod");
+    case.dockerfile(
+        "FROM scratch\nCOPY --chmod=u+x,go-w script.sh /s/\nCOPY --chmod=a+X tree /tree/\nADD --chmod=u=rwx,go=rx one /sym/deep/one\nCOPY --chmod=770 one /oct/sub/one\nCOPY --chmod=g=u,o= one /copied\n",
+    );
+    for (rel, mode) in [
+        ("script.sh", 0o666),
+        ("tree/dir/plain", 0o640),
+        ("tree/exe", 0o700),
+        ("one", 0o600),
+    ] {
+        case.file(rel, "x");
+        let path = case.ctx().join(rel);
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    fs::set_permissions(
+        case.ctx().join("tree/dir"),
+        fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    let mode = |rel: &str| fs::metadata(out.join(rel)).unwrap().permissions().mode() & 0o7777;
+    for (rel, want) in [
+        ("s/script.sh", 0o744),
+        ("tree/dir", 0o711),
+        ("tree/dir/plain", 0o640),
+        ("tree/exe", 0o711),
+        ("sym", 0o755),
+        ("sym/deep", 0o755),
+        ("sym/deep/one", 0o755),
+        ("oct", 0o770),
+        ("oct/sub", 0o770),
+        ("oct/sub/one", 0o770),
+        ("copied", 0o660),
+    ] {
+        assert_eq!(mode(rel), want, "/{rel}: {:o}", mode(rel));
+    }
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn copy_parents_finds_every_double_star_match_below_a_wildcard_pivot() {
+    // BuildKit: testCopyRelativeParents ("doublewildcard", "doubleinputs").
+    let case = Case::new("parents");
+    case.dockerfile(
+        "FROM scratch\nCOPY --parents a/b*/./c/**/e /out/\nCOPY --parents a/b/c*/./d/**/baz a/b*/./c/**/bar /dbl/\nCOPY --parents a/**/top /whole/\n",
+    );
+    for rel in [
+        "a/b/c/d/foo",
+        "a/b/c/d/e/bay",
+        "a/b2/c/d/e/bar",
+        "a/b2/c/e/top",
+        "a/b/c2/d/e/baz",
+        "a/b/c2/d/e2/baz",
+    ] {
+        case.file(rel, rel);
+    }
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    for rel in [
+        "out/c/d/e/bay",
+        "out/c/d/e/bar",
+        "out/c/e/top",
+        "dbl/d/e/baz",
+        "dbl/d/e2/baz",
+        "dbl/c/d/e/bar",
+        "whole/a/b2/c/e/top",
+    ] {
+        assert!(out.join(rel).is_file(), "/{rel} is missing");
+    }
+    for rel in ["out/c/d/foo", "out/a", "dbl/d/e/bay", "whole/a/b"] {
+        assert!(!out.join(rel).exists(), "/{rel} is copied");
+    }
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn copy_parents_makes_its_destination_when_nothing_matches_but_needs_its_pivot() {
+    // BuildKit: testCopyParentsMissingDirectory ("wildcard-nonexistent",
+    // "wildcard-afterpivot"): --parents copies from the root or a pivot
+    // with include patterns, which makes the destination; a wildcard pivot
+    // that matches nothing makes nothing; a plain pivot must exist.
+    let case = Case::new("parents-none");
+    case.dockerfile(
+        "FROM scratch\nCOPY --parents nomatch* /pdir/\nCOPY --parents sub/./c2* /pivot/\nCOPY --parents no*/./x* /pnone/\n",
+    );
+    case.file("sub/f1", "f1");
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    assert!(out.join("pdir").is_dir() && out.join("pivot").is_dir());
+    assert!(!out.join("pnone").exists() && !out.join("pivot/sub").exists());
+    case.dockerfile("FROM scratch\nCOPY --parents gone/./f* /app/\n");
+    let failed = case.kiln(&["build", case.ctx().to_str().unwrap()]);
+    let said = text(&failed);
+    assert!(!failed.status.success(), "{said}");
+    assert!(said.contains("gone: no such file or directory"), "{said}");
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn an_image_whose_copies_matched_nothing_exports_and_is_copied_from() {
+    // A COPY of a wildcard that matches nothing adds no layer: FROM scratch
+    // then leaves an image without any, whose rootfs is still readable.
+    let case = Case::new("no-layers");
+    case.dockerfile("FROM scratch\nCOPY nomatch* /x/\n");
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    assert_eq!(fs::read_dir(&out).unwrap().count(), 0, "an empty rootfs");
+    case.dockerfile(
+        "FROM scratch AS none\nCOPY nomatch* /x/\nFROM scratch\nCOPY --from=none / /from-none/\nCOPY foo /\n",
+    );
+    case.file("foo", "f");
+    let out = case.path("out2");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    assert!(out.join("from-none").is_dir() && out.join("foo").is_file());
+}

@@ -13,6 +13,7 @@
 pub mod shell;
 
 pub mod check;
+pub mod chmod;
 pub mod duration;
 pub mod error;
 pub mod flags;

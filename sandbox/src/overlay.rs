@@ -56,15 +56,15 @@ pub fn mount_overlay(
     for l in lowers {
         fs.set("lowerdir+", l)?;
     }
-    // Overlay wants one lower with an upper and two without: an empty dir
-    // fills in (FROM scratch, or a read-only view of a one-layer stage).
+    // Overlay wants one lower with an upper and two without: empty dirs
+    // fill in (FROM scratch, or a read-only view of a one-layer stage).
+    // Distinct ones: the same dir twice is refused with ELOOP (a
+    // read-only view of an image without layers).
     let needed = if upper.is_some() { 1 } else { 2 };
-    if lowers.len() < needed {
-        let empty = target.with_extension("empty");
+    for i in lowers.len()..needed {
+        let empty = target.with_extension(format!("empty{i}"));
         fs::create_dir_all(&empty).ctx(|| format!("create {}", empty.display()))?;
-        for _ in lowers.len()..needed {
-            fs.set("lowerdir+", &empty)?;
-        }
+        fs.set("lowerdir+", &empty)?;
     }
     let mut attrs = MountAttrFlags::MOUNT_ATTR_NODEV;
     match upper {

@@ -6,7 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
+use kiln_dockerfile::chmod::Chmod;
 use kiln_dockerfile::instructions::{Command, FileOp};
 use kiln_layer::Digest;
 use kiln_sandbox::{mount_overlay, Mounted};
@@ -52,12 +53,8 @@ impl Builder<'_> {
         };
         let dst = Root::open(merged.as_ref().map_or(&dirs.upper(), |m| m.path()))?;
         let owner = self.chown(state, op, &dst, &dirs)?;
-        let mode = match &op.chmod {
-            Some(m) => Some(
-                u32::from_str_radix(m, 8).map_err(|_| anyhow!("--chmod={m}: not an octal mode"))?,
-            ),
-            None => None,
-        };
+        let chmod = op.chmod.as_deref().map(Chmod::parse).transpose()?;
+        let mode = chmod.as_ref();
         let mut dest = copy::absolute_dest(&op.dest, &state.workdir());
         if op.sources.len() + op.inline.len() > 1 && !dest.ends_with('/') {
             dest.push('/');
@@ -329,7 +326,7 @@ struct Target<'a> {
     dst: &'a Root,
     /// Absolute inside `dst`.
     dest: &'a str,
-    attrs: Attrs,
+    attrs: Attrs<'a>,
 }
 
 /// Local sources; with `unpack` (ADD), archives are unpacked into the

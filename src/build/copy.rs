@@ -12,6 +12,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use kiln_dockerfile::chmod::Chmod;
 use rustix::fs::{FileType, Mode, OFlags};
 
 use super::dockerignore::Ignore;
@@ -22,11 +23,24 @@ use super::share::Linker;
 
 /// How copied entries are owned and moded.
 #[derive(Clone, Copy, Debug)]
-pub struct Attrs {
+pub struct Attrs<'a> {
     /// `--chown`, or 0:0 for the context; None keeps the source owner.
     pub owner: Option<(u32, u32)>,
     /// `--chmod`.
-    pub mode: Option<u32>,
+    pub mode: Option<&'a Chmod>,
+}
+
+impl Attrs<'_> {
+    /// The mode a copied entry whose own mode is `mode` gets.
+    pub fn mode_of(&self, mode: u32, is_dir: bool) -> u32 {
+        self.mode.map_or(mode, |c| c.apply(mode, is_dir))
+    }
+
+    /// The mode of the directories COPY creates on the way to its
+    /// destination (BuildKit: an octal `--chmod`'s, else 0755).
+    fn new_dir_mode(&self) -> u32 {
+        self.mode.map_or(0o755, Chmod::parent_dir_mode)
+    }
 }
 
 /// What a COPY reads from: a root and the filters and layout rules that
@@ -67,39 +81,71 @@ pub struct Selected {
 }
 
 /// The entries `sources` name under `from.root`, minus what `--exclude`
-/// drops; a source that matches nothing is an error.
+/// drops. A source without wildcards that names nothing is an error; a
+/// wildcard that matches nothing is not, even when every source is one
+/// (BuildKit copies with AllowEmptyWildcard: `COPY package.json yarn.lock* ./`).
 pub fn select(from: &From<'_>, sources: &[String]) -> Result<Vec<Selected>> {
     let mut matched = Vec::new();
     for s in sources {
-        let (pivot, pattern) = match (from.parents, s.split_once("/./")) {
-            (true, Some((pivot, rest))) => {
-                (fsops::relative(Path::new(pivot)), format!("{pivot}/{rest}"))
-            }
-            _ => (PathBuf::new(), s.clone()),
-        };
-        let fixed = fixed_prefix(&pattern);
-        let wild = fixed != fsops::relative(Path::new(&pattern));
-        let found: Vec<Selected> = glob::expand(from.root, &pattern)?
+        let fixed = fixed_prefix(&s.replacen("/./", "/", 1));
+        let wild = fixed != fsops::relative(Path::new(&s.replacen("/./", "/", 1)));
+        let found: Vec<Selected> = expand_source(from, s)?
             .into_iter()
-            .filter(|p| {
+            .filter(|sel| {
+                let p = &sel.rel;
                 !wild
                     || from
                         .exclude
                         .is_none_or(|x| !x.excluded(p.strip_prefix(&fixed).unwrap_or(p)))
             })
-            .map(|rel| Selected {
-                kept: from
-                    .parents
-                    .then(|| rel.strip_prefix(&pivot).unwrap_or(&rel).to_path_buf()),
-                rel,
-            })
             .collect();
-        if found.is_empty() {
+        if found.is_empty() && !glob::has_wildcard(s) {
             return Err(not_found(from.root, s));
         }
         matched.extend(found);
     }
     Ok(matched)
+}
+
+/// What one source names. With `--parents`, as BuildKit does: the part
+/// before a `/./` pivot is a plain wildcard pattern; each of its matches
+/// keeps the path of what the rest (where `**` spans directories)
+/// matches below it.
+fn expand_source(from: &From<'_>, source: &str) -> Result<Vec<Selected>> {
+    if !from.parents {
+        let found = glob::expand(from.root, source)?;
+        return Ok(found
+            .into_iter()
+            .map(|rel| Selected { rel, kept: None })
+            .collect());
+    }
+    let (pivots, rest) = pivots(from.root, source)?;
+    let mut found = Vec::new();
+    for pivot in pivots {
+        for rel in glob::expand_below(from.root, &pivot, rest, true)? {
+            let kept = rel.strip_prefix(&pivot).unwrap_or(&rel).to_path_buf();
+            found.push(Selected {
+                rel,
+                kept: Some(kept),
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// A `--parents` source's pivots (the matches of its part before `/./`,
+/// or the root when it has none) and the pattern below them. A pivot
+/// without wildcards must exist, as in BuildKit, where it is the path
+/// copied from.
+fn pivots<'s>(root: &Root, source: &'s str) -> Result<(Vec<PathBuf>, &'s str)> {
+    let Some((pivot, rest)) = source.split_once("/./") else {
+        return Ok((vec![PathBuf::new()], source));
+    };
+    let found = glob::expand(root, pivot)?;
+    if found.is_empty() && !glob::has_wildcard(pivot) {
+        return Err(not_found(root, pivot));
+    }
+    Ok((found, rest))
 }
 
 /// The components of a source pattern before its first wildcard.
@@ -163,7 +209,7 @@ pub fn copy(
     sources: &[String],
     dst: &Root,
     dest: &str,
-    attrs: Attrs,
+    attrs: Attrs<'_>,
 ) -> Result<u64> {
     let matched = select(from, sources)?;
     let dest_is_dir = from.parents
@@ -175,6 +221,18 @@ pub fn copy(
     let dest = fsops::relative(Path::new(dest));
     let new_dir_owner = attrs.owner.unwrap_or((0, 0));
     let links = Links::default();
+    let new_dir_mode = attrs.new_dir_mode();
+    // With --parents BuildKit copies from each pivot with include
+    // patterns: the destination is made even when they match nothing.
+    if from.parents && matched.is_empty() {
+        let mut any = false;
+        for s in sources {
+            any |= !pivots(from.root, s)?.0.is_empty();
+        }
+        if any {
+            dst.mkdir_all(&dest, new_dir_mode, new_dir_owner)?;
+        }
+    }
     let mut count = 0;
     for Selected { rel, kept } in matched {
         let walk = Walk {
@@ -191,7 +249,7 @@ pub fn copy(
             // A directory's contents are copied, not the directory itself
             // (with --parents, into the path it keeps).
             let target = kept.map_or(dest.clone(), |k| dest.join(k));
-            let dir = dst.mkdir_all(&target, 0o755, new_dir_owner)?;
+            let dir = dst.mkdir_all(&target, new_dir_mode, new_dir_owner)?;
             let src = open_source(from.root, &rel, OFlags::RDONLY | OFlags::DIRECTORY)?;
             count += walk.tree(src.as_fd(), dir.as_fd(), &rel)?;
             continue;
@@ -205,7 +263,7 @@ pub fn copy(
         let name = target
             .file_name()
             .context("the destination names no file")?;
-        let dir = dst.mkdir_all(parent, 0o755, new_dir_owner)?;
+        let dir = dst.mkdir_all(parent, new_dir_mode, new_dir_owner)?;
         // Only a regular file is opened for reading: opening a fifo would
         // wait for a writer, a socket cannot be opened.
         let src = match meta.kind {
@@ -220,7 +278,7 @@ pub fn copy(
 }
 
 /// Copies a whole rootfs (a mounted image) into the directory `dest`.
-pub fn copy_rootfs(root: &Path, dest: &Path, attrs: Attrs) -> Result<()> {
+pub fn copy_rootfs(root: &Path, dest: &Path, attrs: Attrs<'_>) -> Result<()> {
     let open = |p: &Path| {
         rustix::fs::open(
             p,
@@ -246,7 +304,7 @@ struct Walk<'a> {
     exclude: Option<&'a Ignore>,
     /// The source path `--exclude` patterns are relative to.
     base: &'a Path,
-    attrs: Attrs,
+    attrs: Attrs<'a>,
     linker: Option<&'a Linker>,
     links: &'a Links,
     /// The source tree, for messages.
@@ -365,7 +423,9 @@ impl Walk<'_> {
 
     fn finish(&self, dir: BorrowedFd<'_>, name: &OsStr, meta: Meta, symlink: bool) -> Result<()> {
         let owner = self.attrs.owner.unwrap_or((meta.uid, meta.gid));
-        let mode = self.attrs.mode.unwrap_or(meta.mode);
+        let mode = self
+            .attrs
+            .mode_of(meta.mode, meta.kind == FileType::Directory);
         fsops::set_owner_mode(dir, name, owner, Some(mode), symlink)?;
         fsops::set_mtime(dir, name, meta.mtime)
     }

@@ -14,20 +14,58 @@ pub fn has_meta(s: &str) -> bool {
     s.contains(['*', '?', '[', '\\'])
 }
 
+/// Whether `s` holds an unescaped `*`, `?` or `[`: a pattern that may
+/// match nothing (a `\\` escape alone names one literal path).
+pub fn has_wildcard(s: &str) -> bool {
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' | '?' | '[' => return true,
+            '\\' => {
+                chars.next();
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
 /// The paths (relative to the root, sorted) that `pattern` names. A path
 /// without wildcards is returned if it exists.
 pub fn expand(root: &Root, pattern: &str) -> Result<Vec<PathBuf>> {
+    expand_below(root, Path::new(""), pattern, false)
+}
+
+/// The paths (relative to the root, sorted) that `pattern` names below
+/// `base`, a path taken as it is. With `globstar` (BuildKit's include
+/// patterns, used by `COPY --parents`), a `**` component matches any
+/// number of directories, none included; a match below another match is
+/// left out, as copying the latter copies it.
+pub fn expand_below(
+    root: &Root,
+    base: &Path,
+    pattern: &str,
+    globstar: bool,
+) -> Result<Vec<PathBuf>> {
     let rel = fsops::relative(Path::new(pattern));
     if !has_meta(pattern) {
-        return Ok(match root.stat(&rel, true) {
-            Ok(_) => vec![rel],
+        let path = base.join(rel);
+        return Ok(match root.stat(&path, true) {
+            Ok(_) => vec![path],
             Err(_) => Vec::new(),
         });
     }
-    let mut found = vec![PathBuf::new()];
+    let mut found = vec![base.to_path_buf()];
     for comp in rel.components() {
         let comp = comp.as_os_str().to_string_lossy();
         let mut next = Vec::new();
+        if globstar && comp == "**" {
+            for base in &found {
+                directories(root, base, &mut next)?;
+            }
+            found = next;
+            continue;
+        }
         for base in &found {
             if !has_meta(&comp) {
                 let p = base.join(comp.as_ref());
@@ -48,8 +86,35 @@ pub fn expand(root: &Root, pattern: &str) -> Result<Vec<PathBuf>> {
         }
         found = next;
     }
+    // Sorted by components, a path's descendants follow it.
     found.sort();
-    Ok(found)
+    let mut kept: Vec<PathBuf> = Vec::with_capacity(found.len());
+    for p in found {
+        if !kept.last().is_some_and(|k| p.starts_with(k)) {
+            kept.push(p);
+        }
+    }
+    Ok(kept)
+}
+
+/// `dir` (when it is a directory) and every directory below it, symlinks
+/// not followed: what a `**` component can stand for.
+fn directories(root: &Root, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    fsops::check_depth(&root.name, dir)?;
+    let Ok(fd) = root.resolve(dir, OFlags::PATH | OFlags::DIRECTORY, true) else {
+        return Ok(());
+    };
+    out.push(dir.to_path_buf());
+    for name in fsops::list(fd.as_fd())? {
+        let path = dir.join(std::ffi::OsStr::from_bytes(&name));
+        if root
+            .stat(&path, false)
+            .is_ok_and(|m| m.kind == rustix::fs::FileType::Directory)
+        {
+            directories(root, &path, out)?;
+        }
+    }
+    Ok(())
 }
 
 use std::os::fd::AsFd;

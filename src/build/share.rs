@@ -87,12 +87,12 @@ impl Linker {
         &self,
         from: BorrowedFd<'_>,
         meta: &Meta,
-        attrs: Attrs,
+        attrs: Attrs<'_>,
         dir: BorrowedFd<'_>,
         name: &OsStr,
     ) -> Result<bool> {
         let unchanged = attrs.owner.is_none_or(|o| o == (meta.uid, meta.gid))
-            && attrs.mode.is_none_or(|m| m == meta.mode)
+            && attrs.mode_of(meta.mode, false) == meta.mode
             && self.epoch.is_none_or(|e| meta.mtime.tv_sec <= e);
         if !unchanged {
             return Ok(false);

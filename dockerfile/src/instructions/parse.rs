@@ -402,21 +402,9 @@ fn check_chmod(mode: &str) -> std::result::Result<(), String> {
     if mode.contains('$') {
         return Ok(());
     }
-    let octal =
-        !mode.is_empty() && mode.len() <= 4 && mode.bytes().all(|b| (b'0'..=b'7').contains(&b));
-    let symbolic = !mode.is_empty()
-        && mode.split(',').all(|clause| {
-            let who = clause.trim_start_matches(['u', 'g', 'o', 'a']);
-            let Some(ops) = who.strip_prefix(['+', '-', '=']) else {
-                return false;
-            };
-            ops.chars().all(|c| "rwxXst+-=ugo".contains(c))
-        });
-    if octal || symbolic {
-        Ok(())
-    } else {
-        Err(format!("invalid --chmod value {mode:?}: use an octal mode like 0755 or a symbolic one like u+x"))
-    }
+    crate::chmod::Chmod::parse(mode)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 fn parse_arg(rest: &str, escape: char) -> std::result::Result<Vec<ArgDecl>, String> {
