@@ -359,3 +359,56 @@ fn run_steps_get_dockers_seccomp_profile_unless_told_otherwise() {
         assert!(log.contains(&format!("--security-opt {bad}")), "{log}");
     }
 }
+
+// BuildKit: testOnBuildInheritedStageRun, testOnBuildNewDeps, testOnBuildHeredoc
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn onbuild_of_a_stage_fires_in_the_stages_built_from_it() {
+    let case = Case::new("onbuild-stage");
+    case.dockerfile(concat!(
+        "FROM BASE AS src\nRUN echo data > /data\n",
+        "FROM BASE AS parent\nONBUILD COPY --from=src /data /copied\n",
+        "ONBUILD RUN <<EOF\necho heredoc > /hd\nEOF\n",
+        "FROM parent\nRUN cat /copied /hd > /seen\n",
+    ));
+    let out = case.path("out");
+    case.build(&[
+        "-t",
+        "child",
+        "-o",
+        &format!("type=local,dest={}", out.display()),
+    ]);
+    assert_eq!(
+        fs::read_to_string(out.join("seen")).unwrap(),
+        "data\nheredoc\n"
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_slice(&case.kiln(&["inspect", "child"]).stdout).unwrap();
+    assert!(
+        inspect["Config"]["OnBuild"].is_null(),
+        "the triggers ran and are not inherited: {inspect}"
+    );
+}
+
+// BuildKit: testOnBuildNamedContext (a base image's trigger reads a stage
+// of the child's Dockerfile)
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn onbuild_copy_from_in_a_base_image_reads_the_childs_stage() {
+    let case = Case::new("onbuild-image");
+    case.dockerfile("FROM BASE\nONBUILD COPY --from=assets /a /a\n");
+    case.build(&["-t", "parent"]);
+    // `assets` is also read by `user`, whose end would release it if the
+    // trigger's read were not counted.
+    case.dockerfile(concat!(
+        "FROM BASE AS assets\nRUN echo asset > /a\n",
+        "FROM assets AS user\nRUN cp /a /u\n",
+        "FROM parent\nCOPY --from=user /u /u\nRUN cat /a /u > /seen\n",
+    ));
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    assert_eq!(
+        fs::read_to_string(out.join("seen")).unwrap(),
+        "asset\nasset\n"
+    );
+}

@@ -291,3 +291,23 @@ fn seed_angular_has_a_real_mistake() {
     let g = ok(&fixed);
     assert_eq!(g.stages[1].edges[0].source, Source::Stage(0));
 }
+
+// BuildKit: testOnBuildNewDeps
+#[test]
+fn a_parents_onbuild_from_is_read_by_its_child() {
+    let g = ok(
+        "FROM scratch AS src\nFROM scratch AS parent\nONBUILD COPY --from=src /a /a\nFROM parent\n",
+    );
+    assert_eq!(g.order, vec![1, 0, 2], "src is built, before the child");
+    assert!(g.stages[2].stage_deps().any(|d| d == 0));
+    let err = graph(
+        "FROM scratch AS parent\nONBUILD COPY --from=child /a /a\nFROM parent AS child\n",
+        &Options::default(),
+    )
+    .unwrap_err();
+    assert!(
+        err.message.contains("refers to the stage it is in"),
+        "{}",
+        err.message
+    );
+}

@@ -149,7 +149,7 @@ impl Builder<'_> {
 
     /// What a `from=` names: a stage by name or index, else an image or a
     /// named context (the resolver checked the name).
-    fn source_named(&self, from: &str) -> Source {
+    pub(super) fn source_named(&self, from: &str) -> Source {
         let graph = &self.req.graph;
         let named = graph.stages.iter().position(|s| {
             s.name
