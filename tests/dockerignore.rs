@@ -249,3 +249,31 @@ fn a_store_inside_the_context_does_not_stop_the_filter() {
     assert_eq!(fs::read_to_string(out.join("c/keep.txt")).unwrap(), "keep");
     assert!(!out.join("c/store").exists());
 }
+
+// BuildKit: testDefaultDockerfileLowercase (dockerui falls back to
+// `dockerfile`), testDockerfileDockerignore (`<Dockerfile>.dockerignore`).
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_lowercase_dockerfile_is_found_and_its_own_dockerignore_wins() {
+    let case = Case::new("ignore-lowercase");
+    case.file(
+        "dockerfile",
+        &format!("FROM {}\nCOPY . /ctx/\n", support::base()),
+    );
+    case.file("dockerfile.dockerignore", "secret.txt\n");
+    case.file(".dockerignore", "kept.txt\n");
+    case.file("secret.txt", SECRET);
+    case.file("kept.txt", "kept");
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    let ctx = out.join("ctx");
+    assert!(ctx.join("dockerfile").is_file());
+    assert!(
+        !ctx.join("secret.txt").exists(),
+        "dockerfile.dockerignore applies"
+    );
+    assert!(
+        ctx.join("kept.txt").is_file(),
+        "and wins over .dockerignore"
+    );
+}

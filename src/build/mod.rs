@@ -68,7 +68,8 @@ pub struct Request {
     pub no_cache: bool,
     /// SOURCE_DATE_EPOCH: file mtimes in new layers are clamped to it.
     pub epoch: Option<i64>,
-    /// `-f`, when given: `<Dockerfile>.dockerignore` beside it wins.
+    /// The Dockerfile read (None for stdin): `<Dockerfile>.dockerignore`
+    /// beside it wins.
     pub dockerfile_path: Option<PathBuf>,
     /// `--build-context NAME=…`: what FROM NAME / COPY --from=NAME mean.
     pub contexts: std::collections::BTreeMap<String, NamedContext>,

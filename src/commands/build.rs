@@ -146,7 +146,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         created: created.clone(),
         no_cache: args.no_cache,
         epoch: epoch.map(|e| e as i64),
-        dockerfile_path: args.file.clone().filter(|f| f.as_os_str() != "-"),
+        dockerfile_path: source.path.clone(),
         contexts: settings.contexts.clone(),
         secrets: build::Secrets::parse(&args.secrets)?,
         pull: settings.pull,
