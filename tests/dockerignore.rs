@@ -277,3 +277,41 @@ fn a_lowercase_dockerfile_is_found_and_its_own_dockerignore_wins() {
         "and wins over .dockerignore"
     );
 }
+
+// BuildKit: testDockerignoreOverridePaths-like; moby/patternmatcher's
+// exception patterns reach inside an excluded dir.
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_wildcard_exception_makes_its_excluded_dir_a_copy_source() {
+    let case = Case::new("ignore-wild-exception");
+    case.dockerfile("FROM BASE\nCOPY dir /d/\nCOPY di* /g/\nCOPY top/dir /t/\nRUN --mount=type=bind,source=dir,target=/m cp -r /m /mounted\n");
+    case.file(".dockerignore", "*\n!*/sub1*\n!top/*/sub1*\n");
+    case.file("dir/sub1.txt", "one");
+    case.file("dir/other.txt", SECRET);
+    case.file("top/dir/sub1.txt", "deep");
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    assert_eq!(fs::read_to_string(out.join("d/sub1.txt")).unwrap(), "one");
+    assert!(!out.join("d/other.txt").exists());
+    assert_eq!(fs::read_to_string(out.join("g/sub1.txt")).unwrap(), "one");
+    assert_eq!(fs::read_to_string(out.join("t/sub1.txt")).unwrap(), "deep");
+    assert_eq!(
+        fs::read_to_string(out.join("mounted/sub1.txt")).unwrap(),
+        "one"
+    );
+}
+
+// moby/patternmatcher ignorefile.ReadAll: `illegal exclusion pattern: "!"`.
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_lone_exclamation_mark_in_dockerignore_is_an_error() {
+    let case = Case::new("ignore-lone-bang");
+    case.dockerfile("FROM BASE\nCOPY . /ctx/\n");
+    case.file(".dockerignore", "secret.txt\n!\n");
+    case.file("secret.txt", SECRET);
+    let out = case.kiln(&["build", case.ctx().to_str().unwrap()]);
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("illegal exclusion pattern"), "{said}");
+    assert!(said.contains(".dockerignore"), "{said}");
+}
