@@ -412,3 +412,25 @@ fn onbuild_copy_from_in_a_base_image_reads_the_childs_stage() {
         "asset\nasset\n"
     );
 }
+
+// BuildKit: --no-cache also ignores cache mounts (moby/buildkit#4250,
+// #5306): the build starts them empty; its later steps share the new one.
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn no_cache_starts_cache_mounts_empty() {
+    let case = Case::new("no-cache-mounts");
+    case.dockerfile(concat!(
+        "FROM BASE\n",
+        "RUN --mount=type=cache,target=/c ls /c > /first && touch /c/made\n",
+        "RUN --mount=type=cache,target=/c ls /c > /second\n",
+    ));
+    case.build(&[]);
+    let out = case.path("out");
+    case.build(&[
+        "--no-cache",
+        "-o",
+        &format!("type=local,dest={}", out.display()),
+    ]);
+    assert_eq!(fs::read_to_string(out.join("first")).unwrap(), "", "fresh");
+    assert_eq!(fs::read_to_string(out.join("second")).unwrap(), "made\n");
+}

@@ -159,6 +159,8 @@ pub(crate) struct Builder<'a> {
     readers: release::Readers,
     /// The stages to build, with those base images' triggers read.
     triggers: onbuild::TriggerDeps,
+    /// Cache mount dirs this `--no-cache` build already started anew.
+    fresh_caches: Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 /// Builds the stages the target needs, up to `jobs` of them at once.
@@ -184,6 +186,7 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
         fetched: remote::Fetched::default(),
         readers: release::Readers::default(),
         triggers: onbuild::TriggerDeps::default(),
+        fresh_caches: Mutex::default(),
     };
     let mut b = b;
     b.triggers = b.trigger_deps();

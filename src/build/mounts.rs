@@ -236,6 +236,18 @@ impl Builder<'_> {
         fs::create_dir_all(&base).with_context(|| format!("create {}", base.display()))?;
         let (dir, lock) = take_instance(&base, m.sharing.unwrap_or(Sharing::Shared))?;
         out.locks.extend(lock);
+        if self.req.no_cache && super::lock(&self.fresh_caches).insert(dir.clone()) {
+            // As BuildKit's --no-cache: the build starts the cache anew
+            // (its later steps share the new one, later builds keep it).
+            // The old one goes to the step's scratch dir, removed with it.
+            let stale = out.scratch(i, "stale-cache");
+            match fs::rename(&dir, &stale) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("setting aside {}", dir.display()))
+                }
+                _ => {}
+            }
+        }
         if fs::symlink_metadata(&dir).is_err() {
             self.create_cache(m, &dir, i, out)
                 .with_context(|| format!("creating the cache {id:?}"))?;
