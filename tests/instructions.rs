@@ -434,3 +434,34 @@ fn no_cache_starts_cache_mounts_empty() {
     assert_eq!(fs::read_to_string(out.join("first")).unwrap(), "", "fresh");
     assert_eq!(fs::read_to_string(out.join("second")).unwrap(), "made\n");
 }
+
+// BuildKit: testNamedContextOverride-like (a named context replaces the
+// stage of that name, for FROM and COPY --from).
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_build_context_replaces_the_stage_of_its_name() {
+    let case = Case::new("context-replaces");
+    let dir = case.path("deps");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("dep"), "from the context\n").unwrap();
+    let layout = std::env::var("KILN_TEST_BASE").unwrap();
+    case.dockerfile(concat!(
+        "FROM scratch AS base\n",
+        "FROM BASE AS deps\nRUN echo built > /dep\n",
+        "FROM base\nCOPY --from=deps /dep /dep\nRUN cat /dep > /seen\n",
+    ));
+    let out = case.path("out");
+    case.build(&[
+        "--build-context",
+        &format!("deps={}", dir.display()),
+        "--build-context",
+        &format!("base=oci-layout://{layout}:latest"),
+        "-o",
+        &format!("type=local,dest={}", out.display()),
+    ]);
+    assert_eq!(
+        fs::read_to_string(out.join("seen")).unwrap(),
+        "from the context\n",
+        "the stage deps is not built, nor base's scratch (RUN needs a shell)"
+    );
+}

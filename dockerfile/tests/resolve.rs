@@ -17,6 +17,7 @@ fn opts(args: &[(&str, &str)], target: Option<&str>) -> Options {
             arch: "amd64".into(),
             variant: None,
         },
+        replaced: Default::default(),
     }
 }
 
@@ -310,4 +311,17 @@ fn a_parents_onbuild_from_is_read_by_its_child() {
         "{}",
         err.message
     );
+}
+
+#[test]
+fn a_replaced_stage_name_names_the_context() {
+    let text = "FROM scratch AS deps\nFROM deps AS a\nCOPY --from=deps /x /x\n";
+    let o = Options {
+        replaced: ["deps".to_string()].into(),
+        ..opts(&[], None)
+    };
+    let g = graph(text, &o).unwrap();
+    assert_eq!(g.stages[1].base, Base::Image("deps".into()));
+    assert_eq!(g.stages[1].edges[0].source, Source::Image("deps".into()));
+    assert_eq!(g.order, vec![1], "the replaced stage is not built");
 }

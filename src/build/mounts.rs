@@ -151,6 +151,15 @@ impl Builder<'_> {
     /// named context (the resolver checked the name).
     pub(super) fn source_named(&self, from: &str) -> Source {
         let graph = &self.req.graph;
+        // A `--build-context` of a stage's name replaces that stage.
+        if self
+            .req
+            .contexts
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case(from))
+        {
+            return Source::Image(from.to_string());
+        }
         let named = graph.stages.iter().position(|s| {
             s.name
                 .as_deref()

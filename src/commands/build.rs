@@ -105,12 +105,17 @@ fn source_date_epoch(
 pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
     let source = dockerfile::read(args)?;
     let build_args = dockerfile::build_args(&args.build_args)?;
-    let opts = Options {
+    let mut opts = Options {
         build_args: build_args.clone(),
         target: args.target.clone(),
         ..Options::default()
     };
     let settings = settings(args, &opts)?;
+    opts.replaced = settings
+        .contexts
+        .keys()
+        .map(|name| name.to_ascii_lowercase())
+        .collect();
     let graph = match parse_dockerfile(&source.text).and_then(|file| resolve(file, &opts)) {
         Ok(g) => g,
         Err(err) => {

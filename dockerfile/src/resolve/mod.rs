@@ -22,6 +22,10 @@ pub struct Options {
     pub build_args: BTreeMap<String, String>,
     pub target: Option<String>,
     pub platform: Platform,
+    /// Stage names (lower-cased) a `--build-context` replaces, as
+    /// BuildKit's: `FROM NAME` and `--from=NAME` then name the context,
+    /// not the stage.
+    pub replaced: BTreeSet<String>,
 }
 
 impl Default for Options {
@@ -30,6 +34,7 @@ impl Default for Options {
             build_args: BTreeMap::new(),
             target: None,
             platform: Platform::host(),
+            replaced: BTreeSet::new(),
         }
     }
 }
@@ -108,7 +113,9 @@ pub fn resolve(file: Dockerfile, opts: &Options) -> Result<Graph> {
     let lexer = Lexer::new(file.directives.escape);
     let mut warnings = file.warnings.clone();
     let inputs = global_inputs(&file, opts, &lexer)?;
-    let names = stage_names(&file)?;
+    let all_names = stage_names(&file)?;
+    let mut names = all_names.clone();
+    names.retain(|name, _| !opts.replaced.contains(name));
     let mut stages = Vec::with_capacity(file.stages.len());
     for (index, stage) in file.stages.iter().enumerate() {
         let from = &stage.from;
@@ -152,7 +159,7 @@ pub fn resolve(file: Dockerfile, opts: &Options) -> Result<Graph> {
         });
     }
     let scan = validate::scan_stages(&file, &mut stages, &names, &inputs, &lexer);
-    let target = target_index(&file, opts, &names)?;
+    let target = target_index(&file, opts, &all_names)?;
     let order = build_order(&stages, target, &file)?;
     for &i in &order {
         if let Some(err) = &scan[i].error {
