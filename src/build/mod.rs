@@ -159,6 +159,9 @@ pub(crate) struct Builder<'a> {
     readers: release::Readers,
     /// The stages to build, with those base images' triggers read.
     triggers: onbuild::TriggerDeps,
+    /// Base images that could not be read before the stages ran, with
+    /// why: their stage reports it without trying (pulling) again.
+    base_errors: Mutex<HashMap<String, String>>,
     /// Cache mount dirs this `--no-cache` build already started anew.
     fresh_caches: Mutex<std::collections::HashSet<PathBuf>>,
 }
@@ -186,6 +189,7 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
         fetched: remote::Fetched::default(),
         readers: release::Readers::default(),
         triggers: onbuild::TriggerDeps::default(),
+        base_errors: Mutex::default(),
         fresh_caches: Mutex::default(),
     };
     let mut b = b;
@@ -318,7 +322,7 @@ impl Builder<'_> {
                         d.display()
                     );
                 }
-                let image = self.image(reference)?;
+                let image = self.base_image_of(reference)?;
                 let mut config = base::config_of(self.store, &image)?;
                 // The triggers run in this build and are not inherited.
                 let triggers = config.config.on_build.take().unwrap_or_default();

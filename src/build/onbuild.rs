@@ -67,7 +67,9 @@ impl Builder<'_> {
         std::thread::scope(|scope| {
             for r in refs {
                 scope.spawn(move || {
-                    let _ = self.image(r);
+                    if let Err(e) = self.image(r) {
+                        super::lock(&self.base_errors).insert(r.to_string(), format!("{e:#}"));
+                    }
                 });
             }
         });
@@ -122,6 +124,15 @@ impl Builder<'_> {
             }
         }
         read
+    }
+
+    /// A stage's base image: as read before the stages ran, its error
+    /// included.
+    pub(super) fn base_image_of(&self, reference: &str) -> Result<kiln_store::Image> {
+        match super::lock(&self.base_errors).get(reference) {
+            Some(e) => Err(anyhow!("{e}")),
+            None => self.image(reference),
+        }
     }
 
     /// Adds stage `index` and the stages it needs to the order, if missing.
