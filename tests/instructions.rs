@@ -433,6 +433,10 @@ fn no_cache_starts_cache_mounts_empty() {
     ]);
     assert_eq!(fs::read_to_string(out.join("first")).unwrap(), "", "fresh");
     assert_eq!(fs::read_to_string(out.join("second")).unwrap(), "made\n");
+    // A later build (a new step, so it runs) finds what that one made.
+    case.dockerfile("FROM BASE\nRUN --mount=type=cache,target=/c ls /c > /third\n");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    assert_eq!(fs::read_to_string(out.join("third")).unwrap(), "made\n");
 }
 
 // BuildKit: testNamedContextOverride-like (a named context replaces the
