@@ -443,3 +443,113 @@ fn an_image_whose_copies_matched_nothing_exports_and_is_copied_from() {
     case.build(&["-o", &format!("type=local,dest={}", out.display())]);
     assert!(out.join("from-none").is_dir() && out.join("foo").is_file());
 }
+
+// BuildKit: testOnBuildInheritedStageRun, testOnBuildNewDeps, testOnBuildHeredoc
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn onbuild_of_a_stage_fires_in_the_stages_built_from_it() {
+    let case = Case::new("onbuild-stage");
+    case.dockerfile(concat!(
+        "FROM BASE AS src\nRUN echo data > /data\n",
+        "FROM BASE AS parent\nONBUILD COPY --from=src /data /copied\n",
+        "ONBUILD RUN <<EOF\necho heredoc > /hd\nEOF\n",
+        "FROM parent\nRUN cat /copied /hd > /seen\n",
+    ));
+    let out = case.path("out");
+    case.build(&[
+        "-t",
+        "child",
+        "-o",
+        &format!("type=local,dest={}", out.display()),
+    ]);
+    assert_eq!(
+        fs::read_to_string(out.join("seen")).unwrap(),
+        "data\nheredoc\n"
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_slice(&case.kiln(&["inspect", "child"]).stdout).unwrap();
+    assert!(
+        inspect["Config"]["OnBuild"].is_null(),
+        "the triggers ran and are not inherited: {inspect}"
+    );
+}
+
+// BuildKit: testOnBuildNamedContext (a base image's trigger reads a stage
+// of the child's Dockerfile)
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn onbuild_copy_from_in_a_base_image_reads_the_childs_stage() {
+    let case = Case::new("onbuild-image");
+    case.dockerfile("FROM BASE\nONBUILD COPY --from=assets /a /a\n");
+    case.build(&["-t", "parent"]);
+    // `assets` is also read by `user`, whose end would release it if the
+    // trigger's read were not counted.
+    case.dockerfile(concat!(
+        "FROM BASE AS assets\nRUN echo asset > /a\n",
+        "FROM assets AS user\nRUN cp /a /u\n",
+        "FROM parent\nCOPY --from=user /u /u\nRUN cat /a /u > /seen\n",
+    ));
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    assert_eq!(
+        fs::read_to_string(out.join("seen")).unwrap(),
+        "asset\nasset\n"
+    );
+}
+
+// BuildKit: --no-cache also ignores cache mounts (moby/buildkit#4250,
+// #5306): the build starts them empty; its later steps share the new one.
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn no_cache_starts_cache_mounts_empty() {
+    let case = Case::new("no-cache-mounts");
+    case.dockerfile(concat!(
+        "FROM BASE\n",
+        "RUN --mount=type=cache,target=/c ls /c > /first && touch /c/made\n",
+        "RUN --mount=type=cache,target=/c ls /c > /second\n",
+    ));
+    case.build(&[]);
+    let out = case.path("out");
+    case.build(&[
+        "--no-cache",
+        "-o",
+        &format!("type=local,dest={}", out.display()),
+    ]);
+    assert_eq!(fs::read_to_string(out.join("first")).unwrap(), "", "fresh");
+    assert_eq!(fs::read_to_string(out.join("second")).unwrap(), "made\n");
+    // A later build (a new step, so it runs) finds what that one made.
+    case.dockerfile("FROM BASE\nRUN --mount=type=cache,target=/c ls /c > /third\n");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    assert_eq!(fs::read_to_string(out.join("third")).unwrap(), "made\n");
+}
+
+// BuildKit: testNamedContextOverride-like (a named context replaces the
+// stage of that name, for FROM and COPY --from).
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_build_context_replaces_the_stage_of_its_name() {
+    let case = Case::new("context-replaces");
+    let dir = case.path("deps");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("dep"), "from the context\n").unwrap();
+    let layout = std::env::var("KILN_TEST_BASE").unwrap();
+    case.dockerfile(concat!(
+        "FROM scratch AS base\n",
+        "FROM BASE AS deps\nRUN echo built > /dep\n",
+        "FROM base\nCOPY --from=deps /dep /dep\nRUN cat /dep > /seen\n",
+    ));
+    let out = case.path("out");
+    case.build(&[
+        "--build-context",
+        &format!("deps={}", dir.display()),
+        "--build-context",
+        &format!("base=oci-layout://{layout}:latest"),
+        "-o",
+        &format!("type=local,dest={}", out.display()),
+    ]);
+    assert_eq!(
+        fs::read_to_string(out.join("seen")).unwrap(),
+        "from the context\n",
+        "the stage deps is not built, nor base's scratch (RUN needs a shell)"
+    );
+}

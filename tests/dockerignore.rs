@@ -249,3 +249,69 @@ fn a_store_inside_the_context_does_not_stop_the_filter() {
     assert_eq!(fs::read_to_string(out.join("c/keep.txt")).unwrap(), "keep");
     assert!(!out.join("c/store").exists());
 }
+
+// BuildKit: testDefaultDockerfileLowercase (dockerui falls back to
+// `dockerfile`), testDockerfileDockerignore (`<Dockerfile>.dockerignore`).
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_lowercase_dockerfile_is_found_and_its_own_dockerignore_wins() {
+    let case = Case::new("ignore-lowercase");
+    case.file(
+        "dockerfile",
+        &format!("FROM {}\nCOPY . /ctx/\n", support::base()),
+    );
+    case.file("dockerfile.dockerignore", "secret.txt\n");
+    case.file(".dockerignore", "kept.txt\n");
+    case.file("secret.txt", SECRET);
+    case.file("kept.txt", "kept");
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    let ctx = out.join("ctx");
+    assert!(ctx.join("dockerfile").is_file());
+    assert!(
+        !ctx.join("secret.txt").exists(),
+        "dockerfile.dockerignore applies"
+    );
+    assert!(
+        ctx.join("kept.txt").is_file(),
+        "and wins over .dockerignore"
+    );
+}
+
+// BuildKit: testDockerignoreOverridePaths-like; moby/patternmatcher's
+// exception patterns reach inside an excluded dir.
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_wildcard_exception_makes_its_excluded_dir_a_copy_source() {
+    let case = Case::new("ignore-wild-exception");
+    case.dockerfile("FROM BASE\nCOPY dir /d/\nCOPY di* /g/\nCOPY top/dir /t/\nRUN --mount=type=bind,source=dir,target=/m cp -r /m /mounted\n");
+    case.file(".dockerignore", "*\n!*/sub1*\n!top/*/sub1*\n");
+    case.file("dir/sub1.txt", "one");
+    case.file("dir/other.txt", SECRET);
+    case.file("top/dir/sub1.txt", "deep");
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    assert_eq!(fs::read_to_string(out.join("d/sub1.txt")).unwrap(), "one");
+    assert!(!out.join("d/other.txt").exists());
+    assert_eq!(fs::read_to_string(out.join("g/sub1.txt")).unwrap(), "one");
+    assert_eq!(fs::read_to_string(out.join("t/sub1.txt")).unwrap(), "deep");
+    assert_eq!(
+        fs::read_to_string(out.join("mounted/sub1.txt")).unwrap(),
+        "one"
+    );
+}
+
+// moby/patternmatcher ignorefile.ReadAll: `illegal exclusion pattern: "!"`.
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_lone_exclamation_mark_in_dockerignore_is_an_error() {
+    let case = Case::new("ignore-lone-bang");
+    case.dockerfile("FROM BASE\nCOPY . /ctx/\n");
+    case.file(".dockerignore", "secret.txt\n!\n");
+    case.file("secret.txt", SECRET);
+    let out = case.kiln(&["build", case.ctx().to_str().unwrap()]);
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("illegal exclusion pattern"), "{said}");
+    assert!(said.contains(".dockerignore"), "{said}");
+}

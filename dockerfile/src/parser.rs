@@ -156,7 +156,7 @@ pub fn parse(text: &str) -> Result<Parsed> {
             });
         }
         let mut node = node_from_line(&line, Span::new(start, lines.number))?;
-        if can_contain_heredoc(&node.keyword) && line.contains("<<") {
+        if can_contain_heredoc(&node) && line.contains("<<") {
             for mut doc in heredocs_in_line(&line).map_err(|m| Error::new(node.span, m))? {
                 read_heredoc_body(&mut lines, &mut doc)
                     .map_err(|m| Error::new(Span::new(start, lines.number), m))?;
@@ -275,7 +275,14 @@ fn trim_continuation(line: &str, escape: char) -> (&str, bool) {
     }
 }
 
-fn can_contain_heredoc(keyword: &str) -> bool {
+/// RUN, COPY and ADD, also as an ONBUILD trigger (BuildKit's compound
+/// directive): `ONBUILD RUN <<EOF` takes its body from the next lines.
+fn can_contain_heredoc(node: &Node) -> bool {
+    let keyword = if node.keyword.eq_ignore_ascii_case("onbuild") {
+        node.rest.split_whitespace().next().unwrap_or("")
+    } else {
+        node.keyword.as_str()
+    };
     ["run", "copy", "add"]
         .iter()
         .any(|k| keyword.eq_ignore_ascii_case(k))

@@ -24,6 +24,7 @@ fn graph(text: &str) -> Result<Graph, Error> {
             arch: "amd64".into(),
             variant: None,
         },
+        replaced: Default::default(),
     };
     resolve(parse_dockerfile(text)?, &opts)
 }

@@ -290,6 +290,23 @@ fn onbuild() {
     assert!(error("ONBUILD").message.contains("requires"));
 }
 
+// BuildKit: testOnBuildHeredoc
+#[test]
+fn onbuild_heredoc_keeps_its_body() {
+    let file = parse_dockerfile("FROM scratch\nONBUILD RUN <<EOF\necho hi > /x\nEOF\nLABEL a=b\n")
+        .unwrap();
+    let cmds = &file.stages[0].commands;
+    assert_eq!(cmds.len(), 2, "the body is not read as instructions");
+    let Instruction::Onbuild(o) = &cmds[0].instruction else {
+        panic!()
+    };
+    assert_eq!(o.expression, "RUN <<EOF\necho hi > /x\nEOF");
+    let Instruction::Run(run) = &o.trigger.instruction else {
+        panic!()
+    };
+    assert_eq!(run.heredocs[0].content, "echo hi > /x\n");
+}
+
 #[test]
 fn healthcheck() {
     assert_eq!(

@@ -17,6 +17,7 @@ fn opts(args: &[(&str, &str)], target: Option<&str>) -> Options {
             arch: "amd64".into(),
             variant: None,
         },
+        replaced: Default::default(),
     }
 }
 
@@ -396,4 +397,37 @@ fn a_source_date_epoch_default_is_honoured_and_checked() {
         "{}",
         e.message
     );
+}
+
+// BuildKit: testOnBuildNewDeps
+#[test]
+fn a_parents_onbuild_from_is_read_by_its_child() {
+    let g = ok(
+        "FROM scratch AS src\nFROM scratch AS parent\nONBUILD COPY --from=src /a /a\nFROM parent\n",
+    );
+    assert_eq!(g.order, vec![1, 0, 2], "src is built, before the child");
+    assert!(g.stages[2].stage_deps().any(|d| d == 0));
+    let err = graph(
+        "FROM scratch AS parent\nONBUILD COPY --from=child /a /a\nFROM parent AS child\n",
+        &Options::default(),
+    )
+    .unwrap_err();
+    assert!(
+        err.message.contains("refers to the stage it is in"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn a_replaced_stage_name_names_the_context() {
+    let text = "FROM scratch AS deps\nFROM deps AS a\nCOPY --from=deps /x /x\n";
+    let o = Options {
+        replaced: ["deps".to_string()].into(),
+        ..opts(&[], None)
+    };
+    let g = graph(text, &o).unwrap();
+    assert_eq!(g.stages[1].base, Base::Image("deps".into()));
+    assert_eq!(g.stages[1].edges[0].source, Source::Image("deps".into()));
+    assert_eq!(g.order, vec![1], "the replaced stage is not built");
 }

@@ -53,6 +53,9 @@ impl Ignore {
                 continue;
             }
             let (exception, pat) = match line.strip_prefix('!') {
+                // As moby/patternmatcher: an exception of nothing is a
+                // mistake, not a line to skip.
+                Some("") => anyhow::bail!("illegal exclusion pattern: \"!\""),
                 Some(p) => (true, p.trim()),
                 None => (false, line),
             };
@@ -228,5 +231,6 @@ mod tests {
     #[test]
     fn bad_patterns_are_errors() {
         assert!(Ignore::parse("[a-\n").is_err());
+        assert!(Ignore::parse("a\n!\n").is_err());
     }
 }

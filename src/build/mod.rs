@@ -22,6 +22,7 @@ mod fsops;
 mod glob;
 mod hardlinks;
 mod mounts;
+mod onbuild;
 mod progress;
 mod release;
 mod remote;
@@ -71,7 +72,8 @@ pub struct Request {
     pub no_cache: bool,
     /// SOURCE_DATE_EPOCH: file mtimes in new layers are clamped to it.
     pub epoch: Option<i64>,
-    /// `-f`, when given: `<Dockerfile>.dockerignore` beside it wins.
+    /// The Dockerfile read (None for stdin): `<Dockerfile>.dockerignore`
+    /// beside it wins.
     pub dockerfile_path: Option<PathBuf>,
     /// `--build-context NAME=…`: what FROM NAME / COPY --from=NAME mean.
     pub contexts: std::collections::BTreeMap<String, NamedContext>,
@@ -159,6 +161,13 @@ pub(crate) struct Builder<'a> {
     pub fetched: remote::Fetched,
     /// Which stages are still read, so the others' states are dropped.
     readers: release::Readers,
+    /// The stages to build, with those base images' triggers read.
+    triggers: onbuild::TriggerDeps,
+    /// Base images that could not be read before the stages ran, with
+    /// why: their stage reports it without trying (pulling) again.
+    base_errors: Mutex<HashMap<String, String>>,
+    /// Cache mount dirs this `--no-cache` build already started anew.
+    fresh_caches: Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 /// Builds the stages the target needs, up to `jobs` of them at once.
@@ -182,8 +191,14 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
         memo: cache::FileMemo::load(store, &req.context),
         registry: std::sync::OnceLock::new(),
         fetched: remote::Fetched::default(),
-        readers: release::Readers::new(&req.graph),
+        readers: release::Readers::default(),
+        triggers: onbuild::TriggerDeps::default(),
+        base_errors: Mutex::default(),
+        fresh_caches: Mutex::default(),
     };
+    let mut b = b;
+    b.triggers = b.trigger_deps();
+    b.readers = release::Readers::new(&req.graph, &b.triggers);
     let result = b.run_stages(jobs.max(1));
     // The build's layers are synced once and enter `layers/` together,
     // failed build or not (its finished steps stay cached).
@@ -233,17 +248,16 @@ impl Builder<'_> {
         vertex.done();
         // The base's ONBUILD triggers run first, as if written after FROM.
         for trigger in &triggers {
+            let text = trigger.original.trim();
             let vertex = self
                 .progress
-                .start(&format!("[{label} 1/{total}] ONBUILD {trigger}"));
-            let run = onbuild_command(trigger)
-                .and_then(|cmd| self.command(&mut state, &cmd, &vertex, None));
-            match run {
+                .start(&format!("[{label} 1/{total}] ONBUILD {text}"));
+            match self.command(&mut state, trigger, &vertex, None) {
                 Ok(true) => vertex.cached(),
                 Ok(false) => vertex.done(),
                 Err(e) => {
                     vertex.error(&format!("{e:#}"));
-                    let e = e.context(format!("the base image's ONBUILD {trigger}"));
+                    let e = e.context(format!("the base's ONBUILD {text}"));
                     return Err(self.located(from.span, e));
                 }
             }
@@ -279,15 +293,31 @@ impl Builder<'_> {
         )
     }
 
-    /// The stage's starting state and the base image's ONBUILD triggers.
-    fn base(&self, index: usize) -> Result<(StageState, Vec<String>)> {
+    /// The stage's starting state and its base's ONBUILD triggers.
+    fn base(&self, index: usize) -> Result<(StageState, Vec<Command>)> {
         let node = &self.req.graph.stages[index];
         match &node.base {
             Base::Scratch => Ok((
                 StageState::from_config(base::scratch(), cache::key("", &[b"scratch"])),
                 Vec::new(),
             )),
-            Base::Stage(i) => Ok((self.inherit(index, *i)?.child(), Vec::new())),
+            Base::Stage(i) => {
+                // A child stage inherits the parent's image and ARG values.
+                let mut state = self.inherit(index, *i)?.child();
+                // The parent's triggers are its own ONBUILD lines, as the
+                // resolver read them (their `--from` edges are this
+                // stage's); they run here and are not inherited.
+                state.config.config.on_build = None;
+                let triggers = self.req.graph.file.stages[*i]
+                    .commands
+                    .iter()
+                    .filter_map(|c| match &c.instruction {
+                        Instruction::Onbuild(o) => Some((*o.trigger).clone()),
+                        _ => None,
+                    })
+                    .collect();
+                Ok((state, triggers))
+            }
             Base::Image(reference) => {
                 if let Some(NamedContext::Dir(d)) = self.req.contexts.get(reference) {
                     anyhow::bail!(
@@ -295,10 +325,14 @@ impl Builder<'_> {
                         d.display()
                     );
                 }
-                let image = self.image(reference)?;
+                let image = self.base_image_of(reference)?;
                 let mut config = base::config_of(self.store, &image)?;
                 // The triggers run in this build and are not inherited.
                 let triggers = config.config.on_build.take().unwrap_or_default();
+                let triggers = triggers
+                    .iter()
+                    .map(|t| onbuild::onbuild_command(t).with_context(|| format!("ONBUILD {t}")))
+                    .collect::<Result<_>>()?;
                 let key = cache::key(
                     "",
                     &[b"image", image.manifest_digest.to_string().as_bytes()],
@@ -549,18 +583,6 @@ impl Builder<'_> {
 struct StepKey {
     key: String,
     link: Option<String>,
-}
-
-/// An ONBUILD trigger (one instruction, as stored in the config) parsed
-/// with the frontend.
-fn onbuild_command(trigger: &str) -> Result<Command> {
-    let text = format!("FROM scratch\n{trigger}\n");
-    let file = kiln_dockerfile::parse_dockerfile(&text).map_err(|e| anyhow!("{}", e.message))?;
-    file.stages
-        .into_iter()
-        .next()
-        .and_then(|s| s.commands.into_iter().next())
-        .context("an empty ONBUILD trigger")
 }
 
 fn graph_base(graph: &Graph, index: usize) -> String {

@@ -149,8 +149,17 @@ impl Builder<'_> {
 
     /// What a `from=` names: a stage by name or index, else an image or a
     /// named context (the resolver checked the name).
-    fn source_named(&self, from: &str) -> Source {
+    pub(super) fn source_named(&self, from: &str) -> Source {
         let graph = &self.req.graph;
+        // A `--build-context` of a stage's name replaces that stage.
+        if self
+            .req
+            .contexts
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case(from))
+        {
+            return Source::Image(from.to_string());
+        }
         let named = graph.stages.iter().position(|s| {
             s.name
                 .as_deref()
@@ -236,6 +245,18 @@ impl Builder<'_> {
         fs::create_dir_all(&base).with_context(|| format!("create {}", base.display()))?;
         let (dir, lock) = take_instance(&base, m.sharing.unwrap_or(Sharing::Shared))?;
         out.locks.extend(lock);
+        if self.req.no_cache && super::lock(&self.fresh_caches).insert(dir.clone()) {
+            // As BuildKit's --no-cache: the build starts the cache anew
+            // (its later steps share the new one, later builds keep it).
+            // The old one goes to the step's scratch dir, removed with it.
+            let stale = out.scratch(i, "stale-cache");
+            match fs::rename(&dir, &stale) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("setting aside {}", dir.display()))
+                }
+                _ => {}
+            }
+        }
         if fs::symlink_metadata(&dir).is_err() {
             self.create_cache(m, &dir, i, out)
                 .with_context(|| format!("creating the cache {id:?}"))?;

@@ -5,13 +5,14 @@
 //! stages). Only the key of a released stage stays, which is what the
 //! scheduler's "is it done" needs.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use anyhow::Result;
 use kiln_dockerfile::resolve::Source;
 use kiln_dockerfile::Graph;
 
+use super::onbuild::TriggerDeps;
 use super::{lock, Builder, StageState};
 
 /// How many stages still to finish read each stage.
@@ -21,10 +22,10 @@ pub(super) struct Readers {
 }
 
 impl Readers {
-    pub fn new(graph: &Graph) -> Readers {
+    pub fn new(graph: &Graph, triggers: &TriggerDeps) -> Readers {
         let mut left = HashMap::new();
-        for &i in &graph.order {
-            for d in deps(graph, i) {
+        for &i in &triggers.order {
+            for d in triggers.deps(graph, i) {
                 *left.entry(d).or_insert(0) += 1;
             }
         }
@@ -32,11 +33,6 @@ impl Readers {
             left: Mutex::new(left),
         }
     }
-}
-
-/// The stages `index` reads, each once.
-fn deps(graph: &Graph, index: usize) -> BTreeSet<usize> {
-    graph.stages[index].stage_deps().collect()
 }
 
 impl Builder<'_> {
@@ -47,7 +43,7 @@ impl Builder<'_> {
     pub(super) fn finished(&self, index: usize, state: StageState) -> StageState {
         let graph = &self.req.graph;
         let mut left = lock(&self.readers.left);
-        for d in deps(graph, index) {
+        for d in self.triggers.deps(graph, index) {
             let Some(n) = left.get_mut(&d) else { continue };
             *n -= 1;
             if *n == 0 && d != graph.target {

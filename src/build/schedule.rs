@@ -39,6 +39,9 @@ impl Builder<'_> {
     /// early view.
     pub(super) fn view(&self, index: usize) -> Result<StageView> {
         if let Some(state) = lock(&self.stages).get(&index) {
+            // A released stage has no layers left to list: reading it
+            // would see an empty rootfs.
+            state.check()?;
             return Ok(StageView {
                 key: state.key.clone(),
                 lowers: state.lowers(self.store)?,
@@ -88,7 +91,9 @@ impl Builder<'_> {
         };
         let done = lock(&self.stages);
         let early = lock(&self.early);
-        node.stage_deps()
+        self.triggers
+            .deps(&self.req.graph, index)
+            .into_iter()
             .all(|d| done.contains_key(&d) || (Some(d) != base && early.contains_key(&d)))
     }
 
@@ -96,8 +101,7 @@ impl Builder<'_> {
     /// see [`Builder::ready`]), several at a time; after a failure no new
     /// stage starts and the first error wins.
     pub(super) fn run_stages(&self, jobs: usize) -> Result<()> {
-        let graph = &self.req.graph;
-        let mut pending: Vec<usize> = graph.order.clone();
+        let mut pending: Vec<usize> = self.triggers.order.clone();
         let mut failed: Option<anyhow::Error> = None;
         let (tx, rx) = std::sync::mpsc::channel();
         let _ = self.events.set(tx.clone());

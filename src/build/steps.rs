@@ -182,7 +182,7 @@ impl Builder<'_> {
         dirs: &StepDirs,
     ) -> Result<FromRoot> {
         let target = dirs.mount_point("source")?;
-        self.root_of_from(from, self.source_of_from(cmd), &target)
+        self.root_of_from(from, self.source_of_from(from, cmd), &target)
     }
 
     /// The dir a `--from` (or a mount's `from=`) names: a named context
@@ -222,8 +222,13 @@ impl Builder<'_> {
         })
     }
 
-    /// What the `--from` of `cmd` names, as the resolver worked it out.
-    fn source_of_from(&self, cmd: &Command) -> Option<Source> {
+    /// What the `--from` of `cmd` names, as the resolver worked it out;
+    /// for a base image's ONBUILD trigger (the default span), by name:
+    /// BuildKit reads it as a stage of the child's Dockerfile.
+    fn source_of_from(&self, from: &str, cmd: &Command) -> Option<Source> {
+        if cmd.span == kiln_dockerfile::Span::default() {
+            return Some(self.source_named(from));
+        }
         self.req
             .graph
             .stages
@@ -236,7 +241,7 @@ impl Builder<'_> {
     /// The cache identity of a `--from` source: the stage's key or the
     /// image's manifest digest.
     pub(super) fn key_of_from(&self, from: &str, cmd: &Command) -> Result<String> {
-        self.key_of_source(from, self.source_of_from(cmd))
+        self.key_of_source(from, self.source_of_from(from, cmd))
     }
 
     /// The cache identity of what a `--from` resolved to.

@@ -105,12 +105,17 @@ fn source_date_epoch(inputs: &kiln_dockerfile::resolve::Inputs) -> Result<Option
 pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
     let source = dockerfile::read(args)?;
     let build_args = dockerfile::build_args(&args.build_args)?;
-    let opts = Options {
+    let mut opts = Options {
         build_args: build_args.clone(),
         target: args.target.clone(),
         ..Options::default()
     };
     let settings = settings(args, &opts)?;
+    opts.replaced = settings
+        .contexts
+        .keys()
+        .map(|name| name.to_ascii_lowercase())
+        .collect();
     let parsed = parse_dockerfile(&source.text).and_then(|file| {
         let config = CheckConfig::for_build(&file, &opts.build_args)?;
         Ok((resolve(file, &opts)?, config))
@@ -173,7 +178,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         created,
         no_cache: args.no_cache,
         epoch: epoch.map(|e| e as i64),
-        dockerfile_path: args.file.clone().filter(|f| f.as_os_str() != "-"),
+        dockerfile_path: source.path.clone(),
         contexts: settings.contexts.clone(),
         secrets: build::Secrets::parse(&args.secrets)?,
         pull: settings.pull,

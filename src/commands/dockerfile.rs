@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
@@ -12,13 +13,27 @@ pub struct Source {
     /// The name shown in messages: the path as the user gave it.
     pub name: String,
     pub text: String,
+    /// Where it was read from (None for stdin): `<it>.dockerignore`
+    /// beside it is the context's ignore file when present.
+    pub path: Option<PathBuf>,
+}
+
+/// `-f`, else `CONTEXT/Dockerfile`, else (as BuildKit) a lowercase
+/// `CONTEXT/dockerfile`.
+fn path_of(args: &BuildArgs) -> PathBuf {
+    if let Some(f) = &args.file {
+        return f.clone();
+    }
+    let default = args.context.join("Dockerfile");
+    let lower = args.context.join("dockerfile");
+    if default.symlink_metadata().is_err() && lower.symlink_metadata().is_ok() {
+        return lower;
+    }
+    default
 }
 
 pub fn read(args: &BuildArgs) -> Result<Source> {
-    let path = args
-        .file
-        .clone()
-        .unwrap_or_else(|| args.context.join("Dockerfile"));
+    let path = path_of(args);
     if path.as_os_str() == "-" {
         let mut text = String::new();
         std::io::stdin()
@@ -27,6 +42,7 @@ pub fn read(args: &BuildArgs) -> Result<Source> {
         return Ok(Source {
             name: "Dockerfile".into(),
             text,
+            path: None,
         });
     }
     let bytes = std::fs::read(&path)
@@ -39,10 +55,17 @@ pub fn read(args: &BuildArgs) -> Result<Source> {
         )
     })?;
     let name = args.file.as_ref().map_or_else(
-        || "Dockerfile".to_string(),
+        || {
+            let file = path.file_name().unwrap_or_default();
+            file.to_string_lossy().into_owned()
+        },
         |p| p.to_string_lossy().into_owned(),
     );
-    Ok(Source { name, text })
+    Ok(Source {
+        name,
+        text,
+        path: Some(path),
+    })
 }
 
 /// `--build-arg K=V`, or `--build-arg K` taking K from the environment

@@ -431,7 +431,8 @@ fn parse_onbuild(node: &Node, escape: char) -> std::result::Result<Onbuild, Stri
     if node.rest.is_empty() {
         return Err("ONBUILD requires at least one argument".into());
     }
-    let inner = parser::node_from_line(&node.rest, node.span).map_err(|e| e.message)?;
+    let mut inner = parser::node_from_line(&node.rest, node.span).map_err(|e| e.message)?;
+    inner.heredocs = node.heredocs.clone();
     let upper = inner.keyword.to_ascii_uppercase();
     match upper.as_str() {
         "ONBUILD" => return Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()),
@@ -441,8 +442,16 @@ fn parse_onbuild(node: &Node, escape: char) -> std::result::Result<Onbuild, Stri
         _ => {}
     }
     let trigger = parse_node(&inner, escape).map_err(|e| e.message)?;
+    // The stored trigger carries its heredoc bodies (as BuildKit stores
+    // it): the child build parses it again as Dockerfile text.
+    let mut expression = node.rest.clone();
+    for doc in &node.heredocs {
+        expression.push('\n');
+        expression.push_str(&doc.content);
+        expression.push_str(&doc.name);
+    }
     Ok(Onbuild {
-        expression: node.rest.clone(),
+        expression,
         trigger: Box::new(trigger),
     })
 }

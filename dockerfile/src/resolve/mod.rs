@@ -23,6 +23,10 @@ pub struct Options {
     pub build_args: BTreeMap<String, String>,
     pub target: Option<String>,
     pub platform: Platform,
+    /// Stage names (lower-cased) a `--build-context` replaces, as
+    /// BuildKit's: `FROM NAME` and `--from=NAME` then name the context,
+    /// not the stage.
+    pub replaced: BTreeSet<String>,
 }
 
 impl Default for Options {
@@ -31,6 +35,7 @@ impl Default for Options {
             build_args: BTreeMap::new(),
             target: None,
             platform: Platform::host(),
+            replaced: BTreeSet::new(),
         }
     }
 }
@@ -119,9 +124,11 @@ impl Graph {
 pub fn resolve(file: Dockerfile, opts: &Options) -> Result<Graph> {
     let lexer = Lexer::new(file.directives.escape);
     let mut warnings = file.warnings.clone();
-    let names = stage_names(&file)?;
-    let target = target_index(&file, opts, &names)?;
+    let all_names = stage_names(&file)?;
+    let target = target_index(&file, opts, &all_names)?;
     let inputs = global_inputs(&file, opts, &lexer, target)?;
+    let mut names = all_names.clone();
+    names.retain(|name, _| !opts.replaced.contains(name));
     let mut stages = Vec::with_capacity(file.stages.len());
     for (index, stage) in file.stages.iter().enumerate() {
         let from = &stage.from;

@@ -81,7 +81,13 @@ pub fn scan_stages(
             index,
             stage_count: stages.len(),
         };
-        for command in &stage.commands {
+        // A parent stage's ONBUILD triggers run first in this stage: their
+        // `--from` stages are this stage's to read (and to wait for).
+        let triggers = match stages[index].base {
+            Base::Stage(j) => onbuild_triggers(&file.stages[j].commands),
+            _ => Vec::new(),
+        };
+        for command in triggers.into_iter().chain(&stage.commands) {
             if let Err(message) = scan_command(&ctx, command, &mut scan, &mut stages[index].edges) {
                 scan.error = Some(Error::new(command.span, message));
                 break;
@@ -90,6 +96,17 @@ pub fn scan_stages(
         scans.push(scan);
     }
     scans
+}
+
+/// The triggers a stage's ONBUILD lines declare, in order.
+fn onbuild_triggers(commands: &[Command]) -> Vec<&Command> {
+    commands
+        .iter()
+        .filter_map(|c| match &c.instruction {
+            Instruction::Onbuild(o) => Some(&*o.trigger),
+            _ => None,
+        })
+        .collect()
 }
 
 fn scan_command(

@@ -1,0 +1,167 @@
+//! ONBUILD triggers. A stage's own triggers fire in the stages built
+//! `FROM` it; the resolver reads them and counts their `--from` stages as
+//! that child's (for the order, the scheduler and [`super::release`]). A
+//! base image's triggers are only known once its config is read: as
+//! BuildKit does, those images are resolved before any stage runs, and a
+//! trigger's `--from=NAME` naming a stage of this Dockerfile makes that
+//! stage one the child reads, like a `COPY --from` written in it.
+
+use std::collections::{BTreeSet, HashMap};
+
+use anyhow::{anyhow, Context, Result};
+use kiln_dockerfile::instructions::{Command, Instruction};
+use kiln_dockerfile::resolve::{Base, Source};
+
+use super::{base, Builder, NamedContext};
+
+/// The stages the build runs and, per stage, the stages its base image's
+/// triggers read.
+#[derive(Default)]
+pub(super) struct TriggerDeps {
+    pub order: Vec<usize>,
+    pub extra: HashMap<usize, Vec<usize>>,
+}
+
+impl TriggerDeps {
+    /// The stages `index` reads: the resolver's and its triggers'.
+    pub fn deps(&self, graph: &kiln_dockerfile::Graph, index: usize) -> BTreeSet<usize> {
+        let mut deps: BTreeSet<usize> = graph.stages[index].stage_deps().collect();
+        deps.extend(self.extra.get(&index).into_iter().flatten());
+        deps
+    }
+}
+
+impl Builder<'_> {
+    /// Reads the triggers of the base images of every stage to build (the
+    /// images are looked up or pulled, in parallel, once for the build),
+    /// adding the stages they read, and what those need, to the order. An
+    /// image that cannot be read is left to its stage to report.
+    pub(super) fn trigger_deps(&self) -> TriggerDeps {
+        let graph = &self.req.graph;
+        let mut deps = TriggerDeps {
+            order: graph.order.clone(),
+            extra: HashMap::new(),
+        };
+        let mut todo = graph.order.clone();
+        while !todo.is_empty() {
+            self.resolve_bases(&todo);
+            let mut added = Vec::new();
+            for &i in &todo {
+                let read = self.trigger_sources(i);
+                for &j in &read {
+                    self.add_with_deps(j, &mut deps, &mut added);
+                }
+                if !read.is_empty() {
+                    deps.extra.insert(i, read);
+                }
+            }
+            todo = added;
+        }
+        deps
+    }
+
+    /// Looks up (pulling if needed) the base images of `stages`, one
+    /// thread per image.
+    fn resolve_bases(&self, stages: &[usize]) {
+        let refs: BTreeSet<&str> = stages.iter().filter_map(|&i| self.base_image(i)).collect();
+        std::thread::scope(|scope| {
+            for r in refs {
+                scope.spawn(move || {
+                    if let Err(e) = self.image(r) {
+                        super::lock(&self.base_errors).insert(r.to_string(), format!("{e:#}"));
+                    }
+                });
+            }
+        });
+    }
+
+    /// The image stage `index` starts from, unless a named context dir
+    /// replaces it (the stage reports that).
+    fn base_image(&self, index: usize) -> Option<&str> {
+        match &self.req.graph.stages[index].base {
+            Base::Image(r) if !matches!(self.req.contexts.get(r), Some(NamedContext::Dir(_))) => {
+                Some(r.as_str())
+            }
+            _ => None,
+        }
+    }
+
+    /// The stages of this Dockerfile that the triggers of stage `index`'s
+    /// base image read. A `--from` holding a variable is only known when
+    /// the trigger runs: it is not counted.
+    fn trigger_sources(&self, index: usize) -> Vec<usize> {
+        let Some(reference) = self.base_image(index) else {
+            return Vec::new();
+        };
+        let Some(image) = super::lock(&self.images).get(reference).cloned() else {
+            return Vec::new();
+        };
+        let Ok(config) = base::config_of(self.store, &image) else {
+            return Vec::new();
+        };
+        let mut read = Vec::new();
+        for trigger in config.config.on_build.iter().flatten() {
+            let Ok(cmd) = onbuild_command(trigger) else {
+                continue;
+            };
+            let froms: Vec<&str> = match &cmd.instruction {
+                Instruction::Copy(op) | Instruction::Add(op) => {
+                    op.from.as_deref().into_iter().collect()
+                }
+                Instruction::Run(run) => run
+                    .mounts
+                    .iter()
+                    .filter_map(|m| m.from.as_deref())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for from in froms.into_iter().filter(|f| !f.contains('$')) {
+                if let Source::Stage(j) = self.source_named(from) {
+                    if j != index && !read.contains(&j) {
+                        read.push(j);
+                    }
+                }
+            }
+        }
+        read
+    }
+
+    /// A stage's base image: as read before the stages ran, its error
+    /// included.
+    pub(super) fn base_image_of(&self, reference: &str) -> Result<kiln_store::Image> {
+        match super::lock(&self.base_errors).get(reference) {
+            Some(e) => Err(anyhow!("{e}")),
+            None => self.image(reference),
+        }
+    }
+
+    /// Adds stage `index` and the stages it needs to the order, if missing.
+    fn add_with_deps(&self, index: usize, deps: &mut TriggerDeps, added: &mut Vec<usize>) {
+        let mut stack = vec![index];
+        while let Some(i) = stack.pop() {
+            if deps.order.contains(&i) {
+                continue;
+            }
+            deps.order.push(i);
+            added.push(i);
+            stack.extend(self.req.graph.stages[i].stage_deps());
+        }
+    }
+}
+
+/// An ONBUILD trigger (one instruction, as stored in the config) parsed
+/// with the frontend. Its span is the default one, which no line of the
+/// Dockerfile has: its `--from` is resolved by name, not by the
+/// resolver's edges (see `source_of_from`).
+pub(super) fn onbuild_command(trigger: &str) -> Result<Command> {
+    let text = format!("FROM scratch\n{trigger}\n");
+    let file = kiln_dockerfile::parse_dockerfile(&text).map_err(|e| anyhow!("{}", e.message))?;
+    let mut cmd = file
+        .stages
+        .into_iter()
+        .next()
+        .and_then(|s| s.commands.into_iter().next())
+        .context("an empty ONBUILD trigger")?;
+    cmd.span = kiln_dockerfile::Span::default();
+    Ok(cmd)
+}
