@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use support::hostile::{Hostile, Reply, Request};
 use support::registry::base64;
-use support::{kiln_bin, text, Case};
+use support::{fails, host_arch, kiln_bin, text, Case};
 
 const TIMEOUT_VAR: &str = "KILN_HTTP_TIMEOUT";
 /// Four attempts of half a second and the backoff between them fit well
@@ -52,19 +52,6 @@ fn run(case: &Case, args: &[&str], env: &[(&str, &str)], measure: bool) -> (Outp
     }
     let took = start.elapsed();
     (child.wait_with_output().unwrap(), took)
-}
-
-fn fails(out: &Output) -> String {
-    let t = text(out);
-    assert!(!out.status.success(), "kiln should have failed:\n{t}");
-    t
-}
-
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "aarch64" => "arm64",
-        _ => "amd64",
-    }
 }
 
 fn json(body: &str) -> Reply {

@@ -8,25 +8,12 @@ use std::process::Command;
 
 use sha2::{Digest as _, Sha256};
 use support::registry::{base64, front, mirror_conf, Front, TestRegistry};
-use support::{text, tool, Case};
+use support::{fails, host_arch, text, tool, Case};
 
 fn ok(out: &std::process::Output) -> String {
     let t = text(out);
     assert!(out.status.success(), "kiln failed:\n{t}");
     t
-}
-
-fn fails(out: &std::process::Output) -> String {
-    let t = text(out);
-    assert!(!out.status.success(), "kiln should have failed:\n{t}");
-    t
-}
-
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "aarch64" => "arm64",
-        _ => "amd64",
-    }
 }
 
 /// The image ID `kiln build -q` or `kiln pull` printed on stdout.

@@ -42,12 +42,6 @@ fn build_measured(case: &Case, args: &[&str]) -> (String, u64) {
     (log, rss.trim().parse().expect("time -f %M prints KB"))
 }
 
-fn inspect(case: &Case, name: &str) -> serde_json::Value {
-    let out = case.kiln(&["inspect", name]);
-    assert!(out.status.success(), "{}", text(&out));
-    serde_json::from_slice(&out.stdout).expect("inspect prints JSON")
-}
-
 fn strings(v: &serde_json::Value) -> Vec<String> {
     v.as_array()
         .unwrap_or_else(|| panic!("not an array: {v}"))
@@ -87,7 +81,7 @@ fn two_thousand_env_lines_cache_in_linear_space_and_rebuild_from_it() {
     let first = case.build(&args);
     assert!(!first.contains("CACHED"), "{first}");
     let first_id = fs::read_to_string(&iid).unwrap();
-    let before = inspect(&case, "env-lines");
+    let before = case.inspect("env-lines");
     // A few hundred bytes a step; whole configs per entry were ~300 MB.
     let bytes = cache_bytes(&case);
     assert!(
@@ -102,7 +96,7 @@ fn two_thousand_env_lines_cache_in_linear_space_and_rebuild_from_it() {
         first_id,
         "the rebuild from the cache is the same image"
     );
-    let after = inspect(&case, "env-lines");
+    let after = case.inspect("env-lines");
     assert_eq!(after, before);
     let env = strings(&after["Config"]["Env"]);
     let ours: Vec<&String> = env.iter().filter(|e| e.starts_with('V')).collect();
@@ -156,7 +150,7 @@ fn a_two_thousand_stage_from_chain_builds_in_linear_memory() {
     // the end was 1.1 GB (240 MB).
     assert!(rss < 80_000, "{N} stages peaked at {rss} KB");
     let first_id = fs::read_to_string(&iid).unwrap();
-    let before = inspect(&case, "chain");
+    let before = case.inspect("chain");
 
     let (second, rss) = build_measured(&case, &args);
     assert!(rss < 80_000, "{N} cached stages peaked at {rss} KB");
@@ -166,7 +160,7 @@ fn a_two_thousand_stage_from_chain_builds_in_linear_memory() {
         "{second}"
     );
     assert_eq!(fs::read_to_string(&iid).unwrap(), first_id);
-    let after = inspect(&case, "chain");
+    let after = case.inspect("chain");
     assert_eq!(after, before);
     // `FROM scratch` starts with BuildKit's default PATH, then the chain's.
     let env = without_path(strings(&after["Config"]["Env"]));
@@ -255,7 +249,7 @@ fn a_rebuild_after_env_overrides_is_all_cached() {
     let second = case.build(&["-t", "override", "-o", &dest]);
     assert_eq!(second.matches("CACHED").count(), 4, "{second}");
     assert_eq!(fs::read_to_string(rootfs.join("ab")).unwrap(), "3 2\n");
-    let env = strings(&inspect(&case, "override")["Config"]["Env"]);
+    let env = strings(&case.inspect("override")["Config"]["Env"]);
     assert!(env[0].starts_with("PATH=/opt/bin:"), "{env:?}");
     assert_eq!(env[1..], ["A=3", "B=2"]);
 }
@@ -283,7 +277,7 @@ fn twenty_thousand_env_lines_rebuild_in_seconds() {
         again.get(..2000).unwrap_or(&again)
     );
     assert!(took.as_secs() < 5, "the cached rebuild took {took:?}");
-    let env = without_path(strings(&inspect(&case, "env-time")["Config"]["Env"]));
+    let env = without_path(strings(&case.inspect("env-time")["Config"]["Env"]));
     assert_eq!(env.len(), N);
     assert_eq!(env[N - 1], format!("V{}=value-{}", N - 1, N - 1));
 }

@@ -149,6 +149,21 @@ pub fn text(out: &Output) -> String {
     )
 }
 
+/// The output of a kiln run that must have failed; panics if it succeeded.
+pub fn fails(out: &Output) -> String {
+    let t = text(out);
+    assert!(!out.status.success(), "kiln should have failed:\n{t}");
+    t
+}
+
+/// The host's architecture as OCI platforms name it.
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        _ => "amd64",
+    }
+}
+
 /// Runs a tool; panics with its output when it fails.
 pub fn tool(program: &str, args: &[&str]) -> String {
     let out = Command::new(program)
