@@ -32,7 +32,7 @@ fn default_network(build: Network) -> Network {
     *CHOSEN.get_or_init(|| match kiln_sandbox::private_network() {
         Ok(()) => Network::Private,
         Err(e) => {
-            eprintln!(
+            say!(
                 "kiln: warning: {e}; RUN steps share the host's network, so they reach its \
                  127.0.0.1 services and abstract unix sockets. Install passt (pasta) with a \
                  usable /dev/net/tun, or choose this with --network host"
