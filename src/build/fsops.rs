@@ -89,7 +89,16 @@ impl Root {
         } else {
             &rel
         };
-        rfs::openat2(&self.fd, path, flags, Mode::empty(), how).map_err(io::Error::from)
+        // With `..` in the walk, the kernel answers EAGAIN when any rename
+        // or mount happened meanwhile, anywhere (seen under parallel
+        // builds); openat2(2) says to retry.
+        let mut tries = 0;
+        loop {
+            match rfs::openat2(&self.fd, path, flags, Mode::empty(), how) {
+                Err(rustix::io::Errno::AGAIN) if tries < 64 => tries += 1,
+                other => return other.map_err(io::Error::from),
+            }
+        }
     }
 
     /// Metadata of `rel`, symlinks at the end followed or not.
