@@ -80,7 +80,11 @@ fn no_dash_file(case: &Case) {
 #[ignore = "rootless: run by scripts/test-build.sh"]
 fn load_goes_straight_into_podman() {
     let case = Case::new("load");
-    case.dockerfile("FROM BASE\nARG FAIL\nRUN test \"$FAIL\" != 1 && echo loaded > /hello\n");
+    // The step leaves a process behind: nothing it holds may keep
+    // podman's input open.
+    case.dockerfile(
+        "FROM BASE\nARG FAIL\nRUN test \"$FAIL\" != 1 && echo loaded > /hello && (sleep 60 &)\n",
+    );
     let name = podman_name("load");
     let _cleanup = PodmanImage(name.clone());
     // A failed build loads nothing, not even half an image.
@@ -90,11 +94,17 @@ fn load_goes_straight_into_podman() {
     );
     fails(&out);
     assert!(!podman_has(&name), "a failed build was loaded");
+    let started = Instant::now();
     let out = sh_ok(
         &case,
         &format!("kiln build --load -t {name} ctx && podman run --rm {name} cat /hello"),
     );
     assert_eq!(out.trim(), "loaded");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(40),
+        "the load waited for the step's leftover process: {took:?}"
+    );
     // podman's "Loaded image" line is not on kiln's stdout.
     let out = sh_ok(&case, &format!("kiln build -q --load -t {name} ctx"));
     assert!(out.trim().starts_with("sha256:"), "{out}");

@@ -122,7 +122,12 @@ fn from_stream(input: &mut dyn Read, root: &Path, file_given: bool) -> Result<Pa
         return Ok(root.to_path_buf());
     }
     let mut whole = std::io::Cursor::new(head).chain(input);
-    let opts = kiln_layer::UnpackOptions::default();
+    // As the files a local context's COPY reads: the tar's owners may
+    // not even exist in kiln's id range.
+    let opts = kiln_layer::UnpackOptions {
+        owner: Some((0, 0)),
+        ..Default::default()
+    };
     let unpacked = kiln_layer::unpack(&mut whole, root, &opts)?;
     for w in unpacked.warnings {
         say!("kiln: warning: the context archive: {w}");

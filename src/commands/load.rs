@@ -9,13 +9,12 @@
 //! closes its own copy and waits for podman: `kiln build --load -t app .
 //! && podman run app` finds the image.
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use anyhow::{anyhow, Context, Result};
-use rustix::io::{fcntl_dupfd_cloexec, fcntl_setfd, FdFlags};
+use rustix::io::{fcntl_setfd, FdFlags};
 
 /// The inherited write end's fd number, for the re-executed kiln.
 const FD_VAR: &str = "_KILN_LOAD_FD";
@@ -27,15 +26,22 @@ struct Loader {
 }
 
 static LOADER: Mutex<Option<Loader>> = Mutex::new(None);
-/// Whether the loader (and so the fd in [`FD_VAR`]) belongs to this
-/// process, rather than being inherited from the original kiln.
-static STARTED_HERE: AtomicBool = AtomicBool::new(false);
+/// In the re-executed kiln: the write end the original one handed down.
+static INHERITED: Mutex<Option<OwnedFd>> = Mutex::new(None);
 
-/// Starts `podman load` reading from a pipe. Call before entering the
-/// user namespace, while the process has one thread.
+/// Starts `podman load` reading from a pipe (in the re-executed kiln:
+/// takes the pipe's end over). Call before entering the user namespace,
+/// while the process has one thread.
 pub fn start(quiet: bool) -> Result<()> {
-    if std::env::var_os(FD_VAR).is_some() {
-        // The re-executed kiln: the original one started podman.
+    if let Some(raw) = std::env::var(FD_VAR).ok().and_then(|v| v.parse().ok()) {
+        // SAFETY: the original kiln left this fd open for us alone.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // RUN steps and helpers must not inherit it: podman sees the end
+        // of the archive only when every copy is closed.
+        fcntl_setfd(&fd, FdFlags::CLOEXEC).context("--load: the pipe to podman load")?;
+        // SAFETY (edition 2021 API): single-threaded, at startup.
+        std::env::remove_var(FD_VAR);
+        *lock(&INHERITED) = Some(fd);
         return Ok(());
     }
     let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
@@ -47,12 +53,10 @@ pub fn start(quiet: bool) -> Result<()> {
     } else {
         Stdio::from(std::io::stderr().as_fd().try_clone_to_owned()?)
     };
-    let mut cmd = Command::new("podman");
-    cmd.arg("load");
-    if quiet {
-        cmd.arg("-q");
-    }
-    let podman = cmd
+    // -q: only the "Loaded image" line, not the copy's progress, which
+    // would land after kiln's own.
+    let podman = Command::new("podman")
+        .args(["load", "-q"])
         .stdin(Stdio::from(read))
         .stdout(out)
         .spawn()
@@ -62,31 +66,32 @@ pub fn start(quiet: bool) -> Result<()> {
             }
             _ => anyhow!("--load: running podman load: {e}"),
         })?;
-    // Inherited by the re-executed kiln (podman has its read end already).
-    fcntl_setfd(&write, FdFlags::empty()).context("--load: sharing the pipe")?;
-    // SAFETY (edition 2021 API): single-threaded, before the namespace.
-    std::env::set_var(FD_VAR, write.as_raw_fd().to_string());
-    STARTED_HERE.store(true, Ordering::SeqCst);
-    *LOADER.lock().unwrap_or_else(|e| e.into_inner()) = Some(Loader { podman, write });
+    // As root kiln stays in this process (no namespace to enter): the fd
+    // is only handed down to a re-executed kiln.
+    if !rustix::process::geteuid().is_root() {
+        fcntl_setfd(&write, FdFlags::empty()).context("--load: sharing the pipe")?;
+        // SAFETY (edition 2021 API): single-threaded, before the namespace.
+        std::env::set_var(FD_VAR, write.as_raw_fd().to_string());
+    }
+    *lock(&LOADER) = Some(Loader { podman, write });
     Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Where the build writes the archive: the pipe into `podman load`.
 pub fn sink() -> Result<std::io::BufWriter<std::fs::File>> {
-    let raw: RawFd = std::env::var(FD_VAR)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .context("--load: podman load was not started")?;
-    // SAFETY: the fd was made for this by `start`, in this process or in
-    // the original kiln that handed it down.
-    let inherited = unsafe { rustix::fd::BorrowedFd::borrow_raw(raw) };
-    let fd = fcntl_dupfd_cloexec(inherited, 3).context("--load: the pipe to podman load")?;
-    if !STARTED_HERE.load(Ordering::SeqCst) {
-        // Not left open for RUN steps or helpers to inherit: podman sees
-        // the end of the archive only when every copy is closed.
-        // SAFETY: inherited, owned by nothing else in this process.
-        drop(unsafe { OwnedFd::from_raw_fd(raw) });
-    }
+    let fd = match lock(&INHERITED).take() {
+        Some(fd) => fd,
+        None => lock(&LOADER)
+            .as_ref()
+            .context("--load: podman load was not started")?
+            .write
+            .try_clone()
+            .context("--load: the pipe to podman load")?,
+    };
     Ok(std::io::BufWriter::with_capacity(
         1 << 16,
         std::fs::File::from(fd),
@@ -97,7 +102,7 @@ pub fn sink() -> Result<std::io::BufWriter<std::fs::File>> {
 /// and waits for it. A failed build kills podman before it sees the end,
 /// so that no half image is loaded; a failed load fails kiln.
 pub fn finish(code: i32) -> i32 {
-    let Some(mut loader) = LOADER.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+    let Some(mut loader) = lock(&LOADER).take() else {
         return code;
     };
     if code != 0 {
