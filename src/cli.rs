@@ -145,7 +145,8 @@ pub struct BuildArgs {
     /// stdin), a git URL (`URL#REF:SUBDIR`) or an http(s) tarball.
     pub context: PathBuf,
 
-    /// Path of the Dockerfile (default: CONTEXT/Dockerfile; `-` reads stdin).
+    /// Path of the Dockerfile (default: CONTEXT/Dockerfile, else
+    /// CONTEXT/Containerfile; `-` reads stdin).
     #[arg(short = 'f', long = "file")]
     pub file: Option<PathBuf>,
 
@@ -165,7 +166,8 @@ pub struct BuildArgs {
     #[arg(long)]
     pub check: bool,
 
-    /// Export the result: type=docker|oci|local|tar,dest=PATH[,tar=false] (buildx syntax).
+    /// Export the result: type=docker|oci|local|tar,dest=PATH[,tar=false] (buildx syntax;
+    /// an archive without dest, or dest=-, goes to stdout; `-o -` is the rootfs as a tar).
     #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
     pub outputs: Vec<String>,
 

@@ -158,3 +158,38 @@ fn download(registry: &RegistryArgs, url: &str, to: &Path) -> Result<()> {
     std::io::Write::flush(&mut out)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("kiln-ctx-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn symlinks_out_of_the_context_are_refused() {
+        let dir = temp("inside");
+        std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
+        std::os::unix::fs::symlink("Dockerfile", dir.join("alias")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.join("out")).unwrap();
+        assert!(inside(&dir, &dir.join("alias")).is_ok());
+        let err = inside(&dir, &dir.join("out")).unwrap_err().to_string();
+        assert!(err.contains("out leads out of the context"), "{err}");
+        assert!(inside(&dir, &dir.join("missing")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn archives_are_told_from_dockerfiles() {
+        let mut tar = vec![0u8; 512];
+        tar[257..262].copy_from_slice(b"ustar");
+        assert!(is_archive(&tar));
+        assert!(is_archive(&[0x1f, 0x8b, 8, 0]));
+        assert!(!is_archive(b"FROM busybox\nRUN true\n"));
+        assert!(!is_archive(b""));
+    }
+}
