@@ -40,9 +40,9 @@ pub enum Command {
     },
     /// Write an image to an archive (docker-archive, or --format oci-archive).
     Save {
-        /// The archive file.
+        /// The archive file (default, or `-`: standard output).
         #[arg(short = 'o', long = "output")]
-        output: PathBuf,
+        output: Option<PathBuf>,
         /// docker-archive (default) or oci-archive.
         #[arg(long, default_value = "docker-archive")]
         format: String,
@@ -139,12 +139,14 @@ pub struct ImagesArgs {
     pub quiet: bool,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct BuildArgs {
-    /// The build context directory.
+    /// The build context: a directory, `-` (a Dockerfile or a tar on
+    /// stdin), a git URL (`URL#REF:SUBDIR`) or an http(s) tarball.
     pub context: PathBuf,
 
-    /// Path of the Dockerfile (default: CONTEXT/Dockerfile; `-` reads stdin).
+    /// Path of the Dockerfile (default: CONTEXT/Dockerfile, else
+    /// CONTEXT/Containerfile; `-` reads stdin).
     #[arg(short = 'f', long = "file")]
     pub file: Option<PathBuf>,
 
@@ -164,13 +166,18 @@ pub struct BuildArgs {
     #[arg(long)]
     pub check: bool,
 
-    /// Export the result: type=docker|oci|local|tar,dest=PATH[,tar=false] (buildx syntax).
+    /// Export the result: type=docker|oci|local|tar,dest=PATH[,tar=false] (buildx syntax;
+    /// an archive without dest, or dest=-, goes to stdout; `-o -` is the rootfs as a tar).
     #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
     pub outputs: Vec<String>,
 
     /// Write the image ID to this file.
     #[arg(long)]
     pub iidfile: Option<PathBuf>,
+
+    /// Load the image into podman's containers-storage (`podman load`).
+    #[arg(long)]
+    pub load: bool,
 
     /// Network for RUN steps: default (a private network namespace per
     /// build, the outside reached through pasta, never the host's loopback

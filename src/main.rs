@@ -18,12 +18,11 @@ macro_rules! out {
     }};
 }
 
+mod args;
 mod build;
 mod cli;
 mod commands;
 mod image_config;
-
-use clap::Parser;
 
 /// What a failed write to stdout becomes.
 fn stdout_error(e: std::io::Error) -> anyhow::Error {
@@ -34,7 +33,7 @@ fn main() {
     // The sandbox's helper processes are this binary re-executed: they
     // must take over before anything else runs.
     kiln_sandbox::dispatch_init();
-    let cli = cli::Cli::parse();
+    let cli = args::parse();
     let code = match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -42,5 +41,6 @@ fn main() {
             1
         }
     };
-    std::process::exit(code);
+    // As root no namespace was made: `--load`'s podman is this process's.
+    std::process::exit(commands::finish_load(code));
 }

@@ -64,6 +64,17 @@ impl UserNamespace {
     /// SIGINT/SIGTERM/SIGHUP/SIGQUIT, and exits with its status; `enter`
     /// returns `Entered` in the re-executed process.
     pub fn enter() -> Result<UserNamespace> {
+        UserNamespace::enter_then(|code| code)
+    }
+
+    /// [`UserNamespace::enter`], where the original process, once the
+    /// re-executed one has exited with `code`, runs `after(code)` and
+    /// exits with what it returns (after a signal, `code` is 128 + the
+    /// signal and the process dies of that signal whatever `after` says).
+    /// It is how work that must run as the caller, outside the namespace,
+    /// ends after kiln's (`kiln build --load` waits for `podman load`).
+    /// Not called when `enter` returns in this process.
+    pub fn enter_then(after: fn(i32) -> i32) -> Result<UserNamespace> {
         if let Some(v) = std::env::var_os(MARK) {
             // SAFETY (edition 2021 API): called at startup, single-threaded.
             std::env::remove_var(MARK);
@@ -88,7 +99,7 @@ impl UserNamespace {
             private_mounts()?;
             return Ok(UserNamespace::Host);
         }
-        reexec()
+        reexec(after)
     }
 
     /// True when container ids beyond 0 exist (a subordinate range is mapped).
@@ -159,7 +170,7 @@ fn cstrings(items: impl Iterator<Item = OsString>) -> Result<Vec<CString>> {
 }
 
 /// Re-execute in a new user namespace; never returns on success.
-fn reexec() -> Result<UserNamespace> {
+fn reexec(after: fn(i32) -> i32) -> Result<UserNamespace> {
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
     let name = user_name(uid);
@@ -261,7 +272,7 @@ fn reexec() -> Result<UserNamespace> {
     }
     rustix::io::write(&sync_wr, b"1").map_err(|e| Error::UserNs(format!("release child: {e}")))?;
     drop(sync_wr);
-    forward_and_exit(pidfd, fwd)
+    forward_and_exit(pidfd, fwd, after)
 }
 
 fn write_maps(
@@ -304,8 +315,8 @@ fn write_maps(
 
 /// Wait for the namespace child, forwarding signals sent to us by other
 /// processes (a terminal's Ctrl-C already reaches the child itself), and
-/// leave with its status.
-fn forward_and_exit(pidfd: OwnedFd, fwd: SigSet) -> ! {
+/// leave with its status (as `after` makes it).
+fn forward_and_exit(pidfd: OwnedFd, fwd: SigSet, after: fn(i32) -> i32) -> ! {
     let sfd = SignalFd::with_flags(&fwd, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok();
     loop {
         let mut fds = vec![rustix::event::PollFd::new(
@@ -333,6 +344,7 @@ fn forward_and_exit(pidfd: OwnedFd, fwd: SigSet) -> ! {
         ) {
             Ok(Some(st)) => {
                 if let Some(sig) = st.terminating_signal() {
+                    after(128 + sig);
                     // Die the same way, so our parent sees what happened.
                     // SAFETY: restoring the default action and re-raising.
                     unsafe {
@@ -342,7 +354,7 @@ fn forward_and_exit(pidfd: OwnedFd, fwd: SigSet) -> ! {
                     }
                     std::process::exit(128 + sig);
                 }
-                std::process::exit(st.exit_status().unwrap_or(125));
+                std::process::exit(after(st.exit_status().unwrap_or(125)));
             }
             Ok(None) | Err(rustix::io::Errno::INTR) => continue,
             Err(_) => std::process::exit(125),

@@ -23,8 +23,9 @@ pub struct Ignore {
 }
 
 impl Ignore {
-    /// Reads `<dockerfile>.dockerignore` if present, else
-    /// `<context>/.dockerignore`; none at all ignores nothing.
+    /// Reads `<dockerfile>.dockerignore` if present, else (as podman)
+    /// `<context>/.containerignore`, else `<context>/.dockerignore`; none
+    /// at all ignores nothing.
     pub fn load(context: &Path, dockerfile: Option<&Path>) -> Result<Ignore> {
         let mut candidates: Vec<PathBuf> = Vec::new();
         if let Some(df) = dockerfile {
@@ -32,6 +33,7 @@ impl Ignore {
             name.push(".dockerignore");
             candidates.push(PathBuf::from(name));
         }
+        candidates.push(context.join(".containerignore"));
         candidates.push(context.join(".dockerignore"));
         for c in candidates {
             match std::fs::read_to_string(&c) {

@@ -50,6 +50,7 @@ pub use copy::{copy_rootfs, Attrs};
 pub(crate) use dockerignore::Ignore;
 pub use mounts::Secrets;
 pub use progress::{Mode as ProgressMode, Progress};
+pub use remote::{classify as classify_remote, fetch_git, subdir_path, Remote};
 use schedule::{Event, StageView};
 pub use security::Security;
 use state::Op;

@@ -147,28 +147,7 @@ impl Builder<'_> {
         if let Some(c) = lock(&self.fetched.commits).get(&key) {
             return Ok(c.clone());
         }
-        let wanted = src.reference.as_deref().unwrap_or("HEAD");
-        // Neither may pass for an option of git's.
-        if src.url.starts_with('-') || wanted.starts_with('-') {
-            bail!(
-                "ADD {}#{wanted}: a git URL or ref may not start with '-'",
-                src.url
-            );
-        }
-        let commit = if is_commit_id(wanted) {
-            wanted.to_ascii_lowercase()
-        } else {
-            let listing = git(None, &["ls-remote", &src.url, wanted])
-                .with_context(|| format!("ADD {}: listing its refs", src.url))?;
-            pick_ref(&listing, wanted)
-                .filter(|id| is_commit_id(id))
-                .ok_or_else(|| {
-                    anyhow!(
-                        "ADD {}: no branch or tag {wanted:?} in the repository",
-                        src.url
-                    )
-                })?
-        };
+        let commit = resolve_commit(src).context("ADD")?;
         lock(&self.fetched.commits).insert(key, commit.clone());
         Ok(commit)
     }
@@ -201,6 +180,34 @@ impl Builder<'_> {
         lock(&self.fetched.checkouts).insert(key, dir.clone());
         Ok(dir)
     }
+}
+
+/// The commit `src`'s ref names now (a full commit id is taken as is).
+fn resolve_commit(src: &GitSource) -> Result<String> {
+    let wanted = src.reference.as_deref().unwrap_or("HEAD");
+    // Neither may pass for an option of git's.
+    if src.url.starts_with('-') || wanted.starts_with('-') {
+        bail!(
+            "{}#{wanted}: a git URL or ref may not start with '-'",
+            src.url
+        );
+    }
+    if is_commit_id(wanted) {
+        return Ok(wanted.to_ascii_lowercase());
+    }
+    let listing = git(None, &["ls-remote", &src.url, wanted])
+        .with_context(|| format!("{}: listing its refs", src.url))?;
+    pick_ref(&listing, wanted)
+        .filter(|id| is_commit_id(id))
+        .ok_or_else(|| anyhow!("{}: no branch or tag {wanted:?} in the repository", src.url))
+}
+
+/// A checkout of what `src` names, without `.git`, made in the new
+/// directory `dir` (a build context given as a git URL).
+pub fn fetch_git(src: &GitSource, dir: &Path) -> Result<()> {
+    let commit = resolve_commit(src)?;
+    checkout(&src.url, &commit, dir, false)
+        .with_context(|| format!("{}: checking out {commit}", src.url))
 }
 
 fn checkout(url: &str, commit: &str, dir: &Path, keep_git_dir: bool) -> Result<()> {
@@ -258,7 +265,7 @@ fn git(dir: Option<&Path>, args: &[&str]) -> Result<String> {
     }
     let out = cmd.output().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            anyhow!("ADD of a git repository needs git installed (apt-get install git)")
+            anyhow!("a git repository (ADD, or a git URL context) needs git installed (apt-get install git)")
         } else {
             anyhow!("running git: {e}")
         }

@@ -24,6 +24,8 @@ struct Settings {
     jobs: usize,
     contexts: std::collections::BTreeMap<String, NamedContext>,
     pull: PullPolicy,
+    /// An output writes its archive to stdout.
+    stdout_taken: bool,
 }
 
 fn settings(args: &BuildArgs, opts: &Options) -> Result<Settings> {
@@ -71,11 +73,15 @@ fn settings(args: &BuildArgs, opts: &Options) -> Result<Settings> {
             Ok((name.to_string(), NamedContext::parse(value)?))
         })
         .collect::<Result<_>>()?;
-    let outputs = args
+    let mut outputs: Vec<_> = args
         .outputs
         .iter()
         .map(|o| export::parse_output(o))
         .collect::<Result<_>>()?;
+    if args.load {
+        outputs.push(export::Output::Load);
+    }
+    let stdout_taken = export::check_stdout(&outputs)?;
     Ok(Settings {
         outputs,
         network,
@@ -85,6 +91,7 @@ fn settings(args: &BuildArgs, opts: &Options) -> Result<Settings> {
         jobs,
         contexts,
         pull,
+        stdout_taken,
     })
 }
 
@@ -103,6 +110,9 @@ fn source_date_epoch(inputs: &kiln_dockerfile::resolve::Inputs) -> Result<Option
 }
 
 pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
+    // `-` or a URL: fetched into a directory, which the build then uses.
+    let fetched = super::context::fetch(args, store)?;
+    let args = fetched.as_ref().map_or(args, |f| &f.args);
     let source = dockerfile::read(args)?;
     let build_args = dockerfile::build_args(&args.build_args)?;
     let mut opts = Options {
@@ -232,7 +242,9 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
     push(args, store, &image, &names, &settings.outputs, &progress)?;
     write_results(args, &image, &names)?;
     if settings.mode == ProgressMode::Quiet {
-        out!("sha256:{}", image.id())?;
+        if !settings.stdout_taken {
+            out!("sha256:{}", image.id())?;
+        }
     } else {
         progress.note(&format!("Successfully built {}", &image.id()[..12]));
         progress.finish();

@@ -19,20 +19,32 @@ pub struct Source {
 }
 
 /// `-f`, else `CONTEXT/Dockerfile`, else (as BuildKit) a lowercase
-/// `CONTEXT/dockerfile`.
+/// `CONTEXT/dockerfile`, else (as podman) `CONTEXT/Containerfile`.
 fn path_of(args: &BuildArgs) -> PathBuf {
     if let Some(f) = &args.file {
         return f.clone();
     }
-    let default = args.context.join("Dockerfile");
-    let lower = args.context.join("dockerfile");
-    if default.symlink_metadata().is_err() && lower.symlink_metadata().is_ok() {
-        return lower;
-    }
-    default
+    default_in(&args.context)
+}
+
+/// The Dockerfile a context directory holds when `-f` names none.
+pub fn default_in(context: &std::path::Path) -> PathBuf {
+    let default = context.join("Dockerfile");
+    ["Dockerfile", "dockerfile", "Containerfile"]
+        .iter()
+        .map(|name| context.join(name))
+        .find(|p| p.symlink_metadata().is_ok())
+        .unwrap_or(default)
 }
 
 pub fn read(args: &BuildArgs) -> Result<Source> {
+    if let Some(text) = super::context::stdin_dockerfile().filter(|_| args.file.is_none()) {
+        return Ok(Source {
+            name: "Dockerfile".into(),
+            text,
+            path: None,
+        });
+    }
     let path = path_of(args);
     if path.as_os_str() == "-" {
         let mut text = String::new();
@@ -44,6 +56,12 @@ pub fn read(args: &BuildArgs) -> Result<Source> {
             text,
             path: None,
         });
+    }
+    if args.file.is_none() && path.symlink_metadata().is_err() {
+        bail!(
+            "{} has no Dockerfile (nor Containerfile): name one with -f",
+            args.context.display()
+        );
     }
     let bytes = std::fs::read(&path)
         .with_context(|| format!("cannot read the Dockerfile {}", path.display()))?;

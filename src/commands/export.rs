@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use kiln_sandbox::mount_overlay;
 use kiln_store::{archive, Image, Store};
 
+use super::stdio::create;
 use crate::build::{copy_rootfs, Attrs};
 
 /// One `-o` destination.
@@ -27,6 +28,8 @@ pub enum Output {
     /// `type=image` without push: stored under the `-t` names (what every
     /// build does anyway).
     Store,
+    /// `--load`: a docker-archive streamed into `podman load`.
+    Load,
 }
 
 impl Output {
@@ -34,14 +37,44 @@ impl Output {
     pub fn needs_blobs(&self) -> bool {
         matches!(
             self,
-            Output::DockerArchive(_) | Output::OciArchive(_) | Output::OciDir(_) | Output::Push(_)
+            Output::DockerArchive(_)
+                | Output::OciArchive(_)
+                | Output::OciDir(_)
+                | Output::Push(_)
+                | Output::Load
         )
+    }
+
+    /// Whether this output is written to standard output (`dest=-`).
+    fn to_stdout(&self) -> bool {
+        match self {
+            Output::DockerArchive(p) | Output::OciArchive(p) | Output::Tar(p) => {
+                super::stdio::is_stdout(p)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Before anything runs: at most one archive on stdout, and never on a
+/// terminal. True when one goes there (then `-q` does not print the image
+/// ID after it).
+pub fn check_stdout(outputs: &[Output]) -> Result<bool> {
+    match outputs.iter().filter(|o| o.to_stdout()).count() {
+        0 => Ok(false),
+        1 => super::stdio::refuse_terminal("-o").map(|()| true),
+        _ => bail!("-o: only one output can be written to stdout (dest=-)"),
     }
 }
 
 /// `type=docker,dest=FILE`, `type=oci,dest=FILE[,tar=false]`,
 /// `type=local,dest=DIR`, `type=tar,dest=FILE`, or a bare `DIR` (local).
+/// As buildx: `-` alone is the rootfs as a tar on stdout, and a tar
+/// without `dest` (or with `dest=-`) goes to stdout.
 pub fn parse_output(spec: &str) -> Result<Output> {
+    if spec == "-" {
+        return Ok(Output::Tar(PathBuf::from("-")));
+    }
     if !spec.contains('=') {
         return Ok(Output::Local(PathBuf::from(spec)));
     }
@@ -67,21 +100,27 @@ pub fn parse_output(spec: &str) -> Result<Output> {
         Some("image") => return Ok(Output::Store),
         _ => {}
     }
-    let dest = dest.with_context(|| format!("-o {spec}: dest= is required"))?;
+    let archive = matches!(kind.as_deref(), Some("docker" | "tar"))
+        || (kind.as_deref() == Some("oci") && tar);
+    let dest = match dest {
+        Some(d) => d,
+        None if archive => PathBuf::from("-"),
+        None => bail!("-o {spec}: dest= is required"),
+    };
+    let stdout = super::stdio::is_stdout(&dest);
     match (kind.as_deref(), tar) {
         (Some("docker"), _) => Ok(Output::DockerArchive(dest)),
         (Some("oci"), true) => Ok(Output::OciArchive(dest)),
+        (Some("oci"), false) if stdout => {
+            bail!("-o {spec}: an OCI layout directory cannot go to stdout (drop tar=false)")
+        }
         (Some("oci"), false) => Ok(Output::OciDir(dest)),
+        // buildx: a local export to stdout is the same files as a tar.
+        (Some("local"), _) if stdout => Ok(Output::Tar(dest)),
         (Some("local"), _) => Ok(Output::Local(dest)),
         (Some("tar"), _) => Ok(Output::Tar(dest)),
         (other, _) => bail!("-o {spec}: unknown type {other:?} (docker, oci, local, tar)"),
     }
-}
-
-fn create(p: &Path) -> Result<std::io::BufWriter<std::fs::File>> {
-    Ok(std::io::BufWriter::new(
-        std::fs::File::create(p).with_context(|| format!("create {}", p.display()))?,
-    ))
 }
 
 /// Writes one file output; pushes are the build command's (they need the
@@ -89,6 +128,11 @@ fn create(p: &Path) -> Result<std::io::BufWriter<std::fs::File>> {
 pub fn export(store: &Store, image: &Image, names: &[String], output: &Output) -> Result<()> {
     match output {
         Output::Push(_) | Output::Store => {}
+        Output::Load => {
+            let mut f = super::load::sink()?;
+            archive::export_docker_archive(store, image, names, &mut f)?;
+            f.flush().context("streaming the image to podman load")?;
+        }
         Output::DockerArchive(p) => {
             let mut f = create(p)?;
             archive::export_docker_archive(store, image, names, &mut f)?;
@@ -165,7 +209,23 @@ mod tests {
             Output::Push(Some("h:5000/a:1".into()))
         );
         assert_eq!(parse_output("type=image").unwrap(), Output::Store);
-        assert!(parse_output("type=oci").is_err());
+        assert!(parse_output("type=local").is_err());
+        assert!(parse_output("type=oci,tar=false,dest=-").is_err());
         assert!(parse_output("type=bogus,dest=x").is_err());
+        // buildx: without dest (or with dest=-), archives go to stdout.
+        let stdout = || PathBuf::from("-");
+        assert_eq!(parse_output("-").unwrap(), Output::Tar(stdout()));
+        assert_eq!(
+            parse_output("type=docker").unwrap(),
+            Output::DockerArchive(stdout())
+        );
+        assert_eq!(
+            parse_output("type=oci").unwrap(),
+            Output::OciArchive(stdout())
+        );
+        assert_eq!(
+            parse_output("type=local,dest=-").unwrap(),
+            Output::Tar(stdout())
+        );
     }
 }

@@ -106,15 +106,18 @@ pub fn prune(store: &Store, all: bool) -> Result<i32> {
     Ok(0)
 }
 
-pub fn save(store: &Store, name: &str, format: &str, output: &Path) -> Result<i32> {
+/// `output` None or `-`: standard output, as `docker save`.
+pub fn save(store: &Store, name: &str, format: &str, output: Option<&Path>) -> Result<i32> {
     let image = store.image(name)?;
     let names: Vec<String> = match kiln_store::normalize_name(name) {
         Ok(n) if image.names.contains(&n) => vec![n],
         _ => image.names.clone(),
     };
-    let file =
-        std::fs::File::create(output).with_context(|| format!("create {}", output.display()))?;
-    let mut out = std::io::BufWriter::new(file);
+    let output = output.unwrap_or(Path::new("-"));
+    if super::stdio::is_stdout(output) {
+        super::stdio::refuse_terminal("kiln save")?;
+    }
+    let mut out = super::stdio::create(output)?;
     match format {
         "docker-archive" => archive::export_docker_archive(store, &image, &names, &mut out)?,
         "oci-archive" => archive::export_oci_archive(store, &image, &names, &mut out)?,

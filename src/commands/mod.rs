@@ -2,10 +2,15 @@
 
 mod build;
 mod check;
+mod context;
 mod dockerfile;
 mod export;
 mod images;
+mod load;
 pub(crate) mod registry;
+mod stdio;
+
+pub use load::finish as finish_load;
 
 use anyhow::{Context, Result};
 use kiln_store::Store;
@@ -24,7 +29,13 @@ pub fn run(cli: Cli) -> Result<i32> {
     // Everything else touches the store, whose files belong to ids of
     // kiln's user namespace: enter it first (a rootless kiln re-executes
     // itself here), before any thread exists.
-    let ns = kiln_sandbox::UserNamespace::enter().context("entering kiln's user namespace")?;
+    if let Command::Build(args) = &cli.command {
+        if args.load {
+            load::start(args.quiet || args.progress == "quiet")?;
+        }
+    }
+    let ns = kiln_sandbox::UserNamespace::enter_then(load::finish)
+        .context("entering kiln's user namespace")?;
     let real_root = matches!(ns, kiln_sandbox::UserNamespace::Host);
     let root = cli
         .root
@@ -53,7 +64,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             output,
             format,
             image,
-        } => images::save(&store, image, format, output),
+        } => images::save(&store, image, format, output.as_deref()),
         Command::Load { input } => images::load(&store, input),
         Command::Pull(args) => registry::pull(&store, args),
         Command::Push(args) => registry::push(&store, args),
