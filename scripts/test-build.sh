@@ -30,6 +30,8 @@ done
 cp -r examples "$dir/examples"
 scripts/busybox-image.sh "$dir/busybox" >/dev/null
 chmod -R a+rX "$dir"
+# skopeo/podman as kilntest would otherwise read /run/containers/UID/auth.json,
+# which is unreadable once root has run podman (it makes /run/containers 0700).
 # The tests' own dirs live in a per-run TMPDIR, so a second run of this
 # script (another checkout) never removes this run's dirs, nor this one theirs.
 work=$(mktemp -d /tmp/kiln-build-run.XXXXXX)
@@ -45,6 +47,7 @@ status=0
 for suite in "${suites[@]}"; do
     (cd / && runuser -u kilntest -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/home/kilntest \
         USER=kilntest LOGNAME=kilntest XDG_RUNTIME_DIR= TMPDIR="$work" \
+        REGISTRY_AUTH_FILE="$work/auth.json" \
         KILN_BIN="$dir/kiln" KILN_TEST_BASE="$dir/busybox" KILN_TEST_EXAMPLES="$dir/examples" \
         "$dir/$suite-tests" --include-ignored --test-threads=2 "$@") 2>&1 | tee -a "$log" || status=1
 done
