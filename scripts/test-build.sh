@@ -35,7 +35,8 @@ chmod -R a+rX "$dir"
 # The tests' own dirs live in a per-run TMPDIR, so a second run of this
 # script (another checkout) never removes this run's dirs, nor this one theirs.
 work=$(mktemp -d /tmp/kiln-build-run.XXXXXX)
-chown kilntest: "$work"
+echo '{"auths":{}}' >"$work/auth.json"
+chown kilntest: "$work" "$work/auth.json"
 cleanup() {
     (cd / && runuser -u kilntest -- podman unshare rm -rf "$work") >/dev/null 2>&1 || true
     rm -rf "$dir" "$work"

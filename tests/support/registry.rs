@@ -63,7 +63,15 @@ impl TestRegistry {
             ),
         )
         .unwrap();
-        let child = Command::new("docker-registry")
+        // distribution reads every REGISTRY_* variable as a config override
+        // (REGISTRY_AUTH_FILE would become an unknown auth backend).
+        let mut cmd = Command::new("docker-registry");
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("REGISTRY_") {
+                cmd.env_remove(key);
+            }
+        }
+        let child = cmd
             .arg("serve")
             .arg(&config)
             .stdin(Stdio::null())
