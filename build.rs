@@ -17,7 +17,8 @@ fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
     let ours = git(&["rev-parse", "--show-toplevel"])
         .and_then(|top| std::fs::canonicalize(top).ok())
-        .is_some_and(|top| std::fs::canonicalize(&dir).ok() == Some(top));
+        .is_some_and(|top| std::fs::canonicalize(&dir).ok() == Some(top))
+        && git(&["ls-files", "build.rs"]).is_some();
     let commit = std::env::var("KILN_GIT_COMMIT")
         .ok()
         .filter(|c| !c.is_empty())

@@ -109,7 +109,9 @@ pub(crate) fn select(
         if total <= budget {
             break;
         }
-        if !droppable(e) {
+        // An entry whose layers images hold frees nothing: keep it.
+        let frees = e.layers.iter().any(|l| refs.contains_key(l.as_str()));
+        if !droppable(e) || !frees {
             continue;
         }
         drop[i] = true;
@@ -131,4 +133,80 @@ pub(crate) fn select(
         }
     }
     (kept, dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An entry used `age` seconds ago naming `layers`.
+    fn entry(name: &str, age: u64, layers: &[&str]) -> CacheEntry {
+        CacheEntry {
+            path: PathBuf::from(name),
+            used: SystemTime::now() - Duration::from_secs(age),
+            layers: layers.iter().map(|l| l.to_string()).collect(),
+        }
+    }
+
+    fn names(entries: &[CacheEntry]) -> Vec<String> {
+        let mut n: Vec<String> = entries
+            .iter()
+            .map(|e| e.path.display().to_string())
+            .collect();
+        n.sort();
+        n
+    }
+
+    fn run(opts: PruneOptions) -> Vec<String> {
+        let entries = vec![
+            entry("in-image", 500, &["img"]),
+            entry("old", 400, &["a"]),
+            entry("mid", 200, &["b"]),
+            entry("new", 10, &["c"]),
+            entry("config-only", 300, &[]),
+        ];
+        let images = HashSet::from(["img".to_string()]);
+        let (_, dropped) = select(entries, &images, &opts, &|_| 100);
+        names(&dropped)
+    }
+
+    #[test]
+    fn plain_prune_drops_what_no_image_uses() {
+        assert_eq!(run(PruneOptions::default()), ["mid", "new", "old"]);
+        let all = run(PruneOptions {
+            all: true,
+            ..Default::default()
+        });
+        assert_eq!(all.len(), 5);
+    }
+
+    #[test]
+    fn until_spares_recent_entries() {
+        let until = Some(Duration::from_secs(300));
+        assert_eq!(
+            run(PruneOptions {
+                until,
+                ..Default::default()
+            }),
+            ["old"]
+        );
+    }
+
+    #[test]
+    fn keep_storage_drops_the_least_recently_used_that_free_something() {
+        // 300 bytes only the cache holds; 150 allowed: the two oldest go.
+        let keep_storage = Some(150);
+        let opts = PruneOptions {
+            all: true,
+            keep_storage,
+            ..Default::default()
+        };
+        assert_eq!(run(opts), ["mid", "old"]);
+        let keep_storage = Some(1000);
+        assert!(run(PruneOptions {
+            keep_storage,
+            ..Default::default()
+        })
+        .is_empty());
+    }
 }
