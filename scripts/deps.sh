@@ -8,9 +8,10 @@ set -euo pipefail
 # docker-registry (distribution 2.8) and htpasswd serve the registry tests;
 # git serves and fetches the ADD-from-git tests (and ADD of git URLs needs it);
 # time (GNU time) measures kiln's peak memory in the hostile-server and scale tests;
-# passt's pasta gives RUN its private network (without it kiln warns and uses the host's).
+# passt's pasta gives RUN its private network (without it kiln warns and uses the host's);
+# man-db renders the man pages `kiln man` writes (tests/commands.rs).
 packages=(gcc pkg-config ca-certificates uidmap busybox-static util-linux file
-    podman skopeo umoci runc docker-registry apache2-utils git time passt)
+    podman skopeo umoci runc docker-registry apache2-utils git time passt man-db)
 
 missing=()
 for p in "${packages[@]}"; do

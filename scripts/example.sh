@@ -2,8 +2,9 @@
 # kiln's main job on examples/multistage: a two-stage Dockerfile (a builder
 # stage makes an artefact, the final stage copies only that) built into an
 # image that `podman load` takes. The base is a busybox image made offline
-# from Debian's busybox-static (scripts/busybox-image.sh); real Dockerfiles
-# name registry images, which need the registry client (not yet in kiln).
+# from Debian's busybox-static (scripts/busybox-image.sh), so the example
+# needs no network; real Dockerfiles name registry images, which kiln pulls
+# (`FROM debian:12`, or `kiln pull`).
 #
 #   scripts/example.sh            → target/example/kiln-example.tar
 #
@@ -12,7 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
-cargo build --release --quiet --bin kiln
+echo "example.sh: building kiln (release; a first build takes minutes)" >&2
+cargo build --release --bin kiln
 out=$PWD/target/example
 mkdir -p "$out"
 scripts/busybox-image.sh "$out/busybox" >/dev/null

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The rootless end-to-end tests (tests/build.rs): kiln runs as the
-# UNPRIVILEGED user kilntest (subordinate range 200000:65536), and the
+# UNPRIVILEGED user kilntest (with its own subordinate id range, given by
+# scripts/testuser.sh), and the
 # images it builds are proven with podman, skopeo and umoci as that user.
 # The release binary and the busybox base image are made once and shared
 # by every test. Ends with "build: N passed, M failed"; non-zero on failure.
@@ -14,10 +15,15 @@ fi
 bash scripts/testuser.sh >/dev/null
 bash scripts/podman-user.sh kilntest
 
-cargo build --release --quiet --bin kiln
+# Not --quiet: a first build takes minutes, and cargo's "Compiling …"
+# lines (on stderr, as its errors) show it is under way.
+echo "test-build.sh: building kiln and the test suites (release)" >&2
+cargo build --release --bin kiln
+# Every tests/*.rs is a rootless suite except check.rs (cargo test runs it).
 # KILN_SUITES="mounts sources" runs only those suites.
-read -r -a suites <<<"${KILN_SUITES:-build instructions examples registry mounts sources dockerignore hostile_servers hostile_images hardening scale network conformance workflow}"
-json=$(cargo test --release "${suites[@]/#/--test=}" --no-run --message-format=json 2>/dev/null)
+default_suites=$(cd tests && ls ./*.rs | sed 's#^\./##; s#\.rs$##' | grep -vx check | tr '\n' ' ')
+read -r -a suites <<<"${KILN_SUITES:-$default_suites}"
+json=$(cargo test --release "${suites[@]/#/--test=}" --no-run --message-format=json)
 
 dir=$(mktemp -d /tmp/kiln-build-bin.XXXXXX)
 chmod 755 "$dir"

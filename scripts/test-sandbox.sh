@@ -13,7 +13,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 bash scripts/testuser.sh
 
-json=$(cargo test -p kiln-sandbox --no-run --message-format=json 2>/dev/null)
+# Cargo's progress and errors go to stderr (a first build takes minutes).
+echo "test-sandbox.sh: building the sandbox tests" >&2
+json=$(cargo test -p kiln-sandbox --no-run --message-format=json)
 cargo build -p kiln-sandbox --bin kiln-sandbox-run --quiet
 unit=$(grep -o '"executable":"[^"]*kiln_sandbox-[^"]*"' <<<"$json" | head -1 | cut -d'"' -f4)
 integ=$(grep -o '"executable":"[^"]*/sandbox-[^"]*"' <<<"$json" | head -1 | cut -d'"' -f4)

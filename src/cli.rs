@@ -37,6 +37,13 @@ pub enum Command {
         /// Also empty the build cache.
         #[arg(long, short = 'a')]
         all: bool,
+        /// Keep this much build cache (e.g. 2GB), dropping the least
+        /// recently used first.
+        #[arg(long, value_name = "SIZE")]
+        keep_storage: Option<String>,
+        /// Only prune build cache unused for DURATION (e.g. 24h, 90m).
+        #[arg(long = "filter", value_name = "until=DURATION")]
+        filters: Vec<String>,
     },
     /// Write an image to an archive (docker-archive, or --format oci-archive).
     Save {
@@ -62,6 +69,48 @@ pub enum Command {
     Login(LoginArgs),
     /// Remove a registry's saved credentials.
     Logout(LogoutArgs),
+    /// Give an image more names: SOURCE (name or ID) becomes also TARGET….
+    Tag {
+        source: String,
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Show how an image's layers were made.
+    History(HistoryArgs),
+    /// Store-wide commands.
+    System {
+        #[command(subcommand)]
+        command: SystemCommand,
+    },
+    /// Show kiln's version, the commit it was built from, the compiler and platform.
+    Version,
+    /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completion { shell: clap_complete::Shell },
+    /// Write kiln's man pages (one per command) into DIR.
+    #[command(hide = true)]
+    Man { dir: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SystemCommand {
+    /// Show the store's disk use and what prune would free.
+    Df {
+        /// Also list each image, cache entry and cache mount.
+        #[arg(short = 'v', long)]
+        verbose: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// The image (name or ID).
+    pub image: String,
+    /// Show the full commands and IDs.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Output: table (default) or json (one object per line, as docker's).
+    #[arg(long, default_value = "table")]
+    pub format: String,
 }
 
 /// How registries are reached (pull, push, build).

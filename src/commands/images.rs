@@ -7,7 +7,6 @@ use anyhow::{bail, Context, Result};
 use kiln_store::{archive, Store};
 use serde_json::json;
 
-use crate::build::cache_layers;
 use crate::image_config::ImageConfig;
 
 pub fn list(store: &Store, quiet: bool) -> Result<i32> {
@@ -54,7 +53,7 @@ pub fn list(store: &Store, quiet: bool) -> Result<i32> {
     Ok(0)
 }
 
-fn human(bytes: u64) -> String {
+pub(crate) fn human(bytes: u64) -> String {
     match bytes {
         b if b >= 1 << 30 => format!("{:.2} GB", b as f64 / (1u64 << 30) as f64),
         b if b >= 1 << 20 => format!("{:.2} MB", b as f64 / (1u64 << 20) as f64),
@@ -100,9 +99,14 @@ pub fn inspect(store: &Store, name: &str) -> Result<i32> {
     Ok(0)
 }
 
-pub fn prune(store: &Store, all: bool) -> Result<i32> {
-    let report = store.prune(all, &cache_layers)?;
-    out!("{report}")?;
+/// `kiln tag SOURCE TARGET…`: every target names the source's image.
+pub fn tag(store: &Store, source: &str, targets: &[String]) -> Result<i32> {
+    let image = store.image(source)?;
+    for t in targets {
+        store
+            .tag(&image, t)
+            .with_context(|| format!("tagging {source} as {t}"))?;
+    }
     Ok(0)
 }
 

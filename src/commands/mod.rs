@@ -5,10 +5,14 @@ mod check;
 mod context;
 mod dockerfile;
 mod export;
+mod history;
 mod images;
 mod load;
+mod meta;
+mod prune;
 pub(crate) mod registry;
 mod stdio;
+mod system;
 
 pub use load::finish as finish_load;
 
@@ -24,6 +28,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         // Credentials live in the user's own files: no namespace needed.
         Command::Login(args) => return registry::login(args),
         Command::Logout(args) => return registry::logout(args),
+        Command::Version => return meta::version(),
+        Command::Completion { shell } => return meta::completion(*shell),
+        Command::Man { dir } => return meta::man(dir),
         _ => {}
     }
     // Everything else touches the store, whose files belong to ids of
@@ -59,7 +66,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Images(a) => images::list(&store, a.quiet),
         Command::Rmi { images: names } => images::remove(&store, names),
         Command::Inspect { image } => images::inspect(&store, image),
-        Command::Prune { all } => images::prune(&store, *all),
+        Command::Prune {
+            all,
+            keep_storage,
+            filters,
+        } => prune::run(&store, *all, keep_storage.as_deref(), filters),
         Command::Save {
             output,
             format,
@@ -68,6 +79,13 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Load { input } => images::load(&store, input),
         Command::Pull(args) => registry::pull(&store, args),
         Command::Push(args) => registry::push(&store, args),
-        Command::Login(_) | Command::Logout(_) => unreachable!("handled above"),
+        Command::Tag { source, targets } => images::tag(&store, source, targets),
+        Command::History(args) => history::run(&store, args),
+        Command::System { command } => system::run(&store, command),
+        Command::Login(_)
+        | Command::Logout(_)
+        | Command::Version
+        | Command::Completion { .. }
+        | Command::Man { .. } => unreachable!("handled above"),
     }
 }

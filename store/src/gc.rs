@@ -1,9 +1,10 @@
 //! `kiln prune`: removes what nothing references. Referenced: every image
 //! in index.json (named or not; `--all` drops the unnamed first) with its
 //! manifest, config and layer blobs and the layers of its config, and the
-//! layers cache entries need (the caller decodes its own entries). Also
-//! removes the scratch dirs of dead processes; `--all` also empties the
-//! cache entries and the `RUN --mount=type=cache` dirs (`cachemounts/`).
+//! layers the cache entries it keeps need (the caller decodes its own
+//! entries; which entries go: `gc_cache`). Also removes the scratch dirs
+//! of dead processes; `--all` without a filter also empties the
+//! `RUN --mount=type=cache` dirs (`cachemounts/`).
 //! Runs with gc.lock held exclusive, so no build is in flight.
 
 use std::collections::HashSet;
@@ -13,6 +14,7 @@ use kiln_layer::Digest;
 
 use crate::error::{Error, Result};
 use crate::fsutil::remove_all_sized;
+use crate::gc_cache::{self, PruneOptions};
 use crate::images::{our_digest, ref_name};
 use crate::{locks, Store};
 
@@ -42,14 +44,30 @@ impl fmt::Display for PruneReport {
             self.cache_mounts,
             self.tmp,
             self.bytes as f64 / 1e6
-        )
+        )?;
+        write!(f, "\nTotal reclaimed space: {}", human_size(self.bytes))
     }
+}
+
+/// Bytes as docker prints them (decimal units): `0B`, `512B`, `12.3MB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if bytes < 1000 {
+        return format!("{bytes}B");
+    }
+    let mut v = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while v >= 1000.0 && unit + 1 < UNITS.len() {
+        v /= 1000.0;
+        unit += 1;
+    }
+    format!("{v:.1}{}", UNITS[unit])
 }
 
 impl Store {
     pub fn prune(
         &self,
-        all: bool,
+        opts: &PruneOptions,
         cache_layers: &dyn Fn(&[u8]) -> Vec<Digest>,
     ) -> Result<PruneReport> {
         // This handle's own pending layers are judged like every other.
@@ -59,7 +77,7 @@ impl Store {
         // Every index entry is kept, named or not (an unnamed build result
         // is still an image `kiln images` lists); --all also drops the
         // unnamed ones, as `podman image prune -a` drops unused images.
-        if all {
+        if opts.all {
             self.update_index(|entries| {
                 let before = entries.len();
                 entries.retain(|e| ref_name(e).is_some());
@@ -68,27 +86,8 @@ impl Store {
             })?;
         }
         report.tmp = crate::scratch::clean_stale(&self.tmp())?;
-        let cache_dir = self.root.join("cache");
         let mut keep_layers: HashSet<String> = HashSet::new();
         let mut keep_blobs: HashSet<String> = HashSet::new();
-        for entry in std::fs::read_dir(&cache_dir)
-            .map_err(|e| Error::io("read dir", &cache_dir, e))?
-            .flatten()
-        {
-            if all {
-                report.bytes += remove_all_sized(&entry.path())?;
-                report.cache_entries += 1;
-            } else if let Ok(bytes) = std::fs::read(entry.path()) {
-                keep_layers.extend(cache_layers(&bytes).iter().map(|d| d.hex().to_string()));
-            }
-        }
-        let mounts = self.root.join("cachemounts");
-        if all {
-            for entry in std::fs::read_dir(&mounts).into_iter().flatten().flatten() {
-                report.bytes += remove_all_sized(&entry.path())?;
-                report.cache_mounts += 1;
-            }
-        }
         for image in self.images()? {
             keep_blobs.insert(image.manifest_digest.hex().to_string());
             keep_blobs.insert(image.config_digest.hex().to_string());
@@ -96,6 +95,22 @@ impl Store {
                 keep_blobs.insert(our_digest(l.digest())?.hex().to_string());
             }
             keep_layers.extend(image.diff_ids.iter().map(|d| d.hex().to_string()));
+        }
+        let size_of =
+            |hex: &str| Digest::parse(&format!("sha256:{hex}")).map_or(0, |d| self.layer_size(&d));
+        let entries = self.cache_entries(cache_layers)?;
+        let (kept, dropped) = gc_cache::select(entries, &keep_layers, opts, &size_of);
+        for entry in dropped {
+            report.bytes += remove_all_sized(&entry.path)?;
+            report.cache_entries += 1;
+        }
+        keep_layers.extend(kept.into_iter().flat_map(|e| e.layers));
+        let mounts = self.root.join("cachemounts");
+        if opts.all && opts.unfiltered() {
+            for entry in std::fs::read_dir(&mounts).into_iter().flatten().flatten() {
+                report.bytes += remove_all_sized(&entry.path())?;
+                report.cache_mounts += 1;
+            }
         }
         let layers = self.root.join("layers");
         for entry in std::fs::read_dir(&layers)

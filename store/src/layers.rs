@@ -335,6 +335,12 @@ impl Store {
         )
     }
 
+    /// A layer's size (its plain tar's, as recorded when it was made or
+    /// first exported); 0 when not known.
+    pub fn layer_size(&self, diff_id: &Digest) -> u64 {
+        self.read_sidecar(diff_id).tar_size.unwrap_or(0)
+    }
+
     fn record_tar_size(&self, diff_id: &Digest, size: u64) -> Result<()> {
         self.update_sidecar(diff_id, |s| s.tar_size = Some(size))
     }

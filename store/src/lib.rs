@@ -41,18 +41,21 @@ mod blobs;
 mod error;
 mod fsutil;
 mod gc;
+mod gc_cache;
 mod images;
 mod layers;
 mod locks;
 mod names;
 mod remove;
 mod scratch;
+mod usage;
 
 use std::path::{Path, PathBuf};
 
 pub use blobs::BlobWriter;
 pub use error::{Error, Result};
-pub use gc::PruneReport;
+pub use gc::{human_size, PruneReport};
+pub use gc_cache::PruneOptions;
 pub use images::Image;
 pub use kiln_layer::{CaptureOptions, Compression, Digest};
 pub use layers::{LayerBlob, StagedLayer};
@@ -64,6 +67,7 @@ pub type BuildLock = Lock;
 pub type GcLock = Lock;
 pub use names::normalize_name;
 pub use scratch::Scratch;
+pub use usage::{CacheUsage, ImageUsage, Usage};
 
 /// An open store.
 #[derive(Debug)]
@@ -173,7 +177,15 @@ impl Store {
     pub fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let path = self.cache_path(key)?;
         match std::fs::read(&path) {
-            Ok(b) => Ok(Some(b)),
+            Ok(b) => {
+                // An entry's mtime is its last use, for `prune --keep-storage`
+                // and `--filter until=` (best effort: a read-only store still builds).
+                let _ = std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                Ok(Some(b))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("read", path, e)),
         }

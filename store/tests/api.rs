@@ -8,7 +8,7 @@ use std::fs;
 use std::sync::Arc;
 
 use common::{config, index_names, layer, TempDir};
-use kiln_store::{normalize_name, Compression, Digest, Store};
+use kiln_store::{normalize_name, Compression, Digest, PruneOptions, Store};
 
 #[test]
 fn put_image_takes_a_typed_config_and_records_it() {
@@ -52,13 +52,23 @@ fn an_unnamed_image_is_listed_and_survives_prune() {
     let listed = store.images().unwrap();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].names.is_empty());
-    store.prune(false, &|_| Vec::new()).unwrap();
+    store
+        .prune(&PruneOptions::default(), &|_| Vec::new())
+        .unwrap();
     assert!(
         store.has_layer(&l),
         "an unnamed image's layer is referenced"
     );
     assert!(store.image(image.id()).is_ok());
-    let report = store.prune(true, &|_| Vec::new()).unwrap();
+    let report = store
+        .prune(
+            &PruneOptions {
+                all: true,
+                ..Default::default()
+            },
+            &|_| Vec::new(),
+        )
+        .unwrap();
     assert_eq!(report.images, 1, "--all drops unnamed images: {report}");
     assert!(!store.has_layer(&l));
     assert!(store.images().unwrap().is_empty());
@@ -225,7 +235,7 @@ fn build_lock_is_shared_and_prune_waits_for_it() {
     let (tx, rx) = std::sync::mpsc::channel();
     let pruner = std::thread::spawn(move || {
         let s = Store::open(&root).unwrap();
-        s.prune(false, &|_| Vec::new()).unwrap();
+        s.prune(&PruneOptions::default(), &|_| Vec::new()).unwrap();
         tx.send(()).unwrap();
     });
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -433,7 +443,9 @@ fn prune_leaves_exactly_the_referenced_blobs_and_cleans_dead_tmp() {
     let dead = dir.join("tmp/4242-dead");
     fs::create_dir_all(&dead).unwrap();
     fs::write(dead.join("lock"), "").unwrap();
-    let report = store.prune(false, &|_| Vec::new()).unwrap();
+    let report = store
+        .prune(&PruneOptions::default(), &|_| Vec::new())
+        .unwrap();
     assert_eq!(report.layers, 1, "{report}");
     assert_eq!(
         report.blobs, 3,
@@ -458,6 +470,8 @@ fn prune_leaves_exactly_the_referenced_blobs_and_cleans_dead_tmp() {
     assert!(!dead.exists());
     // The pruned zstd form is simply made again when asked for.
     store.layer_blob(&kept, Compression::Zstd).unwrap();
-    let second = store.prune(false, &|_| Vec::new()).unwrap();
+    let second = store
+        .prune(&PruneOptions::default(), &|_| Vec::new())
+        .unwrap();
     assert_eq!((second.layers, second.blobs), (0, 1), "{second}");
 }

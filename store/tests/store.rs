@@ -6,7 +6,7 @@ mod common;
 use std::fs;
 use std::path::PathBuf;
 
-use kiln_store::{archive, CaptureOptions, Compression, Digest, Store};
+use kiln_store::{archive, CaptureOptions, Compression, Digest, PruneOptions, Store};
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("kiln-store-test-{}-{name}", std::process::id()));
@@ -98,15 +98,33 @@ fn prune_removes_exactly_what_nothing_references() {
             .into_iter()
             .collect()
     };
-    let report = store.prune(false, &keep).unwrap();
+    // The entry was used just now: `until` spares it and its layer.
+    let recent = PruneOptions {
+        until: Some(std::time::Duration::from_secs(3600)),
+        ..Default::default()
+    };
+    let report = store.prune(&recent, &keep).unwrap();
     assert!(store.has_layer(&kept_layer) && store.has_layer(&cached_layer));
     assert!(!store.has_layer(&stray_layer));
     assert_eq!(report.layers, 1, "{report}");
-    store.prune(true, &keep).unwrap();
-    assert!(
-        !store.has_layer(&cached_layer),
-        "--all empties the cache first"
-    );
+    // A plain prune drops the entries no image uses, with their layers.
+    let report = store.prune(&PruneOptions::default(), &keep).unwrap();
+    assert!(!store.has_layer(&cached_layer), "{report}");
+    assert!(store.has_layer(&kept_layer));
+    assert_eq!((report.layers, report.cache_entries), (1, 1), "{report}");
+    store
+        .cache_put("abcd", kept_layer.to_string().as_bytes())
+        .unwrap();
+    let all = store
+        .prune(
+            &PruneOptions {
+                all: true,
+                ..Default::default()
+            },
+            &keep,
+        )
+        .unwrap();
+    assert_eq!(all.cache_entries, 1, "--all empties the cache, used or not");
     assert!(store.image("kept").is_ok());
     fs::remove_dir_all(&root).unwrap();
 }
