@@ -241,6 +241,15 @@ fn secret_file_params() {
 
 #[test]
 #[ignore = "rootless: run by scripts/test-build.sh"]
+fn secret_required_without_value() {
+    let case = Case::new("bk-secret-required");
+    case.dockerfile("FROM BASE\nRUN --mount=type=secret,required,id=mysecret foo\n");
+    let said = build_fails(&case, &[]);
+    assert!(said.contains("secret mysecret: not found"), "{said}");
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
 fn secret_as_environ() {
     // BuildKit also checks that the progress shows the command without
     // the secret's value: kiln's output must never carry it (the
