@@ -90,6 +90,26 @@ fn mount_invalid() {
 
 #[test]
 #[ignore = "rootless: run by scripts/test-build.sh"]
+fn mount_rw_cache() {
+    // The rw mount's source has the same content after the cachebust
+    // change: the RUN mounting it is a cache hit, /unique the same.
+    let case = Case::new("bk-mount-rwcache");
+    case.dockerfile(
+        "FROM BASE AS build\nCOPY cachebust /\nRUN mkdir out && echo foo > out/foo\n\
+         FROM BASE AS second\n\
+         RUN --mount=from=build,src=out,target=/out,rw touch /out/bar && \
+         cat /dev/urandom | head -c 100 | sha256sum > /unique\n\
+         FROM scratch\nCOPY --from=second /unique /unique\n",
+    );
+    case.file("cachebust", "0");
+    let first = fs::read_to_string(build_local(&case, "out1", &[]).join("unique")).unwrap();
+    case.file("cachebust", "1");
+    let second = fs::read_to_string(build_local(&case, "out2", &[]).join("unique")).unwrap();
+    assert_eq!(first, second);
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
 fn cache_mount_user() {
     let case = Case::new("bk-cachemount-user");
     case.dockerfile(

@@ -297,14 +297,18 @@ impl Builder<'_> {
     }
 
     /// What a RUN's mounts add to its cache key (the specs themselves are
-    /// in the instruction): for a bind of the context a digest of the
-    /// files it shows, for a `from=` the source's key, for a secret
-    /// whether it was given — never its value.
+    /// in the instruction): for a bind of the context or a stage a digest
+    /// of the files it shows, for another `from=` the source's key, for a
+    /// secret whether it was given — never its value.
     pub(super) fn mounts_key(&self, run: &Run) -> Result<String> {
         let mut key = String::new();
         for m in &run.mounts {
             let part = match (m.kind, &m.from) {
-                (MountType::Bind | MountType::Cache, Some(from)) => {
+                (MountType::Bind, Some(from)) => match self.source_named(from) {
+                    Source::Stage(i) => self.stage_mount_digest(from, i, m)?,
+                    source => self.key_of_source(from, Some(source))?,
+                },
+                (MountType::Cache, Some(from)) => {
                     self.key_of_source(from, Some(self.source_named(from)))?
                 }
                 (MountType::Bind, None) => self.context_digest(m)?,
@@ -315,6 +319,37 @@ impl Builder<'_> {
             key.push('\n');
         }
         Ok(key)
+    }
+
+    /// The digest of what a bind of a stage shows: BuildKit keys such a
+    /// mount by content, so a stage rebuilt to the same files (a changed
+    /// file it does not keep) leaves the steps mounting it cached. Kept in
+    /// the store per stage key and path, as a key's layers never change;
+    /// `--no-cache` recomputes it (a rebuilt stage may differ).
+    fn stage_mount_digest(&self, from: &str, stage: usize, m: &Mount) -> Result<String> {
+        let rel = clean_rel(m.source.as_deref().unwrap_or("."));
+        let stage_key = self.key_of_source(from, Some(Source::Stage(stage)))?;
+        let memo = cache::key(
+            "mount-from-content",
+            &[stage_key.as_bytes(), rel.as_os_str().as_bytes()],
+        );
+        if !self.req.no_cache {
+            if let Ok(Some(known)) = self.store.cache_get(&memo) {
+                return Ok(String::from_utf8_lossy(&known).into_owned());
+            }
+        }
+        let dirs = super::steps::StepDirs::new(self)?;
+        let target = dirs.mount_point("source")?;
+        let source = self.root_of_from(from, Some(Source::Stage(stage)), &target)?;
+        // A fresh memo: the context's is keyed by context paths.
+        let digest =
+            cache::tree_digest(&Root::open(&source.dir)?, &rel, &cache::FileMemo::default())
+                .with_context(|| format!("--mount from={from} source /{}", rel.display()))?;
+        drop(source);
+        self.store
+            .cache_put(&memo, digest.as_bytes())
+            .context("recording a mount's digest")?;
+        Ok(digest)
     }
 
     /// The digest of the context files a bind mount shows.
