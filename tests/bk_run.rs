@@ -400,3 +400,14 @@ fn run_socket_stays_for_later_steps() {
     let log = fs::symlink_metadata(out.join("r/dev/log")).expect("the local export has /r/dev/log");
     assert!(log.is_file() && log.len() == 0, "{log:?}");
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn run_default_network() {
+    // BuildKit checks `ip link show eth0` (its bridge; skipped rootless).
+    // kiln's default network (pasta) names its link after the host's
+    // interface: the step has a link besides loopback.
+    let case = Case::new("bk-run-defaultnet");
+    case.dockerfile("FROM BASE\nRUN [ \"$(ip -o link show | grep -vc ': lo:')\" -ge 1 ]\n");
+    case.build(&[]);
+}
