@@ -62,6 +62,8 @@ fn mount_tmpfs() {
 #[test]
 #[ignore = "rootless: run by scripts/test-build.sh"]
 fn mount_invalid() {
+    // BuildKit words the first "did you mean mount?"; kiln names the flag
+    // as it is written: "did you mean --mount?".
     let case = Case::new("bk-mount-invalid");
     let cases = [
         (
