@@ -121,3 +121,26 @@ fn tar_exporter_multi() {
     let names = tool("tar", &["-tf", tar.to_str().unwrap()]);
     assert!(!names.contains("fordarwin"), "{names}");
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn copy_from_a_stage_rebuilt_to_the_same_files_stays_cached() {
+    // BuildKit keys a copy by the content it copies (its FileOp's content
+    // checksums), as it does a mount (testMountRWCache): a stage rebuilt
+    // to the same files leaves COPY --from, and what follows, cached.
+    let case = Case::new("copyfrom-content");
+    case.dockerfile(
+        "FROM BASE AS build\nARG V=foo\nCOPY cachebust /\nRUN mkdir /out && echo $V > /out/foo\n\
+         FROM BASE\nCOPY --from=build /out /out\n\
+         RUN cat /dev/urandom | head -c 100 | sha256sum > /unique\n",
+    );
+    case.file("cachebust", "0");
+    let one = build_local(&case, "one", &[]);
+    case.file("cachebust", "1");
+    let two = build_local(&case, "two", &[]);
+    assert_eq!(read(&one, "unique"), read(&two, "unique"));
+    // Other content is another key.
+    let three = build_local(&case, "three", &["--build-arg", "V=bar"]);
+    assert_eq!(read(&three, "out/foo"), "bar\n");
+    assert_ne!(read(&two, "unique"), read(&three, "unique"));
+}

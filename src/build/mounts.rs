@@ -321,35 +321,14 @@ impl Builder<'_> {
         Ok(key)
     }
 
-    /// The digest of what a bind of a stage shows: BuildKit keys such a
-    /// mount by content, so a stage rebuilt to the same files (a changed
-    /// file it does not keep) leaves the steps mounting it cached. Kept in
-    /// the store per stage key and path, as a key's layers never change;
-    /// `--no-cache` recomputes it (a rebuilt stage may differ).
+    /// The digest of what a bind of a stage shows (`content_key.rs`).
     fn stage_mount_digest(&self, from: &str, stage: usize, m: &Mount) -> Result<String> {
         let rel = clean_rel(m.source.as_deref().unwrap_or("."));
-        let stage_key = self.key_of_source(from, Some(Source::Stage(stage)))?;
-        let memo = cache::key(
-            "mount-from-content",
-            &[stage_key.as_bytes(), rel.as_os_str().as_bytes()],
-        );
-        if !self.req.no_cache {
-            if let Ok(Some(known)) = self.store.cache_get(&memo) {
-                return Ok(String::from_utf8_lossy(&known).into_owned());
-            }
-        }
-        let dirs = super::steps::StepDirs::new(self)?;
-        let target = dirs.mount_point("source")?;
-        let source = self.root_of_from(from, Some(Source::Stage(stage)), &target)?;
-        // A fresh memo: the context's is keyed by context paths.
-        let digest =
-            cache::tree_digest(&Root::open(&source.dir)?, &rel, &cache::FileMemo::default())
-                .with_context(|| format!("--mount from={from} source /{}", rel.display()))?;
-        drop(source);
-        self.store
-            .cache_put(&memo, digest.as_bytes())
-            .context("recording a mount's digest")?;
-        Ok(digest)
+        let what = [b"mount".as_slice(), rel.as_os_str().as_bytes()];
+        self.stage_content_digest(from, stage, &what, |root, memo| {
+            cache::tree_digest(root, &rel, memo)
+                .with_context(|| format!("--mount from={from} source /{}", rel.display()))
+        })
     }
 
     /// The digest of the context files a bind mount shows.
