@@ -309,7 +309,7 @@ fn secrets_are_readable_in_the_step_and_in_no_layer() {
     let out = case.kiln(&["build", case.ctx().to_str().unwrap()]);
     let log = text(&out);
     assert!(!out.status.success(), "{log}");
-    assert!(log.contains("secret \"tok\" is required"), "{log}");
+    assert!(log.contains("secret tok: not found"), "{log}");
 }
 
 #[test]

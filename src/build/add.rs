@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use kiln_dockerfile::chmod::Chmod;
 use kiln_dockerfile::instructions::{Command, FileOp};
+use kiln_dockerfile::resolve::Source;
 use kiln_layer::Digest;
 use kiln_sandbox::{mount_overlay, Mounted};
 use serde::{Deserialize, Serialize};
@@ -242,7 +243,10 @@ impl Builder<'_> {
     /// `--from` stage's key.
     pub(super) fn sources_key(&self, op: &FileOp, cmd: &Command, add: bool) -> Result<String> {
         if let Some(from) = &op.from {
-            return self.key_of_from(from, cmd);
+            return match self.source_of_from(from, cmd) {
+                Some(Source::Stage(stage)) => self.stage_sources_key(op, add, from, stage),
+                source => self.key_of_source(from, source),
+            };
         }
         let Sources {
             local,
@@ -275,6 +279,31 @@ impl Builder<'_> {
             });
         }
         Ok(key)
+    }
+}
+
+impl Builder<'_> {
+    /// The key of a COPY/ADD from stage `stage`: what it reads there
+    /// (`content_key.rs`).
+    fn stage_sources_key(
+        &self,
+        op: &FileOp,
+        add: bool,
+        from: &str,
+        stage: usize,
+    ) -> Result<String> {
+        let Sources { local, exclude, .. } = sources(op, add)?;
+        let rules = format!("{local:?} {:?} {}", op.exclude, op.parents);
+        let what = [b"copy".as_slice(), rules.as_bytes()];
+        self.stage_content_digest(from, stage, &what, |root, memo| {
+            let from = From {
+                root,
+                exclude: exclude.as_ref(),
+                parents: op.parents,
+                linker: None,
+            };
+            cache::sources_digest(&from, &local, memo)
+        })
     }
 }
 

@@ -14,6 +14,7 @@ mod add;
 mod base;
 mod cache;
 mod config_ops;
+mod content_key;
 mod context;
 mod copy;
 mod created;

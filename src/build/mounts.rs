@@ -297,14 +297,18 @@ impl Builder<'_> {
     }
 
     /// What a RUN's mounts add to its cache key (the specs themselves are
-    /// in the instruction): for a bind of the context a digest of the
-    /// files it shows, for a `from=` the source's key, for a secret
-    /// whether it was given — never its value.
+    /// in the instruction): for a bind of the context or a stage a digest
+    /// of the files it shows, for another `from=` the source's key, for a
+    /// secret whether it was given — never its value.
     pub(super) fn mounts_key(&self, run: &Run) -> Result<String> {
         let mut key = String::new();
         for m in &run.mounts {
             let part = match (m.kind, &m.from) {
-                (MountType::Bind | MountType::Cache, Some(from)) => {
+                (MountType::Bind, Some(from)) => match self.source_named(from) {
+                    Source::Stage(i) => self.stage_mount_digest(from, i, m)?,
+                    source => self.key_of_source(from, Some(source))?,
+                },
+                (MountType::Cache, Some(from)) => {
                     self.key_of_source(from, Some(self.source_named(from)))?
                 }
                 (MountType::Bind, None) => self.context_digest(m)?,
@@ -315,6 +319,16 @@ impl Builder<'_> {
             key.push('\n');
         }
         Ok(key)
+    }
+
+    /// The digest of what a bind of a stage shows (`content_key.rs`).
+    fn stage_mount_digest(&self, from: &str, stage: usize, m: &Mount) -> Result<String> {
+        let rel = clean_rel(m.source.as_deref().unwrap_or("."));
+        let what = [b"mount".as_slice(), rel.as_os_str().as_bytes()];
+        self.stage_content_digest(from, stage, &what, |root, memo| {
+            cache::tree_digest(root, &rel, memo)
+                .with_context(|| format!("--mount from={from} source /{}", rel.display()))
+        })
     }
 
     /// The digest of the context files a bind mount shows.

@@ -225,7 +225,7 @@ impl Builder<'_> {
     /// What the `--from` of `cmd` names, as the resolver worked it out;
     /// for a base image's ONBUILD trigger (the default span), by name:
     /// BuildKit reads it as a stage of the child's Dockerfile.
-    fn source_of_from(&self, from: &str, cmd: &Command) -> Option<Source> {
+    pub(super) fn source_of_from(&self, from: &str, cmd: &Command) -> Option<Source> {
         if cmd.span == kiln_dockerfile::Span::default() {
             return Some(self.source_named(from));
         }
@@ -236,12 +236,6 @@ impl Builder<'_> {
             .flat_map(|s| &s.edges)
             .find(|e| e.span == cmd.span)
             .map(|e| e.source.clone())
-    }
-
-    /// The cache identity of a `--from` source: the stage's key or the
-    /// image's manifest digest.
-    pub(super) fn key_of_from(&self, from: &str, cmd: &Command) -> Result<String> {
-        self.key_of_source(from, self.source_of_from(from, cmd))
     }
 
     /// The cache identity of what a `--from` resolved to.

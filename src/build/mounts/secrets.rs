@@ -104,7 +104,8 @@ impl Builder<'_> {
         let id = secret_id(m).context("a secret mount needs id= (or target=)")?;
         let Some(value) = self.req.secrets.get(&id) else {
             if m.required {
-                bail!("secret {id:?} is required but was not given: pass --secret id={id},src=FILE (or env=VAR)");
+                // BuildKit's words first: users search CI logs for them.
+                bail!("secret {id}: not found (required=true): pass --secret id={id},src=FILE (or env=VAR)");
             }
             return Ok(None);
         };
