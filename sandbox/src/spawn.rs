@@ -67,6 +67,7 @@ pub fn run(spec: &Spec) -> Result<ExitStatus> {
 /// by [`Step::wait`].
 pub fn spawn(spec: &Spec) -> Result<Step> {
     spec.validate()?;
+    crate::caps::warn_missing_once();
     let mut memfd = File::from(
         rfs::memfd_create("kiln-spec", rfs::MemfdFlags::CLOEXEC).ctx(|| "memfd_create")?,
     );
@@ -189,6 +190,9 @@ impl Step {
             while let Err(rustix::io::Errno::INTR) = poll(&mut fds, None) {}
         }
         self.waited = true;
+        for r in records.iter().filter_map(|r| r.strip_prefix(b"W")) {
+            crate::degrade::warn_once(&String::from_utf8_lossy(r));
+        }
         if let Some(f) = records
             .iter()
             .find(|r| matches!(r.first(), Some(b'S' | b'X' | b'U')))
