@@ -5,6 +5,7 @@ mod check;
 mod dockerfile;
 mod export;
 mod images;
+mod info;
 pub(crate) mod registry;
 
 use anyhow::{Context, Result};
@@ -19,13 +20,14 @@ pub fn run(cli: Cli) -> Result<i32> {
         // Credentials live in the user's own files: no namespace needed.
         Command::Login(args) => return registry::login(args),
         Command::Logout(args) => return registry::logout(args),
+        Command::Info => return info::run(cli.root.as_deref()),
         _ => {}
     }
     // Everything else touches the store, whose files belong to ids of
     // kiln's user namespace: enter it first (a rootless kiln re-executes
     // itself here), before any thread exists.
     let ns = kiln_sandbox::UserNamespace::enter().context("entering kiln's user namespace")?;
-    let real_root = matches!(ns, kiln_sandbox::UserNamespace::Host);
+    let real_root = ns.caller_was_root();
     let root = cli
         .root
         .clone()
@@ -33,6 +35,11 @@ pub fn run(cli: Cli) -> Result<i32> {
     // Layer dirs become overlay lower dirs, which must be absolute paths.
     let root =
         std::path::absolute(&root).with_context(|| format!("the store path {}", root.display()))?;
+    if let (Command::Build(_), Some(e)) =
+        (&cli.command, kiln_sandbox::diagnose::overlay_store(&root))
+    {
+        anyhow::bail!(e);
+    }
     let store =
         Store::open(&root).with_context(|| format!("opening the store {}", root.display()))?;
     // Every command but prune reads or writes blobs and layers (a pull's
@@ -57,6 +64,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Load { input } => images::load(&store, input),
         Command::Pull(args) => registry::pull(&store, args),
         Command::Push(args) => registry::push(&store, args),
-        Command::Login(_) | Command::Logout(_) => unreachable!("handled above"),
+        Command::Login(_) | Command::Logout(_) | Command::Info => unreachable!("handled above"),
     }
 }
