@@ -33,6 +33,19 @@ pub(crate) fn take_notes() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Set when kiln runs in a user namespace it created: everything outside
+/// it (the container's processes) is then out of a step's ptrace reach,
+/// whatever /proc shows it.
+static OWN_USERNS: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn set_own_userns(own: bool) {
+    OWN_USERNS.store(own, Ordering::Relaxed);
+}
+
+pub(crate) fn own_userns() -> bool {
+    OWN_USERNS.load(Ordering::Relaxed)
+}
+
 pub(crate) fn set_chrooted() {
     CHROOTED.store(true, Ordering::Relaxed);
 }

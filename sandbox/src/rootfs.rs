@@ -175,11 +175,26 @@ fn mount_proc(root: BorrowedFd<'_>, created: &mut Vec<PathBuf>) -> Result<()> {
     let target = ensure(root, Path::new("/proc"), Kind::Dir, created)?;
     let mnt = match FsContext::open("proc")?.mount_unless_refused(safe_attrs())? {
         Some(m) => m,
+        // The container masks paths of its /proc, so the kernel refuses a
+        // fresh procfs ("Mount too revealing"). Its own /proc, bound
+        // recursively, keeps those masks; the step then sees the
+        // container's processes. Only safe in a user namespace of kiln's:
+        // a step has no capability over the container's namespace, so no
+        // /proc/PID/root of a container process opens for it (ptrace
+        // access across user namespaces needs CAP_SYS_PTRACE there).
+        // Without one, the step holds the same capabilities as the job's
+        // own processes and could walk out through them.
+        None if !crate::degrade::own_userns() => {
+            return Err(crate::error::Error::Setup(
+                "cannot mount a fresh /proc for RUN steps: the container masks paths of its \
+                 /proc, and kiln runs without a user namespace of its own here, so binding the \
+                 container's /proc would open its processes to the step. Run the container \
+                 with --security-opt systempaths=unconfined (docker), --security-opt unmask=ALL \
+                 (podman) or procMount: Unmasked (Kubernetes)"
+                    .into(),
+            ))
+        }
         None => {
-            // The container masks paths of its /proc, so the kernel refuses
-            // a fresh procfs ("Mount too revealing"). Its own /proc, bound
-            // recursively, keeps those masks; the step then sees the
-            // container's processes instead of only its own.
             crate::degrade::note(
                 "cannot mount a fresh /proc for RUN steps (the container masks paths of its \
                  /proc); steps see the container's /proc (its processes) instead. For full \

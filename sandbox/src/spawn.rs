@@ -94,11 +94,14 @@ pub fn spawn(spec: &Spec) -> Result<Step> {
             Io::Fd(fd) => stdio[i] = fd.as_raw_fd(),
         }
     }
-    let flags = match spec.network {
+    let mut flags = match spec.network {
         Network::Host => 0,
         Network::None => zygote::FLAG_NEWNET,
         Network::Private => zygote::FLAG_PRIVNET,
     };
+    if crate::degrade::own_userns() {
+        flags |= zygote::FLAG_OWN_USERNS;
+    }
     zygote::request(
         &[flags],
         &[

@@ -81,6 +81,7 @@ impl UserNamespace {
             }
             private_mounts()?;
             CALLER_ROOT.store(v == "root", Ordering::Relaxed);
+            crate::degrade::set_own_userns(true);
             return Ok(UserNamespace::Entered {
                 uids: beyond_root("/proc/self/uid_map"),
                 gids: beyond_root("/proc/self/gid_map"),
