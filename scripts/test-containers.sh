@@ -103,6 +103,8 @@ cell() {
     if [ -z "$why" ]; then
         passed=$((passed + 1))
         echo "ok   $name ($((SECONDS - start)) s)"
+        # KILN_CONTAINERS_VERBOSE=1 shows what kiln said in passing cells too.
+        if [ -n "${KILN_CONTAINERS_VERBOSE:-}" ]; then sed 's/^/    | /' <<<"$out"; fi
     else
         failed=$((failed + 1))
         echo "FAIL $name: $why"

@@ -24,7 +24,10 @@ pub struct Diagnosis {
     pub seccomp: Option<u32>,
     /// CAP_SYS_ADMIN in the effective set.
     pub sys_admin: bool,
-    /// Docker default capabilities this process lacks.
+    /// Docker default capabilities this process lacks, when it is root
+    /// with CAP_SYS_ADMIN (kiln then makes no user namespace, and RUN
+    /// steps get only what it holds; elsewhere steps get the full default
+    /// set inside kiln's user namespace).
     pub missing_caps: Vec<String>,
     /// Paths the container masks or over-mounts under /proc.
     pub masked_proc: Vec<String>,
@@ -104,13 +107,19 @@ fn container() -> Option<&'static str> {
 /// Look at this process's environment.
 pub fn diagnose() -> Diagnosis {
     let eff = status_field("CapEff").and_then(|c| u64::from_str_radix(&c, 16).ok());
+    let sys_admin = eff.is_some_and(|m| m & caps::Capability::CAP_SYS_ADMIN.bitmask() != 0);
+    let host_mode = sys_admin && rustix::process::geteuid().is_root();
     Diagnosis {
         seccomp: status_field("Seccomp").and_then(|s| s.parse().ok()),
-        sys_admin: eff.is_some_and(|m| m & caps::Capability::CAP_SYS_ADMIN.bitmask() != 0),
-        missing_caps: crate::caps::missing_default_caps()
-            .iter()
-            .map(|c| c.to_string())
-            .collect(),
+        sys_admin,
+        missing_caps: if host_mode {
+            crate::caps::missing_default_caps()
+                .iter()
+                .map(|c| c.to_string())
+                .collect()
+        } else {
+            Vec::new()
+        },
         masked_proc: masked_proc(),
         userns_off: userns_off(),
         container: container(),
@@ -149,7 +158,7 @@ pub(crate) fn namespace_advice() -> String {
         .map_or("a container".to_string(), |c| c.to_string());
     if d.container.is_some() || d.seccomp == Some(2) {
         s.push_str(&format!(
-            "\nkiln runs inside {engine} that refuses namespaces; start the container with:{CONTAINER_FIX}"
+            "\nkiln runs inside {engine}, which refuses namespaces here; start it with:{CONTAINER_FIX}"
         ));
     }
     s

@@ -82,24 +82,25 @@ fn environment() -> Result<()> {
         None => "unknown".to_string(),
     };
     out!("seccomp:          {seccomp}")?;
-    out!(
-        "capabilities:     CAP_SYS_ADMIN {}; {}",
-        if d.sys_admin { "held" } else { "not held" },
-        if d.missing_caps.is_empty() {
-            "all of Docker's default set".to_string()
-        } else {
-            format!(
-                "lacks {} (RUN steps run without them)",
-                d.missing_caps.join(", ")
-            )
-        }
-    )?;
+    let caps = if !d.sys_admin {
+        "CAP_SYS_ADMIN not held: kiln makes a user namespace, RUN steps get Docker's default \
+         set in it"
+            .to_string()
+    } else if d.missing_caps.is_empty() {
+        "CAP_SYS_ADMIN held; all of Docker's default set".to_string()
+    } else {
+        format!(
+            "CAP_SYS_ADMIN held; lacks {} (RUN steps run without them)",
+            d.missing_caps.join(", ")
+        )
+    };
+    out!("capabilities:     {caps}")?;
     if d.masked_proc.is_empty() {
         out!("/proc:            not masked (RUN steps get a fresh /proc)")?;
     } else {
         out!(
-            "/proc:            masked ({}): RUN steps see the container's /proc; for a fresh one \
-             run the container with --security-opt systempaths=unconfined (docker), \
+            "/proc:            masked ({}): where the kernel then refuses a fresh /proc, RUN \
+             steps see the container's; for a fresh one run the container with --security-opt systempaths=unconfined (docker), \
              --security-opt unmask=ALL (podman) or procMount: Unmasked (Kubernetes)",
             d.masked_proc.join(" ")
         )?;
