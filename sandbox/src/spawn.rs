@@ -4,7 +4,9 @@
 //!
 //! Each step has its own `SOCK_SEQPACKET` socket. On it the zygote sends
 //! `P` with the init's pidfd, and the init sends one record: `C<code>`
-//! (the command's exit status), or a failure (`S` setup, `X` exec, `U` user).
+//! (the command's exit status), or a failure (`S` setup, `X` exec, `U` user),
+//! after any number of `W<note>` records (a fallback it took, printed once
+//! per kiln run: see `degrade.rs`).
 //! End of stream means the init has exited; its pidfd becomes readable
 //! once its namespaces (and so all the step's mounts) are gone.
 
