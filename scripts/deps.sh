@@ -9,9 +9,10 @@ set -euo pipefail
 # git serves and fetches the ADD-from-git tests (and ADD of git URLs needs it);
 # time (GNU time) measures kiln's peak memory in the hostile-server and scale tests;
 # passt's pasta gives RUN its private network (without it kiln warns and uses the host's);
-# man-db renders the man pages `kiln man` writes (tests/commands.rs).
+# man-db renders the man pages `kiln man` writes (tests/commands.rs);
+# docker.io runs the private dockerd of scripts/test-containers.sh (kiln inside containers).
 packages=(gcc pkg-config ca-certificates uidmap busybox-static util-linux file
-    podman skopeo umoci runc docker-registry apache2-utils git time passt man-db)
+    podman skopeo umoci runc docker-registry apache2-utils git time passt man-db docker.io)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -17,4 +17,6 @@ echo "== rootless sandbox tests"
 scripts/test-sandbox.sh
 echo "== rootless build tests (podman, skopeo, umoci)"
 scripts/test-build.sh
+echo "== kiln inside containers (rootless podman, docker)"
+scripts/test-containers.sh
 echo "== all tests passed"

@@ -32,6 +32,10 @@ pub enum Command {
     },
     /// Show an image's config and layers as JSON.
     Inspect { image: String },
+    /// Show the store, the id mapping and what this environment lets kiln
+    /// do (user namespaces, overlay, network, seccomp), with the settings
+    /// that fix what it refuses.
+    Info,
     /// Remove unreferenced blobs, layers and cache entries.
     Prune {
         /// Also empty the build cache.

@@ -36,11 +36,13 @@ fn err(what: &str, e: caps::errors::CapsError) -> Error {
 
 /// Drop every capability outside the default set from the bounding set and
 /// clear the ambient and inheritable sets. Run while still uid 0 with full
-/// capabilities (dropping from the bounding set needs CAP_SETPCAP).
+/// capabilities (dropping from the bounding set needs CAP_SETPCAP, so only
+/// what is still there is dropped: a container that already lacks them
+/// needs no CAP_SETPCAP).
 pub(crate) fn limit_bounding() -> Result<()> {
-    let supported = caps::runtime::thread_all_supported();
-    for c in supported {
-        if !DOCKER_DEFAULT.contains(&c) {
+    let bounding = caps::read(None, CapSet::Bounding).map_err(|e| err("read bounding set", e))?;
+    for c in bounding {
+        if !step_caps().contains(&c) {
             caps::drop(None, CapSet::Bounding, c).map_err(|e| err("drop from bounding set", e))?;
         }
     }
@@ -49,14 +51,62 @@ pub(crate) fn limit_bounding() -> Result<()> {
     Ok(())
 }
 
-/// For a command running as uid 0: permitted and effective become exactly
-/// the default set.
+/// Docker's default set, without CAP_SYS_CHROOT when the step's root was
+/// entered with chroot (a second chroot would climb out of it).
+fn step_caps() -> CapsHashSet {
+    DOCKER_DEFAULT
+        .iter()
+        .copied()
+        .filter(|c| !(crate::degrade::chrooted() && *c == Capability::CAP_SYS_CHROOT))
+        .collect()
+}
+
+/// For a command running as uid 0: permitted and effective become the
+/// default set, clipped to what this process holds (a container may grant
+/// less, e.g. `--cap-drop NET_RAW`; capset cannot add any).
 pub(crate) fn set_root_caps() -> Result<()> {
-    let set: CapsHashSet = DOCKER_DEFAULT.iter().copied().collect();
+    let held = caps::read(None, CapSet::Permitted).map_err(|e| err("read permitted", e))?;
+    let set: CapsHashSet = step_caps().intersection(&held).copied().collect();
     // Effective must shrink before permitted (it must stay a subset).
     caps::set(None, CapSet::Effective, &set).map_err(|e| err("set effective", e))?;
     caps::set(None, CapSet::Permitted, &set).map_err(|e| err("set permitted", e))?;
     Ok(())
+}
+
+/// The default capabilities this process lacks (a container that dropped
+/// some): RUN steps run without them.
+pub fn missing_default_caps() -> Vec<Capability> {
+    let held = caps::read(None, CapSet::Permitted).unwrap_or_default();
+    let bounding = caps::read(None, CapSet::Bounding).unwrap_or_default();
+    let mut missing: Vec<Capability> = DOCKER_DEFAULT
+        .iter()
+        .copied()
+        .filter(|c| !held.contains(c) || !bounding.contains(c))
+        .collect();
+    missing.sort_by_key(|c| c.index());
+    missing
+}
+
+/// Say once per kiln run which default capabilities RUN steps go without.
+pub(crate) fn warn_missing_once() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let missing = missing_default_caps();
+        if missing.is_empty() {
+            return;
+        }
+        let names: Vec<String> = missing.iter().map(|c| c.to_string()).collect();
+        let flags: Vec<String> = missing
+            .iter()
+            .map(|c| format!("--cap-add {}", c.to_string().trim_start_matches("CAP_")))
+            .collect();
+        crate::degrade::warn_once(&format!(
+            "this process lacks {} of Docker's default capabilities: RUN steps run without \
+             them (give them to the container with {})",
+            names.join(", "),
+            flags.join(" ")
+        ));
+    });
 }
 
 #[cfg(test)]

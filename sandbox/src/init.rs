@@ -151,6 +151,9 @@ fn run() -> Result<i32> {
     setup_namespaces(&spec)?;
     let rootfs = rootfs::prepare(&spec)?;
     let cmd = exec::prepare(&spec)?;
+    for n in crate::degrade::take_notes() {
+        syscall::write_raw(STATUS_FD, format!("W{n}").as_bytes());
+    }
 
     let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| Error::Setup(format!("pipe: {e}")))?;
@@ -235,7 +238,16 @@ fn setup_namespaces(spec: &Spec) -> Result<()> {
     } else {
         &spec.hostname
     };
-    nix::unistd::sethostname(host).map_err(|e| Error::Setup(format!("sethostname: {e}")))?;
+    match nix::unistd::sethostname(host) {
+        // podman's seccomp profile gates sethostname on CAP_SYS_ADMIN even
+        // in a UTS namespace of our own: the step keeps the namespace,
+        // with the container's hostname in it.
+        Err(nix::errno::Errno::EPERM) => crate::degrade::note(
+            "sethostname is refused (a seccomp filter); RUN steps keep the container's \
+             hostname (in a UTS namespace of their own)",
+        ),
+        r => r.map_err(|e| Error::Setup(format!("sethostname: {e}")))?,
+    }
     if spec.network == Network::None {
         loopback_up().map_err(|e| Error::Setup(format!("bring up lo: {e}")))?;
     }

@@ -51,8 +51,11 @@
 
 mod caps;
 mod codec;
+mod degrade;
+pub mod diagnose;
 mod error;
 mod exec;
+mod idmap;
 mod init;
 mod mounts;
 mod net;
@@ -66,7 +69,7 @@ mod user;
 mod userns;
 mod zygote;
 
-pub use caps::{docker_default_mask, DOCKER_DEFAULT};
+pub use caps::{docker_default_mask, missing_default_caps, DOCKER_DEFAULT};
 pub use error::{Error, Result};
 pub use exec::DEFAULT_PATH;
 pub use net::private_network;

@@ -85,6 +85,20 @@ impl FsContext {
         rm::fsmount(&self.fd, FsMountFlags::FSMOUNT_CLOEXEC, attrs)
             .map_err(|e| self.fail("fsmount".into(), e))
     }
+
+    /// Like [`FsContext::mount`], but `None` when the kernel refuses the
+    /// new superblock with EPERM (a fresh procfs or sysfs is "too
+    /// revealing" where the container masks paths of its own).
+    pub(crate) fn mount_unless_refused(self, attrs: MountAttrFlags) -> Result<Option<OwnedFd>> {
+        match rm::fsconfig_create(&self.fd) {
+            Err(e) if crate::degrade::is_eperm(e) => return Ok(None),
+            r => r.map_err(|e| self.fail("create".into(), e))?,
+        }
+        match rm::fsmount(&self.fd, FsMountFlags::FSMOUNT_CLOEXEC, attrs) {
+            Err(e) if crate::degrade::is_eperm(e) => Ok(None),
+            r => r.map(Some).map_err(|e| self.fail("fsmount".into(), e)),
+        }
+    }
 }
 
 /// Flags for pseudo filesystems that never need setuid, devices or exec.

@@ -173,7 +173,37 @@ fn make_readonly(root: BorrowedFd<'_>, path: &str) -> Result<()> {
 /// namespace owns the sysctl, e.g. net.* in a new network namespace).
 fn mount_proc(root: BorrowedFd<'_>, created: &mut Vec<PathBuf>) -> Result<()> {
     let target = ensure(root, Path::new("/proc"), Kind::Dir, created)?;
-    let mnt = FsContext::open("proc")?.mount(safe_attrs())?;
+    let mnt = match FsContext::open("proc")?.mount_unless_refused(safe_attrs())? {
+        Some(m) => m,
+        // The container masks paths of its /proc, so the kernel refuses a
+        // fresh procfs ("Mount too revealing"). Its own /proc, bound
+        // recursively, keeps those masks; the step then sees the
+        // container's processes. Only safe in a user namespace of kiln's:
+        // a step has no capability over the container's namespace, so no
+        // /proc/PID/root of a container process opens for it (ptrace
+        // access across user namespaces needs CAP_SYS_PTRACE there).
+        // Without one, the step holds the same capabilities as the job's
+        // own processes and could walk out through them.
+        None if !crate::degrade::own_userns() => {
+            return Err(crate::error::Error::Setup(
+                "cannot mount a fresh /proc for RUN steps: the container masks paths of its \
+                 /proc, and kiln runs without a user namespace of its own here, so binding the \
+                 container's /proc would open its processes to the step. Run the container \
+                 with --security-opt systempaths=unconfined (docker), --security-opt unmask=ALL \
+                 (podman) or procMount: Unmasked (Kubernetes)"
+                    .into(),
+            ))
+        }
+        None => {
+            crate::degrade::note(
+                "cannot mount a fresh /proc for RUN steps (the container masks paths of its \
+                 /proc); steps see the container's /proc (its processes) instead. For full \
+                 isolation run the container with --security-opt systempaths=unconfined \
+                 (docker), --security-opt unmask=ALL (podman) or procMount: Unmasked (Kubernetes)",
+            );
+            clone_tree(rfs::CWD, Path::new("/proc"), true)?
+        }
+    };
     attach(mnt.as_fd(), target.as_fd(), Path::new("/proc"))?;
     for p in MASKED.iter().filter(|p| p.starts_with("/proc/")) {
         mask(root, p)?;
@@ -253,23 +283,38 @@ fn mount_sys(root: BorrowedFd<'_>, net: Network, created: &mut Vec<PathBuf>) -> 
     let mnt = match net {
         // The private network namespace is ours too: no host /sys/class/net.
         Network::None | Network::Private => {
-            FsContext::open("sysfs")?.mount(safe_attrs() | MountAttrFlags::MOUNT_ATTR_RDONLY)?
+            match FsContext::open("sysfs")?
+                .mount_unless_refused(safe_attrs() | MountAttrFlags::MOUNT_ATTR_RDONLY)?
+            {
+                Some(m) => m,
+                None => {
+                    // Refused like procfs when the container masks /sys paths.
+                    crate::degrade::note(
+                        "cannot mount a fresh /sys for RUN steps (the container masks paths \
+                         of its /sys); steps see the container's /sys, read-only",
+                    );
+                    readonly_host_sys(sys)?
+                }
+            }
         }
-        Network::Host => {
-            let tree = clone_tree(rfs::CWD, sys, true)?;
-            mounts::set_attrs(
-                tree.as_fd(),
-                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-                true,
-            )?;
-            tree
-        }
+        Network::Host => readonly_host_sys(sys)?,
     };
     attach(mnt.as_fd(), target.as_fd(), sys)?;
     for p in MASKED.iter().filter(|p| p.starts_with("/sys/")) {
         mask(root, p)?;
     }
     Ok(())
+}
+
+/// The host's /sys bound recursively, read-only as a whole tree.
+fn readonly_host_sys(sys: &Path) -> Result<OwnedFd> {
+    let tree = clone_tree(rfs::CWD, sys, true)?;
+    mounts::set_attrs(
+        tree.as_fd(),
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        true,
+    )?;
+    Ok(tree)
 }
 
 /// /etc/hosts and /etc/resolv.conf, written into the work dir and bound
@@ -463,10 +508,30 @@ fn mount_extra(root: BorrowedFd<'_>, m: &Mount, created: &mut Vec<PathBuf>) -> R
 
 /// pivot_root(".", ".") then detach the old root stacked on top: the host's
 /// whole tree leaves the step's mount namespace, with no put_old dir needed.
+///
+/// Where a seccomp filter refuses pivot_root (Docker's default profile,
+/// even with CAP_SYS_ADMIN), the new root is moved over `/` and chrooted
+/// into instead. The old root then stays mounted beneath it, and a process
+/// holding CAP_SYS_CHROOT could climb out with a second chroot: the step's
+/// command loses that capability (see [`crate::caps`]).
 fn pivot(root: BorrowedFd<'_>) -> Result<()> {
     rustix::process::fchdir(root).ctx(|| "chdir to the new root")?;
-    rustix::process::pivot_root(".", ".").ctx(|| "pivot_root")?;
-    rm::unmount(".", UnmountFlags::DETACH).ctx(|| "detach the old root")?;
+    match rustix::process::pivot_root(".", ".") {
+        Ok(()) => {
+            rm::unmount(".", UnmountFlags::DETACH).ctx(|| "detach the old root")?;
+        }
+        Err(e) if crate::degrade::is_eperm(e) => {
+            rm::mount_move(".", "/").ctx(|| "move the new root over / (pivot_root refused)")?;
+            rustix::process::chroot(".").ctx(|| "chroot (pivot_root refused)")?;
+            crate::degrade::set_chrooted();
+            crate::degrade::note(
+                "pivot_root is refused (a seccomp filter); RUN steps enter their root with \
+                 chroot instead, without CAP_SYS_CHROOT. For full isolation run the container \
+                 with --security-opt seccomp=unconfined",
+            );
+        }
+        Err(e) => return Err(e).ctx(|| "pivot_root"),
+    }
     rustix::process::chdir("/").ctx(|| "chdir /")?;
     Ok(())
 }

@@ -4,7 +4,9 @@
 //!
 //! Each step has its own `SOCK_SEQPACKET` socket. On it the zygote sends
 //! `P` with the init's pidfd, and the init sends one record: `C<code>`
-//! (the command's exit status), or a failure (`S` setup, `X` exec, `U` user).
+//! (the command's exit status), or a failure (`S` setup, `X` exec, `U` user),
+//! after any number of `W<note>` records (a fallback it took, printed once
+//! per kiln run: see `degrade.rs`).
 //! End of stream means the init has exited; its pidfd becomes readable
 //! once its namespaces (and so all the step's mounts) are gone.
 
@@ -67,6 +69,7 @@ pub fn run(spec: &Spec) -> Result<ExitStatus> {
 /// by [`Step::wait`].
 pub fn spawn(spec: &Spec) -> Result<Step> {
     spec.validate()?;
+    crate::caps::warn_missing_once();
     let mut memfd = File::from(
         rfs::memfd_create("kiln-spec", rfs::MemfdFlags::CLOEXEC).ctx(|| "memfd_create")?,
     );
@@ -93,11 +96,14 @@ pub fn spawn(spec: &Spec) -> Result<Step> {
             Io::Fd(fd) => stdio[i] = fd.as_raw_fd(),
         }
     }
-    let flags = match spec.network {
+    let mut flags = match spec.network {
         Network::Host => 0,
         Network::None => zygote::FLAG_NEWNET,
         Network::Private => zygote::FLAG_PRIVNET,
     };
+    if crate::degrade::own_userns() {
+        flags |= zygote::FLAG_OWN_USERNS;
+    }
     zygote::request(
         &[flags],
         &[
@@ -189,6 +195,9 @@ impl Step {
             while let Err(rustix::io::Errno::INTR) = poll(&mut fds, None) {}
         }
         self.waited = true;
+        for r in records.iter().filter_map(|r| r.strip_prefix(b"W")) {
+            crate::degrade::warn_once(&String::from_utf8_lossy(r));
+        }
         if let Some(f) = records
             .iter()
             .find(|r| matches!(r.first(), Some(b'S' | b'X' | b'U')))

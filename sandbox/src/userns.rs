@@ -8,25 +8,32 @@
 //! kiln — store work included — then runs inside the namespace, where files
 //! owned by subordinate ids can be read and deleted.
 //!
-//! Without a subordinate range only id 0 is mapped (a warning says so once).
-//! As real root no namespace is created.
+//! Without a subordinate range, or where newuidmap is refused (inside a
+//! container), only id 0 is mapped (a warning says so once). Root creates
+//! no user namespace, only a mount namespace; where it cannot (root without
+//! CAP_SYS_ADMIN, in a container) it creates a user namespace mapping the
+//! ids it has (see `idmap.rs`).
 
 use std::ffi::{CString, OsString};
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
-use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use rustix::process::{waitid, WaitId, WaitIdOptions};
 
 use crate::error::{Error, Result};
+use crate::idmap::{beyond_root, Plan, Refused};
 use crate::syscall;
 
-/// Environment variable that marks the re-executed child (and carries the
-/// mapped ranges).
+/// Environment variable that marks the re-executed child (its value says
+/// who started kiln: `root` or `user`).
 const MARK: &str = "_KILN_SANDBOX_USERNS";
+
+/// Set in the namespace child when root started kiln.
+static CALLER_ROOT: AtomicBool = AtomicBool::new(false);
 
 /// How many subordinate ids a build maps (container ids 1..=65536).
 pub const WANTED_IDS: u32 = 65536;
@@ -84,22 +91,59 @@ impl UserNamespace {
                 )));
             }
             private_mounts()?;
-            let s = v.to_string_lossy();
-            let mut parts = s.split(';').map(parse_range);
+            CALLER_ROOT.store(v == "root", Ordering::Relaxed);
+            crate::degrade::set_own_userns(true);
             return Ok(UserNamespace::Entered {
-                uids: parts.next().flatten(),
-                gids: parts.next().flatten(),
+                uids: beyond_root("/proc/self/uid_map"),
+                gids: beyond_root("/proc/self/gid_map"),
             });
         }
         if rustix::process::geteuid().is_root() {
             // SAFETY: called at startup, before any thread exists, and a
             // new mount namespace does not touch memory.
-            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }
-                .map_err(|e| Error::UserNs(format!("cannot create a mount namespace: {e}")))?;
-            private_mounts()?;
-            return Ok(UserNamespace::Host);
+            match unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) } {
+                Ok(()) => {
+                    private_mounts()?;
+                    return Ok(UserNamespace::Host);
+                }
+                // Root without CAP_SYS_ADMIN in its user namespace (rootless
+                // podman, a container with the default capabilities): a user
+                // namespace of its own, mapping the ids it has, gives it one.
+                Err(e) if e == rustix::io::Errno::PERM => {
+                    return reexec(Caller::Root, after).map_err(|e| {
+                        Error::UserNs(format!(
+                            "cannot create a mount namespace (root without CAP_SYS_ADMIN), \
+                             nor a user namespace to get one: {}",
+                            strip(e)
+                        ))
+                    })
+                }
+                Err(e) => {
+                    return Err(Error::UserNs(format!(
+                        "cannot create a mount namespace: {}{}",
+                        std::io::Error::from(e),
+                        crate::diagnose::namespace_advice()
+                    )))
+                }
+            }
         }
-        reexec(after)
+        reexec(Caller::User, after)
+    }
+
+    /// True in the process [`UserNamespace::enter`] re-executed (before
+    /// `enter` is called there): what it sees is the namespace's, not the
+    /// environment kiln was started in.
+    pub fn is_reexecuted() -> bool {
+        std::env::var_os(MARK).is_some()
+    }
+
+    /// True when kiln was started as root (real root, or root that created
+    /// this namespace because it lacked CAP_SYS_ADMIN): its store is root's.
+    pub fn caller_was_root(&self) -> bool {
+        match self {
+            UserNamespace::Host => true,
+            UserNamespace::Entered { .. } => CALLER_ROOT.load(Ordering::Relaxed),
+        }
     }
 
     /// True when container ids beyond 0 exist (a subordinate range is mapped).
@@ -121,16 +165,12 @@ fn private_mounts() -> Result<()> {
     .map_err(|e| Error::UserNs(format!("cannot make the mount namespace private: {e}")))
 }
 
-fn parse_range(s: &str) -> Option<IdRange> {
-    let (a, b) = s.split_once(':')?;
-    Some(IdRange {
-        start: a.parse().ok()?,
-        count: b.parse().ok()?,
-    })
-}
-
-fn fmt_range(r: Option<IdRange>) -> String {
-    r.map_or("-".into(), |r| format!("{}:{}", r.start, r.count))
+/// The message of a user namespace error, without its prefix.
+fn strip(e: Error) -> String {
+    match e {
+        Error::UserNs(m) => m,
+        other => other.to_string(),
+    }
 }
 
 /// Find the first range for `name` or `id` in a subuid/subgid file's text.
@@ -169,37 +209,46 @@ fn cstrings(items: impl Iterator<Item = OsString>) -> Result<Vec<CString>> {
         .collect()
 }
 
-/// Re-execute in a new user namespace; never returns on success.
-fn reexec(after: fn(i32) -> i32) -> Result<UserNamespace> {
+/// Who started kiln: decides the id plan (and where the store is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    User,
+    Root,
+}
+
+/// A user's plan: its subordinate ranges, else only id 0 (said once).
+fn user_plan() -> Plan {
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
     let name = user_name(uid);
-    let subuid = find_range(
-        &std::fs::read_to_string("/etc/subuid").unwrap_or_default(),
-        &name,
-        uid,
-    );
-    let subgid = find_range(
-        &std::fs::read_to_string("/etc/subgid").unwrap_or_default(),
-        &name,
-        uid,
-    );
-    let ranged = subuid.is_some() && subgid.is_some();
-    if !ranged {
-        // A closed or full stderr must not panic (the build goes on).
-        let _ = writeln!(
-            std::io::stderr(),
-            "kiln: warning: user {name} has no subordinate id range in /etc/subuid and /etc/subgid; \
-             only root (id 0) exists in builds and a chown to any other id will fail. Add one with: \
-             sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {name}"
-        );
+    let read = |f: &str| find_range(&std::fs::read_to_string(f).unwrap_or_default(), &name, uid);
+    match (read("/etc/subuid"), read("/etc/subgid")) {
+        (Some(subuid), Some(subgid)) => Plan::Sub {
+            uid,
+            gid,
+            subuid,
+            subgid,
+        },
+        _ => {
+            // A closed or full stderr must not panic (the build goes on).
+            let _ = writeln!(
+                std::io::stderr(),
+                "kiln: warning: user {name} has no subordinate id range in /etc/subuid and \
+                 /etc/subgid; only root (id 0) exists in builds and a chown to any other id \
+                 will fail. Add one with: sudo usermod --add-subuids 100000-165535 \
+                 --add-subgids 100000-165535 {name}"
+            );
+            Plan::Single { uid, gid }
+        }
     }
-    let (subuid, subgid) = if ranged {
-        (subuid, subgid)
-    } else {
-        (None, None)
-    };
+}
 
+/// Re-execute in a new user namespace; never returns on success.
+fn reexec(caller: Caller, after: fn(i32) -> i32) -> Result<UserNamespace> {
+    let plan = match caller {
+        Caller::Root => Plan::own(),
+        Caller::User => user_plan(),
+    };
     let argv = cstrings(std::env::args_os())?;
     let mut env: Vec<OsString> = std::env::vars_os()
         .filter(|(k, _)| k != MARK)
@@ -210,7 +259,12 @@ fn reexec(after: fn(i32) -> i32) -> Result<UserNamespace> {
             s
         })
         .collect();
-    env.push(format!("{MARK}={};{}", fmt_range(subuid), fmt_range(subgid)).into());
+    let who = if caller == Caller::Root {
+        "root"
+    } else {
+        "user"
+    };
+    env.push(format!("{MARK}={who}").into());
     let envs = cstrings(env.into_iter())?;
     let argv_p: Vec<*const libc::c_char> = argv
         .iter()
@@ -222,10 +276,7 @@ fn reexec(after: fn(i32) -> i32) -> Result<UserNamespace> {
         .map(|a| a.as_ptr())
         .chain([std::ptr::null()])
         .collect();
-    let exe = c"/proc/self/exe";
 
-    let (sync_rd, sync_wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .map_err(|e| Error::UserNs(format!("pipe: {e}")))?;
     // Queue these signals from now on so none is lost before forwarding.
     let mut fwd = SigSet::empty();
     for s in [
@@ -239,6 +290,40 @@ fn reexec(after: fn(i32) -> i32) -> Result<UserNamespace> {
     fwd.thread_block()
         .map_err(|e| Error::UserNs(format!("block signals: {e}")))?;
 
+    let pidfd = match clone_mapped(&argv_p, &env_p, &plan)? {
+        Ok(p) => p,
+        Err(Refused(e)) => {
+            let Plan::Sub { uid, gid, .. } = plan else {
+                return Err(e);
+            };
+            // newuidmap is setuid root, but inside a container it is capped
+            // by the container's bounding set: without CAP_SYS_ADMIN the
+            // kernel refuses its write (a known shadow limitation).
+            let _ = writeln!(
+                std::io::stderr(),
+                "kiln: warning: the subordinate id range cannot be mapped ({}); falling back \
+                 to a single-id mapping: only root (id 0) exists in builds and a chown to any \
+                 other id will fail. Inside a container, newuidmap needs CAP_SYS_ADMIN \
+                 (docker/podman run --cap-add SYS_ADMIN) and a range the container maps",
+                strip(e)
+            );
+            clone_mapped(&argv_p, &env_p, &Plan::Single { uid, gid })?.map_err(|r| r.0)?
+        }
+    };
+    forward_and_exit(pidfd, fwd, after)
+}
+
+/// Clone the namespace child, write its maps with `plan`, then let it
+/// exec. A refused map write kills the child and comes back as `Refused`
+/// (the caller may try a plan with fewer ids).
+fn clone_mapped(
+    argv_p: &[*const libc::c_char],
+    env_p: &[*const libc::c_char],
+    plan: &Plan,
+) -> Result<std::result::Result<OwnedFd, Refused>> {
+    let exe = c"/proc/self/exe";
+    let (sync_rd, sync_wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| Error::UserNs(format!("pipe: {e}")))?;
     let (rd, wr) = (sync_rd.as_raw_fd(), sync_wr.as_raw_fd());
     let mut pidfd: RawFd = -1;
     // A mount namespace of its own too, so kiln's overlay mounts (COPY,
@@ -246,7 +331,7 @@ fn reexec(after: fn(i32) -> i32) -> Result<UserNamespace> {
     let flags = (libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_PIDFD) as u64;
     // SAFETY: the child only makes raw syscalls until execve.
     let pid = unsafe { syscall::clone3(flags, &mut pidfd) }
-        .map_err(|e| Error::UserNs(format!("cannot create a user namespace: {e}")))?;
+        .map_err(|e| Error::UserNs(crate::diagnose::clone_refused(&e)))?;
     if pid == 0 {
         // SAFETY: async-signal-safe syscalls on memory prepared above.
         unsafe {
@@ -265,52 +350,13 @@ fn reexec(after: fn(i32) -> i32) -> Result<UserNamespace> {
     // SAFETY: CLONE_PIDFD gave us this fd.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     drop(sync_rd);
-    if let Err(e) = write_maps(pid, uid, gid, subuid, subgid) {
+    if let Err(e) = plan.write(pid) {
         let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
         let _ = waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED);
-        return Err(e);
+        return Ok(Err(e));
     }
     rustix::io::write(&sync_wr, b"1").map_err(|e| Error::UserNs(format!("release child: {e}")))?;
-    drop(sync_wr);
-    forward_and_exit(pidfd, fwd, after)
-}
-
-fn write_maps(
-    pid: i32,
-    uid: u32,
-    gid: u32,
-    subuid: Option<IdRange>,
-    subgid: Option<IdRange>,
-) -> Result<()> {
-    match (subuid, subgid) {
-        (Some(u), Some(g)) => {
-            for (tool, id, r) in [("newuidmap", uid, u), ("newgidmap", gid, g)] {
-                let out = Command::new(tool)
-                    .args([pid.to_string(), "0".into(), id.to_string(), "1".into()])
-                    .args(["1".to_string(), r.start.to_string(), r.count.to_string()])
-                    .output()
-                    .map_err(|e| Error::UserNs(format!("run {tool} (package uidmap): {e}")))?;
-                if !out.status.success() {
-                    return Err(Error::UserNs(format!(
-                        "{tool} failed: {}",
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    )));
-                }
-            }
-        }
-        _ => {
-            // An unprivileged process may map its own ids, once setgroups is
-            // denied.
-            let w = |f: &str, s: String| {
-                std::fs::write(format!("/proc/{pid}/{f}"), s)
-                    .map_err(|e| Error::UserNs(format!("write /proc/{pid}/{f}: {e}")))
-            };
-            w("setgroups", "deny".into())?;
-            w("uid_map", format!("0 {uid} 1\n"))?;
-            w("gid_map", format!("0 {gid} 1\n"))?;
-        }
-    }
-    Ok(())
+    Ok(Ok(pidfd))
 }
 
 /// Wait for the namespace child, forwarding signals sent to us by other
@@ -388,12 +434,5 @@ mod tests {
             find_range("kilntest:200000:0\nkilntest:x:1\n", "kilntest", 1),
             None
         );
-    }
-
-    #[test]
-    fn ranges_survive_the_trip_through_the_environment() {
-        let r = Some(IdRange { start: 5, count: 7 });
-        assert_eq!(parse_range(&fmt_range(r)), r);
-        assert_eq!(parse_range(&fmt_range(None)), None);
     }
 }

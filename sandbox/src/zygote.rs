@@ -37,6 +37,9 @@ const SOCK_FD: RawFd = 3;
 pub(crate) const FLAG_NEWNET: u8 = 1;
 /// Request flag: the step joins the private network (see `net.rs`).
 pub(crate) const FLAG_PRIVNET: u8 = 2;
+/// Request flag: kiln runs in a user namespace it created itself (see
+/// [`crate::degrade::own_userns`]).
+pub(crate) const FLAG_OWN_USERNS: u8 = 4;
 /// Request: start the private network; payload pasta's path, one fd (the
 /// reply socket: `O`, or `E` and why not).
 pub(crate) const REQ_NET: u8 = 0x80;
@@ -268,6 +271,7 @@ fn spawn_init(flags: u8, fds: &[OwnedFd], net: Option<&PrivateNet>) {
                     }
                 }
             }
+            crate::degrade::set_own_userns(flags & FLAG_OWN_USERNS != 0);
             std::process::exit(crate::init::main());
         }
         Ok(_) => {

@@ -7,6 +7,7 @@ mod dockerfile;
 mod export;
 mod history;
 mod images;
+mod info;
 mod load;
 mod meta;
 mod prune;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Version => return meta::version(),
         Command::Completion { shell } => return meta::completion(*shell),
         Command::Man { dir } => return meta::man(dir),
+        Command::Info => return info::run(cli.root.as_deref()),
         _ => {}
     }
     // Everything else touches the store, whose files belong to ids of
@@ -43,7 +45,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
     let ns = kiln_sandbox::UserNamespace::enter_then(load::finish)
         .context("entering kiln's user namespace")?;
-    let real_root = matches!(ns, kiln_sandbox::UserNamespace::Host);
+    let real_root = ns.caller_was_root();
     let root = cli
         .root
         .clone()
@@ -51,6 +53,11 @@ pub fn run(cli: Cli) -> Result<i32> {
     // Layer dirs become overlay lower dirs, which must be absolute paths.
     let root =
         std::path::absolute(&root).with_context(|| format!("the store path {}", root.display()))?;
+    if let (Command::Build(_), Some(e)) =
+        (&cli.command, kiln_sandbox::diagnose::overlay_store(&root))
+    {
+        anyhow::bail!(e);
+    }
     let store =
         Store::open(&root).with_context(|| format!("opening the store {}", root.display()))?;
     // Every command but prune reads or writes blobs and layers (a pull's
@@ -86,6 +93,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         | Command::Logout(_)
         | Command::Version
         | Command::Completion { .. }
-        | Command::Man { .. } => unreachable!("handled above"),
+        | Command::Man { .. }
+        | Command::Info => unreachable!("handled above"),
     }
 }
