@@ -101,6 +101,52 @@ fn quoted_meta_args() {
 
 #[test]
 #[ignore = "rootless: run by scripts/test-build.sh"]
+fn builtin_args() {
+    let case = Case::new("builtin-args");
+    case.dockerfile(concat!(
+        "FROM BASE AS build\nARG FOO\nARG BAR\nARG BAZ=bazcontent\n",
+        "RUN echo -n $HTTP_PROXY::$NO_PROXY::$FOO::$BAR::$BAZ > /out\n",
+        "FROM scratch\nCOPY --from=build /out /\n",
+    ));
+    let first = [
+        "--build-arg",
+        "FOO=foocontents",
+        "--build-arg",
+        "http_proxy=hpvalue",
+        "--build-arg",
+        "NO_PROXY=npvalue",
+    ];
+    let out = local(&case, "out1", &first);
+    assert_eq!(
+        read(&out, "out"),
+        "hpvalue::npvalue::foocontents::::bazcontent"
+    );
+    // The proxy args are not part of the step's cache key: a new proxy
+    // value reuses the step made with the old one.
+    let proxy = [
+        "--build-arg",
+        "FOO=foocontents",
+        "--build-arg",
+        "http_proxy=hpvalue2",
+    ];
+    let out = local(&case, "out2", &proxy);
+    assert_eq!(
+        read(&out, "out"),
+        "hpvalue::npvalue::foocontents::::bazcontent"
+    );
+    // A declared arg's value is.
+    let changed = [
+        "--build-arg",
+        "FOO=foocontents2",
+        "--build-arg",
+        "http_proxy=hpvalue2",
+    ];
+    let out = local(&case, "out3", &changed);
+    assert_eq!(read(&out, "out"), "hpvalue2::::foocontents2::::bazcontent");
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
 fn default_env_with_args() {
     let case = Case::new("default-env-args");
     case.dockerfile(&format!(
