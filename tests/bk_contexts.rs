@@ -110,6 +110,24 @@ fn named_image_context_timestamps() {
 
 #[test]
 #[ignore = "rootless: run by scripts/test-build.sh"]
+fn named_image_context_scratch() {
+    let case = Case::new("named-image-scratch");
+    case.dockerfile(concat!(
+        "FROM busybox AS build\nCOPY <<EOF /out\nhello world!\nEOF\n",
+        "FROM scratch\nCOPY --from=build / /\n",
+    ));
+    let c = context("busybox", "docker-image://scratch");
+    let out = local(&case, "out", &args(&c));
+    let names: Vec<_> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["out"], "only the heredoc, on an empty image");
+    assert_eq!(read(&out, "out"), "hello world!\n");
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
 fn named_local_context() {
     let case = Case::new("named-local");
     case.dockerfile(concat!(
@@ -177,6 +195,42 @@ fn named_oci_layout_context_export() {
     assert_eq!(json["Config"]["WorkingDir"], "/test", "{json}");
     let env = json["Config"]["Env"].as_array().unwrap();
     assert!(env.iter().any(|e| e == "foo=bar"), "{json}");
+}
+
+// BuildKit measures how much of the context is sent to the daemon; kiln
+// reads the dir in place, so what is ported is that each way of using a
+// dir context builds, and what it reads.
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn named_filtered_context() {
+    let case = Case::new("named-filtered");
+    let foo = case.path("foo");
+    fs::create_dir_all(&foo).unwrap();
+    fs::write(foo.join("foo"), "foo").unwrap();
+    fs::write(foo.join("bar"), vec![0u8; 4096]).unwrap();
+    let body = concat!(
+        "FROM scratch AS copy_from\nCOPY --from=foo /foo /\n",
+        "FROM BASE AS run_mount\nRUN --mount=from=foo,src=/foo,target=/in/foo cp /in/foo /foo\n",
+        "FROM foo AS image_source\nCOPY --from=BASE / /\nRUN cat /foo > /bar\n",
+        "FROM scratch AS all\nCOPY --link --from=copy_from /foo /foo.b\n",
+        "COPY --link --from=run_mount /foo /foo.c\nCOPY --link --from=image_source /bar /foo.d\n",
+    );
+    let c = context("foo", foo.to_str().unwrap());
+    for (variant, text) in [
+        ("new", body.to_string()),
+        (
+            "replace",
+            format!("FROM scratch AS foo\nCOPY <<EOF /foo\ntest\nEOF\n{body}"),
+        ),
+    ] {
+        case.dockerfile(&text);
+        let mut a = args(&c);
+        a.extend(["--target", "all"]);
+        let out = local(&case, &format!("out-{variant}"), &a);
+        for f in ["foo.b", "foo.c", "foo.d"] {
+            assert_eq!(read(&out, f), "foo", "{variant}: {f}");
+        }
+    }
 }
 
 #[test]

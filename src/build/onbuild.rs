@@ -12,7 +12,7 @@ use anyhow::{anyhow, Context, Result};
 use kiln_dockerfile::instructions::{Command, Instruction};
 use kiln_dockerfile::resolve::{Base, Source};
 
-use super::{base, Builder, NamedContext};
+use super::{base, Builder};
 
 /// The stages the build runs and, per stage, the stages its base image's
 /// triggers read.
@@ -79,9 +79,7 @@ impl Builder<'_> {
     /// replaces it (the stage reports that).
     fn base_image(&self, index: usize) -> Option<&str> {
         match &self.req.graph.stages[index].base {
-            Base::Image(r) if !matches!(self.req.contexts.get(r), Some(NamedContext::Dir(_))) => {
-                Some(r.as_str())
-            }
+            Base::Image(r) if !self.context_is_not_an_image(r) => Some(r.as_str()),
             _ => None,
         }
     }
