@@ -440,6 +440,28 @@ fn on_build_with_child_stage() {
     }
 }
 
+// BuildKit loads the base through `context:base=oci-layout:…`: kiln's
+// `--build-context base=oci-layout://DIR`.
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn on_build_named_context() {
+    let case = Case::new("onbuild-named-context");
+    case.dockerfile("FROM BASE\nONBUILD COPY --from=otherstage /testfile /out/foo\n");
+    let layout = case.path("layout");
+    case.build(&[
+        "-o",
+        &format!("type=oci,dest={},tar=false", layout.display()),
+    ]);
+    case.dockerfile(concat!(
+        "FROM BASE AS otherstage\nRUN echo -n \"hello\" > /testfile\n",
+        "FROM base AS inputstage\n",
+        "FROM scratch\nCOPY --from=inputstage /out/foo /bar\n",
+    ));
+    let context = format!("base=oci-layout://{}", layout.display());
+    let out = local(&case, "out", &["--build-context", &context]);
+    assert_eq!(read(&out, "bar"), "hello");
+}
+
 #[test]
 #[ignore = "rootless: run by scripts/test-build.sh"]
 fn on_build_new_deps() {

@@ -91,7 +91,9 @@ impl Builder<'_> {
         let Some(reference) = self.base_image(index) else {
             return Vec::new();
         };
-        let Some(image) = super::lock(&self.images).get(reference).cloned() else {
+        // Looked up as FROM does: through a `--build-context` of that name
+        // (the images read are kept under the reference it maps to).
+        let Ok(image) = self.base_image_of(reference) else {
             return Vec::new();
         };
         let Ok(config) = base::config_of(self.store, &image) else {
