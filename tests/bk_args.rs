@@ -294,6 +294,23 @@ fn run_fake_heredoc() {
 
 #[test]
 #[ignore = "rootless: run by scripts/test-build.sh"]
+fn run_shebang_heredoc() {
+    let case = Case::new("shebang-heredoc");
+    case.dockerfile(concat!(
+        "FROM BASE AS build\nWORKDIR /dest\n",
+        "RUN <<EOF\n#!/usr/bin/awk -f\nBEGIN {\n\tprint \"hello\" >> \"./out1\"\n",
+        "\tprint \"world\" >> \"./out1\"\n}\nEOF\n",
+        "RUN <<-EOF\n\t#!/usr/bin/awk -f\n\tBEGIN {\n\t\tprint \"hello\" >> \"./out2\"\n",
+        "\t\tprint \"world\" >> \"./out2\"\n\t}\nEOF\n",
+        "FROM scratch\nCOPY --from=build /dest /\n",
+    ));
+    let out = local(&case, "out", &[]);
+    assert_eq!(read(&out, "out1"), "hello\nworld\n");
+    assert_eq!(read(&out, "out2"), "hello\nworld\n");
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
 fn run_complex_heredoc() {
     let case = Case::new("complex-heredoc");
     case.dockerfile(concat!(
