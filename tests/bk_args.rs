@@ -529,3 +529,63 @@ fn on_build_with_cache_mount() {
     ));
     case.build(&[]);
 }
+
+// ---- kiln differences found while porting ----
+
+/// The `WARN:` lines of `kiln build --check` of the case with `extra`.
+fn check_warnings(case: &Case, extra: &[&str]) -> Vec<String> {
+    let ctx = case.ctx();
+    let mut args = vec!["build", "--check"];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    let out = case.kiln(&args);
+    let log = support::text(&out);
+    assert!(out.status.success(), "{log}");
+    log.lines()
+        .filter(|l| l.starts_with("WARN:"))
+        .map(String::from)
+        .collect()
+}
+
+// BuildKit: testInvalidDefaultArgInFrom (dockerfile_check_test.go): the
+// build arg makes the image name valid, but the defaults alone do not.
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn invalid_default_arg_in_from() {
+    let case = Case::new("invalid-default-arg");
+    let warning = |from: &str| {
+        format!("WARN: InvalidDefaultArgInFrom - Default value for ARG {from} results in empty or invalid base image name (Dockerfile:3)")
+    };
+    for (text, arg, from) in [
+        (
+            "ARG VERSION\nFROM busybox:$VERSION\n",
+            "VERSION=latest",
+            Some("busybox:$VERSION"),
+        ),
+        (
+            "ARG IMAGE\nFROM $IMAGE\n",
+            "IMAGE=busybox:latest",
+            Some("$IMAGE"),
+        ),
+        (
+            "ARG SFX=\"box:\"\nFROM busy${SFX}\n",
+            "SFX=box:latest",
+            Some("busy${SFX}"),
+        ),
+        (
+            "ARG VERSION=\"latest\"\nFROM busybox:${VERSION}\n",
+            "VERSION=latest",
+            None,
+        ),
+        (
+            "ARG BUSYBOX_VARIANT=\"\"\nFROM busybox:stable${BUSYBOX_VARIANT}\n",
+            "BUSYBOX_VARIANT=-musl",
+            None,
+        ),
+    ] {
+        case.dockerfile(&format!("\n{text}"));
+        let got = check_warnings(&case, &["--build-arg", arg]);
+        let want: Vec<String> = from.map(warning).into_iter().collect();
+        assert_eq!(got, want, "{text}");
+    }
+}
