@@ -346,3 +346,35 @@ fn platform_args_explicit() {
     assert_eq!(read(&out, "platform"), platform);
     assert_eq!(read(&out, "os"), "freebsd");
 }
+
+// ---- kiln differences found while porting ----
+
+// `--check` resolves the stages as the build does: a stage a
+// `--build-context` replaces is not built, so what it would read is not
+// checked (here a `--from` of a later stage, an error when it is built).
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn check_honours_build_context_replacements() {
+    let case = Case::new("check-replaced");
+    case.dockerfile(concat!(
+        "FROM BASE AS deps\nCOPY --from=later /x /dep\nFROM scratch AS later\n",
+        "FROM scratch\nCOPY --from=deps /dep /dep\n",
+    ));
+    let dir = case.path("deps");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("dep"), "from the context\n").unwrap();
+    let c = context("deps", dir.to_str().unwrap());
+    let out = local(&case, "out", &args(&c));
+    assert_eq!(read(&out, "dep"), "from the context\n", "the build");
+    let ctx = case.ctx();
+    let check = [
+        &["build", "--check"],
+        &args(&c)[..],
+        &[ctx.to_str().unwrap()],
+    ]
+    .concat();
+    let out = case.kiln(&check);
+    let log = support::text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("target stage-2 builds 1 of them"), "{log}");
+}
