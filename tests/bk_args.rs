@@ -307,6 +307,10 @@ fn run_shebang_heredoc() {
     let out = local(&case, "out", &[]);
     assert_eq!(read(&out, "out1"), "hello\nworld\n");
     assert_eq!(read(&out, "out2"), "hello\nworld\n");
+    // The script's mount point is in the step's /dev, not in its layer.
+    let stage = local(&case, "stage", &["--target", "build"]);
+    assert!(stage.join("dest/out1").is_file());
+    assert!(!stage.join("dev/pipes").exists());
 }
 
 #[test]
