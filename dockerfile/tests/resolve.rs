@@ -307,6 +307,8 @@ fn an_arg_declared_without_a_value_is_not_undefined() {
     assert_eq!(
         messages,
         [
+            // BuildKit warns both: `busybox:` is no image name either.
+            "Default value for ARG busybox:$TAGG results in empty or invalid base image name",
             "FROM argument 'TAGG' is not declared (did you mean TAG?)",
             "Usage of undefined variable '$HOM' (did you mean $HOME?)"
         ]

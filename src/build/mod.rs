@@ -23,6 +23,7 @@ mod fsops;
 mod glob;
 mod hardlinks;
 mod mounts;
+mod named;
 mod onbuild;
 mod progress;
 mod release;
@@ -240,7 +241,7 @@ impl Builder<'_> {
             "[{label} 1/{total}] FROM {}",
             graph_base(graph, index)
         ));
-        let (mut state, triggers) = match self.base(index) {
+        let (mut state, triggers) = match self.base(index, &vertex) {
             Ok(s) => s,
             Err(e) => {
                 vertex.error(&format!("{e:#}"));
@@ -296,7 +297,11 @@ impl Builder<'_> {
     }
 
     /// The stage's starting state and its base's ONBUILD triggers.
-    fn base(&self, index: usize) -> Result<(StageState, Vec<Command>)> {
+    fn base(
+        &self,
+        index: usize,
+        vertex: &progress::Vertex<'_>,
+    ) -> Result<(StageState, Vec<Command>)> {
         let node = &self.req.graph.stages[index];
         match &node.base {
             Base::Scratch => Ok((
@@ -321,11 +326,8 @@ impl Builder<'_> {
                 Ok((state, triggers))
             }
             Base::Image(reference) => {
-                if let Some(NamedContext::Dir(d)) = self.req.contexts.get(reference) {
-                    anyhow::bail!(
-                        "FROM {reference}: the build context {} is a directory, not an image",
-                        d.display()
-                    );
+                if let Some(state) = self.context_base(reference, vertex) {
+                    return Ok((state?, Vec::new()));
                 }
                 let image = self.base_image_of(reference)?;
                 let mut config = base::config_of(self.store, &image)?;

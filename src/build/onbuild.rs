@@ -12,7 +12,7 @@ use anyhow::{anyhow, Context, Result};
 use kiln_dockerfile::instructions::{Command, Instruction};
 use kiln_dockerfile::resolve::{Base, Source};
 
-use super::{base, Builder, NamedContext};
+use super::{base, Builder};
 
 /// The stages the build runs and, per stage, the stages its base image's
 /// triggers read.
@@ -79,9 +79,7 @@ impl Builder<'_> {
     /// replaces it (the stage reports that).
     fn base_image(&self, index: usize) -> Option<&str> {
         match &self.req.graph.stages[index].base {
-            Base::Image(r) if !matches!(self.req.contexts.get(r), Some(NamedContext::Dir(_))) => {
-                Some(r.as_str())
-            }
+            Base::Image(r) if !self.context_is_not_an_image(r) => Some(r.as_str()),
             _ => None,
         }
     }
@@ -93,7 +91,9 @@ impl Builder<'_> {
         let Some(reference) = self.base_image(index) else {
             return Vec::new();
         };
-        let Some(image) = super::lock(&self.images).get(reference).cloned() else {
+        // Looked up as FROM does: through a `--build-context` of that name
+        // (the images read are kept under the reference it maps to).
+        let Ok(image) = self.base_image_of(reference) else {
             return Vec::new();
         };
         let Ok(config) = base::config_of(self.store, &image) else {

@@ -4,6 +4,7 @@
 //! `--chown` names), and the commit that turns an upper dir into a layer.
 
 use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -87,9 +88,13 @@ pub(super) fn unique() -> u64 {
 
 impl Builder<'_> {
     pub(super) fn run(&self, state: &mut StageState, run: &Run, vertex: &Vertex<'_>) -> Result<()> {
-        let argv = run_argv(state, run);
+        let mut argv = run_argv(state, run);
         let dirs = StepDirs::new(self)?;
-        let mounts = self.step_mounts(state, run, &dirs.dir)?;
+        let mut mounts = self.step_mounts(state, run, &dirs.dir)?;
+        if let Some((path, mount)) = shebang_script(run, &dirs.dir)? {
+            argv = vec![path];
+            mounts.mounts.push(mount);
+        }
         let mut spec = Spec::new(
             state.lowers(self.store)?,
             dirs.upper(),
@@ -341,6 +346,38 @@ fn run_history(state: &StageState, argv: &[String]) -> String {
     words.extend(args);
     words.extend(argv.iter().cloned());
     format!("RUN {} # buildkit", words.join(" "))
+}
+
+/// `RUN <<EOF` alone whose body starts with `#!`: as BuildKit, the body is
+/// a file (mode 0755) mounted read-only at `/dev/pipes/<name>`, run as the
+/// command itself, so that the kernel starts its interpreter.
+fn shebang_script(run: &Run, dir: &Path) -> Result<Option<(String, kiln_sandbox::Mount)>> {
+    let doc = match (&run.command, run.heredocs.as_slice()) {
+        (CommandLine::Shell(line), [doc]) if is_only_marker(line) => doc,
+        _ => return Ok(None),
+    };
+    let body = doc.body();
+    if !body.starts_with("#!") {
+        return Ok(None);
+    }
+    // The delimiter names the file; one that is not a plain file name
+    // (`..`, a slash) gets a fixed one.
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-.".contains(c);
+    let name = match doc.name.as_str() {
+        n if !n.is_empty() && n.chars().all(plain) && n != "." && n != ".." => n,
+        _ => "heredoc",
+    };
+    let source = dir.join("shebang-script");
+    std::fs::write(&source, body).context("writing the heredoc script")?;
+    std::fs::set_permissions(&source, std::fs::Permissions::from_mode(0o755))
+        .context("writing the heredoc script")?;
+    let path = format!("/dev/pipes/{name}");
+    let mount = kiln_sandbox::Mount::Bind {
+        source,
+        target: PathBuf::from(&path),
+        readonly: true,
+    };
+    Ok(Some((path, mount)))
 }
 
 fn is_only_marker(line: &str) -> bool {

@@ -16,6 +16,13 @@ pub fn run(args: &BuildArgs) -> Result<i32> {
     let opts = Options {
         build_args: dockerfile::build_args(&args.build_args)?,
         target: args.target.clone(),
+        // As the build: a stage a --build-context replaces is not built.
+        replaced: args
+            .build_contexts
+            .iter()
+            .filter_map(|c| c.split_once('='))
+            .map(|(name, _)| name.to_ascii_lowercase())
+            .collect(),
         ..Options::default()
     };
     let parsed = parse_dockerfile(&source.text).and_then(|file| {

@@ -4,6 +4,7 @@
 //! expands is expanded once here with what is statically known, so a
 //! mistake is reported with its line before anything runs.
 
+mod from_defaults;
 mod lints;
 mod scope;
 mod validate;
@@ -127,6 +128,7 @@ pub fn resolve(file: Dockerfile, opts: &Options) -> Result<Graph> {
     let all_names = stage_names(&file)?;
     let target = target_index(&file, opts, &all_names)?;
     let inputs = global_inputs(&file, opts, &lexer, target)?;
+    from_defaults::invalid_default_arg_in_from(&file, &lexer, &inputs.automatic, &mut warnings);
     let mut names = all_names.clone();
     names.retain(|name, _| !opts.replaced.contains(name));
     let mut stages = Vec::with_capacity(file.stages.len());

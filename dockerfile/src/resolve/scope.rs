@@ -10,7 +10,7 @@ use crate::instructions::{ArgDecl, Instruction};
 use crate::shell::Env;
 
 /// The proxy variables Docker passes to RUN from `--build-arg` without an
-/// ARG line, and keeps out of the image history.
+/// ARG line, and keeps out of the image history (pairs: upper, lower).
 pub const PROXY_ARGS: [&str; 10] = [
     "HTTP_PROXY",
     "http_proxy",
@@ -256,8 +256,16 @@ impl Scope {
         let set = |out: &[(String, String)], name: &str| {
             self.env_at.contains_key(name) || out[env_len..].iter().any(|(k, _)| k == name)
         };
-        for name in PROXY_ARGS {
-            if let Some(v) = inputs.build_args.get(name) {
+        // As BuildKit: either spelling of a proxy arg sets both (the
+        // lowercase one wins when both are given), an empty one neither.
+        for pair in PROXY_ARGS.chunks(2) {
+            let value = pair
+                .iter()
+                .rev()
+                .find_map(|name| inputs.build_args.get(*name))
+                .filter(|v| !v.is_empty());
+            let Some(v) = value else { continue };
+            for name in pair {
                 if !set(&out, name) {
                     out.push((name.to_string(), v.clone()));
                 }
