@@ -1,7 +1,8 @@
 //! BuildKit's ADD tests (frontend/dockerfile/dockerfile_add_test.go,
 //! dockerfile_addgit_test.go), ported to rootless kiln builds on the
 //! busybox base: archives, URLs served on 127.0.0.1 (tests/support/http.rs)
-//! Named after the BuildKit tests. Run by scripts/test-build.sh.
+//! and git repositories over git's dumb HTTP. Named after the BuildKit
+//! tests. Run by scripts/test-build.sh.
 
 mod support;
 
@@ -281,4 +282,92 @@ fn add_checksum() {
         let said = case.build_fails(&[]);
         assert!(said.contains("Dockerfile:2"), "{checksum}: {said}");
     }
+}
+
+/// `git -C dir args…` with an identity.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let mut all = vec!["-c", "user.name=test", "-c", "user.email=test", "-C"];
+    all.push(dir.to_str().unwrap());
+    all.extend_from_slice(args);
+    tool("git", &all)
+}
+
+/// A repo in `dir` (object format `format`) with one commit per tag, each
+/// writing `foo of TAG` to foo, ready for git's dumb HTTP.
+fn tagged_repo(dir: &Path, format: &str, tags: &[&str]) {
+    fs::create_dir_all(dir).unwrap();
+    git(dir, &["init", "-q", &format!("--object-format={format}")]);
+    for tag in tags {
+        fs::write(dir.join("foo"), format!("foo of {tag}\n")).unwrap();
+        git(dir, &["add", "foo"]);
+        git(dir, &["commit", "-q", "-m", tag]);
+        git(dir, &["tag", tag]);
+    }
+    git(dir, &["update-server-info"]);
+}
+
+fn add_git(format: &str) {
+    let case = Case::new(&format!("add-git-{format}"));
+    let repo = case.path("repo");
+    tagged_repo(&repo, format, &["v0.0.1", "v0.0.2", "v0.0.3"]);
+    let rev = |tag: &str| git(&repo, &["rev-parse", tag]).trim().to_string();
+    let (v2, v3) = (rev("v0.0.2"), rev("v0.0.3"));
+    let server = FileServer::start(&repo, HashMap::new());
+    let url = server.url(".git");
+    // BuildKit also runs `git status -s` in the image (apk add git): here
+    // git on the host checks the exported checkout.
+    case.dockerfile(&format!(
+        "FROM BASE\nADD {url}#v0.0.1 /x\nRUN cd /x && [ \"$(cat foo)\" = \"foo of v0.0.1\" ]\n\
+         ARG REPO=\"{url}\"\nARG TAG=\"v0.0.2\"\n\
+         ADD --keep-git-dir=true --chown=4242:8484 --checksum={v2} ${{REPO}}#${{TAG}} /buildkit-chowned\n\
+         USER 4242\nRUN cd /buildkit-chowned && [ \"$(cat foo)\" = \"foo of v0.0.2\" ] && \
+         [ \"$(stat -c %u foo)\" = \"4242\" ] && [ \"$(stat -c %g foo)\" = \"8484\" ]\n"
+    ));
+    let out = case.build_local(&[]);
+    let checkout = out.join("buildkit-chowned");
+    let safe = format!("safe.directory={}", checkout.display());
+    let status = tool(
+        "git",
+        &[
+            "-c",
+            &safe,
+            "-C",
+            checkout.to_str().unwrap(),
+            "status",
+            "-s",
+        ],
+    );
+    assert_eq!(status, "", "a clean checkout");
+
+    let pinned = |commit: &str, tag: &str, keep: &str| {
+        format!("FROM BASE\nARG REPO=\"{url}\"\nADD {keep}--checksum={commit} ${{REPO}}#{tag} /d\n")
+    };
+    case.dockerfile(&format!(
+        "{}RUN [ \"$(cat /d/foo)\" = \"foo of v0.0.3\" ] && [ ! -d /d/.git ]\n",
+        pinned(&v3, "v0.0.3", "")
+    ));
+    case.build(&[]);
+    case.dockerfile(&format!(
+        "{}RUN [ \"$(cat /d/foo)\" = \"foo of v0.0.2\" ] && [ -d /d/.git ]\n",
+        pinned(&v2, "v0.0.2", "--keep-git-dir ")
+    ));
+    case.build(&[]);
+    case.dockerfile(&format!(
+        "{}RUN [ \"$(cat /d/foo)\" = \"foo of v0.0.3\" ] && [ -d /d/.git ]\n",
+        pinned(&v3, &v3, "--keep-git-dir=true ")
+    ));
+    case.build(&[]);
+    case.dockerfile(&pinned(&v2, "v0.0.3", ""));
+    let said = case.build_fails(&[]);
+    assert!(said.contains("expected checksum to match"), "{said}");
+    case.dockerfile(&pinned("foobar", "v0.0.3", ""));
+    let said = case.build_fails(&[]);
+    assert!(said.contains("invalid checksum"), "{said}");
+    assert!(said.contains("expected hex commit hash"), "{said}");
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn add_git_sha1() {
+    add_git("sha1");
 }

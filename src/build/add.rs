@@ -217,7 +217,7 @@ impl Builder<'_> {
                 )?;
             }
             Remote::Git(git) => {
-                let commit = self.git_commit(git)?;
+                let commit = self.pinned_commit(git, op.checksum.as_deref())?;
                 let dir = self.git_checkout(git, &commit, op.keep_git_dir)?;
                 let sub = remote::subdir_path(git.subdir.as_deref())
                     .with_context(|| format!("ADD {source}"))?;
@@ -271,7 +271,12 @@ impl Builder<'_> {
                         format!("{url} {} {} {:?}", f.digest, f.name, f.mtime)
                     }
                 },
-                Remote::Git(git) => format!("{} {}", git.url, self.git_commit(&git)?),
+                // Checked here too: a cached step never reaches the copy.
+                Remote::Git(git) => format!(
+                    "{} {}",
+                    git.url,
+                    self.pinned_commit(&git, op.checksum.as_deref())?
+                ),
             });
         }
         Ok(key)
@@ -303,10 +308,24 @@ fn sources(op: &FileOp, add: bool) -> Result<Sources> {
             None => local.push(s.clone()),
         }
     }
-    if op.checksum.is_some() {
-        let one_url = matches!(remotes.as_slice(), [(_, Remote::Url(_))]) && local.is_empty();
-        if !one_url {
-            bail!("ADD --checksum takes exactly one source, an http(s) URL");
+    if let Some(sum) = &op.checksum {
+        match remotes.as_slice() {
+            [(_, Remote::Url(_))] if local.is_empty() => {
+                if !sum.starts_with("sha256:") {
+                    bail!("invalid checksum {sum:?} for a URL: expected sha256:<64 hex digits>");
+                }
+            }
+            // The frontend took only hex digits or a sha256: digest.
+            [(_, Remote::Git(_))] if local.is_empty() => {
+                if sum.contains(':') {
+                    bail!(
+                        "invalid checksum {sum:?} for a git repository: expected hex commit hash"
+                    );
+                }
+            }
+            _ => {
+                bail!("ADD --checksum takes exactly one source, an http(s) URL or a git repository")
+            }
         }
     }
     let exclude = match op.exclude.as_slice() {

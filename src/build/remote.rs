@@ -173,6 +173,22 @@ impl Builder<'_> {
         Ok(commit)
     }
 
+    /// The commit of `src`, which must start with `checksum` when ADD
+    /// pins it with `--checksum` (a commit hash or a prefix of one, as
+    /// BuildKit takes it).
+    pub(super) fn pinned_commit(&self, src: &GitSource, checksum: Option<&str>) -> Result<String> {
+        let commit = self.git_commit(src)?;
+        if let Some(sum) = checksum {
+            if !commit.starts_with(&sum.to_ascii_lowercase()) {
+                bail!(
+                    "ADD {}: expected checksum to match {sum}, got {commit}",
+                    src.url
+                );
+            }
+        }
+        Ok(commit)
+    }
+
     /// A checkout of `commit` of `src.url` (without `.git` unless
     /// `keep_git_dir`), made once per build.
     pub(super) fn git_checkout(
