@@ -371,3 +371,9 @@ fn add_git(format: &str) {
 fn add_git_sha1() {
     add_git("sha1");
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn add_git_sha256() {
+    add_git("sha256");
+}

@@ -221,7 +221,13 @@ impl Builder<'_> {
 
 fn checkout(url: &str, commit: &str, dir: &Path, keep_git_dir: bool) -> Result<()> {
     std::fs::create_dir(dir).with_context(|| format!("create {}", dir.display()))?;
-    git(Some(dir), &["init", "-q"])?;
+    // A repository of sha256 objects (64-digit ids) only fetches into one.
+    let format = if commit.len() == 64 {
+        "--object-format=sha256"
+    } else {
+        "--object-format=sha1"
+    };
+    git(Some(dir), &["init", "-q", format])?;
     git(Some(dir), &["remote", "add", "origin", url])?;
     // Smart servers hand out one commit; dumb ones (and servers refusing
     // unadvertised ids) need the whole history.
