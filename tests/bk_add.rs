@@ -377,3 +377,26 @@ fn add_git_sha1() {
 fn add_git_sha256() {
     add_git("sha256");
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn add_git_checksum_cache() {
+    // --checksum pins what the tag names: the step stays cached.
+    let case = Case::new("add-git-cache");
+    let repo = case.path("repo");
+    tagged_repo(&repo, "sha1", &["v0.0.1", "v0.0.2"]);
+    let commit = git(&repo, &["rev-parse", "v0.0.2"]).trim().to_string();
+    let server = FileServer::start(&repo, HashMap::new());
+    let url = server.url(".git");
+    let text = |pin: &str| {
+        format!(
+            "FROM BASE AS src\nADD --keep-git-dir {pin}{url}#v0.0.2 /repo\n\
+             RUN head -c 16 /dev/urandom | base64 > /repo/unique.txt\n\
+             FROM scratch\nCOPY --from=src /repo/unique.txt /\n"
+        )
+    };
+    case.dockerfile(&text(""));
+    let first = read(&case.build_local(&[]), "unique.txt");
+    case.dockerfile(&text(&format!("--checksum={commit} ")));
+    assert_eq!(read(&case.build_local(&[]), "unique.txt"), first);
+}

@@ -4,11 +4,12 @@
 //! empty dir, so it never depends on the stage below and is reused when
 //! only that stage changed.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use kiln_dockerfile::chmod::Chmod;
-use kiln_dockerfile::instructions::{Command, FileOp};
+use kiln_dockerfile::instructions::{Command, FileOp, Instruction};
 use kiln_layer::Digest;
 use kiln_sandbox::{mount_overlay, Mounted};
 use serde::{Deserialize, Serialize};
@@ -280,6 +281,27 @@ impl Builder<'_> {
             });
         }
         Ok(key)
+    }
+}
+
+/// The instruction as its step's cache key sees it: a git source's
+/// `--checksum` only confirms the commit, which the key holds already, so
+/// pinning a source keeps its cached step (as in BuildKit).
+pub(super) fn keyed(instruction: &Instruction) -> Cow<'_, Instruction> {
+    match instruction {
+        Instruction::Add(op)
+            if op.checksum.is_some()
+                && op
+                    .sources
+                    .iter()
+                    .any(|s| matches!(remote::classify(s), Some(Remote::Git(_)))) =>
+        {
+            Cow::Owned(Instruction::Add(FileOp {
+                checksum: None,
+                ..op.clone()
+            }))
+        }
+        _ => Cow::Borrowed(instruction),
     }
 }
 
