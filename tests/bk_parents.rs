@@ -165,6 +165,18 @@ fn copy_parents_missing_directory() {
 
 #[test]
 #[ignore = "rootless: run by scripts/test-build.sh"]
+fn add_takes_no_parents_flag() {
+    // Not a BuildKit test: BuildKit's ADD has no --parents (its parser
+    // answers "unknown flag: parents"); only COPY takes it.
+    let case = Case::new("add-parents");
+    case.dockerfile("FROM scratch\nADD --parents nomatch* /adir/\n");
+    let said = case.build_fails(&[]);
+    assert!(said.contains("unknown flag: --parents"), "{said}");
+    assert!(said.contains("Dockerfile:2"), "{said}");
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
 fn dockerignore() {
     let case = Case::new("dockerignore");
     case.dockerfile("FROM scratch\nCOPY . .\n");
