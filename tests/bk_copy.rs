@@ -442,3 +442,48 @@ fn chmod_non_octal() {
     ));
     case.build(&[]);
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn copy_from_keeps_files_of_different_layers_apart() {
+    // Not a BuildKit test. kiln links a file COPY --from takes unchanged
+    // to its layer's file; two layers then share an inode, which must not
+    // make their files hard links of each other (in BuildKit they are
+    // separate files) — neither in a later COPY nor in the local export.
+    // Hard links within one layer stay links.
+    use std::os::unix::fs::MetadataExt;
+    let case = Case::new("layers-apart");
+    case.dockerfile(
+        "FROM BASE AS st\nRUN mkdir /s && echo x > /s/a && ln /s/a /s/b\n\
+         FROM st AS two\nCOPY --from=st /s /copy/\n\
+         FROM scratch\nCOPY --from=two --parents /s /copy /all/\n",
+    );
+    let out = case.build_local(&["--target", "two"]);
+    let ino = |dir: &Path, p: &str| fs::symlink_metadata(dir.join(p)).unwrap().ino();
+    assert_eq!(ino(&out, "s/a"), ino(&out, "s/b"), "a link in one layer");
+    assert_eq!(ino(&out, "copy/a"), ino(&out, "copy/b"), "copied links");
+    assert_ne!(ino(&out, "s/a"), ino(&out, "copy/a"), "two layers' files");
+    let out = case.build_local(&[]);
+    assert_eq!(ino(&out, "all/s/a"), ino(&out, "all/s/b"));
+    assert_eq!(ino(&out, "all/copy/a"), ino(&out, "all/copy/b"));
+    assert_ne!(
+        ino(&out, "all/s/a"),
+        ino(&out, "all/copy/a"),
+        "one COPY of two layers' files"
+    );
+    let exported = case.path("two.tar");
+    let dest = format!("type=tar,dest={}", exported.display());
+    case.build(&["--target", "two", "-o", &dest]);
+    let listing = support::tool("tar", &["-tvf", exported.to_str().unwrap()]);
+    let links: Vec<&str> = listing
+        .lines()
+        .filter(|l| l.contains(" link to "))
+        .collect();
+    assert_eq!(links.len(), 2, "{links:?}");
+    assert!(
+        links
+            .iter()
+            .all(|l| l.ends_with("s/b link to s/a") || l.ends_with("copy/b link to copy/a")),
+        "{links:?}"
+    );
+}

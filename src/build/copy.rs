@@ -19,7 +19,7 @@ use super::dockerignore::Ignore;
 use super::fsops::{self, Meta, Root};
 use super::glob;
 use super::hardlinks::Links;
-use super::share::Linker;
+use super::share::{Layers, Linker};
 
 /// How copied entries are owned and moded.
 #[derive(Clone, Copy, Debug)]
@@ -220,7 +220,7 @@ pub fn copy(
             .is_ok_and(|m| m.kind == FileType::Directory);
     let dest = fsops::relative(Path::new(dest));
     let new_dir_owner = attrs.owner.unwrap_or((0, 0));
-    let links = Links::default();
+    let links = Links::over(from.linker.map(Linker::layers));
     let new_dir_mode = attrs.new_dir_mode();
     // With --parents BuildKit copies from each pivot with include
     // patterns: the destination is made even when they match nothing.
@@ -277,8 +277,9 @@ pub fn copy(
     Ok(count)
 }
 
-/// Copies a whole rootfs (a mounted image) into the directory `dest`.
-pub fn copy_rootfs(root: &Path, dest: &Path, attrs: Attrs<'_>) -> Result<()> {
+/// Copies a whole rootfs (a mounted image: the overlay of `layers`, top
+/// first, or a plain dir when there are none) into the directory `dest`.
+pub fn copy_rootfs(root: &Path, layers: &[PathBuf], dest: &Path, attrs: Attrs<'_>) -> Result<()> {
     let open = |p: &Path| {
         rustix::fs::open(
             p,
@@ -288,12 +289,16 @@ pub fn copy_rootfs(root: &Path, dest: &Path, attrs: Attrs<'_>) -> Result<()> {
     };
     let from = open(root).with_context(|| format!("open {}", root.display()))?;
     let to = open(dest).with_context(|| format!("open {}", dest.display()))?;
+    let layers = match layers {
+        [] => None,
+        _ => Some(Layers::open(layers, from.as_fd())?),
+    };
     Walk {
         exclude: None,
         base: Path::new(""),
         attrs,
         linker: None,
-        links: &Links::default(),
+        links: &Links::over(layers.as_ref()),
         root,
     }
     .tree(from.as_fd(), to.as_fd(), Path::new(""))?;
@@ -306,7 +311,7 @@ struct Walk<'a> {
     base: &'a Path,
     attrs: Attrs<'a>,
     linker: Option<&'a Linker>,
-    links: &'a Links,
+    links: &'a Links<'a>,
     /// The source tree, for messages.
     root: &'a Path,
 }
@@ -381,7 +386,7 @@ impl Walk<'_> {
         self.cancel_link(dir, name)?;
         match meta.kind {
             FileType::RegularFile => {
-                if self.links.link(&meta, dir, name)? {
+                if self.links.link(from, &meta, dir, name)? {
                     return Ok(());
                 }
                 fsops::copy_file(from, dir, name, meta.mode)?;
@@ -408,7 +413,7 @@ impl Walk<'_> {
         }
         self.finish(dir, name, meta, meta.kind == FileType::Symlink)?;
         if meta.kind == FileType::RegularFile {
-            self.links.copied(&meta, dir, name)?;
+            self.links.copied(from, &meta, dir, name)?;
         }
         Ok(())
     }
