@@ -80,10 +80,12 @@ pub struct Selected {
     pub kept: Option<PathBuf>,
 }
 
-/// The entries `sources` name under `from.root`, minus what `--exclude`
-/// drops. A source without wildcards that names nothing is an error; a
-/// wildcard that matches nothing is not, even when every source is one
-/// (BuildKit copies with AllowEmptyWildcard: `COPY package.json yarn.lock* ./`).
+/// The entries `sources` name under `from.root`, minus the files
+/// `--exclude` drops (a directory a wildcard matches is copied, its
+/// entries filtered, as BuildKit copies each match: `ADD --exclude=* dir* /6`
+/// makes an empty /6). A source without wildcards that names nothing is an
+/// error; a wildcard that matches nothing is not, even when every source
+/// is one (BuildKit copies with AllowEmptyWildcard: `COPY package.json yarn.lock* ./`).
 pub fn select(from: &From<'_>, sources: &[String]) -> Result<Vec<Selected>> {
     let mut matched = Vec::new();
     for s in sources {
@@ -97,6 +99,10 @@ pub fn select(from: &From<'_>, sources: &[String]) -> Result<Vec<Selected>> {
                     || from
                         .exclude
                         .is_none_or(|x| !x.excluded(p.strip_prefix(&fixed).unwrap_or(p)))
+                    || from
+                        .root
+                        .stat(p, true)
+                        .is_ok_and(|m| m.kind == FileType::Directory)
             })
             .collect();
         if found.is_empty() && !glob::has_wildcard(s) {
