@@ -140,6 +140,8 @@ struct Walker<'a> {
     out: &'a mut dyn Write,
     opts: &'a CaptureOptions,
     root: PathBuf,
+    /// `opts.layers`, open.
+    layers: Vec<OwnedFd>,
     /// (dev, ino, layer) of files with several links → the first path
     /// written.
     links: HashMap<(u64, u64, Option<usize>), Vec<u8>>,
@@ -158,10 +160,23 @@ fn walk_root(dir: &Path, out: &mut dyn Write, opts: &CaptureOptions) -> Result<(
         Mode::empty(),
     )
     .map_err(|e| Error::io("open", dir, e))?;
+    let layers = opts
+        .layers
+        .iter()
+        .map(|l| {
+            rfs::open(
+                l,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| Error::io("open", l, e))
+        })
+        .collect::<Result<_>>()?;
     let mut w = Walker {
         out,
         opts,
         root: dir.to_path_buf(),
+        layers,
         links: HashMap::new(),
         buf: Vec::new(),
     };
@@ -392,22 +407,9 @@ impl Walker<'_> {
             | rfs::ResolveFlags::NO_MAGICLINKS
             | rfs::ResolveFlags::NO_XDEV;
         let rel = OsStr::from_bytes(path);
-        self.opts.layers.iter().position(|layer| {
-            rfs::open(
-                layer,
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .and_then(|dir| {
-                rfs::openat2(
-                    dir,
-                    rel,
-                    OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                    how,
-                )
-            })
-            .is_ok()
+        self.layers.iter().position(|layer| {
+            let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            rfs::openat2(layer, rel, flags, Mode::empty(), how).is_ok()
         })
     }
 
