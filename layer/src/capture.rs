@@ -26,6 +26,11 @@ use crate::xattrs::{self, Target};
 pub struct CaptureOptions {
     /// SOURCE_DATE_EPOCH: mtimes later than this are set to it.
     pub clamp_mtime: Option<u64>,
+    /// The layer dirs (top first) when the captured dir is their overlay:
+    /// two names of one inode are a hard link only when the same layer
+    /// holds both (layers may share inodes without their files being
+    /// links of each other).
+    pub layers: Vec<PathBuf>,
 }
 
 /// What a capture produced.
@@ -135,8 +140,11 @@ struct Walker<'a> {
     out: &'a mut dyn Write,
     opts: &'a CaptureOptions,
     root: PathBuf,
-    /// (dev, ino) of files with several links → the first path written.
-    links: HashMap<(u64, u64), Vec<u8>>,
+    /// `opts.layers`, open.
+    layers: Vec<OwnedFd>,
+    /// (dev, ino, layer) of files with several links → the first path
+    /// written.
+    links: HashMap<(u64, u64, Option<usize>), Vec<u8>>,
     /// File contents pass through here: `io::copy`'s 8 KiB made a read
     /// call per 8 KiB of every layer.
     buf: Vec<u8>,
@@ -152,10 +160,23 @@ fn walk_root(dir: &Path, out: &mut dyn Write, opts: &CaptureOptions) -> Result<(
         Mode::empty(),
     )
     .map_err(|e| Error::io("open", dir, e))?;
+    let layers = opts
+        .layers
+        .iter()
+        .map(|l| {
+            rfs::open(
+                l,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| Error::io("open", l, e))
+        })
+        .collect::<Result<_>>()?;
     let mut w = Walker {
         out,
         opts,
         root: dir.to_path_buf(),
+        layers,
         links: HashMap::new(),
         buf: Vec::new(),
     };
@@ -367,7 +388,7 @@ impl Walker<'_> {
         xattrs: &[Xattr],
     ) -> Result<()> {
         if st.st_nlink > 1 {
-            let key = (st.st_dev, st.st_ino);
+            let key = (st.st_dev, st.st_ino, self.layer_of(path));
             if let Some(first) = self.links.get(&key).cloned() {
                 return self.write(path, Kind::Hardlink(&first), st, xattrs);
             }
@@ -376,6 +397,20 @@ impl Walker<'_> {
         let size = st.st_size as u64;
         self.write(path, Kind::File { size }, st, xattrs)?;
         self.file_data(dir, OsStr::from_bytes(name), path, size)
+    }
+
+    /// The topmost of `opts.layers` holding `path`: where the overlay
+    /// shows it from. Resolved beneath each layer, never through a link.
+    fn layer_of(&self, path: &[u8]) -> Option<usize> {
+        let how = rfs::ResolveFlags::BENEATH
+            | rfs::ResolveFlags::NO_SYMLINKS
+            | rfs::ResolveFlags::NO_MAGICLINKS
+            | rfs::ResolveFlags::NO_XDEV;
+        let rel = OsStr::from_bytes(path);
+        self.layers.iter().position(|layer| {
+            let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            rfs::openat2(layer, rel, flags, Mode::empty(), how).is_ok()
+        })
     }
 
     /// A deleted path: an empty `.wh.NAME` file in its parent.

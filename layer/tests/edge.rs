@@ -98,6 +98,7 @@ fn headers_carry_clamped_mtimes_modes_ids_and_link_targets() {
         &up,
         &CaptureOptions {
             clamp_mtime: Some(1_500_000_000),
+            ..Default::default()
         },
     );
     let hs = headers(&tar);

@@ -128,6 +128,7 @@ fn capture_is_deterministic_and_compressed_blobs_decode_to_the_same_tar() {
     sample_upper(&upper);
     let opts = CaptureOptions {
         clamp_mtime: Some(0),
+        ..Default::default()
     };
     let mut a = Vec::new();
     let mut b = Vec::new();

@@ -4,11 +4,12 @@
 //! empty dir, so it never depends on the stage below and is reused when
 //! only that stage changed.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use kiln_dockerfile::chmod::Chmod;
-use kiln_dockerfile::instructions::{Command, FileOp};
+use kiln_dockerfile::instructions::{Command, FileOp, Instruction};
 use kiln_dockerfile::resolve::Source;
 use kiln_layer::Digest;
 use kiln_sandbox::{mount_overlay, Mounted};
@@ -218,7 +219,7 @@ impl Builder<'_> {
                 )?;
             }
             Remote::Git(git) => {
-                let commit = self.git_commit(git)?;
+                let commit = self.pinned_commit(git, op.checksum.as_deref())?;
                 let dir = self.git_checkout(git, &commit, op.keep_git_dir)?;
                 let sub = remote::subdir_path(git.subdir.as_deref())
                     .with_context(|| format!("ADD {source}"))?;
@@ -275,7 +276,12 @@ impl Builder<'_> {
                         format!("{url} {} {} {:?}", f.digest, f.name, f.mtime)
                     }
                 },
-                Remote::Git(git) => format!("{} {}", git.url, self.git_commit(&git)?),
+                // Checked here too: a cached step never reaches the copy.
+                Remote::Git(git) => format!(
+                    "{} {}",
+                    git.url,
+                    self.pinned_commit(&git, op.checksum.as_deref())?
+                ),
             });
         }
         Ok(key)
@@ -307,6 +313,27 @@ impl Builder<'_> {
     }
 }
 
+/// The instruction as its step's cache key sees it: a git source's
+/// `--checksum` only confirms the commit, which the key holds already, so
+/// pinning a source keeps its cached step (as in BuildKit).
+pub(super) fn keyed(instruction: &Instruction) -> Cow<'_, Instruction> {
+    match instruction {
+        Instruction::Add(op)
+            if op.checksum.is_some()
+                && op
+                    .sources
+                    .iter()
+                    .any(|s| matches!(remote::classify(s), Some(Remote::Git(_)))) =>
+        {
+            Cow::Owned(Instruction::Add(FileOp {
+                checksum: None,
+                ..op.clone()
+            }))
+        }
+        _ => Cow::Borrowed(instruction),
+    }
+}
+
 /// A COPY/ADD's sources, sorted out.
 struct Sources {
     /// Paths in the context or the `--from` root.
@@ -332,10 +359,24 @@ fn sources(op: &FileOp, add: bool) -> Result<Sources> {
             None => local.push(s.clone()),
         }
     }
-    if op.checksum.is_some() {
-        let one_url = matches!(remotes.as_slice(), [(_, Remote::Url(_))]) && local.is_empty();
-        if !one_url {
-            bail!("ADD --checksum takes exactly one source, an http(s) URL");
+    if let Some(sum) = &op.checksum {
+        match remotes.as_slice() {
+            [(_, Remote::Url(_))] if local.is_empty() => {
+                if !sum.starts_with("sha256:") {
+                    bail!("invalid checksum {sum:?} for a URL: expected sha256:<64 hex digits>");
+                }
+            }
+            // The frontend took only hex digits or a sha256: digest.
+            [(_, Remote::Git(_))] if local.is_empty() => {
+                if sum.contains(':') {
+                    bail!(
+                        "invalid checksum {sum:?} for a git repository: expected hex commit hash"
+                    );
+                }
+            }
+            _ => {
+                bail!("ADD --checksum takes exactly one source, an http(s) URL or a git repository")
+            }
         }
     }
     let exclude = match op.exclude.as_slice() {

@@ -19,7 +19,7 @@ use super::dockerignore::Ignore;
 use super::fsops::{self, Meta, Root};
 use super::glob;
 use super::hardlinks::Links;
-use super::share::Linker;
+use super::share::{Layers, Linker};
 
 /// How copied entries are owned and moded.
 #[derive(Clone, Copy, Debug)]
@@ -80,10 +80,12 @@ pub struct Selected {
     pub kept: Option<PathBuf>,
 }
 
-/// The entries `sources` name under `from.root`, minus what `--exclude`
-/// drops. A source without wildcards that names nothing is an error; a
-/// wildcard that matches nothing is not, even when every source is one
-/// (BuildKit copies with AllowEmptyWildcard: `COPY package.json yarn.lock* ./`).
+/// The entries `sources` name under `from.root`, minus the files
+/// `--exclude` drops (a directory a wildcard matches is copied, its
+/// entries filtered, as BuildKit copies each match: `ADD --exclude=* dir* /6`
+/// makes an empty /6). A source without wildcards that names nothing is an
+/// error; a wildcard that matches nothing is not, even when every source
+/// is one (BuildKit copies with AllowEmptyWildcard: `COPY package.json yarn.lock* ./`).
 pub fn select(from: &From<'_>, sources: &[String]) -> Result<Vec<Selected>> {
     let mut matched = Vec::new();
     for s in sources {
@@ -97,6 +99,10 @@ pub fn select(from: &From<'_>, sources: &[String]) -> Result<Vec<Selected>> {
                     || from
                         .exclude
                         .is_none_or(|x| !x.excluded(p.strip_prefix(&fixed).unwrap_or(p)))
+                    || from
+                        .root
+                        .stat(p, true)
+                        .is_ok_and(|m| m.kind == FileType::Directory)
             })
             .collect();
         if found.is_empty() && !glob::has_wildcard(s) {
@@ -220,7 +226,7 @@ pub fn copy(
             .is_ok_and(|m| m.kind == FileType::Directory);
     let dest = fsops::relative(Path::new(dest));
     let new_dir_owner = attrs.owner.unwrap_or((0, 0));
-    let links = Links::default();
+    let links = Links::over(from.linker.map(Linker::layers));
     let new_dir_mode = attrs.new_dir_mode();
     // With --parents BuildKit copies from each pivot with include
     // patterns: the destination is made even when they match nothing.
@@ -277,8 +283,9 @@ pub fn copy(
     Ok(count)
 }
 
-/// Copies a whole rootfs (a mounted image) into the directory `dest`.
-pub fn copy_rootfs(root: &Path, dest: &Path, attrs: Attrs<'_>) -> Result<()> {
+/// Copies a whole rootfs (a mounted image: the overlay of `layers`, top
+/// first, or a plain dir when there are none) into the directory `dest`.
+pub fn copy_rootfs(root: &Path, layers: &[PathBuf], dest: &Path, attrs: Attrs<'_>) -> Result<()> {
     let open = |p: &Path| {
         rustix::fs::open(
             p,
@@ -288,12 +295,16 @@ pub fn copy_rootfs(root: &Path, dest: &Path, attrs: Attrs<'_>) -> Result<()> {
     };
     let from = open(root).with_context(|| format!("open {}", root.display()))?;
     let to = open(dest).with_context(|| format!("open {}", dest.display()))?;
+    let layers = match layers {
+        [] => None,
+        _ => Some(Layers::open(layers, from.as_fd())?),
+    };
     Walk {
         exclude: None,
         base: Path::new(""),
         attrs,
         linker: None,
-        links: &Links::default(),
+        links: &Links::over(layers.as_ref()),
         root,
     }
     .tree(from.as_fd(), to.as_fd(), Path::new(""))?;
@@ -306,7 +317,7 @@ struct Walk<'a> {
     base: &'a Path,
     attrs: Attrs<'a>,
     linker: Option<&'a Linker>,
-    links: &'a Links,
+    links: &'a Links<'a>,
     /// The source tree, for messages.
     root: &'a Path,
 }
@@ -381,7 +392,7 @@ impl Walk<'_> {
         self.cancel_link(dir, name)?;
         match meta.kind {
             FileType::RegularFile => {
-                if self.links.link(&meta, dir, name)? {
+                if self.links.link(from, &meta, dir, name)? {
                     return Ok(());
                 }
                 fsops::copy_file(from, dir, name, meta.mode)?;
@@ -408,7 +419,7 @@ impl Walk<'_> {
         }
         self.finish(dir, name, meta, meta.kind == FileType::Symlink)?;
         if meta.kind == FileType::RegularFile {
-            self.links.copied(&meta, dir, name)?;
+            self.links.copied(from, &meta, dir, name)?;
         }
         Ok(())
     }

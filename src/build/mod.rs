@@ -490,7 +490,7 @@ impl Builder<'_> {
         cmd: &Command,
     ) -> Result<StepKey> {
         // The epoch changes the mtimes in every new layer.
-        let text = format!("{instruction:?}|{:?}", self.req.epoch);
+        let text = format!("{:?}|{:?}", &*add::keyed(instruction), self.req.epoch);
         let mut extra = String::new();
         let mut link = None;
         match instruction {

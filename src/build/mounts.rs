@@ -283,7 +283,7 @@ impl Builder<'_> {
                 owner: None,
                 mode: None,
             };
-            copy::copy_rootfs(&fsops::proc_path(src.as_fd()), &tmp, none)?;
+            copy::copy_rootfs(&fsops::proc_path(src.as_fd()), &[], &tmp, none)?;
         }
         let owner = (m.uid.unwrap_or(0), m.gid.unwrap_or(0));
         set_owner_mode(&tmp, owner, m.mode.unwrap_or(0o755))?;

@@ -152,6 +152,22 @@ impl Builder<'_> {
         Ok(commit)
     }
 
+    /// The commit of `src`, which must start with `checksum` when ADD
+    /// pins it with `--checksum` (a commit hash or a prefix of one, as
+    /// BuildKit takes it).
+    pub(super) fn pinned_commit(&self, src: &GitSource, checksum: Option<&str>) -> Result<String> {
+        let commit = self.git_commit(src)?;
+        if let Some(sum) = checksum {
+            if !commit.starts_with(&sum.to_ascii_lowercase()) {
+                bail!(
+                    "ADD {}: expected checksum to match {sum}, got {commit}",
+                    src.url
+                );
+            }
+        }
+        Ok(commit)
+    }
+
     /// A checkout of `commit` of `src.url` (without `.git` unless
     /// `keep_git_dir`), made once per build.
     pub(super) fn git_checkout(
@@ -212,7 +228,13 @@ pub fn fetch_git(src: &GitSource, dir: &Path) -> Result<()> {
 
 fn checkout(url: &str, commit: &str, dir: &Path, keep_git_dir: bool) -> Result<()> {
     std::fs::create_dir(dir).with_context(|| format!("create {}", dir.display()))?;
-    git(Some(dir), &["init", "-q"])?;
+    // A repository of sha256 objects (64-digit ids) only fetches into one.
+    let format = if commit.len() == 64 {
+        "--object-format=sha256"
+    } else {
+        "--object-format=sha1"
+    };
+    git(Some(dir), &["init", "-q", format])?;
     git(Some(dir), &["remote", "add", "origin", url])?;
     // Smart servers hand out one commit; dumb ones (and servers refusing
     // unadvertised ids) need the whole history.

@@ -29,12 +29,58 @@ use rustix::io::Errno;
 use super::copy::Attrs;
 use super::fsops::{self, Meta, Root};
 
+/// The layer dirs under a read-only overlay, to tell which layer a file
+/// the overlay shows comes from.
+pub struct Layers {
+    /// Top first.
+    fds: Vec<OwnedFd>,
+    /// Where they are mounted (as the kernel names it).
+    source: PathBuf,
+}
+
+impl Layers {
+    /// `layers` (top first), mounted as the overlay `source` is open at.
+    pub fn open(layers: &[PathBuf], source: BorrowedFd<'_>) -> Result<Self> {
+        let fds = layers
+            .iter()
+            .map(|l| {
+                rfs::open(
+                    l,
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .with_context(|| format!("open {}", l.display()))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Layers {
+            fds,
+            source: kernel_path(source)?,
+        })
+    }
+
+    /// The topmost layer holding the path the overlay shows as `from`: its
+    /// index, the path in it, and the entry there.
+    pub fn topmost(&self, from: BorrowedFd<'_>) -> Result<Option<(usize, PathBuf, OwnedFd)>> {
+        let Ok(rel) = kernel_path(from)?
+            .strip_prefix(&self.source)
+            .map(Path::to_path_buf)
+        else {
+            return Ok(None);
+        };
+        for (i, layer) in self.fds.iter().enumerate() {
+            match beneath(layer.as_fd(), &rel, OFlags::PATH) {
+                Ok(fd) => return Ok(Some((i, rel, fd))),
+                Err(Errno::NOENT) => continue,
+                Err(_) => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// Records and makes the links of one COPY from layers.
 pub struct Linker {
-    /// The source's layer dirs, top first.
-    layers: Vec<OwnedFd>,
-    /// Where the source's layers are mounted (as the kernel names it).
-    source: PathBuf,
+    layers: Layers,
     /// The destination root's path (the step's overlay, or its upper dir).
     dest: PathBuf,
     /// SOURCE_DATE_EPOCH: the commit clamps later mtimes in place, which
@@ -53,26 +99,18 @@ struct State {
     stamped: HashMap<PathBuf, Timespec>,
     /// Directories already copied up.
     up: HashSet<PathBuf>,
+    /// (dev, inode) of a linked file with several names → its layer: one
+    /// inode can be in several layers (a file linked by an earlier COPY),
+    /// whose files are not links of each other.
+    layer_of: HashMap<(u64, u64), usize>,
 }
 
 impl Linker {
     /// For a COPY reading `source` (the read-only overlay of `layers`,
     /// top first) and writing into `dest`.
     pub fn new(layers: &[PathBuf], source: &Root, dest: &Root, epoch: Option<i64>) -> Result<Self> {
-        let layers = layers
-            .iter()
-            .map(|l| {
-                rfs::open(
-                    l,
-                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .with_context(|| format!("open {}", l.display()))
-            })
-            .collect::<Result<_>>()?;
         Ok(Linker {
-            layers,
-            source: kernel_path(source.fd())?,
+            layers: Layers::open(layers, source.fd())?,
             dest: kernel_path(dest.fd())?,
             epoch,
             state: RefCell::default(),
@@ -102,6 +140,15 @@ impl Linker {
         };
         let dir_rel = self.dest_rel(dir)?;
         let mut state = self.state.borrow_mut();
+        if meta.nlink > 1 {
+            let layer = *state
+                .layer_of
+                .entry((meta.dev, meta.ino))
+                .or_insert(found.0);
+            if layer != found.0 {
+                return Ok(false);
+            }
+        }
         if state.up.insert(dir_rel.clone()) {
             copy_up(dir)?;
         }
@@ -140,7 +187,7 @@ impl Linker {
             let dir = beneath(upper.fd(), dir_rel, OFlags::RDONLY | OFlags::DIRECTORY)
                 .with_context(|| format!("open /{} in the upper dir", dir_rel.display()))?;
             for ((_, name), (layer, file)) in group {
-                let src = beneath(self.layers[*layer].as_fd(), file, OFlags::PATH)
+                let src = beneath(self.layers.fds[*layer].as_fd(), file, OFlags::PATH)
                     .with_context(|| format!("open {} in its layer", file.display()))?;
                 clear_whiteout(dir.as_fd(), name)?;
                 if link(src.as_fd(), dir.as_fd(), name)? {
@@ -158,30 +205,23 @@ impl Linker {
     /// The layer and path of the file the overlay shows as `from`: the
     /// topmost layer holding the path, if it holds that very inode.
     fn layer_file(&self, from: BorrowedFd<'_>, meta: &Meta) -> Result<Option<(usize, PathBuf)>> {
-        let Ok(rel) = kernel_path(from)?
-            .strip_prefix(&self.source)
-            .map(Path::to_path_buf)
-        else {
+        let Some((i, rel, fd)) = self.layers.topmost(from)? else {
             return Ok(None);
         };
-        for (i, layer) in self.layers.iter().enumerate() {
-            let fd = match beneath(layer.as_fd(), &rel, OFlags::PATH) {
-                Ok(fd) => fd,
-                Err(Errno::NOENT) => continue,
-                Err(_) => return Ok(None),
-            };
-            let here = fsops::meta(fd.as_fd())?;
-            // Overlayfs over one filesystem shows a lower file's own inode
-            // number; the rest guards against anything else.
-            let same = here.kind == FileType::RegularFile
-                && here.ino == meta.ino
-                && here.size == meta.size
-                && (here.uid, here.gid, here.mode) == (meta.uid, meta.gid, meta.mode)
-                && (here.mtime.tv_sec, here.mtime.tv_nsec)
-                    == (meta.mtime.tv_sec, meta.mtime.tv_nsec);
-            return Ok(same.then_some((i, rel)));
-        }
-        Ok(None)
+        let here = fsops::meta(fd.as_fd())?;
+        // Overlayfs over one filesystem shows a lower file's own inode
+        // number; the rest guards against anything else.
+        let same = here.kind == FileType::RegularFile
+            && here.ino == meta.ino
+            && here.size == meta.size
+            && (here.uid, here.gid, here.mode) == (meta.uid, meta.gid, meta.mode)
+            && (here.mtime.tv_sec, here.mtime.tv_nsec) == (meta.mtime.tv_sec, meta.mtime.tv_nsec);
+        Ok(same.then_some((i, rel)))
+    }
+
+    /// The source's layers.
+    pub fn layers(&self) -> &Layers {
+        &self.layers
     }
 
     /// `dir`'s path below the destination root.

@@ -146,19 +146,23 @@ pub fn export(store: &Store, image: &Image, names: &[String], output: &Output) -
         Output::OciDir(p) => archive::export_oci_dir(store, image, names, p)?,
         Output::Local(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-            with_rootfs(store, image, |root| {
+            with_rootfs(store, image, |root, lowers| {
                 // Owned by container root = the user who runs kiln.
                 let attrs = Attrs {
                     owner: Some((0, 0)),
                     mode: None,
                 };
-                copy_rootfs(root, dir, attrs)
+                copy_rootfs(root, lowers, dir, attrs)
             })?;
         }
         Output::Tar(p) => {
             let mut f = create(p)?;
-            with_rootfs(store, image, |root| {
-                kiln_layer::capture(root, &mut f, None, &Default::default())?;
+            with_rootfs(store, image, |root, lowers| {
+                let opts = kiln_layer::CaptureOptions {
+                    layers: lowers.to_vec(),
+                    ..Default::default()
+                };
+                kiln_layer::capture(root, &mut f, None, &opts)?;
                 Ok(())
             })?;
             f.flush()?;
@@ -168,14 +172,18 @@ pub fn export(store: &Store, image: &Image, names: &[String], output: &Output) -
 }
 
 /// Runs `f` on the image's rootfs, mounted read-only.
-fn with_rootfs(store: &Store, image: &Image, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+fn with_rootfs(
+    store: &Store,
+    image: &Image,
+    f: impl FnOnce(&Path, &[PathBuf]) -> Result<()>,
+) -> Result<()> {
     let scratch = store.scratch()?;
     let target = scratch.path().join("rootfs");
     std::fs::create_dir(&target)?;
     // The same COPY twice makes two identical layers: each dir goes once.
     let lowers = store.overlay_lowers(image.diff_ids.iter());
     let mount = mount_overlay(&lowers, None, &target).context("mounting the image's rootfs")?;
-    let result = f(mount.path());
+    let result = f(mount.path(), &lowers);
     drop(mount);
     result
 }

@@ -1,6 +1,7 @@
 //! A static HTTP server on 127.0.0.1 for the ADD tests: serves a directory
 //! (what git's dumb HTTP transport needs too), with a fixed Last-Modified
-//! and an optional Content-Disposition name per path.
+//! and an optional Content-Disposition name per path; a directory's path
+//! serves its index.html.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -77,7 +78,10 @@ fn serve(
         let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or("/"));
         let path = target.split('?').next().unwrap_or("/").to_string();
         seen.lock().unwrap().push(path.clone());
-        let file: PathBuf = root.join(path.trim_start_matches('/'));
+        let mut file: PathBuf = root.join(path.trim_start_matches('/'));
+        if file.is_dir() {
+            file.push("index.html");
+        }
         let inside = !path.split('/').any(|c| c == "..");
         match std::fs::read(&file) {
             Ok(body) if inside && file.is_file() => {

@@ -6,6 +6,7 @@
 
 pub mod hostile;
 pub mod http;
+pub mod outputs;
 pub mod registry;
 
 use std::fs;

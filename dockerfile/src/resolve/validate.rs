@@ -204,10 +204,15 @@ fn check_file_op(ctx: &Ctx, op: &FileOp, span: Span, edges: &mut Vec<Edge>) -> R
         non_empty("--chown", chown)?;
     }
     if let Some(sum) = &op.checksum {
-        let hex = sum.strip_prefix("sha256:").unwrap_or("");
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        // A URL's digest, or (a git source) a commit hash or its prefix;
+        // which one the source needs is checked when it is known.
+        let is_hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+        let digest = sum
+            .strip_prefix("sha256:")
+            .is_some_and(|h| h.len() == 64 && is_hex(h));
+        if !digest && !is_hex(sum) {
             return Err(format!(
-                "invalid --checksum {sum:?}: expected sha256:<64 hex digits>"
+                "invalid checksum {sum:?}: expected sha256:<64 hex digits> (a URL) or expected hex commit hash (a git repository)"
             ));
         }
     }
