@@ -9,8 +9,11 @@ set -euo pipefail
 # git serves and fetches the ADD-from-git tests (and ADD of git URLs needs it);
 # time (GNU time) measures kiln's peak memory in the hostile-server and scale tests;
 # passt's pasta gives RUN its private network (without it kiln warns and uses the host's).
+# openssh-client's ssh-agent/ssh-add serve the --ssh tests; bsdutils' script(1)
+# gives the live-view tests a terminal.
 packages=(gcc pkg-config ca-certificates uidmap busybox-static util-linux file
-    podman skopeo umoci runc docker-registry apache2-utils git time passt)
+    podman skopeo umoci runc docker-registry apache2-utils git time passt
+    openssh-client bsdutils)
 
 missing=()
 for p in "${packages[@]}"; do

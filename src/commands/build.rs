@@ -71,8 +71,7 @@ fn settings(args: &BuildArgs, opts: &Options) -> Result<Settings> {
             Ok((name.to_string(), NamedContext::parse(value)?))
         })
         .collect::<Result<_>>()?;
-    let outputs = args
-        .outputs
+    let outputs = super::build_flags::outputs(args)
         .iter()
         .map(|o| export::parse_output(o))
         .collect::<Result<_>>()?;
@@ -111,6 +110,10 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         ..Options::default()
     };
     let settings = settings(args, &opts)?;
+    let (annotations, flags) = (
+        super::build_flags::annotations(args)?,
+        super::build_flags::run_flags(args)?,
+    );
     opts.replaced = settings
         .contexts
         .keys()
@@ -187,7 +190,9 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
             auth_file: args.registry.authfile.clone(),
             ..kiln_registry::Options::default()
         },
+        flags,
     };
+    super::build_flags::warn_unknown_stages(&req.flags, &req.graph, &progress);
     let mut built = match build::build(store, &req, &progress, settings.jobs) {
         Ok(b) => b,
         Err(e) => {
@@ -216,6 +221,9 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
     let mut image = store
         .put_built_image(&built.config.to_json(), settings.compression, &names)
         .context("storing the image")?;
+    image = store
+        .annotate(&image, &annotations)
+        .context("annotating the image")?;
     for name in &names {
         vertex.log(&format!("naming to {name}"));
     }

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod build;
+mod build_flags;
 mod check;
 mod dockerfile;
 mod export;
@@ -15,7 +16,9 @@ use crate::cli::{Cli, Command};
 /// Runs a subcommand; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     match &cli.command {
-        Command::Build(args) if args.check => return check::run(args),
+        Command::Build(args) if args.check || build_flags::call_is_check(args)? => {
+            return check::run(args)
+        }
         // Credentials live in the user's own files: no namespace needed.
         Command::Login(args) => return registry::login(args),
         Command::Logout(args) => return registry::logout(args),
