@@ -351,3 +351,135 @@ fn ssh_file_descriptors_closed() {
     assert!(!log.contains("process_message: socket 2"), "{log}");
     assert!(!log.contains("process_message: socket 3"), "{log}");
 }
+
+/// `kiln ARGS` in a terminal `cols` wide (script(1)'s pty, `stty cols`),
+/// run from `cwd`; what the terminal received, with the cursor moves and
+/// redraws as they came.
+fn in_terminal(case: &Case, cwd: &Path, cols: usize, args: &[&str]) -> (bool, String) {
+    let mut cmd = format!(
+        "stty cols {cols} && exec '{}' --root '{}'",
+        support::kiln_bin().display(),
+        case.store().display()
+    );
+    for a in args {
+        cmd.push_str(&format!(" '{a}'"));
+    }
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (bsdutils) runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The lines as a terminal shows them in the end: the escape sequences
+/// taken out, each redrawn block as its own lines.
+fn screen_lines(raw: &str) -> Vec<String> {
+    let mut text = String::new();
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ params final-byte.
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for d in chars.by_ref() {
+                    if d.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else if c != '\r' {
+            text.push(c);
+        }
+    }
+    text.lines().map(str::to_string).collect()
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn live_view_counts_steps_fits_narrow_terminals_and_ends_with_the_image() {
+    let case = Case::new("tty");
+    let reg = TestRegistry::start(&case.path("reg"), &[]);
+    let name = format!("{}/kiln/tty:1", reg.host());
+    case.dockerfile(
+        "FROM BASE\nRUN echo a long command line, longer than the terminal is wide > /f\n\
+         RUN head -c 300000 /dev/urandom > /blob\n",
+    );
+    let ctx = case.ctx();
+    let (ok, raw) = in_terminal(
+        &case,
+        &case.dir,
+        40,
+        &[
+            "build",
+            "-t",
+            &name,
+            "--push",
+            "-o",
+            "type=docker,dest=app.tar",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let lines = screen_lines(&raw);
+    let all = lines.join("\n");
+    assert!(ok, "{all}");
+    for l in &lines {
+        assert!(
+            l.chars().count() <= 39,
+            "wider than the terminal: {l:?}\n{all}"
+        );
+    }
+    // The long RUN: its label cut, its timer whole.
+    let run = lines
+        .iter()
+        .rev()
+        .find(|l| l.starts_with(" => [stage-0 2/3] RUN echo"))
+        .unwrap_or_else(|| panic!("{all}"));
+    assert!(run.contains('…') && run.trim_end().ends_with('s'), "{run}");
+    let secs = run.rsplit(' ').next().unwrap().trim_end_matches('s');
+    assert!(secs.parse::<f64>().is_ok(), "{run}");
+    // (N/M): counted up while running, M all along; FINISHED and the image last.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("[+] Building") && l.ends_with("(0/5)")),
+        "{all}"
+    );
+    let n = lines.len();
+    assert!(lines[n - 2].starts_with("[+] Building"), "{all}");
+    assert!(lines[n - 2].ends_with("(5/5) FINISHED"), "{all}");
+    assert!(lines[n - 1].starts_with(&format!(" => {name}")), "{all}");
+    assert!(!all.contains("Successfully built"), "{all}");
+    // The export's bytes; each pushed blob, its timer whole.
+    assert!(
+        lines.iter().any(|l| l.starts_with(" => => writing app.tar")
+            && l.contains("MB")
+            && l.ends_with("s done")),
+        "{all}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.ends_with("s pushed")).count(),
+        4,
+        "{all}"
+    );
+
+    // A pull's bytes (in 80 columns: the digest and the size fit).
+    let other = Case::new("ttypull");
+    other.dockerfile(&format!("FROM {name}\nRUN test -s /blob\n"));
+    let ctx = other.ctx();
+    let (ok, raw) = in_terminal(&other, &other.dir, 80, &["build", ctx.to_str().unwrap()]);
+    let lines = screen_lines(&raw);
+    let all = lines.join("\n");
+    assert!(ok, "{all}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("kB") && l.ends_with("s downloaded")),
+        "{all}"
+    );
+    assert!(lines.last().unwrap().starts_with(" => sha256:"), "{all}");
+}

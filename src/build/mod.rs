@@ -51,7 +51,7 @@ pub use copy::{copy_rootfs, Attrs};
 pub(crate) use dockerignore::Ignore;
 pub use flags::{RunFlagArgs, RunFlags};
 pub use mounts::Secrets;
-pub use progress::{Mode as ProgressMode, Progress};
+pub use progress::{Mode as ProgressMode, Progress, Vertex};
 use schedule::{Event, StageView};
 pub use security::Security;
 use state::Op;

@@ -135,6 +135,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         }
     };
     let progress = Progress::new(settings.mode);
+    progress.plan_graph(&graph, super::build_flags::pushes(args, &settings.outputs));
     let dockerfile_path = args.file.as_deref().filter(|f| f.as_os_str() != "-");
     let ignored = crate::build::Ignore::load(&args.context, dockerfile_path)?
         .copied_but_ignored(&graph.context_sources);
@@ -234,7 +235,9 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
             .context("compressing the image's layers")?;
     }
     for output in &settings.outputs {
-        export::export(store, &image, &names, output)?;
+        super::export_watch::watch(&vertex, output, || {
+            export::export(store, &image, &names, output)
+        })?;
     }
     vertex.done();
     push(args, store, &image, &names, &settings.outputs, &progress)?;
@@ -242,7 +245,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
     if settings.mode == ProgressMode::Quiet {
         out!("sha256:{}", image.id())?;
     } else {
-        progress.note(&format!("Successfully built {}", &image.id()[..12]));
+        progress.result(image.id(), &names);
         progress.finish();
     }
     Ok(0)

@@ -29,6 +29,18 @@ pub fn outputs(args: &BuildArgs) -> Vec<String> {
     outputs
 }
 
+/// How many pushes the outputs make (a step each in the live view).
+pub fn pushes(args: &BuildArgs, outputs: &[super::export::Output]) -> usize {
+    outputs
+        .iter()
+        .map(|o| match o {
+            super::export::Output::Push(Some(_)) => 1,
+            super::export::Output::Push(None) => args.tags.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
 pub fn run_flags(args: &BuildArgs) -> Result<RunFlags> {
     RunFlags::parse(&RunFlagArgs {
         add_hosts: &args.add_hosts,

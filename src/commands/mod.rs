@@ -5,6 +5,7 @@ mod build_flags;
 mod check;
 mod dockerfile;
 mod export;
+mod export_watch;
 mod images;
 pub(crate) mod registry;
 
