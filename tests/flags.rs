@@ -218,8 +218,11 @@ struct Agent {
 
 impl Agent {
     fn start(dir: &Path) -> Agent {
-        // Short: a socket address holds 108 bytes.
-        let socket = std::env::temp_dir().join(format!("kiln-ssh-{}.sock", std::process::id()));
+        // Short (a socket address holds 108 bytes), and one per agent:
+        // tests run in parallel.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let socket = std::env::temp_dir().join(format!("kiln-ssh-{}-{n}.sock", std::process::id()));
         let _ = fs::remove_file(&socket);
         let log = dir.join("agent.log");
         let child = Command::new("ssh-agent")
