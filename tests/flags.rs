@@ -193,6 +193,9 @@ fn buildkit_progress_env_and_call_check() {
     assert!(text(&out).contains("#1 "), "{}", text(&out));
     let err = fails(&case.kiln_env(&["build", ctx], &[("BUILDKIT_PROGRESS", "fancy")]));
     assert!(err.contains("--progress=fancy"), "{err}");
+    // Set but empty (a CI template's default): auto, as in buildx.
+    let out = case.kiln_env(&["build", ctx], &[("BUILDKIT_PROGRESS", "")]);
+    assert!(text(&out).contains("#1 "), "{}", text(&out));
 
     // --call=check is --check: the lint report, nothing built.
     case.dockerfile("from BASE as base\nRUN echo built\n");

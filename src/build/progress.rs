@@ -34,12 +34,13 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// `--progress` (`auto`: tty when stderr is a terminal).
+    /// `--progress` or `BUILDKIT_PROGRESS` (`auto`, or empty as buildx
+    /// reads an empty variable: tty when stderr is a terminal).
     pub fn parse(value: &str, quiet: bool) -> Option<Mode> {
         Some(match value {
             _ if quiet => Mode::Quiet,
-            "auto" if std::io::stderr().is_terminal() => Mode::Tty,
-            "auto" | "plain" => Mode::Plain,
+            "auto" | "" if std::io::stderr().is_terminal() => Mode::Tty,
+            "auto" | "" | "plain" => Mode::Plain,
             "tty" => Mode::Tty,
             "quiet" => Mode::Quiet,
             _ => return None,
