@@ -23,7 +23,11 @@ pub fn call_is_check(args: &BuildArgs) -> Result<bool> {
 /// `-o` values, with `--push` as buildx reads it: `-o type=registry`.
 pub fn outputs(args: &BuildArgs) -> Vec<String> {
     let mut outputs = args.outputs.clone();
-    if args.push && !outputs.iter().any(|o| o.contains("type=registry")) {
+    if args.push
+        && !outputs
+            .iter()
+            .any(|o| o.contains("type=registry") || o.contains("push=true"))
+    {
         outputs.push("type=registry".into());
     }
     outputs
