@@ -10,9 +10,12 @@ set -euo pipefail
 # time (GNU time) measures kiln's peak memory in the hostile-server and scale tests;
 # passt's pasta gives RUN its private network (without it kiln warns and uses the host's);
 # man-db renders the man pages `kiln man` writes (tests/commands.rs);
-# docker.io runs the private dockerd of scripts/test-containers.sh (kiln inside containers).
+# docker.io runs the private dockerd of scripts/test-containers.sh (kiln inside containers);
+# openssh-client's ssh-agent/ssh-add serve the --ssh tests; bsdutils' script(1)
+# gives the live-view tests a terminal.
 packages=(gcc pkg-config ca-certificates uidmap busybox-static util-linux file
-    podman skopeo umoci runc docker-registry apache2-utils git time passt man-db docker.io)
+    podman skopeo umoci runc docker-registry apache2-utils git time passt man-db docker.io
+    openssh-client bsdutils)
 
 missing=()
 for p in "${packages[@]}"; do

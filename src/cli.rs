@@ -265,7 +265,7 @@ pub struct BuildArgs {
     pub metadata_file: Option<PathBuf>,
 
     /// Progress output: auto (tty on a terminal, else plain), plain, tty or quiet.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", env = "BUILDKIT_PROGRESS")]
     pub progress: String,
 
     /// Name an extra context: NAME=DIR, NAME=oci-layout:///PATH[:TAG|@DIGEST], NAME=docker-image://REF.
@@ -293,4 +293,37 @@ pub struct BuildArgs {
     /// zstd. The store keeps layers uncompressed.
     #[arg(long, default_value = "gzip")]
     pub compression: String,
+
+    /// Add a line to RUN steps' /etc/hosts (repeatable): HOST:IP.
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_hosts: Vec<String>,
+
+    /// Size of RUN steps' /dev/shm: BYTES[k|m|g] (default 64m).
+    #[arg(long = "shm-size", value_name = "SIZE")]
+    pub shm_size: Option<String>,
+
+    /// Resource limit of RUN processes (repeatable): TYPE=SOFT[:HARD], e.g. nofile=1024:2048.
+    #[arg(long = "ulimit", value_name = "TYPE=SOFT[:HARD]")]
+    pub ulimits: Vec<String>,
+
+    /// Do not use the step cache for this stage (repeatable).
+    #[arg(long = "no-cache-filter", value_name = "STAGE")]
+    pub no_cache_filter: Vec<String>,
+
+    /// Add an annotation to the image's manifest (repeatable): [manifest:]KEY=VALUE.
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+
+    /// Forward an SSH agent to RUN --mount=type=ssh (repeatable):
+    /// default (= $SSH_AUTH_SOCK), or ID=SOCKET.
+    #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
+    pub ssh: Vec<String>,
+
+    /// Push the image to its registry (= -o type=registry).
+    #[arg(long)]
+    pub push: bool,
+
+    /// Run a frontend method instead of building: build (default) or check (= --check).
+    #[arg(long, value_name = "build|check")]
+    pub call: Option<String>,
 }

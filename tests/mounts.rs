@@ -338,7 +338,10 @@ fn mount_mistakes_are_clear_errors() {
     case.file(".dockerignore", "ignored\n");
     case.file("ignored", "x\n");
     for (dockerfile, want) in [
-        ("RUN --mount=type=ssh true", "type=ssh is not supported"),
+        (
+            "RUN --mount=type=ssh,required=true true",
+            "pass --ssh default",
+        ),
         (
             "RUN --mount=source=missing,target=/m true",
             "/missing: not found in the build context",

@@ -7,7 +7,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::spec::{Mount, Network, Spec, User};
+use crate::spec::{Mount, Network, Rlimit, Spec, User};
 
 const MAGIC: &[u8; 4] = b"KSB1";
 
@@ -132,6 +132,12 @@ pub(crate) fn encode(spec: &Spec) -> Result<Vec<u8>> {
     });
     w.bytes(spec.hostname.as_bytes());
     w.list(&spec.extra_hosts, |w, h| w.bytes(h.as_bytes()));
+    w.u64(spec.shm_size.unwrap_or(u64::MAX));
+    w.list(&spec.rlimits, |w, r| {
+        w.u32(r.resource);
+        w.u64(r.soft);
+        w.u64(r.hard);
+    });
     seccomp::encode(&mut w, spec)?;
     Ok(w.0)
 }
@@ -178,6 +184,14 @@ pub(crate) fn decode(buf: &[u8]) -> Result<Spec> {
     };
     let hostname = r.string()?;
     let extra_hosts = r.list(|r| r.string())?;
+    let shm_size = Some(r.u64()?).filter(|s| *s != u64::MAX);
+    let rlimits = r.list(|r| {
+        Ok(Rlimit {
+            resource: r.u32()?,
+            soft: r.u64()?,
+            hard: r.u64()?,
+        })
+    })?;
     let (seccomp, no_new_privileges) = seccomp::decode(&mut r)?;
     if !r.0.is_empty() {
         return Err(Error::Codec("trailing bytes after spec".into()));
@@ -194,6 +208,8 @@ pub(crate) fn decode(buf: &[u8]) -> Result<Spec> {
         network,
         hostname,
         extra_hosts,
+        shm_size,
+        rlimits,
         stdio: Default::default(),
         seccomp,
         no_new_privileges,
@@ -237,6 +253,12 @@ mod tests {
         s.network = Network::None;
         s.hostname = "h".into();
         s.extra_hosts = vec!["10.0.0.1 db".into()];
+        s.shm_size = Some(1 << 27);
+        s.rlimits = vec![Rlimit {
+            resource: 7,
+            soft: 100,
+            hard: u64::MAX,
+        }];
         s
     }
 
@@ -253,6 +275,7 @@ mod tests {
         assert_eq!(d.network, s.network);
         assert_eq!(d.hostname, s.hostname);
         assert_eq!(d.extra_hosts, s.extra_hosts);
+        assert_eq!((d.shm_size, d.rlimits), (s.shm_size, s.rlimits));
     }
 
     #[test]

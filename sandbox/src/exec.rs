@@ -30,6 +30,7 @@ pub(crate) struct Command {
     groups: Vec<libc::gid_t>,
     seccomp: Option<std::sync::Arc<crate::seccomp::Filter>>,
     no_new_privileges: bool,
+    rlimits: Vec<crate::spec::Rlimit>,
 }
 
 /// Read an id file of the (untrusted) rootfs: regular files only, bounded,
@@ -124,6 +125,7 @@ pub(crate) fn prepare(spec: &Spec) -> Result<Command> {
         groups,
         seccomp: spec.seccomp.filter()?,
         no_new_privileges: spec.no_new_privileges,
+        rlimits: spec.rlimits.clone(),
     })
 }
 
@@ -151,6 +153,22 @@ impl Command {
     fn try_exec(&self, report: RawFd) -> std::result::Result<Infallible, String> {
         let errno = || std::io::Error::last_os_error();
         crate::init::reset_signals();
+        for r in &self.rlimits {
+            let limit = libc::rlimit {
+                rlim_cur: r.soft as libc::rlim_t,
+                rlim_max: r.hard as libc::rlim_t,
+            };
+            // SAFETY: a plain syscall on a valid pointer.
+            if unsafe { libc::setrlimit(r.resource as _, &limit) } != 0 {
+                return Err(format!(
+                    "ulimit {} (soft {}, hard {}): {}",
+                    r.resource,
+                    r.soft,
+                    r.hard,
+                    errno()
+                ));
+            }
+        }
         caps::limit_bounding().map_err(|e| e.to_string())?;
         crate::seccomp::apply(self.no_new_privileges, self.seccomp.as_deref())?;
         // SAFETY (all blocks below): plain syscalls on valid pointers.

@@ -76,7 +76,7 @@ pub use net::private_network;
 pub use overlay::{bind_fd, mount_overlay, mount_tmpfs, Mounted, Upper};
 pub use seccomp::Seccomp;
 pub use spawn::{run, spawn, ExitStatus, Step};
-pub use spec::{Io, Mount, Network, Spec, Stdio, User, MAX_LOWERS, MAX_LOWER_PATH};
+pub use spec::{Io, Mount, Network, Rlimit, Spec, Stdio, User, MAX_LOWERS, MAX_LOWER_PATH};
 pub use user::{read_id_file, resolve as resolve_user, Resolved, MAX_ID_FILE};
 pub use userns::{find_range, IdRange, UserNamespace, WANTED_IDS};
 

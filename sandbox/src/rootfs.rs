@@ -87,7 +87,7 @@ pub(crate) fn prepare(spec: &Spec) -> Result<Rootfs> {
 
     let mut created = Vec::new();
     mount_proc(root_fd, &mut created)?;
-    mount_dev(root_fd, &mut created)?;
+    mount_dev(root_fd, spec.shm_size, &mut created)?;
     mount_sys(root_fd, spec.network, &mut created)?;
     mount_etc_files(root_fd, spec, &mut created)?;
     for m in &spec.mounts {
@@ -216,7 +216,11 @@ fn mount_proc(root: BorrowedFd<'_>, created: &mut Vec<PathBuf>) -> Result<()> {
 
 /// /dev as a tmpfs holding binds of the host's harmless devices, devpts
 /// (new instance) and /dev/shm.
-fn mount_dev(root: BorrowedFd<'_>, created: &mut Vec<PathBuf>) -> Result<()> {
+fn mount_dev(
+    root: BorrowedFd<'_>,
+    shm_size: Option<u64>,
+    created: &mut Vec<PathBuf>,
+) -> Result<()> {
     let dev_path = Path::new("/dev");
     let target = ensure(root, dev_path, Kind::Dir, created)?;
     let fs = FsContext::open("tmpfs")?;
@@ -269,7 +273,8 @@ fn mount_dev(root: BorrowedFd<'_>, created: &mut Vec<PathBuf>) -> Result<()> {
 
     let shm = FsContext::open("tmpfs")?;
     shm.set("mode", "1777")?;
-    shm.set("size", "65536k")?;
+    let size = shm_size.map_or_else(|| "65536k".to_string(), |s| s.to_string());
+    shm.set("size", size.as_str())?;
     let shm = shm.mount(safe_attrs())?;
     attach(shm.as_fd(), node("shm")?.as_fd(), &dev_path.join("shm"))
 }

@@ -49,6 +49,10 @@ pub struct Spec {
     pub hostname: String,
     /// Extra `/etc/hosts` lines ("IP NAME…"), after the localhost entries.
     pub extra_hosts: Vec<String>,
+    /// Size of /dev/shm in bytes (None: 64 MiB, Docker's default).
+    pub shm_size: Option<u64>,
+    /// Resource limits set on the command (`--ulimit`).
+    pub rlimits: Vec<Rlimit>,
     /// Standard input/output/error of the command.
     pub stdio: Stdio,
     /// The command's seccomp filter: Docker's default unless told otherwise.
@@ -57,6 +61,15 @@ pub struct Spec {
     /// no-new-privileges`). Off by default, as in BuildKit: setuid binaries
     /// (su, sudo, ping) keep working in RUN.
     pub no_new_privileges: bool,
+}
+
+/// One resource limit of the command, as setrlimit(2) takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimit {
+    /// `libc::RLIMIT_*`.
+    pub resource: u32,
+    pub soft: u64,
+    pub hard: u64,
 }
 
 /// A mount added to the step's rootfs.
@@ -207,6 +220,9 @@ impl Spec {
         }
         if self.hostname.len() > 64 || self.hostname.bytes().any(|b| b == 0 || b == b'\n') {
             return bad(format!("bad hostname {:?}", self.hostname));
+        }
+        if self.rlimits.iter().any(|r| r.soft > r.hard) {
+            return bad("a soft resource limit is above its hard limit".into());
         }
         for h in &self.extra_hosts {
             if h.contains('\n') {

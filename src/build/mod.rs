@@ -19,6 +19,7 @@ mod context;
 mod copy;
 mod created;
 mod dockerignore;
+mod flags;
 mod fsops;
 mod glob;
 mod hardlinks;
@@ -50,8 +51,9 @@ use crate::image_config::{History, ImageConfig};
 pub use cache::cache_layers;
 pub use copy::{copy_rootfs, Attrs};
 pub(crate) use dockerignore::Ignore;
+pub use flags::{RunFlagArgs, RunFlags};
 pub use mounts::Secrets;
-pub use progress::{Mode as ProgressMode, Progress};
+pub use progress::{Mode as ProgressMode, Progress, Vertex};
 pub use remote::{classify as classify_remote, fetch_git, subdir_path, Remote};
 use schedule::{Event, StageView};
 pub use security::Security;
@@ -86,6 +88,8 @@ pub struct Request {
     pub pull: PullPolicy,
     /// How registries are reached.
     pub registry: kiln_registry::Options,
+    /// `--add-host`, `--shm-size`, `--ulimit`, `--no-cache-filter`, `--ssh`.
+    pub flags: RunFlags,
 }
 
 /// `--pull=missing|always|never`.
@@ -249,6 +253,10 @@ impl Builder<'_> {
             }
         };
         vertex.done();
+        state.no_cache = self
+            .req
+            .flags
+            .no_cache(graph.stages[index].name.as_deref(), index);
         // The base's ONBUILD triggers run first, as if written after FROM.
         for trigger in &triggers {
             let text = trigger.original.trim();
@@ -382,7 +390,8 @@ impl Builder<'_> {
         // Only this step's changes go into its entry, made on these layers.
         state.take_ops();
         let below = state.chain().to_string();
-        if !self.req.no_cache {
+        let no_cache = self.req.no_cache || state.no_cache;
+        if !no_cache {
             if let Some(ops) = self.cached(&key, state)? {
                 for op in &ops {
                     state.replay(op);
@@ -396,14 +405,16 @@ impl Builder<'_> {
         }
         // A --link layer made before over another stage is reused as is.
         let linked = match &link {
-            Some(k) if !self.req.no_cache => self.linked(k)?,
+            Some(k) if !no_cache => self.linked(k)?,
             _ => None,
         };
         let reused = linked.is_some();
         match linked {
             Some(layer) => self.history(state, cmd, Some(layer)),
             None => {
-                state.early = last_of.map(|i| (i, key.clone()));
+                state.early = last_of
+                    .filter(|_| !state.no_cache)
+                    .map(|i| (i, key.clone()));
                 let executed = self.execute(state, &instruction, cmd, vertex, link.as_deref());
                 state.early = None;
                 executed?;
@@ -412,7 +423,7 @@ impl Builder<'_> {
         let ops = state.take_ops();
         let entry = cache::Entry::new((&state.key, &below), ops);
         self.store.cache_put(&key, &serde_json::to_vec(&entry)?)?;
-        state.key = key;
+        state.key = flags::rerun_key(key, state);
         Ok(reused)
     }
 
@@ -508,6 +519,7 @@ impl Builder<'_> {
                     self.mounts_key(run)?,
                     self.req.graph.inputs.sandbox_hostname(),
                 );
+                extra.push_str(&self.req.flags.cache_key());
                 if !self.req.security.cache_key().is_empty() {
                     extra.push('|');
                     extra.push_str(self.req.security.cache_key());

@@ -16,7 +16,8 @@
 //! - `tmpfs`: a fresh tmpfs.
 //! - `secret`: a `kiln build --secret` value, written to a tmpfs of kiln's
 //!   and bound read-only, and/or set as an environment variable.
-//! - `ssh`: refused.
+//! - `ssh`: a socket of kiln's relaying to a `kiln build --ssh` agent
+//!   (`mounts/ssh.rs`).
 //!
 //! Nothing mounted reaches the layer: the sandbox removes the mount points
 //! it had to create and the parent copy-ups that creating them caused. A
@@ -25,8 +26,10 @@
 //! Secrets have their own module (`mounts/secrets.rs`).
 
 mod secrets;
+mod ssh;
 
 pub use secrets::Secrets;
+pub use ssh::SshAgents;
 
 use std::ffi::OsString;
 use std::fs::{self, File, TryLockError};
@@ -61,6 +64,8 @@ pub(super) struct StepMounts {
     /// Cache ids this step already took, with their dirs.
     caches: Vec<(String, PathBuf)>,
     secrets: Option<PathBuf>,
+    /// Agent sockets being relayed.
+    proxies: Vec<ssh::Proxy>,
 }
 
 impl StepMounts {
@@ -96,6 +101,7 @@ impl Builder<'_> {
             locks: Vec::new(),
             caches: Vec::new(),
             secrets: None,
+            proxies: Vec::new(),
         };
         for (i, m) in run.mounts.iter().enumerate() {
             let spec = run.mount_specs.get(i).map_or("", String::as_str);
@@ -139,9 +145,10 @@ impl Builder<'_> {
                 Some(mount) => mount,
                 None => return Ok(()),
             },
-            MountType::Ssh => {
-                bail!("type=ssh is not supported: kiln cannot forward an SSH agent into a step")
-            }
+            MountType::Ssh => match self.ssh_mount(m, &workdir, i, out)? {
+                Some(mount) => mount,
+                None => return Ok(()),
+            },
         };
         out.mounts.push(mount);
         Ok(())

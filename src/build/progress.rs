@@ -2,21 +2,26 @@
 //!
 //! * plain: `#N [stage i/n] INSTRUCTION`, the step's output as
 //!   `#N 0.123 line`, then `#N DONE 0.4s` or `#N CACHED`;
-//! * tty: a live, compact view redrawn ten times a second — finished steps
-//!   scroll up as one line each, running steps show their time and last
-//!   output line;
+//! * tty: a live, compact view redrawn ten times a second (`tty.rs`) —
+//!   finished steps scroll up as one line each, running steps show their
+//!   time, last output line and transfers, under a `(N/M)` step count;
+//!   the end is buildx's `FINISHED` line and the image;
 //! * quiet: nothing (the caller prints the image ID).
 //!
 //! In tty mode one renderer thread does all terminal writes, so parallel
 //! stages never tear each other's lines.
 
 use std::collections::VecDeque;
+mod tty;
+
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use tty::{Line, Running, Screen};
 
 /// Lines of a failed step's output repeated in its error.
 const TAIL: usize = 10;
@@ -29,28 +34,18 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// `--progress` (`auto`: tty when stderr is a terminal).
+    /// `--progress` or `BUILDKIT_PROGRESS` (`auto`, or empty as buildx
+    /// reads an empty variable: tty when stderr is a terminal).
     pub fn parse(value: &str, quiet: bool) -> Option<Mode> {
         Some(match value {
             _ if quiet => Mode::Quiet,
-            "auto" if std::io::stderr().is_terminal() => Mode::Tty,
-            "auto" | "plain" => Mode::Plain,
+            "auto" | "" if std::io::stderr().is_terminal() => Mode::Tty,
+            "auto" | "" | "plain" => Mode::Plain,
             "tty" => Mode::Tty,
             "quiet" => Mode::Quiet,
             _ => return None,
         })
     }
-}
-
-/// What the tty view shows.
-#[derive(Default)]
-struct Screen {
-    /// Finished lines not yet printed.
-    finished: Vec<String>,
-    /// Running steps: id → (label, start, last output line).
-    running: Vec<(usize, String, Instant, String)>,
-    /// Lines of the live block currently on screen.
-    drawn: usize,
 }
 
 pub struct Progress {
@@ -88,10 +83,10 @@ impl Progress {
             let (screen, stop, started) = (p.screen.clone(), p.stop.clone(), p.started);
             let handle = std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    draw(&screen, started, false);
+                    lock(&screen).draw(started, false);
                     std::thread::sleep(Duration::from_millis(100));
                 }
-                draw(&screen, started, true);
+                lock(&screen).draw(started, true);
             });
             *p.renderer
                 .lock()
@@ -104,12 +99,18 @@ impl Progress {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         match self.mode {
             Mode::Plain => say!("#{id} {label}"),
-            Mode::Tty => lock(&self.screen).running.push((
-                id,
-                label.to_string(),
-                Instant::now(),
-                String::new(),
-            )),
+            Mode::Tty => {
+                let mut s = lock(&self.screen);
+                s.started += 1;
+                s.running.push(Running {
+                    id,
+                    label: label.to_string(),
+                    at: Instant::now(),
+                    last: String::new(),
+                    status: String::new(),
+                    subs: Vec::new(),
+                });
+            }
             Mode::Quiet => {}
         }
         Vertex {
@@ -124,7 +125,39 @@ impl Progress {
     pub fn note(&self, text: &str) {
         match self.mode {
             Mode::Plain => say!("{text}"),
-            Mode::Tty => lock(&self.screen).finished.push(text.to_string()),
+            Mode::Tty => lock(&self.screen)
+                .finished
+                .push(Line::new(text.to_string(), String::new())),
+            Mode::Quiet => {}
+        }
+    }
+
+    /// How many steps the build has, as far as known before it runs (the
+    /// `M` of `(N/M)`): each needed stage's FROM and instructions, the
+    /// export and the `pushes`. Steps found later (a pull, ONBUILD
+    /// triggers) raise it.
+    pub fn plan_graph(&self, graph: &kiln_dockerfile::Graph, pushes: usize) {
+        let stages: usize = graph
+            .order
+            .iter()
+            .map(|&i| graph.file.stages[i].commands.len() + 1)
+            .sum();
+        lock(&self.screen).planned = stages + 1 + pushes;
+    }
+
+    /// The built image: the live view's last line, after FINISHED, names
+    /// it (buildx's end); the plain view keeps `Successfully built ID`.
+    pub fn result(&self, id: &str, names: &[String]) {
+        let short = &id[..id.len().min(12)];
+        match self.mode {
+            Mode::Tty if names.is_empty() => {
+                lock(&self.screen).result = Some(format!("sha256:{short}"))
+            }
+            Mode::Tty => {
+                let line = format!("{} (sha256:{short})", names.join(", "));
+                lock(&self.screen).result = Some(line);
+            }
+            Mode::Plain => say!("Successfully built {short}"),
             Mode::Quiet => {}
         }
     }
@@ -142,10 +175,8 @@ impl Progress {
         }
     }
 
-    fn end(&self, id: usize, line: String) {
-        let mut s = lock(&self.screen);
-        s.running.retain(|r| r.0 != id);
-        s.finished.push(line);
+    fn end(&self, id: usize, line: Line) {
+        lock(&self.screen).end(id, line);
     }
 }
 
@@ -153,61 +184,6 @@ impl Drop for Progress {
     fn drop(&mut self) {
         self.finish();
     }
-}
-
-/// Redraws the live block: finished lines scroll up, running steps below.
-/// The last draw leaves only the finished lines.
-fn draw(screen: &Mutex<Screen>, started: Instant, last: bool) {
-    let mut s = lock(screen);
-    let mut out = String::new();
-    if s.drawn > 0 {
-        out.push_str(&format!("\x1b[{}A\x1b[J", s.drawn));
-    }
-    for line in s.finished.drain(..) {
-        out.push_str(&line);
-        out.push('\n');
-    }
-    if last {
-        s.drawn = 0;
-        let mut err = std::io::stderr().lock();
-        let _ = err.write_all(out.as_bytes());
-        let _ = err.flush();
-        return;
-    }
-    let width = terminal_width();
-    let mut lines = vec![format!(
-        "[+] Building {:.1}s",
-        started.elapsed().as_secs_f64()
-    )];
-    for (_, label, at, last) in &s.running {
-        lines.push(clip(
-            &format!(" => {label} {:.1}s", at.elapsed().as_secs_f64()),
-            width,
-        ));
-        if !last.is_empty() {
-            lines.push(clip(&format!("    \x1b[2m{last}\x1b[0m"), width + 8));
-        }
-    }
-    s.drawn = lines.len();
-    for l in lines {
-        out.push_str(&l);
-        out.push('\n');
-    }
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_all(out.as_bytes());
-    let _ = err.flush();
-}
-
-fn terminal_width() -> usize {
-    rustix::termios::tcgetwinsize(std::io::stderr())
-        .map(|w| w.ws_col as usize)
-        .ok()
-        .filter(|&w| w > 20)
-        .unwrap_or(100)
-}
-
-fn clip(s: &str, width: usize) -> String {
-    s.chars().take(width.saturating_sub(1)).collect()
 }
 
 impl Vertex<'_> {
@@ -220,7 +196,10 @@ impl Vertex<'_> {
             Mode::Plain => say!("#{} DONE {:.1}s", self.id, self.elapsed()),
             Mode::Tty => self.progress.end(
                 self.id,
-                format!(" => {} {:.1}s", self.label, self.elapsed()),
+                Line::new(
+                    format!(" => {}", self.label),
+                    format!("{:.1}s", self.elapsed()),
+                ),
             ),
             Mode::Quiet => {}
         }
@@ -229,26 +208,37 @@ impl Vertex<'_> {
     pub fn cached(self) {
         match self.progress.mode {
             Mode::Plain => say!("#{} CACHED", self.id),
-            Mode::Tty => self
-                .progress
-                .end(self.id, format!(" => CACHED {}", self.label)),
+            Mode::Tty => self.progress.end(
+                self.id,
+                Line::new(format!(" => CACHED {}", self.label), "0.0s".into()),
+            ),
             Mode::Quiet => {}
         }
     }
 
     pub fn error(self, message: &str) {
         match self.progress.mode {
-            Mode::Tty => self
-                .progress
-                .end(self.id, format!(" => ERROR {}: {message}", self.label)),
+            // The whole message follows the view (the build's error).
+            Mode::Tty => self.progress.end(
+                self.id,
+                Line::new(
+                    format!(" => ERROR {}: {message}", self.label),
+                    format!("{:.1}s", self.elapsed()),
+                ),
+            ),
             _ => say!("#{} ERROR: {message}", self.id),
         }
     }
 
+    /// A line kept under the step (`=> => naming to …`).
     pub fn log(&self, text: &str) {
         match self.progress.mode {
             Mode::Plain => say!("#{} {:.3} {text}", self.id, self.elapsed()),
-            Mode::Tty => set_last(&self.progress.screen, self.id, text),
+            Mode::Tty => {
+                if let Some(r) = lock(&self.progress.screen).running(self.id) {
+                    r.subs.push(format!(" => => {text}"));
+                }
+            }
             Mode::Quiet => {}
         }
     }
@@ -286,8 +276,19 @@ impl Vertex<'_> {
 }
 
 fn set_last(screen: &Mutex<Screen>, id: usize, text: &str) {
-    if let Some(r) = lock(screen).running.iter_mut().find(|r| r.0 == id) {
-        r.3 = text.chars().filter(|c| !c.is_control()).collect();
+    if let Some(r) = lock(screen).running(id) {
+        r.last = text.chars().filter(|c| !c.is_control()).collect();
+    }
+}
+
+impl Vertex<'_> {
+    /// The step's running transfers (live view only), replacing the last.
+    pub fn status(&self, text: &str) {
+        if self.progress.mode == Mode::Tty {
+            if let Some(r) = lock(&self.progress.screen).running(self.id) {
+                r.status = text.chars().filter(|c| *c != '\n').collect();
+            }
+        }
     }
 }
 
@@ -299,8 +300,6 @@ impl kiln_registry::Events for Vertex<'_> {
     }
 
     fn status(&self, text: &str) {
-        if self.progress.mode == Mode::Tty && !text.is_empty() {
-            set_last(&self.progress.screen, self.id, text);
-        }
+        self.status(text);
     }
 }

@@ -100,6 +100,8 @@ pub(crate) struct StageState {
     env_at: HashMap<String, usize>,
     /// Dropped: no stage reads this state any more (see `release`).
     released: bool,
+    /// `--no-cache-filter` names this stage: its steps all run.
+    pub no_cache: bool,
 }
 
 impl StageState {
@@ -125,6 +127,7 @@ impl StageState {
             chain,
             env_at,
             released: false,
+            no_cache: false,
         }
     }
 

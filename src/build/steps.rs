@@ -114,6 +114,7 @@ impl Builder<'_> {
         };
         spec.seccomp = self.req.security.seccomp.clone();
         spec.no_new_privileges = self.req.security.no_new_privileges;
+        self.req.flags.apply(&mut spec);
         let (out, reader) = vertex.output()?;
         let err = out.try_clone()?;
         spec.stdio = Stdio {

@@ -73,8 +73,7 @@ fn settings(args: &BuildArgs, opts: &Options) -> Result<Settings> {
             Ok((name.to_string(), NamedContext::parse(value)?))
         })
         .collect::<Result<_>>()?;
-    let mut outputs: Vec<_> = args
-        .outputs
+    let mut outputs: Vec<_> = super::build_flags::outputs(args)
         .iter()
         .map(|o| export::parse_output(o))
         .collect::<Result<_>>()?;
@@ -121,6 +120,10 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         ..Options::default()
     };
     let settings = settings(args, &opts)?;
+    let (annotations, flags) = (
+        super::build_flags::annotations(args)?,
+        super::build_flags::run_flags(args)?,
+    );
     opts.replaced = settings
         .contexts
         .keys()
@@ -142,6 +145,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         }
     };
     let progress = Progress::new(settings.mode);
+    progress.plan_graph(&graph, super::build_flags::pushes(args, &settings.outputs));
     let dockerfile_path = args.file.as_deref().filter(|f| f.as_os_str() != "-");
     let ignored = crate::build::Ignore::load(&args.context, dockerfile_path)?
         .copied_but_ignored(&graph.context_sources);
@@ -197,7 +201,9 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
             auth_file: args.registry.authfile.clone(),
             ..kiln_registry::Options::default()
         },
+        flags,
     };
+    super::build_flags::warn_unknown_stages(&req.flags, &req.graph, &progress);
     let mut built = match build::build(store, &req, &progress, settings.jobs) {
         Ok(b) => b,
         Err(e) => {
@@ -226,6 +232,9 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
     let mut image = store
         .put_built_image(&built.config.to_json(), settings.compression, &names)
         .context("storing the image")?;
+    image = store
+        .annotate(&image, &annotations)
+        .context("annotating the image")?;
     for name in &names {
         vertex.log(&format!("naming to {name}"));
     }
@@ -236,7 +245,9 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
             .context("compressing the image's layers")?;
     }
     for output in &settings.outputs {
-        export::export(store, &image, &names, output)?;
+        super::export_watch::watch(&vertex, output, || {
+            export::export(store, &image, &names, output)
+        })?;
     }
     vertex.done();
     push(args, store, &image, &names, &settings.outputs, &progress)?;
@@ -246,7 +257,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
             out!("sha256:{}", image.id())?;
         }
     } else {
-        progress.note(&format!("Successfully built {}", &image.id()[..12]));
+        progress.result(image.id(), &names);
         progress.finish();
     }
     Ok(0)

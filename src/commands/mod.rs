@@ -1,10 +1,12 @@
 //! One module per subcommand.
 
 mod build;
+mod build_flags;
 mod check;
 mod context;
 mod dockerfile;
 mod export;
+mod export_watch;
 mod history;
 mod images;
 mod info;
@@ -25,7 +27,9 @@ use crate::cli::{Cli, Command};
 /// Runs a subcommand; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     match &cli.command {
-        Command::Build(args) if args.check => return check::run(args),
+        Command::Build(args) if args.check || build_flags::call_is_check(args)? => {
+            return check::run(args)
+        }
         // Credentials live in the user's own files: no namespace needed.
         Command::Login(args) => return registry::login(args),
         Command::Logout(args) => return registry::logout(args),

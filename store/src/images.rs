@@ -390,3 +390,36 @@ pub(crate) fn set_names(entries: &mut Vec<Descriptor>, desc: &Descriptor, names:
         entries.push(desc.clone());
     }
 }
+
+impl Store {
+    /// `image` with `annotations` added to its manifest's (`kiln build
+    /// --annotation`): a new manifest, which the image's names (or, for
+    /// an unnamed image, its index entry) move to.
+    pub fn annotate(
+        &self,
+        image: &Image,
+        annotations: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Image> {
+        if annotations.is_empty() {
+            return Ok(image.clone());
+        }
+        let mut manifest = image.manifest.clone();
+        let mut all = manifest.annotations().clone().unwrap_or_default();
+        all.extend(annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
+        manifest.set_annotations(Some(all));
+        let bytes = serde_json::to_vec(&manifest).map_err(|e| Error::json("manifest", e))?;
+        let digest = self.put_blob(&bytes)?;
+        let desc = Descriptor::new(
+            MediaType::ImageManifest,
+            bytes.len() as u64,
+            oci_digest(&digest)?,
+        );
+        let old = oci_digest(&image.manifest_digest)?;
+        self.update_index(|entries| {
+            entries.retain(|e| ref_name(e).is_some() || e.digest() != &old);
+            set_names(entries, &desc, &image.names);
+            Ok(())
+        })?;
+        self.load_image(&digest, image.names.clone())
+    }
+}
