@@ -16,7 +16,7 @@ bash scripts/podman-user.sh kilntest
 
 cargo build --release --quiet --bin kiln
 # KILN_SUITES="mounts sources" runs only those suites.
-read -r -a suites <<<"${KILN_SUITES:-build instructions examples registry mounts sources dockerignore hostile_servers hostile_images hardening scale network conformance}"
+read -r -a suites <<<"${KILN_SUITES:-build instructions examples registry mounts sources dockerignore hostile_servers hostile_images hardening scale network conformance bk_core bk_check}"
 json=$(cargo test --release "${suites[@]/#/--test=}" --no-run --message-format=json 2>/dev/null)
 
 dir=$(mktemp -d /tmp/kiln-build-bin.XXXXXX)
