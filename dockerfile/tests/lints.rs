@@ -280,3 +280,18 @@ fn older_rules_use_buildkits_texts_and_lines() {
     let found = checked("FROM scratch\nCOPY Dockerfile \\\n\n.\n", &[]).unwrap();
     assert_eq!(found, ["2:NoEmptyContinuation Empty continuation line"]);
 }
+
+#[test]
+fn a_check_comment_above_an_instruction_skips_its_rules_there_only() {
+    // BuildKit: testSecretsUsedInArgOrEnv, testMaintainerDeprecated (the
+    // instruction's PrevComment merged into its linter).
+    let text = "FROM scratch\n# check=skip=MaintainerDeprecated // kept on purpose\n\nMAINTAINER a\nMAINTAINER b\n\
+# check=skip=all\n#\nMAINTAINER c\n# why\n# check=skip=all\nMAINTAINER d\n";
+    assert_eq!(
+        checked(text, &[]).unwrap(),
+        [
+            "5:MaintainerDeprecated Maintainer instruction is deprecated in favor of using label",
+            "8:MaintainerDeprecated Maintainer instruction is deprecated in favor of using label",
+        ]
+    );
+}
