@@ -54,11 +54,19 @@ pub fn run(args: &BuildArgs) -> Result<i32> {
         1 => out!("Check complete, 1 warning has been found!")?,
         n => out!("Check complete, {n} warnings have been found!")?,
     }
-    Ok(if config.error && !warnings.is_empty() {
-        1
-    } else {
-        0
-    })
+    if config.error && !warnings.is_empty() {
+        // BuildKit's lint result carries this error too.
+        let mut rules: Vec<&str> = warnings.iter().map(|w| w.rule).collect();
+        rules.sort_unstable();
+        rules.dedup();
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: lint violation found for rules: {}",
+            rules.join(", ")
+        );
+        return Ok(1);
+    }
+    Ok(0)
 }
 
 fn print_summary(graph: &Graph, file: &str) -> Result<()> {
