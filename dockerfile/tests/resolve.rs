@@ -431,3 +431,18 @@ fn a_replaced_stage_name_names_the_context() {
     assert_eq!(g.stages[1].edges[0].source, Source::Image("deps".into()));
     assert_eq!(g.order, vec![1], "the replaced stage is not built");
 }
+
+#[test]
+fn a_mistyped_target_suggests_the_stage_as_buildkit_words_it() {
+    // BuildKit: testTargetMistype.
+    let file = parse_dockerfile("FROM scratch AS build\nFROM scratch\n").unwrap();
+    let opts = Options {
+        target: Some("bulid".into()),
+        ..Options::default()
+    };
+    let e = resolve(file, &opts).unwrap_err();
+    assert_eq!(
+        e.message,
+        "target stage \"bulid\" could not be found (did you mean build?)"
+    );
+}

@@ -323,7 +323,7 @@ fn target_index(
             let known: Vec<&str> = names.keys().map(String::as_str).collect();
             let mut msg = format!("target stage {target:?} could not be found");
             if let Some(best) = crate::suggest::closest(target, known.iter().copied()) {
-                msg.push_str(&format!(" (did you mean {best:?}?)"));
+                msg.push_str(&format!(" (did you mean {best}?)"));
             } else if !known.is_empty() {
                 msg.push_str(&format!("; stages are: {}", known.join(", ")));
             }
