@@ -110,7 +110,7 @@ pub fn parse_dockerfile(text: &str) -> Result<Dockerfile> {
         let span = parsed.nodes.last().map_or(Span::line(1), |n| n.span);
         return Err(Error::new(
             span,
-            "no FROM instruction: a Dockerfile needs at least one stage",
+            "dockerfile contains no stages to build: it has no FROM instruction",
         ));
     }
     Ok(file)
