@@ -446,3 +446,25 @@ fn a_mistyped_target_suggests_the_stage_as_buildkit_words_it() {
         "target stage \"bulid\" could not be found (did you mean build?)"
     );
 }
+
+#[test]
+fn a_from_platform_that_expands_to_nothing_is_an_error() {
+    // BuildKit: testUndeclaredArg (a misspelt $BUILDPLATFORM, `linux/${MYARCH}`).
+    let err = |text: &str| {
+        resolve(parse_dockerfile(text).unwrap(), &Options::default())
+            .unwrap_err()
+            .message
+    };
+    assert_eq!(
+        err("FROM --platform=$BULIDPLATFORM scratch\n"),
+        "empty platform value from expression $BULIDPLATFORM (did you mean BUILDPLATFORM?)"
+    );
+    assert_eq!(
+        err("ARG MY_ARCH=amd64\nFROM --platform=linux/${MYARCH} scratch\n"),
+        "failed to parse platform linux/${MYARCH}: \"\" is an invalid component of \"linux/\": \
+platform specifier component must match \"^[A-Za-z0-9_.-]+$\": invalid argument (did you mean MY_ARCH?)"
+    );
+    let fine =
+        "ARG P=linux/amd64\nFROM --platform=$P scratch\nFROM --platform=$BUILDPLATFORM scratch\n";
+    assert!(resolve(parse_dockerfile(fine).unwrap(), &Options::default()).is_ok());
+}

@@ -155,6 +155,8 @@ pub fn resolve(file: Dockerfile, opts: &Options) -> Result<Graph> {
                     .process_word_with_matches(p, &global)
                     .map_err(|e| Error::new(from.span, format!("FROM --platform={p}: {e}")))?;
                 undeclared_in_from(&expanded.unmatched, &inputs, from.span, &mut warnings);
+                check_platform(p, &expanded.value, &expanded.unmatched, &inputs)
+                    .map_err(|m| Error::new(from.span, m))?;
                 lints::from_platform(
                     p,
                     &expanded,
@@ -270,6 +272,39 @@ fn undeclared_in_from(
             span,
         });
     }
+}
+
+/// An expanded `FROM --platform` must name a platform: a misspelt `$ARG`
+/// is an error, as in BuildKit, not a silent build for the host.
+fn check_platform(
+    written: &str,
+    value: &str,
+    unmatched: &BTreeSet<String>,
+    inputs: &Inputs,
+) -> std::result::Result<(), String> {
+    let mut message = if value.is_empty() {
+        format!("empty platform value from expression {written}")
+    } else if let Some(bad) = value.split('/').find(|c| {
+        c.is_empty()
+            || !c
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch))
+    }) {
+        format!(
+            "failed to parse platform {written}: {bad:?} is an invalid component of {value:?}: \
+platform specifier component must match \"^[A-Za-z0-9_.-]+$\": invalid argument"
+        )
+    } else {
+        return Ok(());
+    };
+    let known = || inputs.global.keys().chain(inputs.automatic.keys());
+    if let Some(best) = unmatched
+        .iter()
+        .find_map(|var| crate::suggest::closest(var, known().map(String::as_str)))
+    {
+        message.push_str(&format!(" (did you mean {best}?)"));
+    }
+    Err(message)
 }
 
 /// The build arg that clamps layer mtimes and sets `created`; a global
