@@ -505,14 +505,19 @@ fn unmatched_vars() {
     clean("\nFROM scratch\nARG foo\nCOPY Dockerfile${foo} .\n");
     clean("\nFROM BASE AS base\nARG foo=Dockerfile\n\nFROM base\nCOPY $foo .\n");
     clean("\nFROM BASE\nRUN echo $PATH\n");
+    // The warned cases are FROM scratch here (BuildKit: alpine): kiln does
+    // not pull to lint, so it checks variables only where it knows the
+    // whole environment (a difference left: no UndefinedVar in a stage
+    // FROM an image). The RUN case is --check only: scratch has no shell.
     const R: &str = "UndefinedVar";
     check(Lint {
-        dockerfile: "\nFROM BASE\nCOPY $foo .\nARG foo=bar\nRUN echo $foo\n",
+        dockerfile: "\nFROM scratch\nCOPY $foo .\nARG foo=bar\nRUN echo $foo\n",
         warnings: &[(3, R, "Usage of undefined variable '$foo'")],
+        check_only: true,
         ..Lint::default()
     });
     check(Lint {
-        dockerfile: "\nFROM BASE\nARG DIR_BINARIES=binaries/\nARG DIR_ASSETS=assets/\nARG DIR_CONFIG=config/\nCOPY $DIR_ASSET .\n\t",
+        dockerfile: "\nFROM scratch\nARG DIR_BINARIES=binaries/\nARG DIR_ASSETS=assets/\nARG DIR_CONFIG=config/\nCOPY $DIR_ASSET .\n\t",
         warnings: &[(
             6,
             R,
@@ -521,7 +526,7 @@ fn unmatched_vars() {
         ..Lint::default()
     });
     check(Lint {
-        dockerfile: "\nFROM BASE\nENV PATH=$PAHT:/tmp/bin\n\t\t",
+        dockerfile: "\nFROM scratch\nENV PATH=$PAHT:/tmp/bin\n\t\t",
         warnings: &[(
             3,
             R,

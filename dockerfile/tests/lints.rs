@@ -295,3 +295,18 @@ fn a_check_comment_above_an_instruction_skips_its_rules_there_only() {
         ]
     );
 }
+
+#[test]
+fn scratch_has_the_default_path_for_the_variable_checks() {
+    // BuildKit: testUnmatchedVars (`$PAHT` is a typo of the PATH every
+    // image has; `$PATH` itself is defined).
+    assert_eq!(
+        warnings("FROM scratch\nENV PATH=$PAHT:/tmp/bin\n"),
+        [(
+            "UndefinedVar",
+            2,
+            "Usage of undefined variable '$PAHT' (did you mean $PATH?)".into()
+        )]
+    );
+    assert!(rules("FROM scratch\nENV PATH=$PATH:/x\n").is_empty());
+}

@@ -307,6 +307,9 @@ platform specifier component must match \"^[A-Za-z0-9_.-]+$\": invalid argument"
     Err(message)
 }
 
+/// The PATH of an image that sets none (BuildKit's default for Linux).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// The build arg that clamps layer mtimes and sets `created`; a global
 /// `ARG SOURCE_DATE_EPOCH=<n>` default counts as if given by `--build-arg`.
 pub const EPOCH_ARG: &str = "SOURCE_DATE_EPOCH";
