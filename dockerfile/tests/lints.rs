@@ -310,3 +310,46 @@ fn scratch_has_the_default_path_for_the_variable_checks() {
     );
     assert!(rules("FROM scratch\nENV PATH=$PATH:/x\n").is_empty());
 }
+
+#[test]
+fn a_from_that_only_builds_with_build_args_warns() {
+    // BuildKit: testInvalidDefaultArgInFrom (the build-args make each build
+    // work; the defaults alone name no image).
+    let found = |text: &str, arg: (&str, &str)| -> Vec<(usize, String)> {
+        let opts = Options {
+            build_args: [(arg.0.to_string(), arg.1.to_string())].into(),
+            ..Options::default()
+        };
+        resolve(parse_dockerfile(text).unwrap(), &opts)
+            .unwrap()
+            .warnings
+            .into_iter()
+            .filter(|w| w.rule == "InvalidDefaultArgInFrom")
+            .map(|w| (w.span.start, w.message))
+            .collect()
+    };
+    let msg = |name: &str| {
+        format!("Default value for ARG {name} results in empty or invalid base image name")
+    };
+    assert_eq!(
+        found("ARG VERSION\nFROM busybox:$VERSION\n", ("VERSION", "latest")),
+        [(2, msg("busybox:$VERSION"))]
+    );
+    assert_eq!(
+        found("ARG IMAGE\nFROM $IMAGE\n", ("IMAGE", "busybox:latest")),
+        [(2, msg("$IMAGE"))]
+    );
+    assert_eq!(
+        found("ARG SFX=\"box:\"\nFROM busy${SFX}\n", ("SFX", "box:latest")),
+        [(2, msg("busy${SFX}"))]
+    );
+    for text in [
+        "ARG VERSION=\"latest\"\nFROM busybox:${VERSION}\n",
+        "ARG V=\"\"\nFROM busybox:stable${V}\n",
+        "ARG V\nFROM busybox:stable${V}\n",
+        "ARG R=registry.example:5000/team/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\nFROM $R\n",
+        "ARG D=/srv/base\nFROM oci:$D:latest\n",
+    ] {
+        assert_eq!(found(text, ("V", "-musl")), [], "{text}");
+    }
+}

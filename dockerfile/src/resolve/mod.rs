@@ -4,6 +4,7 @@
 //! expands is expanded once here with what is statically known, so a
 //! mistake is reported with its line before anything runs.
 
+mod default_from;
 mod lints;
 mod scope;
 mod validate;
@@ -190,6 +191,7 @@ pub fn resolve(file: Dockerfile, opts: &Options) -> Result<Graph> {
         .flat_map(|&i| scan[i].context_sources.iter().cloned())
         .collect();
     unused_build_args(opts, &scan, &order, &inputs, &file, &mut warnings);
+    default_from::check(&file, opts, &lexer, target, &mut warnings);
     Ok(Graph {
         file,
         stages,
