@@ -332,7 +332,10 @@ fn a_from_that_only_builds_with_build_args_warns() {
         format!("Default value for ARG {name} results in empty or invalid base image name")
     };
     assert_eq!(
-        found("ARG VERSION\nFROM busybox:$VERSION\n", ("VERSION", "latest")),
+        found(
+            "ARG VERSION\nFROM busybox:$VERSION\n",
+            ("VERSION", "latest")
+        ),
         [(2, msg("busybox:$VERSION"))]
     );
     assert_eq!(
