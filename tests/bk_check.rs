@@ -424,19 +424,23 @@ fn maintainer_deprecated() {
 #[test]
 #[ignore = "rootless: run by scripts/test-build.sh"]
 fn warnings_before_error() {
-    // Both runs fail at the unknown instruction, as BuildKit's. BuildKit
-    // also prints the warnings of the lines before it (StageNameCasing
-    // line 2, MaintainerDeprecated line 3); kiln's parse error stops the
-    // lints: a difference left.
-    let case = Case::new("before-error");
-    case.dockerfile("\nFROM scratch AS BadStageName\nMAINTAINER me@example.org\nBADCMD\n");
-    for extra in [&["--check"][..], &[]] {
-        run(
-            &case,
-            extra,
-            Some("Dockerfile:4: unknown instruction: BADCMD"),
-        );
-    }
+    check(Lint {
+        dockerfile: "\nFROM scratch AS BadStageName\nMAINTAINER me@example.org\nBADCMD\n",
+        warnings: &[
+            (
+                2,
+                "StageNameCasing",
+                "Stage name 'BadStageName' should be lowercase",
+            ),
+            (
+                3,
+                "MaintainerDeprecated",
+                "Maintainer instruction is deprecated in favor of using label",
+            ),
+        ],
+        error: Some("Dockerfile:4: unknown instruction: BADCMD"),
+        ..Lint::default()
+    });
 }
 
 #[test]
@@ -455,8 +459,8 @@ fn undeclared_arg() {
     const R: &str = "UndefinedArgInFrom";
     // Both runs fail, as BuildKit's, with its error. BuildKit also prints
     // the UndefinedArgInFrom warning ("FROM argument 'BULIDPLATFORM' is not
-    // declared (did you mean BUILDPLATFORM?)") before it; kiln's error
-    // stops the lints (the difference of warnings_before_error).
+    // declared (did you mean BUILDPLATFORM?)") before it; kiln prints the
+    // file checks of the lines above an error, not the resolver's.
     for (dockerfile, error) in [
         (
             "\nFROM --platform=$BULIDPLATFORM scratch\nCOPY Dockerfile .\n",

@@ -356,3 +356,19 @@ fn a_from_that_only_builds_with_build_args_warns() {
         assert_eq!(found(text, ("V", "-musl")), [], "{text}");
     }
 }
+
+#[test]
+fn the_lines_above_an_error_are_still_checked() {
+    // BuildKit: testWarningsBeforeError.
+    use kiln_dockerfile::check::warnings_before;
+    let text = "FROM scratch AS BadStageName\n# check=skip=LegacyKeyValueFormat\nENV a b\nMAINTAINER me\nBADCMD\nMAINTAINER later\n";
+    let err = parse_dockerfile(text).unwrap_err();
+    let found: Vec<(usize, &str)> = warnings_before(text, &err, &Default::default())
+        .iter()
+        .map(|w| (w.span.start, w.rule))
+        .collect();
+    assert_eq!(found, [(1, "StageNameCasing"), (4, "MaintainerDeprecated")]);
+    // Nothing to check before the first FROM.
+    let err = parse_dockerfile("BADCMD\nFROM scratch\n").unwrap_err();
+    assert!(warnings_before("BADCMD\nFROM scratch\n", &err, &Default::default()).is_empty());
+}

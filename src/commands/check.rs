@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use kiln_dockerfile::check::{lint, CheckConfig};
+use kiln_dockerfile::check::{lint, warnings_before, CheckConfig};
 use kiln_dockerfile::parser::Warning;
 use kiln_dockerfile::resolve::{Base, Graph, Source};
 use kiln_dockerfile::{parse_dockerfile, render, resolve, Options};
@@ -25,6 +25,15 @@ pub fn run(args: &BuildArgs) -> Result<i32> {
     let (graph, config) = match parsed {
         Ok(g) => g,
         Err(err) => {
+            for w in warnings_before(&source.text, &err, &opts.build_args) {
+                out!(
+                    "WARN: {} - {} ({}:{})",
+                    w.rule,
+                    w.message,
+                    source.name,
+                    w.span
+                )?;
+            }
             let _ = write!(
                 std::io::stderr(),
                 "{}",
