@@ -97,6 +97,10 @@ pub struct Parsed {
     /// The comment line right above an instruction (by its first line),
     /// BuildKit's description of a stage or ARG.
     pub comments: BTreeMap<usize, String>,
+    /// The value of a `# check=` comment among those right above an
+    /// instruction (by its first line): BuildKit applies it to that
+    /// instruction's checks only.
+    pub checks: BTreeMap<usize, String>,
 }
 
 /// Parses a whole Dockerfile.
@@ -108,6 +112,7 @@ pub fn parse(text: &str) -> Result<Parsed> {
     // As BuildKit: the last comment since the previous instruction; a bare
     // `#` clears it, a blank line does not.
     let mut comment: Option<String> = None;
+    let mut check: Option<String> = None;
 
     while let Some(raw) = lines.next_line() {
         let start = lines.number;
@@ -121,6 +126,11 @@ pub fn parse(text: &str) -> Result<Parsed> {
             if !directive {
                 let text = stripped[1..].trim();
                 comment = (!text.is_empty()).then(|| text.to_string());
+                if text.is_empty() {
+                    check = None;
+                } else if check.is_none() {
+                    check = instruction_check(stripped);
+                }
             }
             continue;
         }
@@ -166,6 +176,9 @@ pub fn parse(text: &str) -> Result<Parsed> {
         }
         if let Some(c) = comment.take() {
             out.comments.insert(start, c);
+        }
+        if let Some(c) = check.take() {
+            out.checks.insert(start, c);
         }
         out.nodes.push(node);
     }
@@ -246,6 +259,14 @@ fn read_directive(line: &str, number: usize, d: &mut Directives) -> Result<bool>
 }
 
 /// Matches `#\s*NAME\s*=\s*VALUE\s*` with NAME = `[a-zA-Z][a-zA-Z0-9]*`.
+/// `# check=skip=A // why` above an instruction: `skip=A` (BuildKit
+/// reads the value up to its first blank).
+fn instruction_check(line: &str) -> Option<String> {
+    let (name, value) = split_directive(line)?;
+    let value = value.split([' ', '\t']).next().unwrap_or_default();
+    (name == "check").then(|| value.to_string())
+}
+
 fn split_directive(line: &str) -> Option<(String, &str)> {
     let body = line.strip_prefix('#')?.trim_start();
     let name_len = body

@@ -149,7 +149,7 @@ fn from_platform_constant_warns_unless_the_stage_name_says_it() {
     assert!(rules("FROM --platform=linux/amd64 scratch AS my_amd64_stage\n").is_empty());
     assert!(rules("FROM --platform=linux/amd64 scratch AS linux\n").is_empty());
     assert_eq!(
-        rules("FROM --platform=$NOPE scratch\n"),
+        rules("FROM --platform=${NOPE:-linux/amd64} scratch\n"),
         ["UndefinedArgInFrom"],
         "an undeclared variable in --platform is reported as in the image name"
     );
@@ -279,4 +279,96 @@ fn older_rules_use_buildkits_texts_and_lines() {
     // BuildKit: testNoEmptyContinuation
     let found = checked("FROM scratch\nCOPY Dockerfile \\\n\n.\n", &[]).unwrap();
     assert_eq!(found, ["2:NoEmptyContinuation Empty continuation line"]);
+}
+
+#[test]
+fn a_check_comment_above_an_instruction_skips_its_rules_there_only() {
+    // BuildKit: testSecretsUsedInArgOrEnv, testMaintainerDeprecated (the
+    // instruction's PrevComment merged into its linter).
+    let text = "FROM scratch\n# check=skip=MaintainerDeprecated // kept on purpose\n\nMAINTAINER a\nMAINTAINER b\n\
+# check=skip=all\n#\nMAINTAINER c\n# why\n# check=skip=all\nMAINTAINER d\n";
+    assert_eq!(
+        checked(text, &[]).unwrap(),
+        [
+            "5:MaintainerDeprecated Maintainer instruction is deprecated in favor of using label",
+            "8:MaintainerDeprecated Maintainer instruction is deprecated in favor of using label",
+        ]
+    );
+}
+
+#[test]
+fn scratch_has_the_default_path_for_the_variable_checks() {
+    // BuildKit: testUnmatchedVars (`$PAHT` is a typo of the PATH every
+    // image has; `$PATH` itself is defined).
+    assert_eq!(
+        warnings("FROM scratch\nENV PATH=$PAHT:/tmp/bin\n"),
+        [(
+            "UndefinedVar",
+            2,
+            "Usage of undefined variable '$PAHT' (did you mean $PATH?)".into()
+        )]
+    );
+    assert!(rules("FROM scratch\nENV PATH=$PATH:/x\n").is_empty());
+}
+
+#[test]
+fn a_from_that_only_builds_with_build_args_warns() {
+    // BuildKit: testInvalidDefaultArgInFrom (the build-args make each build
+    // work; the defaults alone name no image).
+    let found = |text: &str, arg: (&str, &str)| -> Vec<(usize, String)> {
+        let opts = Options {
+            build_args: [(arg.0.to_string(), arg.1.to_string())].into(),
+            ..Options::default()
+        };
+        resolve(parse_dockerfile(text).unwrap(), &opts)
+            .unwrap()
+            .warnings
+            .into_iter()
+            .filter(|w| w.rule == "InvalidDefaultArgInFrom")
+            .map(|w| (w.span.start, w.message))
+            .collect()
+    };
+    let msg = |name: &str| {
+        format!("Default value for ARG {name} results in empty or invalid base image name")
+    };
+    assert_eq!(
+        found(
+            "ARG VERSION\nFROM busybox:$VERSION\n",
+            ("VERSION", "latest")
+        ),
+        [(2, msg("busybox:$VERSION"))]
+    );
+    assert_eq!(
+        found("ARG IMAGE\nFROM $IMAGE\n", ("IMAGE", "busybox:latest")),
+        [(2, msg("$IMAGE"))]
+    );
+    assert_eq!(
+        found("ARG SFX=\"box:\"\nFROM busy${SFX}\n", ("SFX", "box:latest")),
+        [(2, msg("busy${SFX}"))]
+    );
+    for text in [
+        "ARG VERSION=\"latest\"\nFROM busybox:${VERSION}\n",
+        "ARG V=\"\"\nFROM busybox:stable${V}\n",
+        "ARG V\nFROM busybox:stable${V}\n",
+        "ARG R=registry.example:5000/team/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\nFROM $R\n",
+        "ARG D=/srv/base\nFROM oci:$D:latest\n",
+    ] {
+        assert_eq!(found(text, ("V", "-musl")), [], "{text}");
+    }
+}
+
+#[test]
+fn the_lines_above_an_error_are_still_checked() {
+    // BuildKit: testWarningsBeforeError.
+    use kiln_dockerfile::check::warnings_before;
+    let text = "FROM scratch AS BadStageName\n# check=skip=LegacyKeyValueFormat\nENV a b\nMAINTAINER me\nBADCMD\nMAINTAINER later\n";
+    let err = parse_dockerfile(text).unwrap_err();
+    let found: Vec<(usize, &str)> = warnings_before(text, &err, &Default::default())
+        .iter()
+        .map(|w| (w.span.start, w.rule))
+        .collect();
+    assert_eq!(found, [(1, "StageNameCasing"), (4, "MaintainerDeprecated")]);
+    // Nothing to check before the first FROM.
+    let err = parse_dockerfile("BADCMD\nFROM scratch\n").unwrap_err();
+    assert!(warnings_before("BADCMD\nFROM scratch\n", &err, &Default::default()).is_empty());
 }

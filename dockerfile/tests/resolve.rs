@@ -307,10 +307,10 @@ fn an_arg_declared_without_a_value_is_not_undefined() {
     assert_eq!(
         messages,
         [
-            // BuildKit warns both: `busybox:` is no image name either.
-            "Default value for ARG busybox:$TAGG results in empty or invalid base image name",
             "FROM argument 'TAGG' is not declared (did you mean TAG?)",
-            "Usage of undefined variable '$HOM' (did you mean $HOME?)"
+            "Usage of undefined variable '$HOM' (did you mean $HOME?)",
+            // `busybox:` names no image either (BuildKit warns the same).
+            "Default value for ARG busybox:$TAGG results in empty or invalid base image name",
         ]
     );
 }
@@ -432,4 +432,41 @@ fn a_replaced_stage_name_names_the_context() {
     assert_eq!(g.stages[1].base, Base::Image("deps".into()));
     assert_eq!(g.stages[1].edges[0].source, Source::Image("deps".into()));
     assert_eq!(g.order, vec![1], "the replaced stage is not built");
+}
+
+#[test]
+fn a_mistyped_target_suggests_the_stage_as_buildkit_words_it() {
+    // BuildKit: testTargetMistype.
+    let file = parse_dockerfile("FROM scratch AS build\nFROM scratch\n").unwrap();
+    let opts = Options {
+        target: Some("bulid".into()),
+        ..Options::default()
+    };
+    let e = resolve(file, &opts).unwrap_err();
+    assert_eq!(
+        e.message,
+        "target stage \"bulid\" could not be found (did you mean build?)"
+    );
+}
+
+#[test]
+fn a_from_platform_that_expands_to_nothing_is_an_error() {
+    // BuildKit: testUndeclaredArg (a misspelt $BUILDPLATFORM, `linux/${MYARCH}`).
+    let err = |text: &str| {
+        resolve(parse_dockerfile(text).unwrap(), &Options::default())
+            .unwrap_err()
+            .message
+    };
+    assert_eq!(
+        err("FROM --platform=$BULIDPLATFORM scratch\n"),
+        "empty platform value from expression $BULIDPLATFORM (did you mean BUILDPLATFORM?)"
+    );
+    assert_eq!(
+        err("ARG MY_ARCH=amd64\nFROM --platform=linux/${MYARCH} scratch\n"),
+        "failed to parse platform linux/${MYARCH}: \"\" is an invalid component of \"linux/\": \
+platform specifier component must match \"^[A-Za-z0-9_.-]+$\": invalid argument (did you mean MY_ARCH?)"
+    );
+    let fine =
+        "ARG P=linux/amd64\nFROM --platform=$P scratch\nFROM --platform=$BUILDPLATFORM scratch\n";
+    assert!(resolve(parse_dockerfile(fine).unwrap(), &Options::default()).is_ok());
 }

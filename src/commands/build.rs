@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
-use kiln_dockerfile::check::{lint, CheckConfig};
+use kiln_dockerfile::check::{lint, warnings_before, CheckConfig};
 use kiln_dockerfile::{parse_dockerfile, render, resolve, Options};
 use kiln_layer::Compression;
 use kiln_store::Store;
@@ -136,6 +136,15 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
     let (graph, config) = match parsed {
         Ok(g) => g,
         Err(err) => {
+            for w in warnings_before(&source.text, &err, &opts.build_args) {
+                say!(
+                    "WARN: {} - {} ({}:{})",
+                    w.rule,
+                    w.message,
+                    source.name,
+                    w.span
+                );
+            }
             let _ = write!(
                 std::io::stderr(),
                 "{}",

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use kiln_dockerfile::check::{lint, CheckConfig};
+use kiln_dockerfile::check::{lint, warnings_before, CheckConfig};
 use kiln_dockerfile::parser::Warning;
 use kiln_dockerfile::resolve::{Base, Graph, Source};
 use kiln_dockerfile::{parse_dockerfile, render, resolve, Options};
@@ -32,6 +32,15 @@ pub fn run(args: &BuildArgs) -> Result<i32> {
     let (graph, config) = match parsed {
         Ok(g) => g,
         Err(err) => {
+            for w in warnings_before(&source.text, &err, &opts.build_args) {
+                out!(
+                    "WARN: {} - {} ({}:{})",
+                    w.rule,
+                    w.message,
+                    source.name,
+                    w.span
+                )?;
+            }
             let _ = write!(
                 std::io::stderr(),
                 "{}",
@@ -61,11 +70,19 @@ pub fn run(args: &BuildArgs) -> Result<i32> {
         1 => out!("Check complete, 1 warning has been found!")?,
         n => out!("Check complete, {n} warnings have been found!")?,
     }
-    Ok(if config.error && !warnings.is_empty() {
-        1
-    } else {
-        0
-    })
+    if config.error && !warnings.is_empty() {
+        // BuildKit's lint result carries this error too.
+        let mut rules: Vec<&str> = warnings.iter().map(|w| w.rule).collect();
+        rules.sort_unstable();
+        rules.dedup();
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: lint violation found for rules: {}",
+            rules.join(", ")
+        );
+        return Ok(1);
+    }
+    Ok(0)
 }
 
 fn print_summary(graph: &Graph, file: &str) -> Result<()> {

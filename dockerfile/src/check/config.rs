@@ -23,12 +23,26 @@ pub struct CheckConfig {
     pub experimental: Vec<String>,
     /// Turn warnings into a failed check.
     pub error: bool,
+    /// `# check=` comments above instructions, by the instruction's line:
+    /// their skip and experimental lists add to these for its warnings.
+    pub instructions: BTreeMap<usize, CheckConfig>,
 }
 
 impl CheckConfig {
     /// The configuration of a build: the build-arg, when given, replaces
     /// the directive as a whole (BuildKit's order).
     pub fn for_build(file: &Dockerfile, build_args: &BTreeMap<String, String>) -> Result<Self> {
+        let mut config = Self::for_file(file, build_args)?;
+        // As BuildKit: a comment that does not parse changes nothing.
+        config.instructions = file
+            .checks
+            .iter()
+            .filter_map(|(line, value)| Some((*line, Self::parse(value).ok()?)))
+            .collect();
+        Ok(config)
+    }
+
+    fn for_file(file: &Dockerfile, build_args: &BTreeMap<String, String>) -> Result<Self> {
         if let Some(value) = build_args.get(CHECK_BUILD_ARG) {
             return Self::parse(value).map_err(|m| {
                 Error::new(
@@ -80,10 +94,14 @@ impl CheckConfig {
             list.iter()
                 .any(|s| s == "all" || s.eq_ignore_ascii_case(w.rule))
         };
+        let local = self.instructions.get(&w.span.start);
+        let named_here = |pick: fn(&CheckConfig) -> &[String]| {
+            named(pick(self)) || local.is_some_and(|c| named(pick(c)))
+        };
         if EXPERIMENTAL.contains(&w.rule) {
-            return named(&self.experimental);
+            return named_here(|c| &c.experimental);
         }
-        !named(&self.skip)
+        !named_here(|c| &c.skip)
     }
 }
 

@@ -2,8 +2,10 @@
 //! --check`): things that build but are probably not what the author
 //! meant. The `# check=skip=…;error=true` directive is honoured.
 
+mod before_error;
 mod config;
 
+pub use before_error::warnings_before;
 pub use config::{CheckConfig, CHECK_BUILD_ARG};
 
 use crate::error::Span;

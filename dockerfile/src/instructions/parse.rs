@@ -23,6 +23,8 @@ pub struct Dockerfile {
     pub warnings: Vec<Warning>,
     /// The comment right above an instruction, by the instruction's line.
     pub comments: BTreeMap<usize, String>,
+    /// The `# check=` comment above an instruction, by its line.
+    pub checks: BTreeMap<usize, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +79,7 @@ pub fn parse_dockerfile(text: &str) -> Result<Dockerfile> {
         stages: Vec::new(),
         warnings: parsed.warnings,
         comments: parsed.comments,
+        checks: parsed.checks,
     };
     for node in &parsed.nodes {
         if node.keyword.eq_ignore_ascii_case("FROM") {
@@ -107,7 +110,7 @@ pub fn parse_dockerfile(text: &str) -> Result<Dockerfile> {
         let span = parsed.nodes.last().map_or(Span::line(1), |n| n.span);
         return Err(Error::new(
             span,
-            "no FROM instruction: a Dockerfile needs at least one stage",
+            "dockerfile contains no stages to build: it has no FROM instruction",
         ));
     }
     Ok(file)

@@ -4,7 +4,7 @@
 //! expands is expanded once here with what is statically known, so a
 //! mistake is reported with its line before anything runs.
 
-mod from_defaults;
+mod default_from;
 mod lints;
 mod scope;
 mod validate;
@@ -128,7 +128,6 @@ pub fn resolve(file: Dockerfile, opts: &Options) -> Result<Graph> {
     let all_names = stage_names(&file)?;
     let target = target_index(&file, opts, &all_names)?;
     let inputs = global_inputs(&file, opts, &lexer, target)?;
-    from_defaults::invalid_default_arg_in_from(&file, &lexer, &inputs.automatic, &mut warnings);
     let mut names = all_names.clone();
     names.retain(|name, _| !opts.replaced.contains(name));
     let mut stages = Vec::with_capacity(file.stages.len());
@@ -157,6 +156,8 @@ pub fn resolve(file: Dockerfile, opts: &Options) -> Result<Graph> {
                     .process_word_with_matches(p, &global)
                     .map_err(|e| Error::new(from.span, format!("FROM --platform={p}: {e}")))?;
                 undeclared_in_from(&expanded.unmatched, &inputs, from.span, &mut warnings);
+                check_platform(p, &expanded.value, &expanded.unmatched, &inputs)
+                    .map_err(|m| Error::new(from.span, m))?;
                 lints::from_platform(
                     p,
                     &expanded,
@@ -190,6 +191,7 @@ pub fn resolve(file: Dockerfile, opts: &Options) -> Result<Graph> {
         .flat_map(|&i| scan[i].context_sources.iter().cloned())
         .collect();
     unused_build_args(opts, &scan, &order, &inputs, &file, &mut warnings);
+    default_from::check(&file, opts, &lexer, target, &mut warnings);
     Ok(Graph {
         file,
         stages,
@@ -274,6 +276,42 @@ fn undeclared_in_from(
     }
 }
 
+/// An expanded `FROM --platform` must name a platform: a misspelt `$ARG`
+/// is an error, as in BuildKit, not a silent build for the host.
+fn check_platform(
+    written: &str,
+    value: &str,
+    unmatched: &BTreeSet<String>,
+    inputs: &Inputs,
+) -> std::result::Result<(), String> {
+    let mut message = if value.is_empty() {
+        format!("empty platform value from expression {written}")
+    } else if let Some(bad) = value.split('/').find(|c| {
+        c.is_empty()
+            || !c
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch))
+    }) {
+        format!(
+            "failed to parse platform {written}: {bad:?} is an invalid component of {value:?}: \
+platform specifier component must match \"^[A-Za-z0-9_.-]+$\": invalid argument"
+        )
+    } else {
+        return Ok(());
+    };
+    let known = || inputs.global.keys().chain(inputs.automatic.keys());
+    if let Some(best) = unmatched
+        .iter()
+        .find_map(|var| crate::suggest::closest(var, known().map(String::as_str)))
+    {
+        message.push_str(&format!(" (did you mean {best}?)"));
+    }
+    Err(message)
+}
+
+/// The PATH of an image that sets none (BuildKit's default for Linux).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// The build arg that clamps layer mtimes and sets `created`; a global
 /// `ARG SOURCE_DATE_EPOCH=<n>` default counts as if given by `--build-arg`.
 pub const EPOCH_ARG: &str = "SOURCE_DATE_EPOCH";
@@ -325,7 +363,7 @@ fn target_index(
             let known: Vec<&str> = names.keys().map(String::as_str).collect();
             let mut msg = format!("target stage {target:?} could not be found");
             if let Some(best) = crate::suggest::closest(target, known.iter().copied()) {
-                msg.push_str(&format!(" (did you mean {best:?}?)"));
+                msg.push_str(&format!(" (did you mean {best}?)"));
             } else if !known.is_empty() {
                 msg.push_str(&format!("; stages are: {}", known.join(", ")));
             }

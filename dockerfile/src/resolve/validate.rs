@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::lints::StageLint;
-use super::{Base, ContextSource, Edge, Inputs, Scope, Source, StageNode};
+use super::{Base, ContextSource, Edge, Inputs, Scope, Source, StageNode, DEFAULT_PATH};
 use crate::error::{Error, Span};
 use crate::instructions::{expand, Command, Dockerfile, FileOp, Instruction, Security};
 use crate::parser::Warning;
@@ -68,7 +68,9 @@ pub fn scan_stages(
                 lint: scans[*j].lint,
                 ..StageScan::default()
             },
+            // BuildKit's empty image has the default PATH, as kiln's.
             Base::Scratch => StageScan {
+                scope: Scope::with_env([("PATH".to_string(), DEFAULT_PATH.to_string())]),
                 env_known: true,
                 ..StageScan::default()
             },
