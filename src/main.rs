@@ -1,13 +1,8 @@
 //! kiln: a rootless, daemonless builder of OCI images from Dockerfiles.
 
-/// `eprintln!` that never panics: a closed or full stderr (`2>/dev/full`,
-/// `2>&1 | head -1`) loses the message, never the build.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
+// `say!`: the engine's `eprintln!` that never panics, for the whole binary.
+#[macro_use]
+extern crate kiln_engine;
 
 /// `println!` whose failure is an error (`anyhow::Result<()>`), not a
 /// panic: `kiln images | head -1` ends with a clean error.
@@ -19,10 +14,12 @@ macro_rules! out {
 }
 
 mod args;
-mod build;
 mod cli;
 mod commands;
-mod image_config;
+
+// The engine crate under the names the commands have always used.
+use kiln_engine as build;
+use kiln_engine::image_config;
 
 /// What a failed write to stdout becomes.
 fn stdout_error(e: std::io::Error) -> anyhow::Error {

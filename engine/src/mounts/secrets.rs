@@ -14,7 +14,7 @@ use kiln_dockerfile::instructions::Mount;
 use kiln_sandbox::mount_tmpfs;
 
 use super::{set_owner_mode, target_path, StepMounts};
-use crate::build::Builder;
+use crate::Builder;
 
 /// `kiln build --secret` values by id. Debug shows the ids only.
 #[derive(Clone, Default)]

@@ -9,6 +9,17 @@
 //! source stage through a read-only overlay of its layers: nothing is
 //! exported or copied to a temporary place, and the reader may start
 //! while the source's last layer is still being hashed.
+//!
+//! This crate (kiln-engine) is the whole engine and knows nothing of the
+//! command line: the kiln binary turns flags into a [`Request`] and writes
+//! the results. Entry points: [`build`] runs a [`Request`] against a
+//! [`kiln_store::Store`], reporting through [`Progress`], and returns
+//! [`Built`], whose [`image_config::ImageConfig`] lists the new layers;
+//! [`copy_rootfs`] (export), [`cache_layers`] (prune) and [`Ignore`]
+//! (`.dockerignore`) serve the other commands.
+
+#[macro_use]
+mod macros;
 
 mod add;
 mod base;
@@ -23,6 +34,7 @@ mod flags;
 mod fsops;
 mod glob;
 mod hardlinks;
+pub mod image_config;
 mod mounts;
 mod named;
 mod onbuild;
@@ -50,7 +62,7 @@ use kiln_store::{Scratch, Store};
 use crate::image_config::{History, ImageConfig};
 pub use cache::cache_layers;
 pub use copy::{copy_rootfs, Attrs};
-pub(crate) use dockerignore::Ignore;
+pub use dockerignore::Ignore;
 pub use flags::{RunFlagArgs, RunFlags};
 pub use mounts::Secrets;
 pub use progress::{Mode as ProgressMode, Progress, Vertex};

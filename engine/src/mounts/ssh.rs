@@ -20,7 +20,7 @@ use kiln_dockerfile::instructions::Mount;
 use rustix::fs::{Mode, OFlags};
 
 use super::{set_owner_mode, target_path, StepMounts};
-use crate::build::Builder;
+use crate::Builder;
 
 /// `--ssh` agents by id: the socket each one listens on.
 #[derive(Clone, Debug, Default)]
