@@ -12,6 +12,8 @@
 //!   target root, and both digests are verified after the whole stream has
 //!   been read. PAX headers and GNU long names over 1 MiB are refused
 //!   before they are read into memory ([`HeaderLimit`]).
+//! * [`Snapshot`] makes an overlay-style upper dir from a tree changed in
+//!   place (no overlay available), by a before/after metadata walk.
 //!
 //! Invariants:
 //! * The same tree always captures to the same bytes: entries in Go's
@@ -40,6 +42,7 @@ mod error;
 mod extract;
 mod guard;
 mod pargz;
+mod snapshot;
 mod sparse;
 mod tarwrite;
 mod unpack;
@@ -50,4 +53,5 @@ pub use compress::{Compression, CompressionOptions, Format, MEDIA_TYPE_TAR};
 pub use digest::{Digest, DigestReader, DigestWriter};
 pub use error::{Error, Result};
 pub use guard::{HeaderLimit, MAX_TAR_METADATA};
+pub use snapshot::Snapshot;
 pub use unpack::{unpack, UnpackOptions, Unpacked};
