@@ -24,19 +24,19 @@
 //! Mount points (another st_dev than the root) are neither entered nor
 //! captured.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, StatxFlags, Timespec};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::capture::names;
 use crate::error::{Error, Result};
+use crate::treecopy::{open_dir_at, open_dir_path, statx, Copier, Meta};
 use crate::xattrs::{self, Target};
 
 /// Deepest directory nesting walked (one open fd per level).
@@ -44,74 +44,6 @@ const MAX_DEPTH: usize = 512;
 /// Longest wait for the clock to pass the tree's ctimes (a clock stepped
 /// back, or files stamped in the future, must not hang the build).
 const MAX_SETTLE: Duration = Duration::from_secs(2);
-
-/// An entry's identity and the metadata whose change makes it part of the
-/// layer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Meta {
-    kind: u16,
-    ino: u64,
-    dev: (u32, u32),
-    /// Birth time where the filesystem reports it: tells a recreated
-    /// entry that got the same inode number back.
-    btime: Option<(i64, u32)>,
-    mode: u16,
-    uid: u32,
-    gid: u32,
-    size: u64,
-    mtime: (i64, u32),
-    ctime: (i64, u32),
-    rdev: (u32, u32),
-    nlink: u32,
-}
-
-impl Meta {
-    fn of(st: &rfs::Statx) -> Meta {
-        let has_btime = st.stx_mask & StatxFlags::BTIME.bits() != 0;
-        Meta {
-            kind: st.stx_mode & libc::S_IFMT as u16,
-            ino: st.stx_ino,
-            dev: (st.stx_dev_major, st.stx_dev_minor),
-            btime: has_btime.then_some((st.stx_btime.tv_sec, st.stx_btime.tv_nsec)),
-            mode: st.stx_mode & 0o7777,
-            uid: st.stx_uid,
-            gid: st.stx_gid,
-            size: st.stx_size,
-            mtime: (st.stx_mtime.tv_sec, st.stx_mtime.tv_nsec),
-            ctime: (st.stx_ctime.tv_sec, st.stx_ctime.tv_nsec),
-            rdev: (st.stx_rdev_major, st.stx_rdev_minor),
-            nlink: st.stx_nlink,
-        }
-    }
-
-    fn file_type(&self) -> FileType {
-        FileType::from_raw_mode(u32::from(self.kind))
-    }
-
-    /// The same file (not a new one at the same path).
-    fn same_entry(&self, other: &Meta) -> bool {
-        self.kind == other.kind
-            && self.ino == other.ino
-            && self.dev == other.dev
-            && self.btime == other.btime
-    }
-
-    /// Anything a layer records differs (ctime covers content, xattrs and
-    /// links; the rest guards filesystems with coarse ctimes).
-    fn changed(&self, other: &Meta) -> bool {
-        (
-            self.mode, self.uid, self.gid, self.size, self.mtime, self.ctime, self.rdev,
-        ) != (
-            other.mode,
-            other.uid,
-            other.gid,
-            other.size,
-            other.mtime,
-            other.ctime,
-            other.rdev,
-        )
-    }
-}
 
 /// One recorded entry; `children` is Some for a directory that was walked.
 #[derive(Debug)]
@@ -154,9 +86,7 @@ impl Snapshot {
         let dst = open_dir_path(upper)?;
         let mut d = Differ {
             dev: self.root.meta.dev,
-            links: HashMap::new(),
-            upper_root: dst.try_clone().map_err(|e| Error::io("dup", upper, e))?,
-            upper: upper.to_path_buf(),
+            out: Copier::new(upper)?,
         };
         let empty = BTreeMap::new();
         let before = self.root.children.as_ref().unwrap_or(&empty);
@@ -226,11 +156,7 @@ fn coarse_now() -> (i64, u32) {
 /// The walk after the step.
 struct Differ {
     dev: (u32, u32),
-    /// (dev, inode) of a multiply linked file already copied → its path
-    /// in the upper dir.
-    links: HashMap<((u32, u32), u64), Vec<u8>>,
-    upper_root: OwnedFd,
-    upper: PathBuf,
+    out: Copier,
 }
 
 impl Differ {
@@ -299,15 +225,15 @@ impl Differ {
         if meta.file_type() != FileType::Directory {
             let changed = old.map_or(true, |o| !o.meta.same_entry(meta) || o.meta.changed(meta));
             if changed {
-                self.copy(src, dst, name, meta, path, rel)?;
+                self.out.copy(src, dst, name, meta, path, rel)?;
             }
             return Ok(changed);
         }
         let kept = old.filter(|o| o.meta.same_entry(meta) && o.children.is_some());
         rfs::mkdirat(dst, name, Mode::from_raw_mode(0o700))
-            .map_err(|e| Error::io("mkdir", self.upper_path(rel), e))?;
+            .map_err(|e| Error::io("mkdir", self.out.dst_path(rel), e))?;
         let sub_src = open_dir_at(src, name, path)?;
-        let sub_dst = open_dir_at(dst, name, &self.upper_path(rel))?;
+        let sub_dst = open_dir_at(dst, name, &self.out.dst_path(rel))?;
         let inner = self.dir(
             sub_src.as_fd(),
             sub_dst.as_fd(),
@@ -319,119 +245,17 @@ impl Differ {
         let own = kept.map_or(true, |o| o.meta.changed(meta));
         if !inner && !own {
             rfs::unlinkat(dst, name, AtFlags::REMOVEDIR)
-                .map_err(|e| Error::io("rmdir", self.upper_path(rel), e))?;
+                .map_err(|e| Error::io("rmdir", self.out.dst_path(rel), e))?;
             return Ok(false);
         }
         if old.is_some() && kept.is_none() {
             // Made where something else was: overlay marks it opaque.
             set_opaque(sub_dst.as_fd())
-                .map_err(|e| Error::io("opaque", self.upper_path(rel), e))?;
+                .map_err(|e| Error::io("opaque", self.out.dst_path(rel), e))?;
         }
-        self.finish(src, dst, name, meta, Some(sub_src.as_fd()), rel)?;
+        self.out
+            .finish(src, dst, name, meta, Some(sub_src.as_fd()), rel)?;
         Ok(true)
-    }
-
-    /// Copies a non-directory entry (a hard link to its first copy when
-    /// the tree shares its inode).
-    fn copy(
-        &mut self,
-        src: BorrowedFd<'_>,
-        dst: BorrowedFd<'_>,
-        name: &OsStr,
-        meta: &Meta,
-        path: &Path,
-        rel: &[u8],
-    ) -> Result<()> {
-        let host = self.upper_path(rel);
-        if meta.nlink > 1 {
-            if let Some(first) = self.links.get(&(meta.dev, meta.ino)) {
-                let first = OsStr::from_bytes(first);
-                return rfs::linkat(&self.upper_root, first, dst, name, AtFlags::empty())
-                    .map_err(|e| Error::io("link", host, e));
-            }
-            self.links.insert((meta.dev, meta.ino), rel.to_vec());
-        }
-        match meta.file_type() {
-            FileType::RegularFile => {
-                let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-                let from = rfs::openat(src, name, flags, Mode::empty())
-                    .map_err(|e| Error::io("open", path, e))?;
-                let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
-                let to = rfs::openat(dst, name, flags, Mode::from_raw_mode(0o600))
-                    .map_err(|e| Error::io("create", &host, e))?;
-                let (mut from, mut to) = (File::from(from), File::from(to));
-                // copy_file_range underneath: a reflink where the fs can.
-                std::io::copy(&mut from, &mut to).map_err(|e| Error::io("copy", &host, e))?;
-                self.finish(src, dst, name, meta, Some(from.as_fd()), rel)
-            }
-            FileType::Symlink => {
-                let target = rfs::readlinkat(src, name, Vec::new())
-                    .map_err(|e| Error::io("readlink", path, e))?;
-                rfs::symlinkat(target.as_c_str(), dst, name)
-                    .map_err(|e| Error::io("symlink", &host, e))?;
-                self.finish(src, dst, name, meta, None, rel)
-            }
-            FileType::Socket => Ok(()),
-            kind => {
-                let dev = rfs::makedev(meta.rdev.0, meta.rdev.1);
-                rfs::mknodat(dst, name, kind, Mode::from_raw_mode(0o600), dev)
-                    .map_err(|e| Error::io("mknod", &host, e))?;
-                self.finish(src, dst, name, meta, None, rel)
-            }
-        }
-    }
-
-    /// Gives the copy the original's owner, mode, xattrs (overlay's own
-    /// left out) and mtime, in the order that keeps each: chown clears
-    /// set-id bits and file capabilities, and anything written after the
-    /// mtime would move it.
-    fn finish(
-        &self,
-        src: BorrowedFd<'_>,
-        dst: BorrowedFd<'_>,
-        name: &OsStr,
-        meta: &Meta,
-        open: Option<BorrowedFd<'_>>,
-        rel: &[u8],
-    ) -> Result<()> {
-        let host = self.upper_path(rel);
-        let (uid, gid) = (rfs::Uid::from_raw(meta.uid), rfs::Gid::from_raw(meta.gid));
-        rfs::chownat(dst, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| Error::io("chown", &host, e))?;
-        if meta.file_type() != FileType::Symlink {
-            rfs::chmodat(
-                dst,
-                name,
-                Mode::from_raw_mode(meta.mode.into()),
-                AtFlags::empty(),
-            )
-            .map_err(|e| Error::io("chmod", &host, e))?;
-        }
-        let bytes = name.as_bytes();
-        let from = open.map_or(Target::At(src, bytes), Target::Fd);
-        let attrs = match xattrs::read_all(from) {
-            Ok(a) => a,
-            Err(e) if e.raw_os_error() == Some(Errno::OPNOTSUPP.raw_os_error()) => Vec::new(),
-            Err(e) => return Err(Error::io("read xattrs", &host, e)),
-        };
-        for (key, value) in attrs.iter().filter(|(k, _)| !xattrs::is_overlay(k)) {
-            xattrs::set(Target::At(dst, bytes), key, value)
-                .map_err(|e| Error::io("set xattr", &host, e))?;
-        }
-        let mtime = Timespec {
-            tv_sec: meta.mtime.0,
-            tv_nsec: meta.mtime.1.into(),
-        };
-        let t = rfs::Timestamps {
-            last_access: mtime,
-            last_modification: mtime,
-        };
-        rfs::utimensat(dst, name, &t, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| Error::io("utimensat", host, e))
-    }
-
-    fn upper_path(&self, rel: &[u8]) -> PathBuf {
-        self.upper.join(OsStr::from_bytes(rel))
     }
 }
 
@@ -456,25 +280,6 @@ fn whiteout(dir: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Result<()> {
 fn set_opaque(dir: BorrowedFd<'_>) -> std::io::Result<()> {
     xattrs::set(Target::Fd(dir), b"user.overlay.opaque", b"y")
         .or_else(|_| xattrs::set(Target::Fd(dir), b"trusted.overlay.opaque", b"y"))
-}
-
-fn statx(dir: BorrowedFd<'_>, name: &OsStr, path: &Path, empty: bool) -> Result<rfs::Statx> {
-    let mut flags = AtFlags::SYMLINK_NOFOLLOW;
-    if empty {
-        flags |= AtFlags::EMPTY_PATH;
-    }
-    let mask = StatxFlags::BASIC_STATS | StatxFlags::BTIME;
-    rfs::statx(dir, name, flags, mask).map_err(|e| Error::io("stat", path, e))
-}
-
-fn open_dir_path(dir: &Path) -> Result<OwnedFd> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    rfs::open(dir, flags, Mode::empty()).map_err(|e| Error::io("open", dir, e))
-}
-
-fn open_dir_at(dir: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Result<OwnedFd> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    rfs::openat(dir, name, flags, Mode::empty()).map_err(|e| Error::io("open", path, e))
 }
 
 #[cfg(test)]

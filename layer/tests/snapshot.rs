@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use kiln_layer::{diff_id, CaptureOptions, Snapshot};
+use kiln_layer::{apply_layer_dir, diff_id, CaptureOptions, Snapshot};
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("kiln-snapshot-{}-{name}", std::process::id()));
@@ -300,6 +300,119 @@ fn same_diff_id_as_an_overlay_doing_the_same_step() {
         diff_id(&snap_upper, &clamp).unwrap(),
     );
     assert_eq!(a, b, "overlay and snapshot layers differ");
+    fs::remove_dir_all(&t).unwrap();
+}
+
+#[test]
+fn applying_the_base_and_the_diff_rebuilds_the_changed_tree() {
+    let t = tmp("apply");
+    let (layer1, root, upper, rebuilt) = (
+        t.join("layer1"),
+        t.join("root"),
+        t.join("upper"),
+        t.join("rebuilt"),
+    );
+    for d in [&layer1, &root, &upper, &rebuilt] {
+        fs::create_dir(d).unwrap();
+    }
+    base(&layer1);
+    apply_layer_dir(&layer1, &root).unwrap();
+    let whole = CaptureOptions::default();
+    assert_eq!(
+        diff_id(&root, &whole).unwrap(),
+        diff_id(&layer1, &whole).unwrap()
+    );
+    let snap = Snapshot::take(&root).unwrap();
+    step(&root, is_root());
+    assert!(snap.diff(&root, &upper).unwrap());
+    // A stage's rootfs is its layers applied bottom first.
+    apply_layer_dir(&layer1, &rebuilt).unwrap();
+    apply_layer_dir(&upper, &rebuilt).unwrap();
+    assert_eq!(listing(&rebuilt), listing(&root));
+    assert_eq!(
+        diff_id(&rebuilt, &whole).unwrap(),
+        diff_id(&root, &whole).unwrap()
+    );
+    // Copies, never links into the layer: the store stays untouched when a
+    // step writes in place.
+    let (a, b) = (upper.join("old/b"), rebuilt.join("old/b"));
+    assert_ne!(
+        fs::metadata(a).unwrap().ino(),
+        fs::metadata(b).unwrap().ino()
+    );
+    fs::remove_dir_all(&t).unwrap();
+}
+
+#[test]
+fn a_symlink_in_the_rootfs_is_replaced_not_followed() {
+    let t = tmp("symlink");
+    let (layer, root, outside) = (t.join("layer"), t.join("root"), t.join("outside"));
+    for d in [&layer, &root, &outside] {
+        fs::create_dir(d).unwrap();
+    }
+    symlink(&outside, root.join("etc")).unwrap();
+    fs::create_dir(layer.join("etc")).unwrap();
+    fs::write(layer.join("etc/conf"), "c").unwrap();
+    apply_layer_dir(&layer, &root).unwrap();
+    assert!(fs::symlink_metadata(root.join("etc")).unwrap().is_dir());
+    assert_eq!(fs::read(root.join("etc/conf")).unwrap(), b"c");
+    assert_eq!(
+        fs::read_dir(&outside).unwrap().count(),
+        0,
+        "wrote through the symlink"
+    );
+    fs::remove_dir_all(&t).unwrap();
+}
+
+#[test]
+fn applied_layers_match_their_overlay_mount() {
+    if !is_root() {
+        eprintln!("skipped: mounting an overlay needs root");
+        return;
+    }
+    let t = tmp("apply-overlay");
+    let (layer1, root, upper, rebuilt, merged) = (
+        t.join("layer1"),
+        t.join("root"),
+        t.join("upper"),
+        t.join("rebuilt"),
+        t.join("merged"),
+    );
+    for d in [&layer1, &root, &upper, &rebuilt, &merged] {
+        fs::create_dir(d).unwrap();
+    }
+    base(&layer1);
+    apply_layer_dir(&layer1, &root).unwrap();
+    let snap = Snapshot::take(&root).unwrap();
+    step(&root, true);
+    snap.diff(&root, &upper).unwrap();
+    apply_layer_dir(&layer1, &rebuilt).unwrap();
+    apply_layer_dir(&upper, &rebuilt).unwrap();
+    let opts = format!(
+        "userxattr,lowerdir={}:{}",
+        upper.display(),
+        layer1.display()
+    );
+    let status = std::process::Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &opts])
+        .arg(&merged)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mount overlay");
+    let seen = CaptureOptions {
+        layers: vec![upper.clone(), layer1.clone()],
+        ..CaptureOptions::default()
+    };
+    let (a, b) = (diff_id(&merged, &seen), listing(&merged));
+    std::process::Command::new("umount")
+        .arg(&merged)
+        .status()
+        .unwrap();
+    assert_eq!(b, listing(&rebuilt));
+    assert_eq!(
+        a.unwrap(),
+        diff_id(&rebuilt, &CaptureOptions::default()).unwrap()
+    );
     fs::remove_dir_all(&t).unwrap();
 }
 
