@@ -416,6 +416,72 @@ fn applied_layers_match_their_overlay_mount() {
     fs::remove_dir_all(&t).unwrap();
 }
 
+#[test]
+fn whiteouts_survive_an_upper_dir_on_overlayfs() {
+    // Inside a container, kiln's files sit on the container's overlayfs,
+    // which hides a 0:0 device made through it: the deletion was lost.
+    if !is_root() {
+        eprintln!("skipped: mounting an overlay needs root");
+        return;
+    }
+    let t = tmp("on-overlay");
+    let (lower, up, work, merged) = (t.join("l"), t.join("u"), t.join("w"), t.join("m"));
+    for d in [&lower, &up, &work, &merged] {
+        fs::create_dir(d).unwrap();
+    }
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        up.display(),
+        work.display()
+    );
+    let status = std::process::Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &opts])
+        .arg(&merged)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mount overlay");
+    let (root, upper) = (merged.join("root"), merged.join("upper"));
+    fs::create_dir(&root).unwrap();
+    fs::create_dir(&upper).unwrap();
+    base(&root);
+    let snap = Snapshot::take(&root).unwrap();
+    fs::remove_file(root.join("gone")).unwrap();
+    let diffed = snap.diff(&root, &upper);
+    let seen = listing(&upper);
+    let id = diff_id(&upper, &CaptureOptions::default());
+    let (rebuilt, applied) = (merged.join("rebuilt"), merged.join("applied"));
+    fs::create_dir(&rebuilt).unwrap();
+    fs::create_dir(&applied).unwrap();
+    base(&rebuilt);
+    let apply = apply_layer_dir(&upper, &rebuilt);
+    let gone = rebuilt.join("gone").symlink_metadata().is_ok();
+    std::process::Command::new("umount")
+        .arg(&merged)
+        .status()
+        .unwrap();
+    assert!(diffed.unwrap());
+    assert_eq!(
+        seen,
+        vec!["gone file"],
+        "the whiteout, as an xwhiteout file"
+    );
+    let want = {
+        let (plain_root, plain_upper) = (t.join("plain-root"), t.join("plain-upper"));
+        fs::create_dir(&plain_root).unwrap();
+        fs::create_dir(&plain_upper).unwrap();
+        base(&plain_root);
+        let snap = Snapshot::take(&plain_root).unwrap();
+        fs::remove_file(plain_root.join("gone")).unwrap();
+        snap.diff(&plain_root, &plain_upper).unwrap();
+        diff_id(&plain_upper, &CaptureOptions::default()).unwrap()
+    };
+    assert_eq!(id.unwrap(), want, "the same layer as off overlayfs");
+    apply.unwrap();
+    assert!(!gone, "applying the layer deletes");
+    fs::remove_dir_all(&t).unwrap();
+}
+
 fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; 64];
     let n = rustix::fs::lgetxattr(path, name, &mut buf).ok()?;
