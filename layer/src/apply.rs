@@ -116,8 +116,30 @@ fn entry(
         }
     }
     let sub_dst = open_dir_at(dst, name, &host)?;
+    if existing == Some(FileType::Directory) {
+        drop_xattrs(sub_src.as_fd(), sub_dst.as_fd()).map_err(|e| Error::io("xattrs", &host, e))?;
+    }
     apply_dir(out, sub_src.as_fd(), sub_dst.as_fd(), path, rel, depth + 1)?;
     out.finish(src, dst, name, meta, Some(sub_src.as_fd()), rel)
+}
+
+/// Removes the xattrs of the rootfs dir `dst` that the layer's `src`
+/// lacks: overlay shows the upper dir's xattrs alone.
+fn drop_xattrs(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> std::io::Result<()> {
+    let keep = match xattrs::list(Target::Fd(src)) {
+        Ok(k) => k,
+        Err(e) if e.raw_os_error() == Some(Errno::OPNOTSUPP.raw_os_error()) => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let have = match xattrs::list(Target::Fd(dst)) {
+        Ok(h) => h,
+        Err(e) if e.raw_os_error() == Some(Errno::OPNOTSUPP.raw_os_error()) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for k in have.iter().filter(|k| !keep.contains(k)) {
+        xattrs::remove(dst, k)?;
+    }
+    Ok(())
 }
 
 fn is_whiteout(dir: BorrowedFd<'_>, name: &OsStr, meta: &Meta) -> bool {
