@@ -100,6 +100,67 @@ const STEP: &str = "set -e; mkdir -p /opt/app; echo hello > /opt/app/f; \
     ln /opt/app/f /opt/app/hard; rm /etc/group; echo changed >> /etc/passwd; \
     rm -rf /home/app; mkdir /home/app; touch /home/app/.profile; rm -rf /sbin";
 
+/// Runs STEP chrooted in a fresh rootfs; returns the snapshot diff's
+/// upper dir.
+fn chroot_layer(name: &str) -> PathBuf {
+    let root = rootfs(name);
+    let upper = test_root().join(format!("chroot-{name}-upper"));
+    let _ = fs::remove_dir_all(&upper);
+    fs::create_dir(&upper).unwrap();
+    let snap = Snapshot::take(&root).unwrap();
+    let (code, out) = sh(&root, "", "/", STEP);
+    assert_eq!(code, 0, "{out}");
+    assert!(snap.diff(&root, &upper).unwrap());
+    upper
+}
+
+/// A whiteout in either of overlay's forms: char 0:0, or (where the upper
+/// dir is itself on overlayfs, as in a container) an xwhiteout file.
+fn is_whiteout(p: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let m = fs::symlink_metadata(p).unwrap();
+    let mut buf = [0u8; 8];
+    (m.file_type().is_char_device() && m.rdev() == 0)
+        || (m.is_file()
+            && m.len() == 0
+            && rustix::fs::lgetxattr(p, "user.overlay.whiteout", &mut buf).is_ok())
+}
+
+#[test]
+fn the_layer_holds_the_steps_changes() {
+    if !can_chroot() {
+        return refused_without_cap_sys_chroot();
+    }
+    let upper = chroot_layer("content");
+    let m = fs::symlink_metadata(upper.join("opt/app/f")).unwrap();
+    assert_eq!(
+        (m.uid(), m.gid(), m.mode() & 0o7777, m.nlink()),
+        (1000, 2000, 0o640, 2)
+    );
+    assert_eq!(fs::read(upper.join("opt/app/hard")).unwrap(), b"hello\n");
+    assert_eq!(
+        fs::read_link(upper.join("opt/app/l")).unwrap(),
+        Path::new("f")
+    );
+    assert!(
+        is_whiteout(&upper.join("etc/group")),
+        "a deleted file: a whiteout"
+    );
+    assert!(
+        is_whiteout(&upper.join("sbin")),
+        "a deleted dir: a whiteout"
+    );
+    assert!(fs::read_to_string(upper.join("etc/passwd"))
+        .unwrap()
+        .ends_with("changed\n"));
+    let opaque =
+        rustix::fs::lgetxattr(upper.join("home/app"), "user.overlay.opaque", &mut [0u8; 4]);
+    assert!(opaque.is_ok(), "a replaced dir is opaque");
+    assert!(upper.join("home/app/.profile").exists());
+    // Nothing else: unchanged files stay out of the layer.
+    assert!(!upper.join("bin").exists() && !upper.join("etc/hosts").exists());
+}
+
 #[test]
 fn same_layer_as_the_namespace_sandbox() {
     if !can_chroot() {
@@ -112,27 +173,7 @@ fn same_layer_as_the_namespace_sandbox() {
         "namespace sandbox: {}{}",
         out.stdout, out.stderr
     );
-
-    let root = rootfs("layer");
-    let upper = test_root().join("chroot-layer-upper");
-    let _ = fs::remove_dir_all(&upper);
-    fs::create_dir(&upper).unwrap();
-    let snap = Snapshot::take(&root).unwrap();
-    let (code, out) = sh(&root, "", "/", STEP);
-    assert_eq!(code, 0, "{out}");
-    assert!(snap.diff(&root, &upper).unwrap());
-
-    let m = fs::symlink_metadata(upper.join("opt/app/f")).unwrap();
-    assert_eq!(
-        (m.uid(), m.gid(), m.mode() & 0o7777, m.nlink()),
-        (1000, 2000, 0o640, 2)
-    );
-    use std::os::unix::fs::FileTypeExt;
-    let wh = fs::symlink_metadata(upper.join("etc/group")).unwrap();
-    assert!(
-        wh.file_type().is_char_device() && wh.rdev() == 0,
-        "a whiteout"
-    );
+    let upper = chroot_layer("layer");
     let clamp = CaptureOptions {
         clamp_mtime: Some(1_000_000_000),
         ..CaptureOptions::default()
