@@ -68,21 +68,20 @@ impl Meta {
     }
 
     /// Anything a layer records differs (ctime covers content, xattrs and
-    /// links; the rest guards filesystems with coarse ctimes).
-    pub(crate) fn changed(&self, other: &Meta) -> bool {
-        (
-            self.mode, self.uid, self.gid, self.size, self.mtime, self.ctime, self.rdev,
-        ) != (
-            other.mode,
-            other.uid,
-            other.gid,
-            other.size,
-            other.mtime,
-            other.ctime,
-            other.rdev,
-        )
+    /// links; the rest guards filesystems with coarse ctimes). `self` is
+    /// the entry before the step. A file that only lost links (another
+    /// name removed) is unchanged, as overlay leaves it in the lower; one
+    /// that gained a link is changed, as overlay copies it up to link it.
+    pub(crate) fn changed(&self, after: &Meta) -> bool {
+        let fixed = |m: &Meta| (m.mode, m.uid, m.gid, m.size, m.mtime, m.rdev);
+        if fixed(self) != fixed(after) {
+            return true;
+        }
+        self.ctime != after.ctime && !(after.nlink < self.nlink && self.kind != DIR)
     }
 }
+
+const DIR: u16 = libc::S_IFDIR as u16;
 
 /// Copies entries into the tree at `dst`.
 pub(crate) struct Copier {

@@ -43,6 +43,8 @@ fn base(root: &Path) {
     fs::write(root.join("old/a"), "a").unwrap();
     fs::write(root.join("keep/deep/f"), "f").unwrap();
     fs::write(root.join("gone"), "g").unwrap();
+    fs::write(root.join("etc/hl1"), "h").unwrap();
+    fs::hard_link(root.join("etc/hl1"), root.join("etc/hl2")).unwrap();
     symlink("usr/bin", root.join("bin")).unwrap();
     set_mtime(&root.join("etc/same-size"), 1_000_000);
     let note = rustix::fs::XattrFlags::empty();
@@ -94,6 +96,10 @@ fn step(root: &Path, chown: bool) {
     symlink("/etc/passwd", root.join("new/pw")).unwrap();
     // An xattr removed from a dir: the layer's dir must not keep it.
     rustix::fs::removexattr(root.join("keep"), "user.note").unwrap();
+    // One name of a linked file removed: the other stays out of the layer
+    // (only its link count changed); a new link takes its file along.
+    fs::remove_file(root.join("etc/hl2")).unwrap();
+    fs::hard_link(root.join("etc/untouched"), root.join("etc/linked")).unwrap();
     // A temporary file that is gone again: its dir changed all the same.
     fs::write(root.join("keep/deep/tmp"), "t").unwrap();
     fs::remove_file(root.join("keep/deep/tmp")).unwrap();
@@ -158,7 +164,10 @@ fn the_upper_dir_holds_exactly_what_the_step_changed() {
 
     let want = vec![
         "etc dir",
+        "etc/hl2 whiteout",
+        "etc/linked file",
         "etc/same-size file",
+        "etc/untouched file",
         "gone whiteout",
         "keep dir",
         "keep/deep dir",
