@@ -286,18 +286,9 @@ fn same_diff_id_as_an_overlay_doing_the_same_step() {
         upper.display(),
         work.display()
     );
-    let status = std::process::Command::new("mount")
-        .args(["-t", "overlay", "overlay", "-o", &opts])
-        .arg(&merged)
-        .status()
-        .unwrap();
-    assert!(status.success(), "mount overlay");
+    let mounted = Mounted::overlay(&opts, &merged);
     step(&merged, true);
-    let status = std::process::Command::new("umount")
-        .arg(&merged)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    drop(mounted);
 
     let snap = Snapshot::take(&root).unwrap();
     step(&root, true);
@@ -406,21 +397,13 @@ fn applied_layers_match_their_overlay_mount() {
         upper.display(),
         layer1.display()
     );
-    let status = std::process::Command::new("mount")
-        .args(["-t", "overlay", "overlay", "-o", &opts])
-        .arg(&merged)
-        .status()
-        .unwrap();
-    assert!(status.success(), "mount overlay");
+    let mounted = Mounted::overlay(&opts, &merged);
     let seen = CaptureOptions {
         layers: vec![upper.clone(), layer1.clone()],
         ..CaptureOptions::default()
     };
     let (a, b) = (diff_id(&merged, &seen), listing(&merged));
-    std::process::Command::new("umount")
-        .arg(&merged)
-        .status()
-        .unwrap();
+    drop(mounted);
     assert_eq!(b, listing(&rebuilt));
     assert_eq!(
         a.unwrap(),
@@ -448,12 +431,7 @@ fn whiteouts_survive_an_upper_dir_on_overlayfs() {
         up.display(),
         work.display()
     );
-    let status = std::process::Command::new("mount")
-        .args(["-t", "overlay", "overlay", "-o", &opts])
-        .arg(&merged)
-        .status()
-        .unwrap();
-    assert!(status.success(), "mount overlay");
+    let mounted = Mounted::overlay(&opts, &merged);
     let (root, upper) = (merged.join("root"), merged.join("upper"));
     fs::create_dir(&root).unwrap();
     fs::create_dir(&upper).unwrap();
@@ -469,10 +447,7 @@ fn whiteouts_survive_an_upper_dir_on_overlayfs() {
     base(&rebuilt);
     let apply = apply_layer_dir(&upper, &rebuilt);
     let gone = rebuilt.join("gone").symlink_metadata().is_ok();
-    std::process::Command::new("umount")
-        .arg(&merged)
-        .status()
-        .unwrap();
+    drop(mounted);
     assert!(diffed.unwrap());
     assert_eq!(
         seen,
@@ -493,6 +468,28 @@ fn whiteouts_survive_an_upper_dir_on_overlayfs() {
     apply.unwrap();
     assert!(!gone, "applying the layer deletes");
     fs::remove_dir_all(&t).unwrap();
+}
+
+/// An overlay mounted for a test, unmounted when dropped (also when an
+/// assertion fails while it is mounted).
+struct Mounted(PathBuf);
+
+impl Mounted {
+    fn overlay(opts: &str, at: &Path) -> Mounted {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", opts])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount overlay");
+        Mounted(at.to_path_buf())
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
 }
 
 /// Whiteouts are stamped when they are made: layers made at different
