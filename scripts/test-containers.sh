@@ -182,5 +182,19 @@ cell "docker defaults, root (the flags)" fail \
     'root without CAP_SYS_ADMIN' 'docker run --security-opt seccomp=unconfined' -- \
     drun kiln-skel /bin/sh -c "$(build s)"
 
+# ---- the parts of --isolation chroot that exist (issue #20 item 2), in
+# docker defaults as root: a step gets chroot(2) and nothing else (no
+# namespace, no mount), its layer comes from the snapshot diff on the
+# container's own overlayfs (xwhiteouts). The comparison with the namespace
+# sandbox needs namespaces: it runs in `cargo test` outside.
+json=$(cargo test -p kiln-sandbox --test chroot --no-run --message-format=json 2>/dev/null)
+ctest=$(grep -o '"executable":"[^"]*/chroot-[^"]*"' <<<"$json" | head -1 | cut -d'"' -f4)
+cp "$ctest" "$w/bin/chroot-tests"
+chmod 755 "$w/bin/chroot-tests"
+cell "docker defaults, root: chroot executor + snapshot diff (no namespace, no mount)" ok \
+    'the_layer_holds_the_steps_changes \.\.\. ok' \
+    'runs_inside_the_rootfs_as_the_user_in_the_working_dir \.\.\. ok' 'test result: ok\. 3 passed' -- \
+    drun kiln-skel /kiln/chroot-tests --skip same_layer --test-threads 1
+
 echo "containers: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

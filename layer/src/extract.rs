@@ -543,7 +543,7 @@ fn set_mtime(parent: BorrowedFd<'_>, name: &OsStr, mtime: Timespec) -> rustix::i
 
 /// Removes whatever is at `parent/name`, recursively for a directory,
 /// never following a symlink.
-fn clear(parent: BorrowedFd<'_>, name: &OsStr) -> rustix::io::Result<()> {
+pub(crate) fn clear(parent: BorrowedFd<'_>, name: &OsStr) -> rustix::io::Result<()> {
     clear_at_depth(parent, name, 0)
 }
 

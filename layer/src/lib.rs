@@ -12,6 +12,9 @@
 //!   target root, and both digests are verified after the whole stream has
 //!   been read. PAX headers and GNU long names over 1 MiB are refused
 //!   before they are read into memory ([`HeaderLimit`]).
+//! * [`Snapshot`] makes an overlay-style upper dir from a tree changed in
+//!   place (no overlay available), by a before/after metadata walk;
+//!   [`apply_layer_dir`] makes layer dirs into such a plain tree.
 //!
 //! Invariants:
 //! * The same tree always captures to the same bytes: entries in Go's
@@ -33,6 +36,7 @@
 
 #![warn(missing_docs)]
 
+mod apply;
 mod capture;
 mod compress;
 mod digest;
@@ -40,14 +44,18 @@ mod error;
 mod extract;
 mod guard;
 mod pargz;
+mod snapshot;
 mod sparse;
 mod tarwrite;
+mod treecopy;
 mod unpack;
 mod xattrs;
 
+pub use apply::apply_layer_dir;
 pub use capture::{capture, capture_with, diff_id, names as dir_names, CaptureOptions, Captured};
 pub use compress::{Compression, CompressionOptions, Format, MEDIA_TYPE_TAR};
 pub use digest::{Digest, DigestReader, DigestWriter};
 pub use error::{Error, Result};
 pub use guard::{HeaderLimit, MAX_TAR_METADATA};
+pub use snapshot::Snapshot;
 pub use unpack::{unpack, UnpackOptions, Unpacked};

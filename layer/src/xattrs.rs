@@ -127,3 +127,9 @@ pub(crate) fn read_all(t: Target<'_>) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     }
     Ok(out)
 }
+
+/// Removes xattr `key` of the open file or directory `fd`.
+pub(crate) fn remove(fd: BorrowedFd<'_>, key: &[u8]) -> io::Result<()> {
+    rustix::fs::fremovexattr(fd, OsStr::from_bytes(key))?;
+    Ok(())
+}

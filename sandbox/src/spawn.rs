@@ -26,7 +26,7 @@ use crate::zygote;
 /// Exit status of a step: the command's exit code, or 128 + signal number
 /// when it was killed (as a shell reports it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExitStatus(i32);
+pub struct ExitStatus(pub(crate) i32);
 
 impl ExitStatus {
     /// 0..=255.
