@@ -263,7 +263,7 @@ impl Builder<'_> {
                 parents: op.parents,
                 linker: None,
             };
-            key = cache::sources_digest(&from, &local, &self.memo)?;
+            key = cache::sources_digest(&from, &local, &self.memo, cache::Owners::Reset)?;
         }
         for (_, remote) in remotes {
             key.push('|');
@@ -308,7 +308,7 @@ impl Builder<'_> {
                 parents: op.parents,
                 linker: None,
             };
-            cache::sources_digest(&from, &local, memo)
+            cache::sources_digest(&from, &local, memo, cache::Owners::Kept)
         })
     }
 }

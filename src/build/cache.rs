@@ -186,10 +186,26 @@ impl FileMemo {
     }
 }
 
+/// Whether the source files' owners can reach the step's result.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Owners {
+    /// COPY keeps them (a `--from` stage, image or named context).
+    Kept,
+    /// COPY writes 0:0 (or `--chown`, which the instruction holds): the
+    /// context's owners are whoever checked it out, hashed as 0:0 so the
+    /// same checkout under another uid (another CI runner) hits.
+    Reset,
+}
+
 /// A digest over what COPY would read for `sources` from `from`, with the
 /// same `--exclude` and `--parents` rules (and the same `.dockerignore`:
 /// a context root is its filtered view).
-pub fn sources_digest(from: &From<'_>, sources: &[String], memo: &FileMemo) -> Result<String> {
+pub fn sources_digest(
+    from: &From<'_>,
+    sources: &[String],
+    memo: &FileMemo,
+    owners: Owners,
+) -> Result<String> {
     let mut h = Sha256::new();
     for s in sources {
         h.update(s.as_bytes());
@@ -200,6 +216,7 @@ pub fn sources_digest(from: &From<'_>, sources: &[String], memo: &FileMemo) -> R
                 exclude: from.exclude,
                 base: &sel.rel,
                 memo,
+                owners,
             };
             // COPY follows a symlink named as a source, not those inside.
             walk.tree(&sel.rel, true, &mut h)?;
@@ -218,6 +235,7 @@ pub fn tree_digest(root: &Root, rel: &Path, memo: &FileMemo) -> Result<String> {
         exclude: None,
         base: rel,
         memo,
+        owners: Owners::Kept,
     }
     .tree(rel, true, &mut h)?;
     Ok(hex(&h.finalize()))
@@ -228,6 +246,7 @@ struct Hashing<'a> {
     exclude: Option<&'a Ignore>,
     base: &'a Path,
     memo: &'a FileMemo,
+    owners: Owners,
 }
 
 impl Hashing<'_> {
@@ -251,7 +270,11 @@ impl Hashing<'_> {
         };
         let m = fsops::meta(fd.as_fd())?;
         h.update(rel.as_os_str().as_encoded_bytes());
-        h.update(format!("\0{:o}\0{}\0{}\0{}\0", m.mode, m.uid, m.gid, m.size).as_bytes());
+        let (uid, gid) = match self.owners {
+            Owners::Kept => (m.uid, m.gid),
+            Owners::Reset => (0, 0),
+        };
+        h.update(format!("\0{:o}\0{uid}\0{gid}\0{}\0", m.mode, m.size).as_bytes());
         match m.kind {
             FileType::RegularFile => {
                 h.update(self.memo.digest(self.root, rel, follow, &m)?.as_bytes())
