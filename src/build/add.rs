@@ -242,7 +242,14 @@ impl Builder<'_> {
     /// The cache identity of a COPY/ADD's sources: their content (local
     /// files, a URL's download or its --checksum, a git commit) or the
     /// `--from` stage's key.
-    pub(super) fn sources_key(&self, op: &FileOp, cmd: &Command, add: bool) -> Result<String> {
+    /// `files` gets the context files read, each with its digest.
+    pub(super) fn sources_key(
+        &self,
+        op: &FileOp,
+        cmd: &Command,
+        add: bool,
+        files: &std::sync::Mutex<Vec<(String, String)>>,
+    ) -> Result<String> {
         if let Some(from) = &op.from {
             return match self.source_of_from(from, cmd) {
                 Some(Source::Stage(stage)) => self.stage_sources_key(op, add, from, stage),
@@ -263,7 +270,8 @@ impl Builder<'_> {
                 parents: op.parents,
                 linker: None,
             };
-            key = cache::sources_digest(&from, &local, &self.memo, cache::Owners::Reset)?;
+            key =
+                cache::sources_files(&from, &local, &self.memo, cache::Owners::Reset, Some(files))?;
         }
         for (_, remote) in remotes {
             key.push('|');

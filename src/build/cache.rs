@@ -31,8 +31,9 @@ use super::state::Op;
 use crate::image_config::ImageConfig;
 
 /// The entry format written now. Entries of older kilns (`{"config": …}`,
-/// the whole config) fail to parse as an [`Entry`] and read as a miss.
-const FORMAT: u32 = 2;
+/// the whole config) fail to parse as an [`Entry`] and read as a miss
+/// (their keys, of no [`super::canon::SCHEME`], are never asked anyway).
+const FORMAT: u32 = 3;
 
 /// A stored cache entry: the changes one step made to its parent's config.
 #[derive(Serialize, Deserialize)]
@@ -45,17 +46,27 @@ pub struct Entry {
     /// against it.
     below: String,
     ops: Vec<Op>,
+    /// The key's parts (names and digests), for `--explain-cache`.
+    #[serde(default)]
+    pub parts: Vec<(String, String)>,
 }
 
 impl Entry {
     /// The entry of a step made on `parent` (its key and rootfs ChainID).
-    pub fn new(parent: (&str, &str), ops: Vec<Op>) -> Entry {
+    pub fn new(parent: (&str, &str), ops: Vec<Op>, parts: Vec<(String, String)>) -> Entry {
         Entry {
             format: FORMAT,
             parent: parent.0.to_string(),
             below: parent.1.to_string(),
             ops,
+            parts,
         }
+    }
+
+    /// The key parts of an entry of this format.
+    pub fn parts_of(bytes: &[u8]) -> Option<Vec<(String, String)>> {
+        let entry = serde_json::from_slice::<Entry>(bytes).ok()?;
+        (entry.format == FORMAT).then_some(entry.parts)
     }
 
     /// The ops to replay on the state `parent` (key, rootfs ChainID), if
@@ -206,6 +217,18 @@ pub fn sources_digest(
     memo: &FileMemo,
     owners: Owners,
 ) -> Result<String> {
+    sources_files(from, sources, memo, owners, None)
+}
+
+/// [`sources_digest`], listing in `files` each path read and a digest of
+/// what was hashed of it (for `--explain-cache`).
+pub fn sources_files(
+    from: &From<'_>,
+    sources: &[String],
+    memo: &FileMemo,
+    owners: Owners,
+    files: Option<&Mutex<Vec<(String, String)>>>,
+) -> Result<String> {
     let mut h = Sha256::new();
     for s in sources {
         h.update(s.as_bytes());
@@ -217,6 +240,7 @@ pub fn sources_digest(
                 base: &sel.rel,
                 memo,
                 owners,
+                files,
             };
             // COPY follows a symlink named as a source, not those inside.
             walk.tree(&sel.rel, true, &mut h)?;
@@ -236,6 +260,7 @@ pub fn tree_digest(root: &Root, rel: &Path, memo: &FileMemo) -> Result<String> {
         base: rel,
         memo,
         owners: Owners::Kept,
+        files: None,
     }
     .tree(rel, true, &mut h)?;
     Ok(hex(&h.finalize()))
@@ -247,6 +272,7 @@ struct Hashing<'a> {
     base: &'a Path,
     memo: &'a FileMemo,
     owners: Owners,
+    files: Option<&'a Mutex<Vec<(String, String)>>>,
 }
 
 impl Hashing<'_> {
@@ -274,31 +300,38 @@ impl Hashing<'_> {
             Owners::Kept => (m.uid, m.gid),
             Owners::Reset => (0, 0),
         };
-        h.update(format!("\0{:o}\0{uid}\0{gid}\0{}\0", m.mode, m.size).as_bytes());
-        match m.kind {
-            FileType::RegularFile => {
-                h.update(self.memo.digest(self.root, rel, follow, &m)?.as_bytes())
-            }
-            FileType::Symlink => h.update(rustix::fs::readlinkat(&fd, "", Vec::new())?.as_bytes()),
-            FileType::Directory => {
-                drop(fd);
-                // No fd stays open down the recursion: the names are read
-                // whole and each child is resolved again from the root.
-                let names = {
-                    let dir = self
-                        .root
-                        .resolve(rel, OFlags::PATH | OFlags::DIRECTORY, true)?;
-                    fsops::list(dir.as_fd())?
-                };
-                for name in names {
-                    let child = rel.join(fsops::os(&name));
-                    if self.skipped(&child) {
-                        continue;
-                    }
-                    self.tree(&child, false, h)?;
+        let line = format!("\0{:o}\0{uid}\0{gid}\0{}\0", m.mode, m.size);
+        let content = match m.kind {
+            FileType::RegularFile => self.memo.digest(self.root, rel, follow, &m)?.into_bytes(),
+            FileType::Symlink => rustix::fs::readlinkat(&fd, "", Vec::new())?.into_bytes(),
+            _ => Vec::new(),
+        };
+        h.update(line.as_bytes());
+        h.update(&content);
+        if let Some(files) = self.files {
+            let mut one = Sha256::new();
+            one.update(line.as_bytes());
+            one.update(&content);
+            let name = rel.to_string_lossy().into_owned();
+            guard(files).push((name, hex(&one.finalize())));
+        }
+        if m.kind == FileType::Directory {
+            drop(fd);
+            // No fd stays open down the recursion: the names are read
+            // whole and each child is resolved again from the root.
+            let names = {
+                let dir = self
+                    .root
+                    .resolve(rel, OFlags::PATH | OFlags::DIRECTORY, true)?;
+                fsops::list(dir.as_fd())?
+            };
+            for name in names {
+                let child = rel.join(fsops::os(&name));
+                if self.skipped(&child) {
+                    continue;
                 }
+                self.tree(&child, false, h)?;
             }
-            _ => {}
         }
         h.update([0xff]);
         Ok(())
@@ -315,7 +348,7 @@ mod tests {
             Op::Env("A".into(), "1".into()),
             Op::Layer(format!("sha256:{}", "ab".repeat(32))),
         ];
-        let bytes = serde_json::to_vec(&Entry::new(("p", "c"), ops.clone())).unwrap();
+        let bytes = serde_json::to_vec(&Entry::new(("p", "c"), ops.clone(), Vec::new())).unwrap();
         assert_eq!(Entry::decode(&bytes, ("p", "c")), Some(ops));
         assert_eq!(Entry::decode(&bytes, ("q", "c")), None, "another state");
         assert_eq!(Entry::decode(&bytes, ("p", "d")), None, "other layers");
