@@ -281,7 +281,8 @@ impl Builder<'_> {
                     Some(sum) => format!("{url} {sum}"),
                     None => {
                         let f = self.url_file(&url)?;
-                        format!("{url} {} {} {:?}", f.digest, f.name, f.mtime)
+                        let mtime = f.mtime.map_or("none".into(), |t| t.to_string());
+                        format!("{url} {} {} {mtime}", f.digest, f.name)
                     }
                 },
                 // Checked here too: a cached step never reaches the copy.
@@ -307,8 +308,12 @@ impl Builder<'_> {
         stage: usize,
     ) -> Result<String> {
         let Sources { local, exclude, .. } = sources(op, add)?;
-        let rules = format!("{local:?} {:?} {}", op.exclude, op.parents);
-        let what = [b"copy".as_slice(), rules.as_bytes()];
+        let rules = super::canon::Enc::new("copy")
+            .strs(&local)
+            .strs(&op.exclude)
+            .flag(op.parents)
+            .bytes();
+        let what = [b"copy".as_slice(), &rules];
         self.stage_content_digest(from, stage, &what, |root, memo| {
             let from = From {
                 root,

@@ -98,7 +98,19 @@ impl Builder<'_> {
             "hostname",
             self.req.graph.inputs.sandbox_hostname().as_bytes(),
         );
-        parts.add("run-flags", self.req.flags.cache_key().as_bytes());
+        // --add-host, --shm-size, --ulimit; not the ssh agents (BuildKit
+        // leaves them out of the key too).
+        let flags = &self.req.flags;
+        let mut e = Enc::new("run-flags");
+        e.strs(&flags.extra_hosts)
+            .num(flags.shm_size.map(|s| s as i64))
+            .list(&flags.rlimits, |e, r| {
+                // as i64: a bijection, RLIM_INFINITY included.
+                e.num(Some(i64::from(r.resource)))
+                    .num(Some(r.soft as i64))
+                    .num(Some(r.hard as i64));
+            });
+        parts.add("run-flags", &e.bytes());
         parts.add("security", self.req.security.cache_key().as_bytes());
         Ok(())
     }
