@@ -252,6 +252,11 @@ pub struct BuildArgs {
     #[arg(long)]
     pub no_cache: bool,
 
+    /// Say, per step that missed the cache, what differs from the nearest
+    /// cached step (the instruction, an env var, a source file…).
+    #[arg(long)]
+    pub explain_cache: bool,
+
     /// Add a label to the image (repeatable): KEY=VALUE.
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,

@@ -242,7 +242,14 @@ impl Builder<'_> {
     /// The cache identity of a COPY/ADD's sources: their content (local
     /// files, a URL's download or its --checksum, a git commit) or the
     /// `--from` stage's key.
-    pub(super) fn sources_key(&self, op: &FileOp, cmd: &Command, add: bool) -> Result<String> {
+    /// `files` gets the context files read, each with its digest.
+    pub(super) fn sources_key(
+        &self,
+        op: &FileOp,
+        cmd: &Command,
+        add: bool,
+        files: &std::sync::Mutex<Vec<(String, String)>>,
+    ) -> Result<String> {
         if let Some(from) = &op.from {
             return match self.source_of_from(from, cmd) {
                 Some(Source::Stage(stage)) => self.stage_sources_key(op, add, from, stage),
@@ -263,7 +270,8 @@ impl Builder<'_> {
                 parents: op.parents,
                 linker: None,
             };
-            key = cache::sources_digest(&from, &local, &self.memo)?;
+            key =
+                cache::sources_files(&from, &local, &self.memo, cache::Owners::Reset, Some(files))?;
         }
         for (_, remote) in remotes {
             key.push('|');
@@ -273,7 +281,8 @@ impl Builder<'_> {
                     Some(sum) => format!("{url} {sum}"),
                     None => {
                         let f = self.url_file(&url)?;
-                        format!("{url} {} {} {:?}", f.digest, f.name, f.mtime)
+                        let mtime = f.mtime.map_or("none".into(), |t| t.to_string());
+                        format!("{url} {} {} {mtime}", f.digest, f.name)
                     }
                 },
                 // Checked here too: a cached step never reaches the copy.
@@ -299,8 +308,12 @@ impl Builder<'_> {
         stage: usize,
     ) -> Result<String> {
         let Sources { local, exclude, .. } = sources(op, add)?;
-        let rules = format!("{local:?} {:?} {}", op.exclude, op.parents);
-        let what = [b"copy".as_slice(), rules.as_bytes()];
+        let rules = super::canon::Enc::new("copy")
+            .strs(&local)
+            .strs(&op.exclude)
+            .flag(op.parents)
+            .bytes();
+        let what = [b"copy".as_slice(), &rules];
         self.stage_content_digest(from, stage, &what, |root, memo| {
             let from = From {
                 root,
@@ -308,7 +321,7 @@ impl Builder<'_> {
                 parents: op.parents,
                 linker: None,
             };
-            cache::sources_digest(&from, &local, memo)
+            cache::sources_digest(&from, &local, memo, cache::Owners::Kept)
         })
     }
 }

@@ -31,8 +31,9 @@ use super::state::Op;
 use crate::image_config::ImageConfig;
 
 /// The entry format written now. Entries of older kilns (`{"config": …}`,
-/// the whole config) fail to parse as an [`Entry`] and read as a miss.
-const FORMAT: u32 = 2;
+/// the whole config) fail to parse as an [`Entry`] and read as a miss
+/// (their keys, of no [`super::canon::SCHEME`], are never asked anyway).
+const FORMAT: u32 = 3;
 
 /// A stored cache entry: the changes one step made to its parent's config.
 #[derive(Serialize, Deserialize)]
@@ -45,17 +46,27 @@ pub struct Entry {
     /// against it.
     below: String,
     ops: Vec<Op>,
+    /// The key's parts (names and digests), for `--explain-cache`.
+    #[serde(default)]
+    pub parts: Vec<(String, String)>,
 }
 
 impl Entry {
     /// The entry of a step made on `parent` (its key and rootfs ChainID).
-    pub fn new(parent: (&str, &str), ops: Vec<Op>) -> Entry {
+    pub fn new(parent: (&str, &str), ops: Vec<Op>, parts: Vec<(String, String)>) -> Entry {
         Entry {
             format: FORMAT,
             parent: parent.0.to_string(),
             below: parent.1.to_string(),
             ops,
+            parts,
         }
+    }
+
+    /// The key parts of an entry of this format.
+    pub fn parts_of(bytes: &[u8]) -> Option<Vec<(String, String)>> {
+        let entry = serde_json::from_slice::<Entry>(bytes).ok()?;
+        (entry.format == FORMAT).then_some(entry.parts)
     }
 
     /// The ops to replay on the state `parent` (key, rootfs ChainID), if
@@ -186,10 +197,38 @@ impl FileMemo {
     }
 }
 
+/// Whether the source files' owners can reach the step's result.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Owners {
+    /// COPY keeps them (a `--from` stage, image or named context).
+    Kept,
+    /// COPY writes 0:0 (or `--chown`, which the instruction holds): the
+    /// context's owners are whoever checked it out, hashed as 0:0 so the
+    /// same checkout under another uid (another CI runner) hits.
+    Reset,
+}
+
 /// A digest over what COPY would read for `sources` from `from`, with the
 /// same `--exclude` and `--parents` rules (and the same `.dockerignore`:
 /// a context root is its filtered view).
-pub fn sources_digest(from: &From<'_>, sources: &[String], memo: &FileMemo) -> Result<String> {
+pub fn sources_digest(
+    from: &From<'_>,
+    sources: &[String],
+    memo: &FileMemo,
+    owners: Owners,
+) -> Result<String> {
+    sources_files(from, sources, memo, owners, None)
+}
+
+/// [`sources_digest`], listing in `files` each path read and a digest of
+/// what was hashed of it (for `--explain-cache`).
+pub fn sources_files(
+    from: &From<'_>,
+    sources: &[String],
+    memo: &FileMemo,
+    owners: Owners,
+    files: Option<&Mutex<Vec<(String, String)>>>,
+) -> Result<String> {
     let mut h = Sha256::new();
     for s in sources {
         h.update(s.as_bytes());
@@ -200,6 +239,8 @@ pub fn sources_digest(from: &From<'_>, sources: &[String], memo: &FileMemo) -> R
                 exclude: from.exclude,
                 base: &sel.rel,
                 memo,
+                owners,
+                files,
             };
             // COPY follows a symlink named as a source, not those inside.
             walk.tree(&sel.rel, true, &mut h)?;
@@ -218,6 +259,8 @@ pub fn tree_digest(root: &Root, rel: &Path, memo: &FileMemo) -> Result<String> {
         exclude: None,
         base: rel,
         memo,
+        owners: Owners::Kept,
+        files: None,
     }
     .tree(rel, true, &mut h)?;
     Ok(hex(&h.finalize()))
@@ -228,6 +271,8 @@ struct Hashing<'a> {
     exclude: Option<&'a Ignore>,
     base: &'a Path,
     memo: &'a FileMemo,
+    owners: Owners,
+    files: Option<&'a Mutex<Vec<(String, String)>>>,
 }
 
 impl Hashing<'_> {
@@ -251,31 +296,42 @@ impl Hashing<'_> {
         };
         let m = fsops::meta(fd.as_fd())?;
         h.update(rel.as_os_str().as_encoded_bytes());
-        h.update(format!("\0{:o}\0{}\0{}\0{}\0", m.mode, m.uid, m.gid, m.size).as_bytes());
-        match m.kind {
-            FileType::RegularFile => {
-                h.update(self.memo.digest(self.root, rel, follow, &m)?.as_bytes())
-            }
-            FileType::Symlink => h.update(rustix::fs::readlinkat(&fd, "", Vec::new())?.as_bytes()),
-            FileType::Directory => {
-                drop(fd);
-                // No fd stays open down the recursion: the names are read
-                // whole and each child is resolved again from the root.
-                let names = {
-                    let dir = self
-                        .root
-                        .resolve(rel, OFlags::PATH | OFlags::DIRECTORY, true)?;
-                    fsops::list(dir.as_fd())?
-                };
-                for name in names {
-                    let child = rel.join(fsops::os(&name));
-                    if self.skipped(&child) {
-                        continue;
-                    }
-                    self.tree(&child, false, h)?;
+        let (uid, gid) = match self.owners {
+            Owners::Kept => (m.uid, m.gid),
+            Owners::Reset => (0, 0),
+        };
+        let line = format!("\0{:o}\0{uid}\0{gid}\0{}\0", m.mode, m.size);
+        let content = match m.kind {
+            FileType::RegularFile => self.memo.digest(self.root, rel, follow, &m)?.into_bytes(),
+            FileType::Symlink => rustix::fs::readlinkat(&fd, "", Vec::new())?.into_bytes(),
+            _ => Vec::new(),
+        };
+        h.update(line.as_bytes());
+        h.update(&content);
+        if let Some(files) = self.files {
+            let mut one = Sha256::new();
+            one.update(line.as_bytes());
+            one.update(&content);
+            let name = rel.to_string_lossy().into_owned();
+            guard(files).push((name, hex(&one.finalize())));
+        }
+        if m.kind == FileType::Directory {
+            drop(fd);
+            // No fd stays open down the recursion: the names are read
+            // whole and each child is resolved again from the root.
+            let names = {
+                let dir = self
+                    .root
+                    .resolve(rel, OFlags::PATH | OFlags::DIRECTORY, true)?;
+                fsops::list(dir.as_fd())?
+            };
+            for name in names {
+                let child = rel.join(fsops::os(&name));
+                if self.skipped(&child) {
+                    continue;
                 }
+                self.tree(&child, false, h)?;
             }
-            _ => {}
         }
         h.update([0xff]);
         Ok(())
@@ -292,7 +348,7 @@ mod tests {
             Op::Env("A".into(), "1".into()),
             Op::Layer(format!("sha256:{}", "ab".repeat(32))),
         ];
-        let bytes = serde_json::to_vec(&Entry::new(("p", "c"), ops.clone())).unwrap();
+        let bytes = serde_json::to_vec(&Entry::new(("p", "c"), ops.clone(), Vec::new())).unwrap();
         assert_eq!(Entry::decode(&bytes, ("p", "c")), Some(ops));
         assert_eq!(Entry::decode(&bytes, ("q", "c")), None, "another state");
         assert_eq!(Entry::decode(&bytes, ("p", "d")), None, "other layers");

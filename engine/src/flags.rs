@@ -58,18 +58,6 @@ impl RunFlags {
         })
     }
 
-    /// What RUN steps' results depend on here (the ssh agents are not:
-    /// BuildKit leaves them out of the key too).
-    pub fn cache_key(&self) -> String {
-        if self.extra_hosts.is_empty() && self.shm_size.is_none() && self.rlimits.is_empty() {
-            return String::new();
-        }
-        format!(
-            "|{:?}|{:?}|{:?}",
-            self.extra_hosts, self.shm_size, self.rlimits
-        )
-    }
-
     /// Whether `--no-cache-filter` names this stage (by name or index).
     pub fn no_cache(&self, name: Option<&str>, index: usize) -> bool {
         self.no_cache_stages

@@ -24,12 +24,14 @@ mod macros;
 mod add;
 mod base;
 mod cache;
+mod canon;
 mod config_ops;
 mod content_key;
 mod context;
 mod copy;
 mod created;
 mod dockerignore;
+mod explain;
 mod flags;
 mod fsops;
 mod glob;
@@ -45,6 +47,7 @@ mod schedule;
 mod security;
 mod share;
 mod state;
+mod step_key;
 mod steps;
 
 use std::collections::{BTreeSet, HashMap};
@@ -87,6 +90,8 @@ pub struct Request {
     pub created: String,
     /// `--no-cache`: run every step.
     pub no_cache: bool,
+    /// `--explain-cache`: say why each step missed.
+    pub explain_cache: bool,
     /// SOURCE_DATE_EPOCH: file mtimes in new layers are clamped to it.
     pub epoch: Option<i64>,
     /// The Dockerfile read (None for stdin): `<Dockerfile>.dockerignore`
@@ -325,7 +330,10 @@ impl Builder<'_> {
         let node = &self.req.graph.stages[index];
         match &node.base {
             Base::Scratch => Ok((
-                StageState::from_config(base::scratch(), cache::key("", &[b"scratch"])),
+                StageState::from_config(
+                    base::scratch(),
+                    canon::root_key(&step_key::platform(), "scratch", ""),
+                ),
                 Vec::new(),
             )),
             Base::Stage(i) => {
@@ -357,10 +365,8 @@ impl Builder<'_> {
                     .iter()
                     .map(|t| onbuild::onbuild_command(t).with_context(|| format!("ONBUILD {t}")))
                     .collect::<Result<_>>()?;
-                let key = cache::key(
-                    "",
-                    &[b"image", image.manifest_digest.to_string().as_bytes()],
-                );
+                let digest = image.manifest_digest.to_string();
+                let key = canon::root_key(&step_key::platform(), "image", &digest);
                 Ok((StageState::from_config(config, key), triggers))
             }
         }
@@ -398,7 +404,12 @@ impl Builder<'_> {
             state.take_ops();
             return Ok(false);
         }
-        let StepKey { key, link } = self.step_key(state, &instruction, cmd)?;
+        let step_key::StepKey {
+            key,
+            link,
+            parts,
+            files,
+        } = self.step_key(state, &instruction, cmd)?;
         // Only this step's changes go into its entry, made on these layers.
         state.take_ops();
         let below = state.chain().to_string();
@@ -420,6 +431,9 @@ impl Builder<'_> {
             Some(k) if !no_cache => self.linked(k)?,
             _ => None,
         };
+        if self.req.explain_cache && !no_cache {
+            self.explain(&state.key, &parts, &files, vertex);
+        }
         let reused = linked.is_some();
         match linked {
             Some(layer) => self.history(state, cmd, Some(layer)),
@@ -433,8 +447,9 @@ impl Builder<'_> {
             }
         }
         let ops = state.take_ops();
-        let entry = cache::Entry::new((&state.key, &below), ops);
+        let entry = cache::Entry::new((&state.key, &below), ops, parts.0);
         self.store.cache_put(&key, &serde_json::to_vec(&entry)?)?;
+        self.remember(&state.key, &key, &entry.parts, files)?;
         state.key = flags::rerun_key(key, state);
         Ok(reused)
     }
@@ -505,58 +520,6 @@ impl Builder<'_> {
         Ok(complete.then_some(ops))
     }
 
-    /// Everything the step's result depends on, chained to the parent key.
-    fn step_key(
-        &self,
-        state: &StageState,
-        instruction: &Instruction,
-        cmd: &Command,
-    ) -> Result<StepKey> {
-        // The epoch changes the mtimes in every new layer.
-        let text = format!("{:?}|{:?}", &*add::keyed(instruction), self.req.epoch);
-        let mut extra = String::new();
-        let mut link = None;
-        match instruction {
-            Instruction::Run(run) => {
-                // The build args are in the step's history too, those
-                // without a value (not in its environment) included.
-                extra = format!(
-                    "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
-                    state.scope.declared_env(),
-                    state.scope.args_for_history(),
-                    state.config.config.user,
-                    state.workdir(),
-                    (run.network, self.req.network),
-                    config_ops::shell(state),
-                    self.mounts_key(run)?,
-                    self.req.graph.inputs.sandbox_hostname(),
-                );
-                extra.push_str(&self.req.flags.cache_key());
-                if !self.req.security.cache_key().is_empty() {
-                    extra.push('|');
-                    extra.push_str(self.req.security.cache_key());
-                }
-            }
-            Instruction::Copy(op) | Instruction::Add(op) => {
-                let add = matches!(instruction, Instruction::Add(_));
-                extra = self.sources_key(op, cmd, add)?;
-                extra.push_str(&state.workdir());
-                // A --link layer does not depend on the stage below: its
-                // own key leaves the parent out (names in --chown are
-                // looked up in the stage, so only numbers qualify).
-                if op.link && op.chown.as_deref().is_none_or(add::numeric_owner) {
-                    link = Some(cache::key("link", &[text.as_bytes(), extra.as_bytes()]));
-                }
-            }
-            Instruction::Workdir(_) => extra = format!("{:?}", state.config.config.user),
-            _ => {}
-        }
-        Ok(StepKey {
-            key: cache::key(&state.key, &[text.as_bytes(), extra.as_bytes()]),
-            link,
-        })
-    }
-
     fn execute(
         &self,
         state: &mut StageState,
@@ -605,12 +568,6 @@ impl Builder<'_> {
             ..History::default()
         }));
     }
-}
-
-/// A step's cache key, and for `COPY --link` the key of its layer alone.
-struct StepKey {
-    key: String,
-    link: Option<String>,
 }
 
 fn graph_base(graph: &Graph, index: usize) -> String {

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use super::progress::Vertex;
 use super::state::StageState;
-use super::{base, cache, onbuild, Builder, NamedContext};
+use super::{base, onbuild, Builder, NamedContext};
 
 impl Builder<'_> {
     /// Whether a `--build-context` gives `reference` something other than
@@ -29,7 +29,10 @@ impl Builder<'_> {
         if !self.context_is_not_an_image(reference) {
             return None;
         }
-        let mut state = StageState::from_config(base::scratch(), cache::key("", &[b"scratch"]));
+        let mut state = StageState::from_config(
+            base::scratch(),
+            super::canon::root_key(&super::step_key::platform(), "scratch", ""),
+        );
         if let Some(NamedContext::Dir(_)) = self.req.contexts.get(reference) {
             // The dir's files (its .dockerignore applied) make the first
             // layer, as `COPY --from=NAME / /` would: same cache, same

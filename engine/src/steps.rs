@@ -253,6 +253,8 @@ impl Builder<'_> {
                     &super::copy::From::plain(&Root::open(&self.named_context_dir(&dir)?)?),
                     &[".".into()],
                     &self.memo,
+                    // COPY --from a named context keeps its owners.
+                    super::cache::Owners::Kept,
                 ),
                 None => Ok(self.image(from)?.manifest_digest.to_string()),
             },

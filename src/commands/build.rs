@@ -200,6 +200,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         security: settings.security.clone(),
         created,
         no_cache: args.no_cache,
+        explain_cache: args.explain_cache,
         epoch: epoch.map(|e| e as i64),
         dockerfile_path: source.path.clone(),
         contexts: settings.contexts.clone(),
