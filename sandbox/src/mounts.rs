@@ -223,11 +223,15 @@ pub(crate) fn ensure(
     };
     match made {
         Ok(()) => created.push(PathBuf::from("/").join(&r)),
+        // Either a step running beside this one made it in a shared dir (a
+        // cache mount) since we looked, or a symlink points nowhere.
         Err(rustix::io::Errno::EXIST) => {
-            return Err(Error::Setup(format!(
-                "mount point {} is a dangling symlink in the rootfs",
-                path.display()
-            )))
+            return resolve(root, path).map_err(|_| {
+                Error::Setup(format!(
+                    "mount point {} is a dangling symlink in the rootfs",
+                    path.display()
+                ))
+            })
         }
         Err(e) => return Err(e).ctx(|| format!("create mount point {}", path.display())),
     }
