@@ -24,7 +24,9 @@ def check(cond, what):
 
 
 containerfile = (root / "contrib/container/Containerfile").read_text()
-volume = re.search(r"^VOLUME (\S+)$", containerfile, re.M).group(1)
+m = re.search(r"^VOLUME (\S+)$", containerfile, re.M)
+volume = m.group(1) if m else None
+check(volume is not None, "Containerfile: no VOLUME for the store")
 check(f"ENV KILN_ROOT={volume}" in containerfile, "Containerfile: KILN_ROOT is not its VOLUME")
 
 docs = {p.name: list(yaml.safe_load_all(p.read_text())) for p in sorted(ci.glob("*.yml"))}
