@@ -67,7 +67,9 @@ for j in kjobs:
 
 aa = (ci / "apparmor-kiln").read_text()
 check(re.search(r"^\s*userns,$", aa, re.M) is not None, "apparmor: no userns rule")
-check("/usr/local/bin/kiln" in aa and "/usr/local/bin/kiln" in containerfile, "apparmor: kiln's path")
+attach = re.search(r"^profile kiln /\{([^}]*)\}/kiln ", aa, re.M)
+check(attach is not None and "usr/local/bin" in attach.group(1).split(","), "apparmor: not attached to /usr/local/bin/kiln")
+check("/usr/local/bin/kiln" in containerfile, "Containerfile: kiln is not /usr/local/bin/kiln")
 
 if problems:
     print("\n".join(problems))
