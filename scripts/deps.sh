@@ -11,11 +11,12 @@ set -euo pipefail
 # passt's pasta gives RUN its private network (without it kiln warns and uses the host's);
 # man-db renders the man pages `kiln man` writes (tests/commands.rs);
 # docker.io runs the private dockerd of scripts/test-containers.sh (kiln inside containers);
+# debootstrap writes the Debian base of kiln's own image in scripts/test-containers.sh;
 # openssh-client's ssh-agent/ssh-add serve the --ssh tests; bsdutils' script(1)
 # gives the live-view tests a terminal.
 packages=(gcc pkg-config ca-certificates uidmap busybox-static util-linux file
     podman skopeo umoci runc docker-registry apache2-utils git time passt man-db docker.io
-    openssh-client bsdutils)
+    openssh-client bsdutils debootstrap)
 
 missing=()
 for p in "${packages[@]}"; do

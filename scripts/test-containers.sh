@@ -5,9 +5,12 @@
 # the cells of /work/shared/CI-CONTAINERS.md that kiln must survive by
 # degrading, and checks the advice where it cannot run at all.
 #
-# The container's rootfs is a skeleton (passwd, group, symlinks to /usr)
-# with the host's /usr bound read-only: kiln's runtime needs (libc, newuidmap,
-# pasta) come from the host, and nothing is downloaded.
+# The containers run kiln's own image, built here by kiln from
+# contrib/container/Containerfile on a Debian base made by debootstrap from the
+# mirror apt uses (scripts/debian-base.sh, once per run; KILN_CONTAINERS_BASE=DIR
+# reuses a layout it wrote). The image is built once and loaded into both.
+# KILN_CONTAINERS_EXTRA=buildah adds buildah to the image and a buildah
+# (chroot isolation, vfs) run after every kiln cell, for comparison.
 #
 # Skip it only explicitly: KILN_SKIP_CONTAINERS=1 (it needs root, runc,
 # podman and Debian's docker.io: see scripts/deps.sh). Ends with
@@ -43,7 +46,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The private dockerd starts while the podman cells run.
+# The private dockerd starts while the base and the image are built.
 mkdir -p "$w/docker" "$w/dx"
 dockerd --iptables=false --ip6tables=false --bridge=none --data-root "$w/docker" \
     --exec-root "$w/dx" --pidfile "$w/docker.pid" -H "unix://$w/docker.sock" \
@@ -51,12 +54,27 @@ dockerd --iptables=false --ip6tables=false --bridge=none --data-root "$w/docker"
 dockerd_pid=$!
 docker() { /usr/bin/docker -H "unix://$w/docker.sock" "$@"; }
 
-mkdir -p "$w/bin" "$w/ctx"
-cp "$bin" "$w/bin/kiln"
+img=localhost/kiln-ci:latest
+t0=$SECONDS
+base=${KILN_CONTAINERS_BASE:-$w/debian}
+[ -f "$base/index.json" ] || scripts/debian-base.sh "$base" bookworm >/dev/null
+t_base=$((SECONDS - t0))
+mkdir -p "$w/kbin"
+strip -o "$w/kbin/kiln" "$bin"
+"$bin" --root "$w/kstore" build --progress quiet -t kiln-ci:latest \
+    --build-context "debian:bookworm-slim=oci-layout://$base:bookworm" \
+    --build-context "kiln-bin=$w/kbin" --build-arg "EXTRA_PACKAGES=${KILN_CONTAINERS_EXTRA:-}" \
+    -o "type=docker,dest=$w/kiln-ci.tar" contrib/container >"$w/image.log" 2>&1 ||
+    { cat "$w/image.log"; exit 1; }
+rm -rf "$w/kstore"
+chmod 644 "$w/kiln-ci.tar"
+echo "containers: base $t_base s, kiln image $((SECONDS - t0 - t_base)) s"
+
+mkdir -p "$w/ctx"
 scripts/busybox-image.sh "$w/base" >/dev/null
-chmod -R a+rX "$w/bin" "$w/base"
+chmod -R a+rX "$w/base"
 echo file > "$w/ctx/f"
-cat >"$w/ctx/Dockerfile" <<'EOF'
+cat >"$w/ctx/Dockerfile" <<'DF'
 FROM oci:/base:latest AS a
 RUN echo one > /one && hostname > /host
 COPY f /f
@@ -64,22 +82,16 @@ FROM oci:/base:latest
 COPY --from=a /one /f /
 RUN cat /one /f && grep CapEff /proc/self/status
 # Whatever /proc shows, no process outside the step opens the container's
-# root to it (/kiln/kiln exists only there).
-RUN ! ls -d /proc/[0-9]*/root/kiln/kiln 2>/dev/null
-EOF
+# root to it (/usr/local/bin/kiln exists only there).
+RUN ! ls -d /proc/[0-9]*/root/usr/local/bin/kiln 2>/dev/null
+DF
+# buildah's chroot isolation shares the job's pid namespace, so it would
+# fail the last step by design: the comparison leaves it out.
+head -n -3 "$w/ctx/Dockerfile" >"$w/ctx/Dockerfile.buildah"
 chmod -R a+rX "$w/ctx"
-
-# The skeleton rootfs: root and builder (1000), the host's /usr layout.
-skel=$w/skel
-mkdir -p "$skel"/{usr,etc,proc,sys,dev,tmp,root,run,kiln,base,ctx,store,home/builder}
-for l in bin sbin lib lib64; do ln -s "usr/$l" "$skel/$l"; done
-chmod 1777 "$skel/tmp"
-printf 'root:x:0:0:root:/root:/bin/sh\nbuilder:x:1000:1000::/home/builder:/bin/sh\n' >"$skel/etc/passwd"
-printf 'root:x:0:\nbuilder:x:1000:\n' >"$skel/etc/group"
-: >"$skel/etc/subuid"
-: >"$skel/etc/subgid"
+: >"$w/nosubid"
 echo 'builder:2000:60000' >"$w/subid"
-chmod 644 "$w/subid"
+chmod 644 "$w/subid" "$w/nosubid"
 
 passed=0
 failed=0
@@ -110,91 +122,130 @@ cell() {
         echo "FAIL $name: $why"
         sed 's/^/    | /' <<<"$out"
     fi
+    # The same container settings for buildah, reported, never counted.
+    if [ -n "${KILN_CONTAINERS_EXTRA:-}" ] && [ -z "${KILN_ONLY:-}" ]; then
+        local bout brc=0
+        bout=$(BUILDER=buildah "$@" 2>&1) || brc=$?
+        if [ "$brc" -eq 0 ]; then echo "     buildah: OK"; else echo "     buildah: FAIL $(grep -E 'level=error|^Error|error:' <<<"$bout" | head -1)"; fi
+    fi
 }
 
-# The build, with a store of its own per cell (/store/NAME).
-build() { echo "/kiln/kiln --root /store/$1 build --progress plain -t ci /ctx"; }
+# The build in the image's default store (KILN_ROOT, its declared volume)
+# unless ROOT is given, exported as files whose content the cell checks.
+build() {
+    if [ "${BUILDER:-}" = buildah ]; then
+        echo "buildah bud --isolation chroot --storage-driver vfs -q -f /ctx/Dockerfile.buildah -t ci /ctx && echo 'out: one file'"
+        return
+    fi
+    echo "kiln ${ROOT:+--root $ROOT} build --progress plain -t ci -o type=local,dest=/tmp/out /ctx &&
+        echo \"out: \$(cat /tmp/out/one /tmp/out/f | tr '\n' ' ')\""
+}
+built='^out: one file $'
 
 # ---- rootless podman, as kilntest (container root = kilntest) ----
-p=$w/p
-cp -a "$skel" "$p"
-chown -R kilntest: "$p"
-chmod 755 "$p"
-runuser -u kilntest -- podman unshare chown -R 1000:1000 "$p/home/builder" "$p/store"
 # podman's own state here: kilntest's default one remembers the run root of
 # another run's TMPDIR, where conmon then times out (20 s) at every exit.
+# Native rootless overlay: vfs would copy the whole image at every run
+# (15 s a cell instead of 1).
 install -d -o kilntest "$w/pstate"
-prun() {
+podman_() {
     (cd / && runuser -u kilntest -- podman --root "$w/pstate/root" --runroot "$w/pstate/run" \
-        --tmpdir "$w/pstate/tmp" run --rm --rootfs -v /usr:/usr:ro \
-        -v "$w/bin:/kiln:ro" -v "$w/base:/base:ro" -v "$w/ctx:/ctx:ro" "$@")
+        --tmpdir "$w/pstate/tmp" --storage-driver overlay "$@")
 }
-cell "podman defaults, non-root, no subuid range (sethostname refused)" ok \
-    '[0-9] one$' 'sethostname is refused' -- \
-    prun --user 1000:1000 -e HOME=/home/builder "$p" /bin/sh -c "$(build p1)"
-cell "podman defaults, non-root, subuid range (newuidmap refused: single-id map)" ok \
-    '[0-9] one$' 'falling back to a single-id mapping' -- \
-    prun --user 1000:1000 -e HOME=/home/builder -v "$w/subid:/etc/subuid:ro" \
-    -v "$w/subid:/etc/subgid:ro" "$p" /bin/sh -c "$(build p2)"
+t0=$SECONDS
+podman_ load -q -i "$w/kiln-ci.tar" >/dev/null
+echo "containers: podman load $((SECONDS - t0)) s"
+prun() {
+    local args=()
+    while [ "$1" != -- ]; do args+=("$1"); shift; done
+    shift
+    podman_ run --rm -v "$w/base:/base:ro" -v "$w/ctx:/ctx:ro" "${args[@]}" \
+        --entrypoint /bin/sh "$img" -c "$(build)"
+}
+# The image's builder range (100000) lies outside rootless podman's own
+# mapping (0..65536): newuidmap is refused, kiln maps only the builder.
+cell "podman defaults, builder (range unmapped: single-id map; sethostname refused)" ok \
+    "$built" 'falling back to a single-id mapping' 'sethostname is refused' -- \
+    prun --
+cell "podman defaults, builder, range inside podman's map (newuidmap refused)" ok \
+    "$built" 'falling back to a single-id mapping' -- \
+    prun -v "$w/subid:/etc/subuid:ro" -v "$w/subid:/etc/subgid:ro" --
+cell "podman defaults, builder, no subuid range" ok \
+    "$built" -- \
+    prun -v "$w/nosubid:/etc/subuid:ro" -v "$w/nosubid:/etc/subgid:ro" --
 cell "podman defaults, root (no CAP_SYS_ADMIN: a user namespace of its own)" ok \
-    '[0-9] one$' 'CapEff:.*a80425fb' -- \
-    prun "$p" /bin/sh -c "$(build p3)"
+    "$built" 'CapEff:.*a80425fb' -- \
+    prun --user root --
 # Masks made in the container's own user namespace do not stop a fresh
 # procfs there: no fallback needed, caps clipped to podman's set.
 cell "podman SYS_ADMIN, root (no user namespace of kiln's; caps clipped)" ok \
-    '[0-9] one$' 'CapEff:.*800405fb' 'lacks CAP_NET_RAW, CAP_MKNOD, CAP_AUDIT_WRITE' -- \
-    prun --cap-add SYS_ADMIN "$p" /bin/sh -c "$(build p4)"
+    "$built" 'CapEff:.*800405fb' 'lacks CAP_NET_RAW, CAP_MKNOD, CAP_AUDIT_WRITE' -- \
+    prun --user root --cap-add SYS_ADMIN --
 
-# ---- docker (rootful, private daemon), store on a volume unless said ----
+# ---- docker (rootful, private daemon) ----
+t0=$SECONDS
 for _ in $(seq 100); do docker version >/dev/null 2>&1 && break; sleep 0.2; done
-tar -C "$skel" -c . | docker import - kiln-skel >/dev/null
+docker load -q -i "$w/kiln-ci.tar" >/dev/null
+echo "containers: docker load $((SECONDS - t0)) s"
+# The image's VOLUME gives the store a real filesystem (an anonymous volume,
+# removed with the container).
 drun() {
-    local vol
-    vol=$(mktemp -d "$w/vol.XXXXXX")
-    chown 1000:1000 "$vol"
-    docker run --rm --network host -v /usr:/usr:ro -v "$w/bin:/kiln:ro" -v "$w/base:/base:ro" \
-        -v "$w/ctx:/ctx:ro" -v "$vol:/store" "$@"
+    local args=()
+    while [ "$1" != -- ]; do args+=("$1"); shift; done
+    shift
+    docker run --rm --network host -v "$w/base:/base:ro" -v "$w/ctx:/ctx:ro" "${args[@]}" \
+        --entrypoint /bin/sh "$img" -c "$(build)"
 }
-cell "docker seccomp=unconfined, non-root, no range (masked /proc: bind fallback)" ok \
-    '[0-9] one$' 'cannot mount a fresh /proc' -- \
-    drun --user 1000:1000 -e HOME=/home/builder --security-opt seccomp=unconfined \
-    kiln-skel /bin/sh -c "$(build s)"
+# The flags of docs/ci: the recipes must say exactly these.
+unconfined=(--security-opt seccomp=unconfined)
+cell "docker seccomp=unconfined, builder (newuidmap refused: single-id map; masked /proc: bind)" ok \
+    "$built" 'falling back to a single-id mapping' 'cannot mount a fresh /proc' -- \
+    drun "${unconfined[@]}" --
 cell "docker seccomp=unconfined, root (no CAP_SYS_ADMIN: own user namespace)" ok \
-    '[0-9] one$' -- \
-    drun --security-opt seccomp=unconfined kiln-skel /bin/sh -c "$(build s)"
+    "$built" 'CapEff:.*a80425fb' -- \
+    drun --user root "${unconfined[@]}" --
 cell "docker SYS_ADMIN + seccomp=unconfined + --cap-drop NET_RAW, root (caps clipped)" ok \
-    '[0-9] one$' 'lacks CAP_NET_RAW' 'CapEff:.*a80405fb' -- \
-    drun --cap-add SYS_ADMIN --cap-drop NET_RAW --security-opt seccomp=unconfined \
-    kiln-skel /bin/sh -c "$(build s)"
+    "$built" 'lacks CAP_NET_RAW' 'CapEff:.*a80405fb' -- \
+    drun --user root --cap-add SYS_ADMIN --cap-drop NET_RAW "${unconfined[@]}" --
 cell "docker SYS_ADMIN, default seccomp, root (pivot_root refused: chroot, no CAP_SYS_CHROOT)" ok \
-    '[0-9] one$' 'pivot_root is refused' 'CapEff:.*a80025fb' -- \
-    drun --cap-add SYS_ADMIN kiln-skel /bin/sh -c "$(build s)"
-cell "docker, store on the container's overlayfs (the volume advice, at once)" fail \
+    "$built" 'pivot_root is refused' 'CapEff:.*a80025fb' -- \
+    drun --user root --cap-add SYS_ADMIN --
+ROOT=/tmp/store cell "docker seccomp=unconfined, store on the container's overlayfs (the volume advice)" fail \
     'is on overlayfs' 'on a volume' -- \
-    drun --cap-add SYS_ADMIN --security-opt seccomp=unconfined kiln-skel \
-    /kiln/kiln --root /var/lib/kiln build -t ci /ctx
-cell "docker defaults, non-root (clone3 ENOSYS named as seccomp, the flags)" fail \
-    'clone3 is refused by a seccomp filter' 'docker run --security-opt seccomp=unconfined' \
-    'seccomp: +filter' -- \
-    drun --user 1000:1000 -e HOME=/home/builder kiln-skel \
-    /bin/sh -c "/kiln/kiln info; $(build s)"
+    drun "${unconfined[@]}" --
+cell "docker defaults, builder (clone3 ENOSYS named as seccomp, the flags)" fail \
+    'clone3 is refused by a seccomp filter' 'docker run --security-opt seccomp=unconfined' -- \
+    drun --
 cell "docker defaults, root (the flags)" fail \
     'root without CAP_SYS_ADMIN' 'docker run --security-opt seccomp=unconfined' -- \
-    drun kiln-skel /bin/sh -c "$(build s)"
+    drun --user root --
+# kiln info: the diagnosis on demand (the image's default command); it
+# exits non-zero where kiln cannot build.
+KILN_ONLY=1 cell "docker defaults, kiln info (the image's command: the diagnosis)" fail \
+    'seccomp: +filter' 'docker run --security-opt seccomp=unconfined' -- \
+    docker run --rm --network host "$img"
 
 # ---- the parts of --isolation chroot that exist (issue #20 item 2), in
 # docker defaults as root: a step gets chroot(2) and nothing else (no
 # namespace, no mount), its layer comes from the snapshot diff on the
 # container's own overlayfs (xwhiteouts). The comparison with the namespace
-# sandbox needs namespaces: it runs in `cargo test` outside.
+# sandbox needs namespaces: it runs in `cargo test` outside. The tests make
+# their rootfs from /bin/busybox (busybox-static), lent by the host.
 json=$(cargo test -p kiln-sandbox --test chroot --no-run --message-format=json 2>/dev/null)
 ctest=$(grep -o '"executable":"[^"]*/chroot-[^"]*"' <<<"$json" | head -1 | cut -d'"' -f4)
-cp "$ctest" "$w/bin/chroot-tests"
-chmod 755 "$w/bin/chroot-tests"
-cell "docker defaults, root: chroot executor + snapshot diff (no namespace, no mount)" ok \
+mkdir -p "$w/ctest"
+cp "$ctest" "$w/ctest/chroot-tests"
+chmod -R a+rX "$w/ctest"
+KILN_ONLY=1 cell "docker defaults, root: chroot executor + snapshot diff (no namespace, no mount)" ok \
     'the_layer_holds_the_steps_changes \.\.\. ok' \
     'runs_inside_the_rootfs_as_the_user_in_the_working_dir \.\.\. ok' 'test result: ok\. 3 passed' -- \
-    drun kiln-skel /kiln/chroot-tests --skip same_layer --test-threads 1
+    docker run --rm --network host --user root -v "$w/ctest:/ctest:ro" \
+    -v "$(readlink -f /bin/busybox):/usr/bin/busybox:ro" --entrypoint /ctest/chroot-tests \
+    "$img" --skip same_layer --test-threads 1
 
-echo "containers: $passed passed, $failed failed"
+# ---- the recipes: YAML parses, and says the flags the cells above use ----
+KILN_ONLY=1 cell "docs/ci recipes parse and carry the tested flags" ok '^recipes ok$' -- \
+    python3 scripts/check-ci-recipes.py "${unconfined[*]}"
+
+echo "containers: $passed passed, $failed failed (total $SECONDS s)"
 [ "$failed" -eq 0 ]
