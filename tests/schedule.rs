@@ -88,7 +88,7 @@ fn a_stage_waiting_to_copy_from_a_failing_stage_fails_with_its_error() {
     let out = child.wait_with_output().unwrap();
     let text = support::fails(&out);
     assert!(
-        text.contains("Dockerfile:2") && text.contains("exit"),
+        text.contains("error: Dockerfile:2:") && text.contains("exit code: 3"),
         "the builder's error is the build's:\n{text}"
     );
 }
