@@ -4,7 +4,7 @@
 mod support;
 
 use std::fs;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::Case;
@@ -65,30 +65,52 @@ fn a_stage_waiting_to_copy_from_a_failing_stage_fails_with_its_error() {
         "FROM BASE AS build\nRUN sleep 1; echo the builder broke; exit 3\n\
          FROM BASE\nRUN echo final > /final\nCOPY --from=build /out /out\n",
     );
-    let kiln = support::kiln_bin();
-    let mut child = Command::new(kiln)
+    let out = build_within(&case, &["--jobs", "2"]);
+    let text = support::fails(&out);
+    assert!(
+        text.contains("error: Dockerfile:2:") && text.contains("exit code: 3"),
+        "the builder's error is the build's:\n{text}"
+    );
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn one_job_builds_a_stage_whose_base_images_trigger_reads_a_later_stage() {
+    let case = Case::new("one-job");
+    case.dockerfile("FROM BASE\nONBUILD COPY --from=assets /a /a\n");
+    case.build(&["-t", "parent"]);
+    // The target starts first (`assets` is only known from the trigger):
+    // waiting for `assets`, it must give the only job slot back.
+    case.dockerfile("FROM BASE AS assets\nRUN echo asset > /a\nFROM parent\nRUN cat /a > /seen\n");
+    let out = case.path("out");
+    let dest = format!("type=local,dest={}", out.display());
+    let built = build_within(&case, &["--jobs", "1", "-o", &dest]);
+    assert!(built.status.success(), "{}", support::text(&built));
+    assert_eq!(fs::read_to_string(out.join("seen")).unwrap(), "asset\n");
+}
+
+/// `kiln build ARGS… CONTEXT`, killed (and the test failed) if it has not
+/// ended within a minute: a hang guard, not a timing assertion (these
+/// builds take about a second).
+fn build_within(case: &Case, args: &[&str]) -> Output {
+    let mut child = Command::new(support::kiln_bin())
         .arg("--root")
         .arg(case.store())
-        .args(["build", "--jobs", "2"])
+        .arg("build")
+        .args(args)
         .arg(case.ctx())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // A hang guard, not a timing assertion: the build takes ~1 s.
     let deadline = Instant::now() + Duration::from_secs(60);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("the build hangs after its builder stage failed");
+            panic!("kiln build {args:?} hangs");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let out = child.wait_with_output().unwrap();
-    let text = support::fails(&out);
-    assert!(
-        text.contains("error: Dockerfile:2:") && text.contains("exit code: 3"),
-        "the builder's error is the build's:\n{text}"
-    );
+    child.wait_with_output().unwrap()
 }
