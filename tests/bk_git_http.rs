@@ -27,11 +27,7 @@ fn build_local(case: &Case, out: &str, extra: &[&str], context: &str) {
     args.extend_from_slice(extra);
     args.push(context);
     let result = case.kiln(&args);
-    assert!(
-        result.status.success(),
-        "kiln build failed:\n{}",
-        text(&result)
-    );
+    assert!(result.status.success(), "kiln build failed:\n{}", text(&result));
 }
 
 /// BuildKit: testDockerfileFromGit — the context is `URL/.git#first`: the
@@ -40,9 +36,8 @@ fn dockerfile_from_git(format: &str) {
     let case = Case::new(&format!("from-git-{format}"));
     let repo = case.path("repo");
     fs::create_dir_all(&repo).unwrap();
-    let first =
-        "FROM BASE AS build\nRUN echo -n fromgit > foo\nFROM scratch\nCOPY --from=build foo bar\n"
-            .replace("BASE", &base());
+    let first = "FROM BASE AS build\nRUN echo -n fromgit > foo\nFROM scratch\nCOPY --from=build foo bar\n"
+        .replace("BASE", &base());
     fs::write(repo.join("Dockerfile"), &first).unwrap();
     git(&repo, &["init", "-q", &format!("--object-format={format}")]);
     git(&repo, &["add", "Dockerfile"]);
@@ -58,10 +53,7 @@ fn dockerfile_from_git(format: &str) {
     build_local(&case, "out", &[], &format!("{}#first", server.url(".git")));
     let out = case.path("out");
     assert_eq!(fs::read_to_string(out.join("bar")).unwrap(), "fromgit");
-    assert!(
-        !out.join("bar2").exists(),
-        "bar2 is only in the later commit"
-    );
+    assert!(!out.join("bar2").exists(), "bar2 is only in the later commit");
 }
 
 #[test]
@@ -106,9 +98,8 @@ fn http_dockerfile() {
     let case = Case::new("http-dockerfile");
     let web = case.path("web");
     fs::create_dir_all(&web).unwrap();
-    let text =
-        "FROM BASE\nRUN echo -n \"foo-contents\" > /foo\nFROM scratch\nCOPY --from=0 /foo /foo\n"
-            .replace("BASE", &base());
+    let text = "FROM BASE\nRUN echo -n \"foo-contents\" > /foo\nFROM scratch\nCOPY --from=0 /foo /foo\n"
+        .replace("BASE", &base());
     fs::write(web.join("df"), text).unwrap();
     let server = FileServer::start(&web, HashMap::new());
 
