@@ -6,7 +6,7 @@
 # wall time, the ratio peer/kiln, and kiln's peak RSS.
 #
 #   sudo scripts/bench.sh [--runs N] [--tools kiln,buildah,buildkit] [CASE…]
-#   BENCH_BIG_MB=1024 BENCH_CTX_MB=200 scripts/bench.sh …   (data sizes)
+#   BENCH_BIG_MB=1024 BENCH_CTX_MB=200 BENCH_PAR_MB=300 scripts/bench.sh …   (data sizes)
 #   BENCH_KILN=/path/to/kiln scripts/bench.sh …   (that binary, not a fresh build)
 #   BENCH_KEEP_LOGS=/tmp/log scripts/bench.sh …   (each build's output as /tmp/log.<ns>)
 #
@@ -32,13 +32,14 @@ while [ $# -gt 0 ]; do
     *) cases+=("$1"); shift ;;
     esac
 done
-all_cases=(noop-runs multistage-small big-copy-from context-copy many-layers)
+all_cases=(noop-runs multistage-small big-copy-from context-copy many-layers parallel-stages)
 [ ${#cases[@]} -gt 0 ] || cases=("${all_cases[@]}")
 for c in "${cases[@]}"; do
     [[ " ${all_cases[*]} " == *" $c "* ]] || { echo "bench.sh: unknown case $c" >&2; usage; }
 done
 big_mb=${BENCH_BIG_MB:-1024}
 ctx_mb=${BENCH_CTX_MB:-200}
+par_mb=${BENCH_PAR_MB:-300}
 IFS=, read -r -a tools <<<"$tools"
 
 as=()
@@ -172,6 +173,29 @@ FROM $base
 COPY --from=builder /data /data
 EOF
         ;;
+    parallel-stages)
+        # Two independent slow RUNs, one per stage, then a COPY --from: a
+        # scheduler by step runs them side by side. The floor phase is the
+        # same build without the final stage's RUN (the slower of the two
+        # plus the copy); its builder RUN differs (": floor") so that it
+        # is not a cache hit.
+        local write="for i in \$(seq $((par_mb * 2))); do head -c 524288 /dev/urandom > /data/f\$i; done"
+        cat >"$dir/Dockerfile" <<EOF
+FROM $base AS builder
+RUN mkdir /data && $write
+FROM $base
+RUN mkdir /data && $write && mv /data /own
+COPY --from=builder /data /data
+EOF
+        mkdir -p "$dir-floor"
+        cat >"$dir-floor/Dockerfile" <<EOF
+ARG BASE
+FROM $base AS builder
+RUN : floor && mkdir /data && $write
+FROM $base
+COPY --from=builder /data /data
+EOF
+        ;;
     context-copy)
         mkdir -p "$dir/ctx"
         for d in $(seq 50); do
@@ -282,6 +306,7 @@ phases_of() {
     case $1 in
     noop-runs | context-copy) echo cold unchanged ;;
     multistage-small) echo cold unchanged changed ;;
+    parallel-stages) echo cold floor ;;
     *) echo cold ;;
     esac
 }
@@ -301,7 +326,9 @@ bench_case() {
                 if [ "$phase" = changed ]; then echo "file 1 changed $r" >"$work/cases/$name/src/f1.txt"; fi
                 local res
                 settle
-                res=$("${tool}_build" "$name" "$state")
+                local built=$name
+                [ "$phase" = floor ] && built=$name-floor
+                res=$("${tool}_build" "$built" "$state")
                 record "$name/$phase/$tool" "${res% *}"
                 [ "$tool" = kiln ] && record "$name/rss" "${res#* }"
                 if [ "$name" = many-layers ]; then

@@ -170,8 +170,12 @@ pub(crate) struct Builder<'a> {
     pub stages: Mutex<HashMap<usize, StageState>>,
     /// Stages whose last layer is being hashed: what `--from` readers see.
     early: Mutex<HashMap<usize, StageView>>,
-    /// Wakes the scheduler when a stage's early view appears.
+    /// Wakes the scheduler when a waiting stage gives its job slot back.
     events: std::sync::OnceLock<std::sync::mpsc::Sender<Event>>,
+    /// The `--jobs` slots of the stages running steps.
+    slots: schedule::Slots,
+    /// Where steps reading another stage wait for it.
+    gate: schedule::Gate,
     pub used_args: Mutex<BTreeSet<String>>,
     /// Images already resolved in this build, by reference.
     pub images: Mutex<HashMap<String, kiln_store::Image>>,
@@ -194,7 +198,8 @@ pub(crate) struct Builder<'a> {
     fresh_caches: Mutex<std::collections::HashSet<PathBuf>>,
 }
 
-/// Builds the stages the target needs, up to `jobs` of them at once.
+/// Builds the stages the target needs, up to `jobs` of them running steps
+/// at once.
 pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> Result<Built> {
     let scratch = store
         .scratch()
@@ -209,6 +214,8 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
         stages: Mutex::new(HashMap::new()),
         early: Mutex::new(HashMap::new()),
         events: std::sync::OnceLock::new(),
+        slots: schedule::Slots::new(jobs.max(1)),
+        gate: schedule::Gate::default(),
         used_args: Mutex::new(BTreeSet::new()),
         images: Mutex::new(HashMap::new()),
         ignore: dockerignore::Ignore::load(&req.context, req.dockerfile_path.as_deref())?,
@@ -223,7 +230,7 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
     let mut b = b;
     b.triggers = b.trigger_deps();
     b.readers = release::Readers::new(&req.graph, &b.triggers);
-    let result = b.run_stages(jobs.max(1));
+    let result = b.run_stages();
     // The build's layers are synced once and enter `layers/` together,
     // failed build or not (its finished steps stay cached).
     let published = store.publish_layers().context("storing the build's layers");
@@ -276,6 +283,7 @@ impl Builder<'_> {
             .no_cache(graph.stages[index].name.as_deref(), index);
         // The base's ONBUILD triggers run first, as if written after FROM.
         for trigger in &triggers {
+            self.gate.stopped()?;
             let text = trigger.original.trim();
             let vertex = self
                 .progress
@@ -291,6 +299,8 @@ impl Builder<'_> {
             }
         }
         for (i, cmd) in stage.commands.iter().enumerate() {
+            // Another stage failed: the build stops at this step.
+            self.gate.stopped()?;
             let vertex = self.progress.start(&format!(
                 "[{label} {}/{total}] {}",
                 i + 2,

@@ -1,12 +1,17 @@
-//! The stage scheduler: stages run on up to `jobs` threads, each once the
-//! stages it needs are ready. A stage another one is built FROM must be
-//! done (its config lists that stage's layers); a stage only read through
-//! `COPY --from` / `--mount from=` is ready as soon as its last step's
-//! upper dir is in the store's tmp dir: its key and lower dirs (the
-//! "early view") are all a reader needs, and the stage's own thread hashes
-//! that layer meanwhile, on the other core.
+//! The step scheduler: every stage the build needs gets its own thread
+//! as soon as its base is ready, and at most `jobs` of them run steps at
+//! once (a job slot is held while running, not while waiting). A stage
+//! built FROM another starts once that stage is done (its config lists
+//! that stage's layers); any other read of a stage (`COPY --from`,
+//! `--mount from=`, an ONBUILD trigger's) blocks only the step that reads
+//! it, until the source's last step's upper dir is in the store's tmp
+//! dir: its key and lower dirs (the "early view") are all a reader needs,
+//! and the source's own thread hashes that layer meanwhile. So a final
+//! stage's own slow RUN runs beside its builder's.
 
+use std::cell::Cell;
 use std::path::PathBuf;
+use std::sync::{Condvar, Mutex};
 
 use anyhow::{Context, Result};
 use kiln_dockerfile::resolve::Base;
@@ -29,15 +34,92 @@ pub(super) struct StageView {
 
 /// What a stage's thread tells the scheduler.
 pub(super) enum Event {
-    /// The stage's early view is in `Builder::early`.
-    Early,
+    /// A job slot was given back by a stage now waiting for another one.
+    Wake,
     Done(usize, Box<Result<StageState>>),
+}
+
+thread_local! {
+    /// The stage this thread runs, and whether it holds a job slot.
+    static RUNNING: Cell<Option<(usize, bool)>> = const { Cell::new(None) };
+}
+
+/// The `jobs` slots: a stage's thread holds one while it runs steps.
+pub(super) struct Slots {
+    free: Mutex<usize>,
+    given: Condvar,
+}
+
+impl Slots {
+    pub fn new(jobs: usize) -> Slots {
+        Slots {
+            free: Mutex::new(jobs),
+            given: Condvar::new(),
+        }
+    }
+
+    fn try_take(&self) -> bool {
+        let mut free = lock(&self.free);
+        let took = *free > 0;
+        if took {
+            *free -= 1;
+        }
+        took
+    }
+
+    fn take(&self) {
+        let mut free = lock(&self.free);
+        while *free == 0 {
+            free = self
+                .given
+                .wait(free)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        *free -= 1;
+    }
+
+    fn give(&self) {
+        *lock(&self.free) += 1;
+        self.given.notify_one();
+    }
+}
+
+/// Where stage threads wait for another stage: woken when a stage is
+/// done, when its early view goes out, and when the build fails.
+#[derive(Default)]
+pub(super) struct Gate {
+    /// The label of the stage whose failure stopped the build.
+    failed: Mutex<Option<String>>,
+    changed: Condvar,
+}
+
+impl Gate {
+    fn notify(&self) {
+        // Taken so that a waiter between its check and its wait cannot
+        // miss this.
+        drop(lock(&self.failed));
+        self.changed.notify_all();
+    }
+
+    fn fail(&self, label: String) {
+        lock(&self.failed).get_or_insert(label);
+        self.changed.notify_all();
+    }
+
+    /// Why no new step should start: another stage failed.
+    pub fn stopped(&self) -> Result<()> {
+        match &*lock(&self.failed) {
+            Some(label) => anyhow::bail!("stopped: stage {label} failed"),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Builder<'_> {
     /// A stage's files as `--from` reads them: the finished stage, or its
     /// early view.
     pub(super) fn view(&self, index: usize) -> Result<StageView> {
+        self.wait_readable(index)?;
         if let Some(state) = lock(&self.stages).get(&index) {
             // A released stage has no layers left to list: reading it
             // would see an empty rootfs.
@@ -58,17 +140,58 @@ impl Builder<'_> {
     /// the last layer.
     pub(super) fn announce(&self, index: usize, view: StageView) {
         lock(&self.early).insert(index, view);
-        if let Some(tx) = self.events.get() {
-            let _ = tx.send(Event::Early);
+        self.gate.notify();
+    }
+
+    fn readable(&self, index: usize) -> bool {
+        lock(&self.stages).contains_key(&index) || lock(&self.early).contains_key(&index)
+    }
+
+    /// Blocks the running stage until stage `index`, which it reads, is
+    /// done or has its early view out, giving its job slot back
+    /// meanwhile (with `--jobs 1` the stage read needs it). A read the
+    /// resolver did not count (a trigger's `--from=$VAR`) does not wait:
+    /// it might be a stage that waits for this one.
+    fn wait_readable(&self, index: usize) -> Result<()> {
+        let Some((me, holding)) = RUNNING.get() else {
+            return Ok(());
+        };
+        if self.readable(index) || !self.triggers.deps(&self.req.graph, me).contains(&index) {
+            return Ok(());
         }
+        if holding {
+            RUNNING.set(Some((me, false)));
+            self.slots.give();
+            if let Some(tx) = self.events.get() {
+                let _ = tx.send(Event::Wake);
+            }
+        }
+        let mut failed = lock(&self.gate.failed);
+        while failed.is_none() && !self.readable(index) {
+            failed = self
+                .gate
+                .changed
+                .wait(failed)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        drop(failed);
+        self.gate.stopped()?;
+        self.slots.take();
+        RUNNING.set(Some((me, true)));
+        Ok(())
     }
 
     /// Runs a stage, a panic in it (or in a thread it joined) becoming its
     /// error: the scheduler waits for every stage's `Done`, and a thread
     /// that died without sending it would leave the build waiting forever.
     fn stage_caught(&self, index: usize) -> Result<StageState> {
+        RUNNING.set(Some((index, true)));
         let run = std::panic::AssertUnwindSafe(|| self.stage(index));
-        std::panic::catch_unwind(run).unwrap_or_else(|panic| {
+        let result = std::panic::catch_unwind(run);
+        if let Some((_, true)) = RUNNING.take() {
+            self.slots.give();
+        }
+        result.unwrap_or_else(|panic| {
             let what = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
@@ -81,26 +204,21 @@ impl Builder<'_> {
         })
     }
 
-    /// Whether stage `index` can start: its base stage is done, and every
-    /// stage it reads is done or has its early view out.
+    /// Whether stage `index` can start: its base stage, if any, is done.
+    /// The stages it reads otherwise are waited for by the steps reading
+    /// them (see [`Builder::view`]).
     fn ready(&self, index: usize) -> bool {
-        let node = &self.req.graph.stages[index];
-        let base = match node.base {
-            Base::Stage(i) => Some(i),
-            _ => None,
-        };
-        let done = lock(&self.stages);
-        let early = lock(&self.early);
-        self.triggers
-            .deps(&self.req.graph, index)
-            .into_iter()
-            .all(|d| done.contains_key(&d) || (Some(d) != base && early.contains_key(&d)))
+        match self.req.graph.stages[index].base {
+            Base::Stage(i) => lock(&self.stages).contains_key(&i),
+            _ => true,
+        }
     }
 
-    /// Runs every stage once the stages it reads are done (or readable,
-    /// see [`Builder::ready`]), several at a time; after a failure no new
-    /// stage starts and the first error wins.
-    pub(super) fn run_stages(&self, jobs: usize) -> Result<()> {
+    /// Runs every stage once its base is ready, on a thread of its own,
+    /// while a job slot is free; after a failure no new stage or step
+    /// starts, stages waiting for another one stop, and the first error
+    /// wins.
+    pub(super) fn run_stages(&self) -> Result<()> {
         let mut pending: Vec<usize> = self.triggers.order.clone();
         let mut failed: Option<anyhow::Error> = None;
         let (tx, rx) = std::sync::mpsc::channel();
@@ -108,10 +226,13 @@ impl Builder<'_> {
         std::thread::scope(|scope| {
             let mut running = 0;
             loop {
-                while failed.is_none() && running < jobs {
+                while failed.is_none() {
                     let Some(pos) = pending.iter().position(|&i| self.ready(i)) else {
                         break;
                     };
+                    if !self.slots.try_take() {
+                        break;
+                    }
                     let index = pending.remove(pos);
                     let tx = tx.clone();
                     let spawned = std::thread::Builder::new()
@@ -121,6 +242,8 @@ impl Builder<'_> {
                             let _ = tx.send(Event::Done(index, Box::new(result)));
                         });
                     if let Err(e) = spawned {
+                        self.slots.give();
+                        self.gate.fail(self.req.graph.stage_label(index));
                         failed.get_or_insert(anyhow::Error::new(e).context("starting a stage"));
                         break;
                     }
@@ -130,7 +253,7 @@ impl Builder<'_> {
                     break;
                 }
                 let (index, result) = match rx.recv() {
-                    Ok(Event::Early) => continue,
+                    Ok(Event::Wake) => continue,
                     Ok(Event::Done(index, result)) => (index, *result),
                     Err(_) => break,
                 };
@@ -138,8 +261,12 @@ impl Builder<'_> {
                 match result {
                     Ok(state) => {
                         lock(&self.stages).insert(index, state);
+                        self.gate.notify();
                     }
                     Err(e) => {
+                        if failed.is_none() {
+                            self.gate.fail(self.req.graph.stage_label(index));
+                        }
                         failed.get_or_insert(e);
                     }
                 }
