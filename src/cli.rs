@@ -290,7 +290,7 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub registry: RegistryArgs,
 
-    /// How many independent stages run at once (default: the number of CPUs).
+    /// How many stages run steps at once (default: the number of CPUs).
     #[arg(long)]
     pub jobs: Option<usize>,
 
