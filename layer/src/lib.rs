@@ -35,6 +35,7 @@
 
 mod capture;
 mod compress;
+mod deflate;
 mod digest;
 mod error;
 mod extract;
