@@ -236,6 +236,33 @@ mod tests {
         assert_eq!(Format::detect(b""), Format::Tar);
     }
 
+    /// zstd's multi-threaded mode cuts the input into jobs of 4 × its
+    /// window (8 MiB at level 3): sizes around one job round-trip and give
+    /// the same bytes with 1 and 3 workers.
+    #[test]
+    fn zstd_round_trips_around_job_boundaries() {
+        const JOB: usize = 8 << 20;
+        let base: Vec<u8> = (0..JOB as u32 / 8)
+            .flat_map(|i| format!("{:07}\n", i.wrapping_mul(2_654_435_761) % 100_000).into_bytes())
+            .collect();
+        for len in [0, 1, JOB - 1, JOB + 1] {
+            let data: Vec<u8> = base.iter().cycle().take(len).copied().collect();
+            let enc = |threads| {
+                let opts = CompressionOptions {
+                    threads: NonZeroUsize::new(threads),
+                    ..Compression::Zstd.into()
+                };
+                let mut e = Encoder::new(Vec::new(), &opts).unwrap();
+                e.write_all(&data).unwrap();
+                e.finish().unwrap()
+            };
+            let one = enc(1);
+            assert_eq!(one, enc(3), "len {len}: output depends on workers");
+            let back = zstd::stream::decode_all(&one[..]).unwrap();
+            assert!(back == data, "len {len}: round trip");
+        }
+    }
+
     #[test]
     fn zstd_output_independent_of_threads() {
         let data: Vec<u8> = (0..3_000_000u32)

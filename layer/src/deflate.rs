@@ -282,7 +282,6 @@ mod tests {
             CHUNK,
             CHUNK + 1,
             2 * CHUNK + SUB / 8,
-            3 * CHUNK + 12_345,
         ];
         for len in sizes {
             let data = mixed(len);
