@@ -11,7 +11,9 @@
 #   BENCH_KEEP_LOGS=/tmp/log scripts/bench.sh …   (each build's output as /tmp/log.<ns>)
 #
 # Cases: noop-runs multistage-small big-copy-from context-copy many-layers
-# (default: all). As root, builds run as the unprivileged user kilntest
+# export-big (default: all). export-big (BENCH_EXPORT_MB, default 512 MiB
+# of random + as much text) times exports only, against tar|pigz and
+# tar|zstd -T0 of the same tree. As root, builds run as the unprivileged user kilntest
 # (scripts/testuser.sh) and BuildKit runs in a dockerd started here with its
 # own data root and socket (no iptables, no bridge), stopped at exit.
 set -euo pipefail
@@ -32,7 +34,7 @@ while [ $# -gt 0 ]; do
     *) cases+=("$1"); shift ;;
     esac
 done
-all_cases=(noop-runs multistage-small big-copy-from context-copy many-layers parallel-stages)
+all_cases=(noop-runs multistage-small big-copy-from context-copy many-layers parallel-stages export-big)
 [ ${#cases[@]} -gt 0 ] || cases=("${all_cases[@]}")
 for c in "${cases[@]}"; do
     [[ " ${all_cases[*]} " == *" $c "* ]] || { echo "bench.sh: unknown case $c" >&2; usage; }
@@ -204,6 +206,7 @@ EOF
         done
         for i in $(seq 10); do head -c $((ctx_mb * 1024 * 1024 / 10)) /dev/urandom >"$dir/ctx/large$i"; done
         printf 'FROM %s\nCOPY ctx/ /ctx/\n' "$base" >"$dir/Dockerfile" ;;
+    export-big) make_export_case "$dir" ;;
     many-layers)
         # Each step prints a microsecond timestamp (busybox adjtimex reads
         # the clock unprivileged), so the time between consecutive steps —
@@ -366,11 +369,12 @@ bench_case() {
         "$(grep -v '^$' <<<"${times[$name/rss]:-}" | sort -n | tail -1 | awk '{printf "%.1f", $1/1024}')"
 }
 
+source scripts/bench-export.sh
 has_tool buildkit && start_dockerd
 echo "kiln ${BENCH_KILN:-$(git describe --always --dirty 2>/dev/null)} vs${tools[*]/kiln/}:" \
     "$runs runs each; seconds (ms for ms-step*), median (min..max), peer/kiln ratio"
 has_tool buildah && echo "  buildah $(buildah --version | awk '{print $3}'), rootless, overlay, --layers, chroot isolation"
 has_tool buildkit && echo "  BuildKit in dockerd $("${docker[@]}" version -f '{{.Server.Version}}'), rootful, overlay2"
 for c in "${cases[@]}"; do
-    bench_case "$c"
+    if [ "$c" = export-big ]; then bench_export_big; else bench_case "$c"; fi
 done

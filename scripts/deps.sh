@@ -17,6 +17,8 @@ set -euo pipefail
 packages=(gcc pkg-config ca-certificates uidmap busybox-static util-linux file
     podman skopeo umoci runc docker-registry apache2-utils git time passt man-db docker.io
     openssh-client bsdutils debootstrap)
+# pigz and zstd: the floors of scripts/bench.sh's export-big case.
+packages+=(pigz zstd)
 
 missing=()
 for p in "${packages[@]}"; do

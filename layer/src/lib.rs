@@ -39,6 +39,7 @@
 mod apply;
 mod capture;
 mod compress;
+mod deflate;
 mod digest;
 mod error;
 mod extract;

@@ -3,7 +3,8 @@
 //! chunk's last 32 KiB as preset dictionary and ended with a sync flush,
 //! and the results are concatenated in order behind one gzip header and
 //! before one CRC32/ISIZE trailer. The output is a single ordinary gzip
-//! member that any gunzip reads.
+//! member that any gunzip reads. Pieces deflate would not shrink are
+//! stored, not deflated (see `deflate`).
 //!
 //! Why not a crate: gzp needs cmake with its default features and its
 //! dictionary support needs a C zlib; this is ~200 lines on flate2's raw
@@ -20,15 +21,13 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use flate2::{Compress, FlushCompress, Status};
+use crate::deflate::{compress_chunk, DICT};
 
 /// Uncompressed bytes per chunk. Big enough that the per-chunk cost (a
 /// 5-byte sync marker, a thread hand-off, a dictionary reset) is noise,
 /// small enough that memory stays flat: about 2 × threads + 1 chunks are
 /// alive at a time.
-const CHUNK: usize = 1 << 20;
-/// deflate's window: the most of the previous chunk a match can use.
-const DICT: usize = 32 * 1024;
+pub(crate) const CHUNK: usize = 1 << 20;
 /// Fixed gzip header: no name, mtime 0, OS = Unix, so output is reproducible.
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
 
@@ -111,7 +110,7 @@ impl<W: Write> ParGzEncoder<W> {
             let bytes = match &self.zero_chunk {
                 Some(b) => b.clone(),
                 None => {
-                    let b = deflate_chunk(&data, &dict, false, self.level)?;
+                    let b = compress_chunk(&data, &dict, false, self.level)?;
                     self.zero_chunk.insert(b).clone()
                 }
             };
@@ -211,47 +210,15 @@ fn worker(rx: Arc<Mutex<Receiver<Job>>>) {
 }
 
 fn run(job: Job) {
-    let result = deflate_chunk(&job.data, &job.dict, job.last, job.level);
+    let result = compress_chunk(&job.data, &job.dict, job.last, job.level);
     // The receiver may be gone if the encoder was dropped: nothing to do.
     let _ = job.reply.send(result);
-}
-
-/// Raw-deflates one chunk. Non-last chunks end with a sync flush (an empty
-/// stored block, byte-aligned, not final) so the next chunk's blocks can
-/// follow directly; the last one ends the deflate stream.
-fn deflate_chunk(data: &[u8], dict: &[u8], last: bool, level: u32) -> io::Result<Vec<u8>> {
-    let mut c = Compress::new(flate2::Compression::new(level), false);
-    if !dict.is_empty() {
-        c.set_dictionary(dict).map_err(io::Error::other)?;
-    }
-    let flush = if last {
-        FlushCompress::Finish
-    } else {
-        FlushCompress::Sync
-    };
-    let mut out = Vec::with_capacity(data.len() / 2 + 1024);
-    loop {
-        let consumed = c.total_in() as usize;
-        if out.capacity() - out.len() < 64 {
-            out.reserve(out.capacity().max(4096));
-        }
-        let status = c
-            .compress_vec(&data[consumed..], &mut out, flush)
-            .map_err(io::Error::other)?;
-        let done_input = c.total_in() as usize == data.len();
-        // zlib reports completion of a sync flush by leaving spare output
-        // room; the final flush by StreamEnd.
-        match status {
-            Status::StreamEnd => return Ok(out),
-            _ if !last && done_input && out.len() < out.capacity() => return Ok(out),
-            _ => {}
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::deflate::deflate_raw;
     use std::io::Read;
 
     fn gz(data: &[u8], threads: usize) -> Vec<u8> {
@@ -306,11 +273,11 @@ mod tests {
         let mut rest = &data[..];
         while rest.len() >= CHUNK {
             let (c, r) = rest.split_at(CHUNK);
-            plain.extend(deflate_chunk(c, dict, false, 6).unwrap());
+            plain.extend(deflate_raw(c, dict, false, 6).unwrap());
             dict = &c[CHUNK - DICT..];
             rest = r;
         }
-        plain.extend(deflate_chunk(rest, dict, true, 6).unwrap());
+        plain.extend(deflate_raw(rest, dict, true, 6).unwrap());
         assert_eq!(&ours[HEADER.len()..ours.len() - 8], &plain[..]);
         let mut back = Vec::new();
         flate2::read::GzDecoder::new(&ours[..])

@@ -129,10 +129,22 @@ impl Store {
         names: &[String],
     ) -> Result<Image> {
         self.put_config_with(config, names, |d| {
-            match self.known_layer_blob(d, compression) {
-                Some(b) => b.descriptor(),
-                None => self.plain_layer_descriptor(d),
+            if let Some(b) = self.known_layer_blob(d, compression) {
+                return b.descriptor();
             }
+            // A layer kiln did not capture (pulled, loaded, a base layout)
+            // need not capture back to its diffID, so it cannot be
+            // recompressed: it keeps the blob it came with, in whatever
+            // compression (an image may mix them, as BuildKit's do).
+            if !self.known_capturable(d) {
+                let other = [Compression::Gzip, Compression::Zstd]
+                    .into_iter()
+                    .find_map(|c| self.known_layer_blob(d, c));
+                if let Some(b) = other {
+                    return b.descriptor();
+                }
+            }
+            self.plain_layer_descriptor(d)
         })
     }
 

@@ -341,6 +341,13 @@ impl Store {
         self.read_sidecar(diff_id).tar_size.unwrap_or(0)
     }
 
+    /// Whether the layer is known to capture to its diffID: kiln captured
+    /// it (or captured it again to measure it), so its sidecar has the
+    /// tar's size.
+    pub(crate) fn known_capturable(&self, diff_id: &Digest) -> bool {
+        self.read_sidecar(diff_id).tar_size.is_some()
+    }
+
     fn record_tar_size(&self, diff_id: &Digest, size: u64) -> Result<()> {
         self.update_sidecar(diff_id, |s| s.tar_size = Some(size))
     }
