@@ -29,7 +29,9 @@ dir=$(mktemp -d /tmp/kiln-build-bin.XXXXXX)
 chmod 755 "$dir"
 cp target/release/kiln "$dir/kiln"
 for suite in "${suites[@]}"; do
-    exe=$(grep -o "\"executable\":\"[^\"]*/$suite-[^\"]*\"" <<<"$json" | head -1 | cut -d'"' -f4)
+    # The binary is deps/SUITE-HASH: anchored there, a checkout path that
+    # holds "/SUITE-" (/work/wt/export-speed) cannot match another suite.
+    exe=$(grep -o "\"executable\":\"[^\"]*/deps/$suite-[0-9a-f]*\"" <<<"$json" | head -1 | cut -d'"' -f4)
     [ -n "$exe" ] || { echo "test-build.sh: could not find the $suite test binary" >&2; exit 1; }
     cp "$exe" "$dir/$suite-tests"
 done

@@ -232,7 +232,7 @@ KILN_ONLY=1 cell "docker defaults, kiln info (the image's command: the diagnosis
 # sandbox needs namespaces: it runs in `cargo test` outside. The tests make
 # their rootfs from /bin/busybox (busybox-static), lent by the host.
 json=$(cargo test -p kiln-sandbox --test chroot --no-run --message-format=json 2>/dev/null)
-ctest=$(grep -o '"executable":"[^"]*/chroot-[^"]*"' <<<"$json" | head -1 | cut -d'"' -f4)
+ctest=$(grep -o '"executable":"[^"]*/deps/chroot-[0-9a-f]*"' <<<"$json" | head -1 | cut -d'"' -f4)
 mkdir -p "$w/ctest"
 cp "$ctest" "$w/ctest/chroot-tests"
 chmod -R a+rX "$w/ctest"

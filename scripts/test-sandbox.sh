@@ -17,8 +17,8 @@ bash scripts/testuser.sh
 echo "test-sandbox.sh: building the sandbox tests" >&2
 json=$(cargo test -p kiln-sandbox --no-run --message-format=json)
 cargo build -p kiln-sandbox --bin kiln-sandbox-run --quiet
-unit=$(grep -o '"executable":"[^"]*kiln_sandbox-[^"]*"' <<<"$json" | head -1 | cut -d'"' -f4)
-integ=$(grep -o '"executable":"[^"]*/sandbox-[^"]*"' <<<"$json" | head -1 | cut -d'"' -f4)
+unit=$(grep -o '"executable":"[^"]*/deps/kiln_sandbox-[0-9a-f]*"' <<<"$json" | head -1 | cut -d'"' -f4)
+integ=$(grep -o '"executable":"[^"]*/deps/sandbox-[0-9a-f]*"' <<<"$json" | head -1 | cut -d'"' -f4)
 if [ -z "$unit" ] || [ -z "$integ" ]; then
     echo "test-sandbox.sh: could not find the test binaries" >&2
     exit 1
