@@ -12,11 +12,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use support::http::{FileServer, LAST_MODIFIED_UNIX};
-use support::{tool, Case};
-
-fn read(dir: &Path, rel: &str) -> String {
-    fs::read_to_string(dir.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
+use support::{git, read, tool, Case};
 
 /// `tar -cf ARCHIVE -C DIR members…` (`-z` when the name ends in .gz).
 fn tar(archive: &Path, dir: &Path, members: &[&str]) {
@@ -282,14 +278,6 @@ fn add_checksum() {
         let said = case.build_fails(&[]);
         assert!(said.contains("Dockerfile:2"), "{checksum}: {said}");
     }
-}
-
-/// `git -C dir args…` with an identity.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let mut all = vec!["-c", "user.name=test", "-c", "user.email=test", "-C"];
-    all.push(dir.to_str().unwrap());
-    all.extend_from_slice(args);
-    tool("git", &all)
 }
 
 /// A repo in `dir` (object format `format`) with one commit per tag, each

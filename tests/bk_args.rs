@@ -8,32 +8,8 @@ mod support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 
-use support::{base, fails, Case};
-
-/// Builds the case into a fresh local dir `name`; that dir.
-fn local(case: &Case, name: &str, extra: &[&str]) -> PathBuf {
-    let out = case.path(name);
-    let dest = format!("type=local,dest={}", out.display());
-    let mut args = vec!["-o", dest.as_str()];
-    args.extend_from_slice(extra);
-    case.build(&args);
-    out
-}
-
-fn read(dir: &std::path::Path, file: &str) -> String {
-    fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
-}
-
-/// A failed build of the case; its output.
-fn build_fails(case: &Case, extra: &[&str]) -> String {
-    let ctx = case.ctx();
-    let mut args = vec!["build"];
-    args.extend_from_slice(extra);
-    args.push(ctx.to_str().unwrap());
-    fails(&case.kiln(&args))
-}
+use support::{base, read, Case};
 
 /// The base image reference cut before its `busybox:latest`, so that a
 /// Dockerfile can spell it `busy$a2` as BuildKit's tests spell `busybox`
@@ -60,7 +36,7 @@ fn global_arg() {
 fn global_arg_errors() {
     let case = Case::new("global-arg-errors");
     case.dockerfile("ARG FOO=${FOO:?\"custom error\"}\nFROM BASE\n");
-    let log = build_fails(&case, &[]);
+    let log = case.build_fails(&[]);
     assert!(log.contains("FOO: custom error"), "{log}");
     case.build(&["--build-arg", "FOO=bar"]);
 }
@@ -78,7 +54,7 @@ fn multi_args() {
         ),
         busy_prefix()
     ));
-    let out = local(&case, "out", &[]);
+    let out = case.build_into("out", &[]);
     assert_eq!(read(&out, "out"), "foo bar:box-foo:123 456");
 }
 
@@ -95,7 +71,7 @@ fn quoted_meta_args() {
         ),
         busy_prefix()
     ));
-    let out = local(&case, "out", &[]);
+    let out = case.build_into("out", &[]);
     assert_eq!(read(&out, "out"), "bar-box-foo");
 }
 
@@ -116,7 +92,7 @@ fn builtin_args() {
         "--build-arg",
         "NO_PROXY=npvalue",
     ];
-    let out = local(&case, "out1", &first);
+    let out = case.build_into("out1", &first);
     assert_eq!(
         read(&out, "out"),
         "hpvalue::npvalue::foocontents::::bazcontent"
@@ -129,7 +105,7 @@ fn builtin_args() {
         "--build-arg",
         "http_proxy=hpvalue2",
     ];
-    let out = local(&case, "out2", &proxy);
+    let out = case.build_into("out2", &proxy);
     assert_eq!(
         read(&out, "out"),
         "hpvalue::npvalue::foocontents::::bazcontent"
@@ -141,7 +117,7 @@ fn builtin_args() {
         "--build-arg",
         "http_proxy=hpvalue2",
     ];
-    let out = local(&case, "out3", &changed);
+    let out = case.build_into("out3", &changed);
     assert_eq!(read(&out, "out"), "hpvalue2::::foocontents2::::bazcontent");
 }
 
@@ -178,7 +154,7 @@ fn default_env_with_args() {
             "my_arg=override my_arg=override my_arg=ov",
         ),
     ] {
-        let out = local(&case, name, extra);
+        let out = case.build_into(name, extra);
         assert_eq!(read(&out, "out"), want, "{name}");
     }
 }
@@ -191,7 +167,7 @@ fn empty_string_arg_in_env() {
         "FROM BASE AS build\nARG FOO\nARG BAR=\nRUN env > env.txt\n",
         "FROM scratch\nCOPY --from=build env.txt .\n",
     ));
-    let out = local(&case, "out", &[]);
+    let out = case.build_into("out", &[]);
     let env = read(&out, "env.txt");
     assert!(env.lines().any(|l| l == "BAR="), "{env}");
     assert!(!env.lines().any(|l| l.starts_with("FOO=")), "{env}");
@@ -227,7 +203,7 @@ fn copy_heredoc() {
         "\tstat -c \"%U:%G\" /permfiles/owned >> perms\n",
         "FROM scratch\nCOPY --from=build /dest /\n",
     ));
-    let out = local(&case, "out", &[]);
+    let out = case.build_into("out", &[]);
     for (file, want) in [
         ("single", "single file\n"),
         ("double/EOF", "first file\n"),
@@ -252,7 +228,7 @@ fn copy_heredoc_special_symbols() {
         "COPY <<\"EOF\" rawslashfile2\n\\\\\nEOF\n",
         "COPY <<\"EOF\" rawslashfile3\n\\$\nEOF\n",
     ));
-    let out = local(&case, "out", &[]);
+    let out = case.build_into("out", &[]);
     for (file, want) in [
         ("quotefile", "\"quotes in file\"\n"),
         ("slashfile1", "\n"),
@@ -274,7 +250,7 @@ fn run_basic_heredoc() {
         "FROM BASE AS build\nRUN <<EOF\necho \"i am\" >> /dest\nwhoami >> /dest\nEOF\n",
         "FROM scratch\nCOPY --from=build /dest /dest\n",
     ));
-    let out = local(&case, "out", &[]);
+    let out = case.build_into("out", &[]);
     assert_eq!(read(&out, "dest"), "i am\nroot\n");
 }
 
@@ -288,7 +264,7 @@ fn run_fake_heredoc() {
         "RUN <<EOF\nBEGIN {\n\tprint \"foo\" > \"/dest\"\n}\nEOF\n",
         "FROM scratch\nCOPY --from=build /dest /dest\n",
     ));
-    let out = local(&case, "out", &[]);
+    let out = case.build_into("out", &[]);
     assert_eq!(read(&out, "dest"), "foo\n");
 }
 
@@ -304,11 +280,11 @@ fn run_shebang_heredoc() {
         "\t\tprint \"world\" >> \"./out2\"\n\t}\nEOF\n",
         "FROM scratch\nCOPY --from=build /dest /\n",
     ));
-    let out = local(&case, "out", &[]);
+    let out = case.build_into("out", &[]);
     assert_eq!(read(&out, "out1"), "hello\nworld\n");
     assert_eq!(read(&out, "out2"), "hello\nworld\n");
     // The script's mount point is in the step's /dev, not in its layer.
-    let stage = local(&case, "stage", &["--target", "build"]);
+    let stage = case.build_into("stage", &["--target", "build"]);
     assert!(stage.join("dest/out1").is_file());
     assert!(!stage.join("dev/pipes").exists());
 }
@@ -330,7 +306,7 @@ fn run_complex_heredoc() {
         "hello WORLD\nIN1\nHELLO world\nIN2\n",
         "FROM scratch\nCOPY --from=build /dest /\n",
     ));
-    let out = local(&case, "out", &[]);
+    let out = case.build_into("out", &[]);
     for (file, want) in [
         ("out1", "hello world\n"),
         ("out2", "HELLO WORLD\n"),
@@ -357,7 +333,7 @@ fn heredoc_indent() {
         "RUN <<-EOF sh > /dest/bar3-run\necho \"\n\tbar\"\nEOF\n",
         "FROM scratch\nCOPY --from=build /dest /\n",
     ));
-    let out = local(&case, "out", &[]);
+    let out = case.build_into("out", &[]);
     for (file, want) in [
         ("foo-copy", "\tfoo\n"),
         ("foo-run", "\n\tfoo\n"),
@@ -391,7 +367,7 @@ fn heredoc_var_substitution() {
         "RUN <<EOF\nname=\"new world\"\necho \"Hello ${name}!\" > /dest/r2\nEOF\n",
         "FROM scratch\nCOPY --from=build /dest /\n",
     ));
-    let out = local(&case, "out", &[]);
+    let out = case.build_into("out", &[]);
     for (file, want) in [
         ("c1", "Hello world!\n"),
         ("c2", "Hello ${name}!\n"),
@@ -420,7 +396,7 @@ fn on_build_heredoc() {
     case.dockerfile(
         "FROM onbuild-heredoc-base AS base\nFROM scratch\nCOPY --from=base /dest /dest\n",
     );
-    let out = local(&case, "out", &[]);
+    let out = case.build_into("out", &[]);
     assert_eq!(read(&out, "dest"), "hello world\n");
 }
 
@@ -436,10 +412,10 @@ fn on_build_cleared() {
     case.build(&["-t", "ob-child"]);
     // The child ran the trigger once and does not pass it on.
     case.dockerfile("FROM ob-child\nRUN cp /out/foo /seen\n");
-    let out = local(&case, "grandchild", &[]);
+    let out = case.build_into("grandchild", &[]);
     assert_eq!(read(&out, "seen"), "11");
     case.dockerfile("FROM ob-base AS base\nFROM ob-child\nCOPY --from=base /out /\n");
-    let out = local(&case, "out", &[]);
+    let out = case.build_into("out", &[]);
     assert_eq!(read(&out, "foo"), "11");
 }
 
@@ -455,7 +431,7 @@ fn on_build_with_child_stage() {
         "FROM base AS child\nRUN [ ! -f /out/didrun ] && touch /step3\n",
         "FROM scratch\nCOPY --from=child /step* /\n",
     ));
-    let out = local(&case, "out", &[]);
+    let out = case.build_into("out", &[]);
     for step in ["step1", "step2", "step3"] {
         assert!(out.join(step).is_file(), "{step}");
     }
@@ -479,7 +455,7 @@ fn on_build_named_context() {
         "FROM scratch\nCOPY --from=inputstage /out/foo /bar\n",
     ));
     let context = format!("base=oci-layout://{}", layout.display());
-    let out = local(&case, "out", &["--build-context", &context]);
+    let out = case.build_into("out", &["--build-context", &context]);
     assert_eq!(read(&out, "bar"), "hello");
 }
 
@@ -498,7 +474,7 @@ fn on_build_new_deps() {
         "FROM ob-deps-base AS base\nRUN cat /out/alpine-release2 > /out/alpine-release3\n",
         "FROM scratch\nCOPY --from=base /out /\n",
     ));
-    let out = local(&case, "out1", &[]);
+    let out = case.build_into("out1", &[]);
     assert!(read(&out, "alpine-release3").len() > 5);
     // A trigger that mounts a stage of the child's Dockerfile.
     case.dockerfile(concat!(
@@ -512,7 +488,7 @@ fn on_build_new_deps() {
         "FROM ob-deps-base2 AS base\nRUN echo -n bar3 > /out/bar3\n",
         "FROM scratch\nCOPY --from=base /out /\n",
     ));
-    let out = local(&case, "out2", &[]);
+    let out = case.build_into("out2", &[]);
     assert_eq!(read(&out, "bar"), "foo");
     assert!(read(&out, "bar2").len() > 5);
     assert_eq!(read(&out, "bar3"), "bar3");

@@ -10,23 +10,9 @@ mod support;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use support::{host_arch, Case};
-
-/// Builds the case into a fresh local dir `name`; that dir.
-fn local(case: &Case, name: &str, extra: &[&str]) -> PathBuf {
-    let out = case.path(name);
-    let dest = format!("type=local,dest={}", out.display());
-    let mut args = vec!["-o", dest.as_str()];
-    args.extend_from_slice(extra);
-    case.build(&args);
-    out
-}
-
-fn read(dir: &Path, file: &str) -> String {
-    fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
-}
+use support::{host_arch, read, Case};
 
 /// `--build-context NAME=VALUE`.
 fn context(name: &str, value: &str) -> [String; 2] {
@@ -70,7 +56,7 @@ fn named_image_context() {
         "COPY --from=base /env_foobar /\n",
     ));
     let c = context("busybox", "docker-image://alpine-like");
-    let out = local(&case, "out1", &args(&c));
+    let out = case.build_into("out1", &args(&c));
     assert!(!read(&out, "out").is_empty());
     assert_eq!(read(&out, "env_foobar").trim(), "FOOBAR=foobar");
     assert!(read(&out, "env_path").contains("/foobar:"));
@@ -117,7 +103,7 @@ fn named_image_context_scratch() {
         "FROM scratch\nCOPY --from=build / /\n",
     ));
     let c = context("busybox", "docker-image://scratch");
-    let out = local(&case, "out", &args(&c));
+    let out = case.build_into("out", &args(&c));
     let names: Vec<_> = fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -140,7 +126,7 @@ fn named_local_context() {
     fs::write(dir.join("out2"), "dummy-result").unwrap();
     fs::write(dir.join(".dockerignore"), "out2\n").unwrap();
     let c = context("base", dir.to_str().unwrap());
-    let out = local(&case, "out", &args(&c));
+    let out = case.build_into("out", &args(&c));
     assert_eq!(read(&out, "out"), "dummy-result");
     assert!(!out.join("out2").exists(), "the context's .dockerignore");
 }
@@ -168,7 +154,7 @@ fn named_oci_layout_context() {
     ));
     let value = format!("oci-layout://{}@{digest}", layout.display());
     let (b, f) = (context("base", &value), context("foo", &value));
-    let out = local(&case, "out", &[args(&b), args(&f)].concat());
+    let out = case.build_into("out", &[args(&b), args(&f)].concat());
     assert_eq!(read(&out, "out"), "first");
     assert_eq!(read(&out, "out2"), "second");
     assert_eq!(read(&out, "outfoo"), "bar");
@@ -226,7 +212,7 @@ fn named_filtered_context() {
         case.dockerfile(&text);
         let mut a = args(&c);
         a.extend(["--target", "all"]);
-        let out = local(&case, &format!("out-{variant}"), &a);
+        let out = case.build_into(&format!("out-{variant}"), &a);
         for f in ["foo.b", "foo.c", "foo.d"] {
             assert_eq!(read(&out, f), "foo", "{variant}: {f}");
         }
@@ -243,7 +229,7 @@ fn eager_named_context_lookup() {
     ));
     let n = context("notused", "docker-image://nosuchimage.invalid/x:latest");
     let b = context("busybox", "docker-image://dontexist.invalid/x:latest");
-    let out = local(&case, "out", &[args(&n), args(&b)].concat());
+    let out = case.build_into("out", &[args(&n), args(&b)].concat());
     assert_eq!(read(&out, "foo"), "base\n");
 }
 
@@ -269,7 +255,7 @@ fn source_date_epoch_without_exporter() {
 /// The mtime of the image's /Dockerfile (BuildKit checks the layer's
 /// `buildkit/rewritten-timestamp`; kiln clamps the files of new layers).
 fn dockerfile_mtime(case: &Case, name: &str, extra: &[&str]) -> i64 {
-    let out = local(case, name, extra);
+    let out = case.build_into(name, extra);
     fs::symlink_metadata(out.join("Dockerfile"))
         .unwrap()
         .mtime()
@@ -319,7 +305,7 @@ fn platform_args_implicit() {
     );
     case.file("foo", "d0");
     case.file("foo2", "d1");
-    let out = local(&case, "out", &[]);
+    let out = case.build_into("out", &[]);
     assert_eq!(read(&out, "bar"), "d0");
     assert_eq!(read(&out, "bar2"), "d1");
 }
@@ -342,7 +328,7 @@ fn platform_args_explicit() {
         "--build-arg",
         "TARGETOS=freebsd",
     ];
-    let out = local(&case, "out", &extra);
+    let out = case.build_into("out", &extra);
     assert_eq!(read(&out, "platform"), platform);
     assert_eq!(read(&out, "os"), "freebsd");
 }
@@ -364,7 +350,7 @@ fn check_honours_build_context_replacements() {
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("dep"), "from the context\n").unwrap();
     let c = context("deps", dir.to_str().unwrap());
-    let out = local(&case, "out", &args(&c));
+    let out = case.build_into("out", &args(&c));
     assert_eq!(read(&out, "dep"), "from the context\n", "the build");
     let ctx = case.ctx();
     let check = [

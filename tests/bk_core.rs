@@ -10,24 +10,7 @@ use std::fs;
 use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
-use support::{fails, text, Case};
-
-/// Builds the case to a fresh local dir; that dir.
-fn local(case: &Case, extra: &[&str]) -> std::path::PathBuf {
-    let out = case.path("out");
-    let _ = fs::remove_dir_all(&out);
-    let dest = format!("type=local,dest={}", out.display());
-    let args = [&["-o", dest.as_str()][..], extra].concat();
-    case.build(&args);
-    out
-}
-
-/// The output of a `kiln build` of the case that must fail.
-fn build_fails(case: &Case, extra: &[&str]) -> String {
-    let ctx = case.ctx();
-    let args = [&["build"][..], extra, &[ctx.to_str().unwrap()]].concat();
-    fails(&case.kiln(&args))
-}
+use support::{text, Case};
 
 fn config(case: &Case, name: &str) -> Value {
     case.inspect(name)["Config"].clone()
@@ -81,7 +64,7 @@ fn context_change_dir_to_file() {
     // The same context path, `foo` now a file: the cache must see it.
     fs::remove_dir_all(case.ctx().join("foo")).unwrap();
     case.file("foo", "contents2");
-    let out = local(&case, &[]);
+    let out = case.build_local(&[]);
     assert_eq!(fs::read_to_string(out.join("foo")).unwrap(), "contents2");
 }
 
@@ -196,7 +179,7 @@ RUN echo 'dockerio:x:1001:1001::/bin:/bin/false' >> /etc/passwd && echo 'dockeri
     }
     df.push_str("USER daemon\nRUN id -un > /out/daemonuser\nFROM scratch\nCOPY --from=base /out /\nUSER nobody\n");
     case.dockerfile(&df);
-    let out = local(&case, &[]);
+    let out = case.build_local(&[]);
     assert_eq!(fs::read_to_string(out.join("rootuser")).unwrap(), "root\n");
     assert_eq!(
         fs::read_to_string(out.join("daemonuser")).unwrap(),
@@ -230,7 +213,7 @@ fn target_mistype() {
     case.dockerfile(
         "\nFROM scratch AS build\nCOPY Dockerfile /out\n\nFROM scratch\nCOPY --from=build /out /\n",
     );
-    let err = build_fails(&case, &["--target", "bulid"]);
+    let err = case.build_fails(&["--target", "bulid"]);
     assert!(
         err.contains("target stage \"bulid\" could not be found (did you mean build?)"),
         "{err}"
@@ -284,7 +267,7 @@ fn ignore_entrypoint() {
 fn invalid_json_commands() {
     let case = Case::new("invalid-json");
     case.dockerfile("\nFROM BASE\nRUN [\"echo\", \"hello\"]this is invalid\n");
-    let err = build_fails(&case, &[]);
+    let err = case.build_fails(&[]);
     assert!(err.contains("this is invalid"), "{err}");
     case.dockerfile("\nFROM BASE\nENTRYPOINT []random string\n");
     case.build(&["-t", "invalid-json"]);
@@ -299,7 +282,7 @@ fn invalid_json_commands() {
 fn dockerfile_invalid_command() {
     let case = Case::new("invalid-command");
     case.dockerfile("\n\tFROM BASE\n\tRUN invalidcmd\n");
-    let err = build_fails(&case, &[]);
+    let err = case.build_fails(&[]);
     assert!(err.contains("/bin/sh -c invalidcmd"), "{err}");
     assert!(err.contains("did not complete successfully"), "{err}");
 }
@@ -311,7 +294,7 @@ fn dockerfile_invalid_instruction() {
     case.dockerfile(
         "\nFROM scratch\nFNTRYPOINT [\"/bin/sh\", \"-c\", \"echo invalidinstruction\"]\n",
     );
-    let err = build_fails(&case, &[]);
+    let err = case.build_fails(&[]);
     assert!(err.contains("unknown instruction: FNTRYPOINT"), "{err}");
     assert!(err.contains("did you mean ENTRYPOINT?"), "{err}");
 }
@@ -378,13 +361,13 @@ fn workdir_exists() {
 fn multi_stage_implicit_from() {
     let case = Case::new("implicit-from");
     case.dockerfile("\nFROM scratch\nCOPY --from=BASE /etc/passwd test\n");
-    let out = local(&case, &[]);
+    let out = case.build_local(&[]);
     assert!(fs::read_to_string(out.join("test"))
         .unwrap()
         .contains("root"));
     // A stage named like an image hides the image.
     case.dockerfile("\nFROM BASE AS golang\nRUN mkdir -p /usr/bin && echo -n foo > /usr/bin/go\n\nFROM scratch\nCOPY --from=golang /usr/bin/go go\n");
-    let out = local(&case, &[]);
+    let out = case.build_local(&[]);
     assert_eq!(fs::read_to_string(out.join("go")).unwrap(), "foo");
 }
 
@@ -394,7 +377,7 @@ fn multi_stage_case_insensitive() {
     let case = Case::new("stage-case");
     case.dockerfile("\nFROM scratch AS STAge0\nCOPY foo bar\nFROM scratch AS staGE1\nCOPY --from=staGE0 bar baz\nFROM scratch\nCOPY --from=stage1 baz bax\n");
     case.file("foo", "foo-contents");
-    let out = local(&case, &["--target", "Stage1"]);
+    let out = case.build_local(&["--target", "Stage1"]);
     assert_eq!(fs::read_to_string(out.join("baz")).unwrap(), "foo-contents");
 }
 
@@ -403,7 +386,7 @@ fn multi_stage_case_insensitive() {
 fn empty_stages() {
     let case = Case::new("empty-stages");
     case.dockerfile("ARG foo=bar");
-    let err = build_fails(&case, &[]);
+    let err = case.build_fails(&[]);
     assert!(
         err.contains("dockerfile contains no stages to build"),
         "{err}"
@@ -544,7 +527,7 @@ fn errors_source_map() {
     for (name, dockerfile, lines) in cases {
         let case = Case::new(name);
         case.dockerfile(dockerfile);
-        let err = build_fails(&case, &[]);
+        let err = case.build_fails(&[]);
         let at = match lines {
             [l] => format!("Dockerfile:{l}"),
             [a, b] => format!("Dockerfile:{a}-{b}"),

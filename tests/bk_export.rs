@@ -9,21 +9,7 @@ mod support;
 use std::fs;
 use std::path::PathBuf;
 
-use support::{fails, tool, Case};
-
-/// `kiln build -o type=local,dest=DIR` of the case; the output dir.
-fn build_local(case: &Case, dir: &str, extra: &[&str]) -> PathBuf {
-    let out = case.path(dir);
-    let dest = format!("type=local,dest={}", out.display());
-    let mut args = vec!["-o", dest.as_str()];
-    args.extend_from_slice(extra);
-    case.build(&args);
-    out
-}
-
-fn read(dir: &std::path::Path, file: &str) -> String {
-    fs::read_to_string(dir.join(file)).unwrap()
-}
+use support::{fails, read, tool, Case};
 
 #[test]
 #[ignore = "rootless: run by scripts/test-build.sh"]
@@ -36,11 +22,11 @@ fn no_cache() {
          FROM BASE AS s1\nRUN cat /dev/urandom | head -c 100 | sha256sum | tee unique2\n\
          FROM scratch\nCOPY --from=s0 unique /\nCOPY --from=s1 unique2 /\n",
     );
-    let one = build_local(&case, "one", &[]);
-    let two = build_local(&case, "two", &["--no-cache"]);
+    let one = case.build_into("one", &[]);
+    let two = case.build_into("two", &["--no-cache"]);
     assert_ne!(read(&one, "unique"), read(&two, "unique"));
     assert_ne!(read(&one, "unique2"), read(&two, "unique2"));
-    let three = build_local(&case, "three", &[]);
+    let three = case.build_into("three", &[]);
     assert_eq!(read(&two, "unique"), read(&three, "unique"));
 }
 
@@ -56,11 +42,11 @@ fn cache_mount_mode_no_cache() {
          ls -l /cache | wc -l > /out\n\
          FROM scratch\nCOPY --from=base /out /\n",
     );
-    let out = build_local(&case, "o1", &[]);
+    let out = case.build_into("o1", &[]);
     assert_eq!(read(&out, "out"), "2\n");
-    let out = build_local(&case, "o2", &["--no-cache", "--build-arg", "FOO=def"]);
+    let out = case.build_into("o2", &["--no-cache", "--build-arg", "FOO=def"]);
     assert_eq!(read(&out, "out"), "2\n");
-    let out = build_local(&case, "o3", &["--build-arg", "FOO=ghi"]);
+    let out = case.build_into("o3", &["--build-arg", "FOO=ghi"]);
     assert_eq!(read(&out, "out"), "3\n");
 }
 
@@ -135,12 +121,12 @@ fn copy_from_a_stage_rebuilt_to_the_same_files_stays_cached() {
          RUN cat /dev/urandom | head -c 100 | sha256sum > /unique\n",
     );
     case.file("cachebust", "0");
-    let one = build_local(&case, "one", &[]);
+    let one = case.build_into("one", &[]);
     case.file("cachebust", "1");
-    let two = build_local(&case, "two", &[]);
+    let two = case.build_into("two", &[]);
     assert_eq!(read(&one, "unique"), read(&two, "unique"));
     // Other content is another key.
-    let three = build_local(&case, "three", &["--build-arg", "V=bar"]);
+    let three = case.build_into("three", &["--build-arg", "V=bar"]);
     assert_eq!(read(&three, "out/foo"), "bar\n");
     assert_ne!(read(&two, "unique"), read(&three, "unique"));
 }

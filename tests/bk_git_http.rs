@@ -6,18 +6,9 @@ mod support;
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::Path;
 
 use support::http::FileServer;
-use support::{base, text, tool, Case};
-
-/// `git` with an identity, in `dir`.
-fn git(dir: &Path, args: &[&str]) {
-    let mut all = vec!["-c", "user.name=kiln", "-c", "user.email=kiln@test", "-C"];
-    all.push(dir.to_str().unwrap());
-    all.extend_from_slice(args);
-    tool("git", &all);
-}
+use support::{base, git, text, tool, Case};
 
 /// `kiln build -o type=local,dest=OUT extra… CONTEXT`; panics with the
 /// output on failure.

@@ -10,11 +10,7 @@ mod support;
 use std::fs;
 use std::path::Path;
 
-use support::Case;
-
-fn read(dir: &Path, rel: &str) -> String {
-    fs::read_to_string(dir.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
+use support::{read, Case};
 
 #[test]
 #[ignore = "rootless: run by scripts/test-build.sh"]

@@ -10,26 +10,7 @@ use std::fs;
 use std::io::Write;
 use std::net::TcpListener;
 
-use support::{fails, Case};
-
-/// `kiln build -o type=local,dest=DIR` of the case; the output dir.
-fn build_local(case: &Case, dir: &str, extra: &[&str]) -> std::path::PathBuf {
-    let out = case.path(dir);
-    let dest = format!("type=local,dest={}", out.display());
-    let mut args = vec!["-o", dest.as_str()];
-    args.extend_from_slice(extra);
-    case.build(&args);
-    out
-}
-
-/// `kiln build` of the case, which must fail; its output.
-fn build_fails(case: &Case, extra: &[&str]) -> String {
-    let mut args = vec!["build"];
-    args.extend_from_slice(extra);
-    let ctx = case.ctx();
-    args.push(ctx.to_str().unwrap());
-    fails(&case.kiln(&args))
-}
+use support::Case;
 
 /// A secret file outside the context: `id=NAME,src=FILE`.
 fn secret(case: &Case, name: &str, value: &str) -> String {
@@ -81,7 +62,7 @@ fn mount_invalid() {
     ];
     for (run, wanted) in cases {
         case.dockerfile(&format!("FROM scratch\n{run}\n"));
-        let said = build_fails(&case, &[]);
+        let said = case.build_fails(&[]);
         for w in wanted {
             assert!(said.contains(w), "{run}: no {w:?} in:\n{said}");
         }
@@ -104,9 +85,9 @@ fn mount_rw_cache() {
          FROM scratch\nCOPY --from=second /unique /unique\n",
     );
     case.file("cachebust", "0");
-    let first = fs::read_to_string(build_local(&case, "out1", &[]).join("unique")).unwrap();
+    let first = fs::read_to_string(case.build_into("out1", &[]).join("unique")).unwrap();
     case.file("cachebust", "1");
-    let second = fs::read_to_string(build_local(&case, "out2", &[]).join("unique")).unwrap();
+    let second = fs::read_to_string(case.build_into("out2", &[]).join("unique")).unwrap();
     assert_eq!(first, second);
 }
 
@@ -167,7 +148,7 @@ fn mount_from_error() {
         "FROM BASE AS test\nRUN touch /tmp/test\nFROM BASE\nENV ttt=test\n\
          RUN --mount=from=$ttt,type=cache,target=/tmp ls\n",
     );
-    let said = build_fails(&case, &[]);
+    let said = case.build_fails(&[]);
     assert!(
         said.contains("'from' doesn't support variable expansion, define alias stage instead"),
         "{said}"
@@ -183,7 +164,7 @@ fn mount_tmpfs_size() {
          RUN --mount=type=tmpfs,target=/dev/shm,size=128m mount | grep /dev/shm > /tmpfssize\n\
          FROM scratch\nCOPY --from=base /tmpfssize /\n",
     );
-    let out = build_local(&case, "out", &[]);
+    let out = case.build_into("out", &[]);
     let seen = fs::read_to_string(out.join("tmpfssize")).unwrap();
     assert!(seen.contains("size=131072k"), "{seen}");
 }
@@ -202,7 +183,7 @@ fn mount_duplicate() {
     case.file("b.txt", "bar\n");
     for text in ["foo\n", "updated\n"] {
         case.file("a.txt", text);
-        let out = build_local(&case, "out", &[]);
+        let out = case.build_into("out", &[]);
         assert_eq!(
             fs::read_to_string(out.join("combined.txt")).unwrap(),
             format!("{text}bar\n")
@@ -244,7 +225,7 @@ fn cache_mount_source_escape() {
          RUN --mount=type=cache,id=sourceescape,source=sel,target=/victim cat /victim/hostname\n\
          FROM scratch\nCOPY --from=victim /etc/hostname /hostname\n",
     );
-    build_fails(&case, &["--no-cache"]);
+    case.build_fails(&["--no-cache"]);
 }
 
 #[test]
@@ -266,7 +247,7 @@ fn secret_file_params() {
 fn secret_required_without_value() {
     let case = Case::new("bk-secret-required");
     case.dockerfile("FROM BASE\nRUN --mount=type=secret,required,id=mysecret foo\n");
-    let said = build_fails(&case, &[]);
+    let said = case.build_fails(&[]);
     assert!(said.contains("secret mysecret: not found"), "{said}");
 }
 
@@ -347,7 +328,7 @@ fn run_security_insecure() {
     // entitlement.
     let case = Case::new("bk-sec-insecure");
     case.dockerfile("FROM BASE\nRUN --security=insecure true\n");
-    let said = build_fails(&case, &[]);
+    let said = case.build_fails(&[]);
     assert!(said.contains("Dockerfile:2"), "{said}");
     assert!(said.contains("--security=insecure"), "{said}");
 }
@@ -394,7 +375,7 @@ fn run_socket_stays_for_later_steps() {
          COPY --from=s /r/dev/ /copied/\n\
          RUN ls -l /copied/log | cut -c1-10 >> /seen && stat -c %s /copied/log >> /seen\n",
     );
-    let out = build_local(&case, "out", &["--target", "child"]);
+    let out = case.build_into("out", &["--target", "child"]);
     assert_eq!(
         fs::read_to_string(out.join("seen")).unwrap(),
         "socket\nsocket\n-rw-rw-rw-\n0\n"

@@ -13,7 +13,7 @@ use std::fs;
 use std::path::Path;
 
 use support::http::{FileServer, LAST_MODIFIED_UNIX};
-use support::{run_sh, text, tool, Case};
+use support::{git, run_sh, text, tool, Case};
 
 /// Whether the step whose line contains `needle` is marked CACHED in a
 /// plain progress log (`#N [..] needle` … `#N CACHED`).
@@ -196,14 +196,6 @@ fn add_urls_check_checksums_keep_mtimes_and_tars() {
     case.dockerfile(&format!("FROM BASE\nADD {} /x\n", server.url("missing")));
     let out = build_fails(&case, &[]);
     assert!(out.contains("404"), "{out}");
-}
-
-/// `git` with an identity, in `dir`.
-fn git(dir: &Path, args: &[&str]) {
-    let mut all = vec!["-c", "user.name=kiln", "-c", "user.email=kiln@test", "-C"];
-    all.push(dir.to_str().unwrap());
-    all.extend_from_slice(args);
-    tool("git", &all);
 }
 
 #[test]

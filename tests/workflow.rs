@@ -8,12 +8,11 @@ mod support;
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::http::FileServer;
-use support::{base, fails, text, tool, Case};
+use support::{base, fails, git, text, tool, Case};
 
 /// `sh -c SCRIPT` in the case's dir, with `kiln` on PATH using the case's
 /// store.
@@ -229,14 +228,6 @@ fn context_on_stdin_dockerfile_alone_or_tar() {
         fs::read_to_string(case.path("out2/f")).unwrap(),
         "in the tar"
     );
-}
-
-/// `git` with an identity, in `dir`.
-fn git(dir: &Path, args: &[&str]) {
-    let mut all = vec!["-c", "user.name=kiln", "-c", "user.email=kiln@test", "-C"];
-    all.push(dir.to_str().unwrap());
-    all.extend_from_slice(args);
-    tool("git", &all);
 }
 
 #[test]

@@ -254,17 +254,12 @@ mod tests {
             .collect();
         for len in [0, 1, JOB - 1, JOB + 1, 2 * JOB + 3] {
             let data: Vec<u8> = base.iter().cycle().take(len).copied().collect();
-            let enc = |threads| {
-                let opts = CompressionOptions {
-                    threads: NonZeroUsize::new(threads),
-                    ..Compression::Zstd.into()
-                };
-                let mut e = Encoder::new(Vec::new(), &opts).unwrap();
-                e.write_all(&data).unwrap();
-                e.finish().unwrap()
-            };
-            let one = enc(1);
-            assert_eq!(one, enc(3), "len {len}: output depends on workers");
+            let one = zstd_with(1, &data);
+            assert_eq!(
+                one,
+                zstd_with(3, &data),
+                "len {len}: output depends on workers"
+            );
             let back = zstd::stream::decode_all(&one[..]).unwrap();
             assert!(back == data, "len {len}: round trip");
         }
@@ -275,15 +270,17 @@ mod tests {
         let data: Vec<u8> = (0..3_000_000u32)
             .flat_map(|i| (i % 251).to_le_bytes())
             .collect();
-        let enc = |threads| {
-            let opts = CompressionOptions {
-                threads: NonZeroUsize::new(threads),
-                ..Compression::Zstd.into()
-            };
-            let mut e = Encoder::new(Vec::new(), &opts).unwrap();
-            e.write_all(&data).unwrap();
-            e.finish().unwrap()
+        assert_eq!(zstd_with(1, &data), zstd_with(2, &data));
+    }
+
+    /// `data` zstd-compressed with `threads` workers.
+    fn zstd_with(threads: usize, data: &[u8]) -> Vec<u8> {
+        let opts = CompressionOptions {
+            threads: NonZeroUsize::new(threads),
+            ..Compression::Zstd.into()
         };
-        assert_eq!(enc(1), enc(2));
+        let mut e = Encoder::new(Vec::new(), &opts).unwrap();
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
     }
 }

@@ -21,7 +21,6 @@ use rustix::fs::{self as rfs, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
 use crate::error::{Error, Result};
-use crate::exec::DEFAULT_PATH;
 use crate::spawn::ExitStatus;
 use crate::spec::{Io, Stdio};
 use crate::user;
@@ -84,16 +83,7 @@ pub fn run_chrooted(step: ChrootStep) -> Result<ExitStatus> {
     make_cwd(&root_fd, &step.cwd)?;
 
     let mut env = step.env;
-    let has = |env: &[OsString], k: &[u8]| {
-        env.iter()
-            .any(|e| e.as_bytes().starts_with(k) && e.as_bytes().get(k.len()) == Some(&b'='))
-    };
-    if !has(&env, b"PATH") {
-        env.push(format!("PATH={DEFAULT_PATH}").into());
-    }
-    if !has(&env, b"HOME") {
-        env.push(format!("HOME={}", who.home).into());
-    }
+    crate::exec::default_env(&mut env, &who.home);
     let mut cmd = std::process::Command::new(&argv0);
     cmd.args(&step.argv[1..]).env_clear();
     for e in &env {

@@ -87,16 +87,7 @@ pub(crate) fn prepare(spec: &Spec) -> Result<Command> {
         User::Ids { uid, gid, groups } => (*uid, *gid, groups.clone(), "/".to_string()),
     };
     let mut env: Vec<OsString> = spec.env.clone();
-    let has = |env: &[OsString], k: &[u8]| {
-        env.iter()
-            .any(|e| e.as_bytes().starts_with(k) && e.as_bytes().get(k.len()) == Some(&b'='))
-    };
-    if !has(&env, b"PATH") {
-        env.push(format!("PATH={DEFAULT_PATH}").into());
-    }
-    if !has(&env, b"HOME") {
-        env.push(format!("HOME={home}").into());
-    }
+    default_env(&mut env, &home);
     let path_var = env
         .iter()
         .rev()
@@ -230,5 +221,20 @@ impl Command {
             libc::execve(self.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
         }
         Err(format!("exec {:?}: {}", self.path, errno()))
+    }
+}
+
+/// PATH and HOME for a command whose environment does not set them, as
+/// runc's and Docker's defaults.
+pub(crate) fn default_env(env: &mut Vec<OsString>, home: &str) {
+    let has = |env: &[OsString], k: &[u8]| {
+        env.iter()
+            .any(|e| e.as_bytes().starts_with(k) && e.as_bytes().get(k.len()) == Some(&b'='))
+    };
+    if !has(env, b"PATH") {
+        env.push(format!("PATH={DEFAULT_PATH}").into());
+    }
+    if !has(env, b"HOME") {
+        env.push(format!("HOME={home}").into());
     }
 }

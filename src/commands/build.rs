@@ -174,14 +174,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
     }
     if config.error && !warnings.is_empty() {
         // As BuildKit: `error=true` stops the build before it runs.
-        let mut rules: Vec<&str> = warnings.iter().map(|w| w.rule).collect();
-        rules.sort_unstable();
-        rules.dedup();
-        let _ = writeln!(
-            std::io::stderr(),
-            "error: lint violation found for rules: {}",
-            rules.join(", ")
-        );
+        super::check::say_lint_violation(warnings.iter().map(|w| w.rule));
         return Ok(1);
     }
     let epoch = source_date_epoch(&graph.inputs)?;

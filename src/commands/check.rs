@@ -72,17 +72,22 @@ pub fn run(args: &BuildArgs) -> Result<i32> {
     }
     if config.error && !warnings.is_empty() {
         // BuildKit's lint result carries this error too.
-        let mut rules: Vec<&str> = warnings.iter().map(|w| w.rule).collect();
-        rules.sort_unstable();
-        rules.dedup();
-        let _ = writeln!(
-            std::io::stderr(),
-            "error: lint violation found for rules: {}",
-            rules.join(", ")
-        );
+        say_lint_violation(warnings.iter().map(|w| w.rule));
         return Ok(1);
     }
     Ok(0)
+}
+
+/// BuildKit's error for `# check=error=true` when warnings remain: each
+/// rule named once.
+pub(super) fn say_lint_violation(rules: impl Iterator<Item = &'static str>) {
+    let mut rules: Vec<&str> = rules.collect();
+    rules.sort_unstable();
+    rules.dedup();
+    say!(
+        "error: lint violation found for rules: {}",
+        rules.join(", ")
+    );
 }
 
 fn print_summary(graph: &Graph, file: &str) -> Result<()> {

@@ -9,6 +9,9 @@ pub mod http;
 pub mod outputs;
 pub mod registry;
 
+#[allow(unused_imports)]
+pub use outputs::read;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -175,6 +178,14 @@ pub fn tool(program: &str, args: &[&str]) -> String {
     let t = text(&out);
     assert!(out.status.success(), "{program} {args:?} failed:\n{t}");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `git -C dir args…` with an identity; its stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let mut all = vec!["-c", "user.name=kiln", "-c", "user.email=kiln@test", "-C"];
+    all.push(dir.to_str().unwrap());
+    all.extend_from_slice(args);
+    tool("git", &all)
 }
 
 /// `podman load` of an archive, then `podman run --rm IMAGE argv…`.
