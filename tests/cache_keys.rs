@@ -5,18 +5,7 @@ mod support;
 
 use std::process::Command;
 
-use support::{text, Case};
-
-/// Whether the step whose line contains `needle` is marked CACHED in a
-/// plain progress log (`#N [..] needle` … `#N CACHED`).
-fn cached(log: &str, needle: &str) -> bool {
-    let id = log
-        .lines()
-        .find(|l| l.contains(needle) && l.starts_with('#'))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no step {needle:?} in:\n{log}"));
-    log.lines().any(|l| l == format!("{id} CACHED"))
-}
+use support::{cached, text, Case};
 
 #[test]
 #[ignore = "rootless: run by scripts/test-build.sh"]

@@ -13,18 +13,7 @@ use std::fs;
 use std::path::Path;
 
 use support::http::{FileServer, LAST_MODIFIED_UNIX};
-use support::{git, run_sh, text, tool, Case};
-
-/// Whether the step whose line contains `needle` is marked CACHED in a
-/// plain progress log (`#N [..] needle` … `#N CACHED`).
-fn cached(log: &str, needle: &str) -> bool {
-    let id = log
-        .lines()
-        .find(|l| l.contains(needle) && l.starts_with('#'))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no step {needle:?} in:\n{log}"));
-    log.lines().any(|l| l == format!("{id} CACHED"))
-}
+use support::{cached, git, run_sh, text, tool, Case};
 
 /// A failing build's output.
 fn build_fails(case: &Case, extra: &[&str]) -> String {

@@ -180,6 +180,17 @@ pub fn tool(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Whether the step whose line contains `needle` is marked CACHED in a
+/// plain progress log (`#N [..] needle` … `#N CACHED`).
+pub fn cached(log: &str, needle: &str) -> bool {
+    let id = log
+        .lines()
+        .find(|l| l.contains(needle) && l.starts_with('#'))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no step {needle:?} in:\n{log}"));
+    log.lines().any(|l| l == format!("{id} CACHED"))
+}
+
 /// `git -C dir args…` with an identity; its stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let mut all = vec!["-c", "user.name=kiln", "-c", "user.email=kiln@test", "-C"];
