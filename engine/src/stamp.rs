@@ -1,0 +1,101 @@
+//! SOURCE_DATE_EPOCH, applied when the image is made rather than in the
+//! step cache keys: steps keep their raw layers (mtimes as made) and the
+//! times they were made in their cache entries, keyed without the epoch,
+//! and the image gets, for each layer its stages added, a copy with every
+//! later mtime clamped, and the epoch as its steps' times. A new epoch
+//! (each commit's time in CI) then re-stamps the image and re-runs no
+//! step. RUN steps see lower layers as made, as in BuildKit, where the
+//! epoch is applied by the exporter too.
+//!
+//! A clamped copy is made once per (raw layer, epoch) and recorded under a
+//! key of both (a `LinkEntry`: a layer under a key, which prune already
+//! reads), so a rebuild with the same epoch writes nothing new.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+use kiln_layer::{CaptureOptions, Digest, UnpackOptions};
+
+use super::add::LinkEntry;
+use super::{cache, created, Builder, StageState};
+use crate::image_config::ImageConfig;
+
+impl Builder<'_> {
+    /// The image config of a finished stage, with the build's epoch (if
+    /// any) applied to what the stage's own steps made: its history
+    /// entries and its layers above the base image's.
+    pub(super) fn stamped(&self, state: &StageState) -> Result<ImageConfig> {
+        let mut config = state.config.clone();
+        let Some(epoch) = self.req.epoch else {
+            return Ok(config);
+        };
+        let time = created::rfc3339(epoch.max(0) as u64);
+        for h in config.history.iter_mut().skip(state.base.history) {
+            h.created = Some(time.clone());
+        }
+        for d in config.rootfs.diff_ids.iter_mut().skip(state.base.layers) {
+            let raw = Digest::parse(d).map_err(|e| anyhow!("bad diff_id {d:?}: {e}"))?;
+            *d = self.clamped(&raw, epoch)?.to_string();
+        }
+        Ok(config)
+    }
+
+    /// The layer `raw` with mtimes later than `epoch` set to it: recorded
+    /// from an earlier build, else made now.
+    fn clamped(&self, raw: &Digest, epoch: i64) -> Result<Digest> {
+        let key = cache::key(
+            "epoch-layer",
+            &[raw.as_str().as_bytes(), &epoch.to_le_bytes()],
+        );
+        if let Some(layer) = self.linked(&key)? {
+            return Ok(layer);
+        }
+        let dir = self.scratch.path().join(format!("epoch-{}", raw.hex()));
+        std::fs::create_dir(&dir).with_context(|| format!("create {}", dir.display()))?;
+        clamped_copy(&self.store.layer_dir(raw), &dir, epoch.max(0) as u64)
+            .with_context(|| format!("applying SOURCE_DATE_EPOCH to layer {raw}"))?;
+        // A layer with nothing newer than the epoch is itself: the copy
+        // is then a duplicate, which the store drops.
+        let layer = self
+            .store
+            .commit_layer(&dir, &CaptureOptions::default())
+            .context("storing the clamped layer")?;
+        let entry = LinkEntry {
+            layer: layer.to_string(),
+        };
+        self.store.cache_put(&key, &serde_json::to_vec(&entry)?)?;
+        Ok(layer)
+    }
+}
+
+/// Writes into the empty dir `dest` the layer dir `src` with mtimes later
+/// than `epoch` clamped: the layer's own capture, clamped, streamed into
+/// an unpack (whiteouts, owners, xattrs and links as a pulled layer's).
+fn clamped_copy(src: &Path, dest: &Path, epoch: u64) -> Result<()> {
+    let (mut reader, mut writer) = std::io::pipe()?;
+    let opts = CaptureOptions {
+        clamp_mtime: Some(epoch),
+        ..CaptureOptions::default()
+    };
+    std::thread::scope(|s| {
+        let capture = s.spawn(move || {
+            let captured = kiln_layer::capture(src, &mut writer, None, &opts);
+            drop(writer); // the unpack's end of file
+            captured
+        });
+        let unpack = UnpackOptions {
+            whiteouts: true,
+            ..UnpackOptions::default()
+        };
+        let unpacked = kiln_layer::unpack(&mut reader, dest, &unpack);
+        // A failed unpack stops reading: the capture then fails on a
+        // closed pipe instead of waiting for room in it.
+        drop(reader);
+        let captured = capture
+            .join()
+            .map_err(|_| anyhow!("the layer capture panicked"))?;
+        captured?;
+        unpacked?;
+        Ok(())
+    })
+}
