@@ -33,23 +33,52 @@ impl Builder<'_> {
         for h in config.history.iter_mut().skip(state.base.history) {
             h.created = Some(time.clone());
         }
-        for d in config.rootfs.diff_ids.iter_mut().skip(state.base.layers) {
-            let raw = Digest::parse(d).map_err(|e| anyhow!("bad diff_id {d:?}: {e}"))?;
-            *d = self.clamped(&raw, epoch)?.to_string();
-        }
+        let new_layers = state.base.layers.min(config.rootfs.diff_ids.len());
+        self.clamp_layers(&mut config.rootfs.diff_ids[new_layers..], epoch, &time)?;
         Ok(config)
     }
 
-    /// The layer `raw` with mtimes later than `epoch` set to it: recorded
-    /// from an earlier build, else made now.
-    fn clamped(&self, raw: &Digest, epoch: i64) -> Result<Digest> {
-        let key = cache::key(
-            "epoch-layer",
-            &[raw.as_str().as_bytes(), &epoch.to_le_bytes()],
-        );
-        if let Some(layer) = self.linked(&key)? {
-            return Ok(layer);
+    /// Replaces each of `layers` by its copy clamped to `epoch`.
+    fn clamp_layers(&self, layers: &mut [String], epoch: i64, time: &str) -> Result<()> {
+        // A copy of a big layer takes a while: shown as BuildKit's exporter
+        // shows its rewrite, when there is one to make.
+        let mut vertex = None;
+        for d in layers {
+            let raw = Digest::parse(d).map_err(|e| anyhow!("bad diff_id {d:?}: {e}"))?;
+            let key = cache::key(
+                "epoch-layer",
+                &[raw.as_str().as_bytes(), &epoch.to_le_bytes()],
+            );
+            let layer = match self.linked(&key)? {
+                Some(layer) => layer,
+                None => {
+                    vertex.get_or_insert_with(|| {
+                        self.progress.start(&format!(
+                            "rewriting layers with source-date-epoch {epoch} ({time})"
+                        ))
+                    });
+                    match self.clamped(&raw, epoch, &key) {
+                        Ok(layer) => layer,
+                        Err(e) => {
+                            if let Some(v) = vertex.take() {
+                                v.error(&format!("{e:#}"));
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
+            };
+            *d = layer.to_string();
         }
+        if let Some(v) = vertex {
+            v.done();
+        }
+        Ok(())
+    }
+
+    /// Makes the layer `raw` with mtimes later than `epoch` set to it, and
+    /// records it under `key`.
+    fn clamped(&self, raw: &Digest, epoch: i64, key: &str) -> Result<Digest> {
         let dir = self.scratch.path().join(format!("epoch-{}", raw.hex()));
         std::fs::create_dir(&dir).with_context(|| format!("create {}", dir.display()))?;
         clamped_copy(&self.store.layer_dir(raw), &dir, epoch.max(0) as u64)
@@ -63,7 +92,7 @@ impl Builder<'_> {
         let entry = LinkEntry {
             layer: layer.to_string(),
         };
-        self.store.cache_put(&key, &serde_json::to_vec(&entry)?)?;
+        self.store.cache_put(key, &serde_json::to_vec(&entry)?)?;
         Ok(layer)
     }
 }
