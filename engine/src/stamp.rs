@@ -128,3 +128,40 @@ fn clamped_copy(src: &Path, dest: &Path, epoch: u64) -> Result<()> {
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn set_mtime(path: &Path, secs: u64) {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
+    #[test]
+    fn the_copy_clamps_later_mtimes_only_and_keeps_the_content() {
+        let dir = std::env::temp_dir().join(format!("kiln-stamp-test-{}", std::process::id()));
+        let (src, dest) = (dir.join("src"), dir.join("dest"));
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::create_dir(&dest).unwrap();
+        std::fs::write(src.join("sub/new"), "new\n").unwrap();
+        std::fs::write(src.join("old"), "old\n").unwrap();
+        set_mtime(&src.join("old"), 500);
+        clamped_copy(&src, &dest, 1000).unwrap();
+        let mtime = |p: &str| std::fs::metadata(dest.join(p)).unwrap().mtime();
+        assert_eq!(mtime("sub/new"), 1000);
+        assert_eq!(mtime("sub"), 1000);
+        assert_eq!(mtime("old"), 500, "older than the epoch: kept");
+        let content = std::fs::read_to_string(dest.join("sub/new")).unwrap();
+        assert_eq!(content, "new\n");
+        let src_mtime = std::fs::metadata(src.join("sub/new")).unwrap().mtime();
+        assert!(src_mtime > 1000, "the source layer is left as it was");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
