@@ -42,7 +42,7 @@ fn the_same_context_owned_by_another_uid_is_all_cached() {
 /// A fixed Dockerfile and context give fixed keys: the store's entries
 /// carry them as names, so another kiln (another version, another runner)
 /// finds them. A failure means the key encoding changed: if on purpose,
-/// the scheme id (`kiln-cache-v1`) must change with it.
+/// the scheme id (`kiln-cache-v2`) must change with it.
 #[test]
 #[ignore = "rootless: run by scripts/test-build.sh"]
 fn a_fixed_dockerfile_and_context_give_golden_keys() {
@@ -70,8 +70,8 @@ fn a_fixed_dockerfile_and_context_give_golden_keys() {
     assert_eq!(
         steps,
         [
-            "01ce3b72ab8179a3e620507474c81ee69b6d3f051226dc6e57763584a0e7f00f",
-            "2d11fcff0df6af2dcc595da7d323f4a726033f4c742f94eb72ac3ea69eae281b",
+            "0f35b56432b06a977dce96a44262889ceb29659032219d0a5bd11a500d75b1c5",
+            "92938ce7f16a34e00d9ae85d0d3a19ca3f53afaa6942e34f18362f0d976f32f0",
         ],
         "the keys of COPY a.txt /a and ENV X=1"
     );

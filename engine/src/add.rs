@@ -89,7 +89,7 @@ impl Builder<'_> {
                     let source = self.source_root(from, cmd, &dirs)?;
                     let root = Root::open(&source.dir)?;
                     if !source.layers.is_empty() {
-                        linker = Some(Linker::new(&source.layers, &root, &dst, self.req.epoch)?);
+                        linker = Some(Linker::new(&source.layers, &root, &dst)?);
                     }
                     (root, source.mount)
                 }

@@ -348,29 +348,3 @@ pub fn list(dir: BorrowedFd<'_>) -> Result<Vec<Vec<u8>>> {
 pub fn os(name: &[u8]) -> &OsStr {
     OsStr::from_bytes(name)
 }
-
-/// Sets every mtime later than `epoch` under `dir` (not following links)
-/// to `epoch`: SOURCE_DATE_EPOCH, so the layer is the same in every build.
-pub fn clamp_mtimes(dir: BorrowedFd<'_>, epoch: i64) -> Result<()> {
-    let limit = Timespec {
-        tv_sec: epoch,
-        tv_nsec: 0,
-    };
-    for name in list(dir)? {
-        let os = os(&name);
-        let st = rfs::statat(dir, os, AtFlags::SYMLINK_NOFOLLOW)?;
-        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-            let sub = rfs::openat(
-                dir,
-                os,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
-            clamp_mtimes(sub.as_fd(), epoch)?;
-        }
-        if st.st_mtime > epoch {
-            set_mtime(dir, os, limit)?;
-        }
-    }
-    Ok(())
-}

@@ -46,6 +46,7 @@ mod remote;
 mod schedule;
 mod security;
 mod share;
+mod stamp;
 mod state;
 mod step_key;
 mod steps;
@@ -65,6 +66,7 @@ use kiln_store::{Scratch, Store};
 use crate::image_config::{History, ImageConfig};
 pub use cache::cache_layers;
 pub use copy::{copy_rootfs, Attrs};
+pub use created::rfc3339;
 pub use dockerignore::Ignore;
 pub use flags::{RunFlagArgs, RunFlags};
 pub use mounts::Secrets;
@@ -85,14 +87,15 @@ pub struct Request {
     pub network: kiln_sandbox::Network,
     /// `--security-opt`: seccomp and no_new_privs of RUN steps.
     pub security: Security,
-    /// `created` of the history entries of new layers (SOURCE_DATE_EPOCH:
-    /// of every step), or now; the config's follows (see `created`).
+    /// Now: `created` of the history entries of new layers (kept in their
+    /// cache entries); the config's follows (see `created`).
     pub created: String,
     /// `--no-cache`: run every step.
     pub no_cache: bool,
     /// `--explain-cache`: say why each step missed.
     pub explain_cache: bool,
-    /// SOURCE_DATE_EPOCH: file mtimes in new layers are clamped to it.
+    /// SOURCE_DATE_EPOCH: the image's new layers get their mtimes clamped
+    /// to it and its steps' history this time (`stamp`); not in step keys.
     pub epoch: Option<i64>,
     /// The Dockerfile read (None for stdin): `<Dockerfile>.dockerignore`
     /// beside it wins.
@@ -230,14 +233,15 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
     let mut b = b;
     b.triggers = b.trigger_deps();
     b.readers = release::Readers::new(&req.graph, &b.triggers);
-    let result = b.run_stages();
+    let result = b
+        .run_stages()
+        .and_then(|()| b.stamped(&b.built(req.graph.target)?));
     // The build's layers are synced once and enter `layers/` together,
     // failed build or not (its finished steps stay cached).
     let published = store.publish_layers().context("storing the build's layers");
     b.memo.save(store)?;
-    result?;
+    let mut config = result?;
     published?;
-    let mut config = b.built(req.graph.target)?.config;
     config.created = created::fill(&mut config.history);
     Ok(Built { config })
 }
@@ -568,10 +572,9 @@ impl Builder<'_> {
             state.apply(Op::Layer(d.to_string()));
         }
         // A step without a layer gets its time when the image is made
-        // (see `created`); SOURCE_DATE_EPOCH is every step's time.
-        let timed = layer.is_some() || self.req.epoch.is_some();
+        // (see `created`; SOURCE_DATE_EPOCH: `stamp`).
         state.apply(Op::History(History {
-            created: timed.then(|| self.req.created.clone()),
+            created: layer.is_some().then(|| self.req.created.clone()),
             created_by: Some(created_by),
             comment: Some("buildkit.dockerfile.v0".into()),
             empty_layer: layer.is_none(),

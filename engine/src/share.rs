@@ -83,9 +83,6 @@ pub struct Linker {
     layers: Layers,
     /// The destination root's path (the step's overlay, or its upper dir).
     dest: PathBuf,
-    /// SOURCE_DATE_EPOCH: the commit clamps later mtimes in place, which
-    /// must never reach a shared inode.
-    epoch: Option<i64>,
     state: RefCell<State>,
 }
 
@@ -108,19 +105,18 @@ struct State {
 impl Linker {
     /// For a COPY reading `source` (the read-only overlay of `layers`,
     /// top first) and writing into `dest`.
-    pub fn new(layers: &[PathBuf], source: &Root, dest: &Root, epoch: Option<i64>) -> Result<Self> {
+    pub fn new(layers: &[PathBuf], source: &Root, dest: &Root) -> Result<Self> {
         Ok(Linker {
             layers: Layers::open(layers, source.fd())?,
             dest: kernel_path(dest.fd())?,
-            epoch,
             state: RefCell::default(),
         })
     }
 
     /// Records that the regular file `from` (with `meta`, read through the
     /// source overlay) goes to `dir/name` (the slot is empty) as a link;
-    /// false when it must be copied: its owner or mode changes, a clamp
-    /// would touch it, or its layer file is not found.
+    /// false when it must be copied: its owner or mode changes, or its
+    /// layer file is not found.
     pub fn defer(
         &self,
         from: BorrowedFd<'_>,
@@ -130,8 +126,7 @@ impl Linker {
         name: &OsStr,
     ) -> Result<bool> {
         let unchanged = attrs.owner.is_none_or(|o| o == (meta.uid, meta.gid))
-            && attrs.mode_of(meta.mode, false) == meta.mode
-            && self.epoch.is_none_or(|e| meta.mtime.tv_sec <= e);
+            && attrs.mode_of(meta.mode, false) == meta.mode;
         if !unchanged {
             return Ok(false);
         }

@@ -102,6 +102,16 @@ pub(crate) struct StageState {
     released: bool,
     /// `--no-cache-filter` names this stage: its steps all run.
     pub no_cache: bool,
+    /// What of the config is the base image's: SOURCE_DATE_EPOCH applies
+    /// to the rest (`stamp`). A `FROM <stage>` child keeps its parent's.
+    pub base: BaseCounts,
+}
+
+/// How many layers and history entries an image config starts with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BaseCounts {
+    pub layers: usize,
+    pub history: usize,
 }
 
 impl StageState {
@@ -117,6 +127,10 @@ impl StageState {
             .diff_ids
             .iter()
             .fold(String::new(), |c, d| chain_id(&c, d));
+        let base = BaseCounts {
+            layers: config.rootfs.diff_ids.len(),
+            history: config.history.len(),
+        };
         StageState {
             config,
             scope,
@@ -128,6 +142,7 @@ impl StageState {
             env_at,
             released: false,
             no_cache: false,
+            base,
         }
     }
 

@@ -28,9 +28,10 @@ impl Builder<'_> {
         cmd: &Command,
     ) -> Result<StepKey> {
         let mut parts = Parts::default();
+        // No SOURCE_DATE_EPOCH part: the epoch is applied to the image, not
+        // to the steps' layers (`stamp`); a RUN that declares it sees it
+        // through its arg and env parts.
         canon::instruction_parts(&add::keyed(instruction), &mut parts);
-        // The epoch changes the mtimes in every new layer.
-        parts.add("epoch", &Enc::new("epoch").num(self.req.epoch).bytes());
         let mut link = None;
         let files = Mutex::new(Vec::new());
         match instruction {

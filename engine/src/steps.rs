@@ -281,17 +281,6 @@ impl Builder<'_> {
         if empty {
             return Ok(None);
         }
-        if let Some(epoch) = self.req.epoch {
-            // On disk, not only in the tar: the layer dir is captured again
-            // when it is exported, and must give the same diffID.
-            let root = Root::open(&upper)?;
-            let dir = root.resolve(
-                Path::new(""),
-                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
-                true,
-            )?;
-            super::fsops::clamp_mtimes(std::os::fd::AsFd::as_fd(&dir), epoch)?;
-        }
         let mut staged = self
             .store
             .stage_layer(&upper)

@@ -113,7 +113,12 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
     let fetched = super::context::fetch(args, store)?;
     let args = fetched.as_ref().map_or(args, |f| &f.args);
     let source = dockerfile::read(args)?;
-    let build_args = dockerfile::build_args(&args.build_args)?;
+    let mut build_args = dockerfile::build_args(&args.build_args)?;
+    // As buildx and buildctl do: the environment's SOURCE_DATE_EPOCH is
+    // the build arg when none is given (a RUN sees it after its ARG).
+    if let Ok(epoch) = std::env::var(resolve::EPOCH_ARG) {
+        build_args.entry(resolve::EPOCH_ARG.into()).or_insert(epoch);
+    }
     let mut opts = Options {
         build_args: build_args.clone(),
         target: args.target.clone(),
@@ -183,7 +188,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
     };
-    let created = rfc3339(epoch.unwrap_or_else(now));
+    let created = build::rfc3339(now());
     let req = Request {
         file: source.name.clone(),
         text: source.text.clone(),
@@ -322,38 +327,4 @@ fn write_results(args: &BuildArgs, image: &kiln_store::Image, names: &[String]) 
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
-}
-
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
-fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86400) as i64;
-    let rem = secs % 86400;
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-    }
 }

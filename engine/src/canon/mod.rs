@@ -14,7 +14,7 @@ use kiln_dockerfile::instructions::{
 /// The scheme every root key starts from: keys of another scheme (older
 /// kilns, whose keys came from `Debug` text) never match, so their
 /// entries are plain misses.
-pub const SCHEME: &str = "kiln-cache-v1";
+pub const SCHEME: &str = "kiln-cache-v2";
 
 /// A canonical byte string under construction.
 #[derive(Default)]

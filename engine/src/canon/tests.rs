@@ -45,11 +45,11 @@ fn golden_keys_of_a_fixed_dockerfile() {
     assert_eq!(keys.len(), 17, "{keys:?}");
     assert_eq!(
         keys[0],
-        "052053b5f48ab6041aaa95cad96e554d54b9df6df69695b56584b9431513941b"
+        "5ce8d202eea7724fde73a1297d35bca2186a61683d6311135ea4323b5f99e6e0"
     );
     assert_eq!(
         keys[16],
-        "89ac2c37471cb0b8d1cc8c45c00a0a3e4fb286f47ceaf9b2ec4856ab11e64c95"
+        "c7f7c909f5be126f53a76bf56d982aefd9685069ced775da9b7e081cf8c06c70"
     );
 }
 
