@@ -22,9 +22,9 @@ use crate::workers;
 use crate::Registry;
 
 /// One blob to send.
-struct Blob {
-    digest: String,
-    size: u64,
+pub(crate) struct Blob {
+    pub digest: String,
+    pub size: u64,
 }
 
 impl Registry {
@@ -91,7 +91,7 @@ impl Registry {
         Ok(digest)
     }
 
-    fn push_blobs(
+    pub(crate) fn push_blobs(
         &self,
         rt: &tokio::runtime::Runtime,
         s: &Session,
@@ -144,7 +144,7 @@ fn mount_sources(
     Ok(out)
 }
 
-async fn push_blob(
+pub(crate) async fn push_blob(
     s: &Session,
     store: &Store,
     b: &Blob,
