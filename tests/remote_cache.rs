@@ -99,6 +99,12 @@ fn an_empty_store_takes_every_step_from_the_registry_cache() {
     let log = build_in(&b, &checkout, &["-t", "app", "--cache-from", &from]);
     assert_all_cached(&log);
     assert!(log.contains(&format!("cache hit from {cache}")), "{log}");
+    // Only the image's own layers came down: the builder stage's two
+    // were never needed (the COPY --from reading them hit).
+    assert!(
+        log.contains("cache: 7 steps from --cache-from, 4 layers pulled"),
+        "{log}"
+    );
     assert_eq!(ids(&b, "app"), ids(&a, "app"), "B's image is A's");
 
     // A again: every entry is in the ref already, nothing is written.

@@ -30,7 +30,9 @@ impl Builder<'_> {
         let record = cache::key("stage-content", &parts);
         if !self.req.no_cache {
             if let Ok(Some(known)) = self.store.cache_get(&record) {
-                return Ok(String::from_utf8_lossy(&known).into_owned());
+                let known = String::from_utf8_lossy(&known).into_owned();
+                self.used_content(&record, &known);
+                return Ok(known);
             }
         }
         let dirs = StepDirs::new(self)?;
@@ -42,6 +44,7 @@ impl Builder<'_> {
         self.store
             .cache_put(&record, digest.as_bytes())
             .context("recording what a step read of a stage")?;
+        self.used_content(&record, &digest);
         Ok(digest)
     }
 }

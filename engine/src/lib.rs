@@ -246,7 +246,7 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
     result?;
     published?;
     let target = b.built(req.graph.target)?;
-    b.export_remote_cache(&target.key)?;
+    b.export_remote_cache(&target)?;
     let mut config = target.config;
     config.created = created::fill(&mut config.history);
     Ok(Built { config })

@@ -10,12 +10,15 @@ use kiln_registry::{BlobRef, MountSources};
 use super::backend;
 use super::format::{entry_layers, CacheConfig};
 use super::{CacheTo, Location};
-use crate::Builder;
+use crate::{Builder, StageState};
 
 impl Builder<'_> {
-    /// Writes every `--cache-to`; `last` is the target's final key. A
-    /// failure is a warning unless that cache says `ignore-error=false`.
-    pub(crate) fn export_remote_cache(&self, last: &str) -> Result<()> {
+    /// Downloads the target's layers that cache hits left in their cache
+    /// (the image is stored next), then writes every `--cache-to`. A
+    /// failure to write is a warning unless `ignore-error=false`.
+    pub(crate) fn export_remote_cache(&self, target: &StageState) -> Result<()> {
+        self.materialize(&target.layers()?)?;
+        let last = &target.key;
         let hits = self.rcache.hits.load(Ordering::Relaxed);
         if hits > 0 || !self.req.cache.from.is_empty() {
             let pulled = self.rcache.pulled.load(Ordering::Relaxed);
@@ -95,7 +98,10 @@ impl Builder<'_> {
             }
             chain
         };
-        let mut config = CacheConfig::default();
+        let mut config = CacheConfig {
+            contents: crate::lock(&self.rcache.contents).clone(),
+            ..CacheConfig::default()
+        };
         for key in keys {
             let Some(bytes) = self.store.cache_get(&key)? else {
                 continue;
@@ -104,6 +110,11 @@ impl Builder<'_> {
                 continue;
             };
             for d in entry_layers(&entry) {
+                // A layer still in its cache is mounted or skipped there.
+                if let Some(blob) = self.pending_blob(&d) {
+                    config.layers.insert(d, blob);
+                    continue;
+                }
                 let diff_id = Digest::parse(&d)?;
                 let desc = self
                     .store

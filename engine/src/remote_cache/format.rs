@@ -29,6 +29,10 @@ pub struct CacheConfig {
     /// `--explain-cache` can name the file that changed.
     #[serde(default)]
     pub files: BTreeMap<String, Vec<(String, String)>>,
+    /// What `COPY --from` read of a stage (record key → content digest):
+    /// with it, a hit on that COPY needs none of the stage's layers.
+    #[serde(default)]
+    pub contents: BTreeMap<String, String>,
 }
 
 impl Default for CacheConfig {
@@ -39,6 +43,7 @@ impl Default for CacheConfig {
             entries: BTreeMap::new(),
             layers: BTreeMap::new(),
             files: BTreeMap::new(),
+            contents: BTreeMap::new(),
         }
     }
 }
@@ -67,6 +72,7 @@ impl CacheConfig {
         self.entries.extend(other.entries);
         self.layers.extend(other.layers);
         self.files.extend(other.files);
+        self.contents.extend(other.contents);
         let named: std::collections::HashSet<String> =
             self.entries.values().flat_map(entry_layers).collect();
         self.layers.retain(|d, _| named.contains(d));

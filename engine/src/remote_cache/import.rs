@@ -4,8 +4,11 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use anyhow::Result;
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
 use kiln_layer::Digest;
+use kiln_registry::BlobRef;
 
 use super::backend;
 use super::format::CacheConfig;
@@ -24,6 +27,12 @@ pub struct Imported {
     pub(super) hits: AtomicUsize,
     pub(super) pulled: AtomicU64,
     pub(super) layers: AtomicUsize,
+    /// Layers of cache hits not downloaded yet: diffID → (the source,
+    /// its blob there).
+    pub(super) pending: Mutex<HashMap<String, (usize, BlobRef)>>,
+    pub(super) fetching: Mutex<()>,
+    /// The stage content records the build used (see `content_key`).
+    pub(super) contents: Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 impl Builder<'_> {
@@ -59,8 +68,15 @@ impl Builder<'_> {
                 }
             }
         }
-        if self.req.explain_cache {
-            for (_, config) in &sources {
+        for (_, config) in &sources {
+            // What COPY --from read of a stage, as if this store had
+            // read it: the stage's layers then stay in the cache.
+            for (record, digest) in &config.contents {
+                if let Ok(None) = self.store.cache_get(record) {
+                    let _ = self.store.cache_put(record, digest.as_bytes());
+                }
+            }
+            if self.req.explain_cache {
                 self.remember_remote(config);
             }
         }
@@ -85,6 +101,11 @@ impl Builder<'_> {
         }
     }
 
+    /// The stage content record `record` was used by this build.
+    pub(crate) fn used_content(&self, record: &str, digest: &str) {
+        crate::lock(&self.rcache.contents).insert(record.to_string(), digest.to_string());
+    }
+
     /// The entry `key` of the first `--cache-from` holding one.
     pub(crate) fn remote_entry(&self, key: &str) -> Option<Vec<u8>> {
         let mut entries = self.rcache.sources.iter().map(|(_, c)| c.entries.get(key));
@@ -106,7 +127,7 @@ impl Builder<'_> {
         parent: &StageState,
         vertex: &Vertex<'_>,
     ) -> Result<Option<Vec<Op>>> {
-        for (at, config) in &self.rcache.sources {
+        for (i, (at, config)) in self.rcache.sources.iter().enumerate() {
             let Some(entry) = config.entries.get(key) else {
                 continue;
             };
@@ -114,35 +135,66 @@ impl Builder<'_> {
             let Some(ops) = cache::Entry::decode(&bytes, (&parent.key, parent.chain())) else {
                 continue;
             };
-            match self.fetch_layers(at, config, &ops) {
-                Ok(()) => {
-                    self.store.cache_put(key, &bytes)?;
-                    self.rcache.hits.fetch_add(1, Ordering::Relaxed);
-                    vertex.log(&format!("cache hit from {at}"));
-                    return Ok(Some(ops));
-                }
-                Err(e) => vertex.log(&format!("WARN: cache {at}: {e:#}; the step runs")),
+            // The layers come when a step below needs them as lower dirs
+            // or the image is stored (see `lowers`, `materialize`).
+            if let Err(e) = self.defer_layers(i, config, &ops) {
+                vertex.log(&format!("WARN: cache {at}: {e:#}; the step runs"));
+                continue;
             }
+            self.store.cache_put(key, &bytes)?;
+            self.rcache.hits.fetch_add(1, Ordering::Relaxed);
+            vertex.log(&format!("cache hit from {at}"));
+            return Ok(Some(ops));
         }
         Ok(None)
     }
 
-    /// The layers `ops` add that the store lacks, from the cache at `at`.
-    fn fetch_layers(&self, at: &Location, config: &CacheConfig, ops: &[Op]) -> Result<()> {
+    /// Notes which cache holds each layer `ops` add that the store lacks.
+    fn defer_layers(&self, source: usize, config: &CacheConfig, ops: &[Op]) -> Result<()> {
+        let mut pending = crate::lock(&self.rcache.pending);
         for op in ops {
             let Op::Layer(d) = op else { continue };
-            let diff_id = Digest::parse(d)?;
-            if self.store.has_layer(&diff_id) {
+            if self.store.has_layer(&Digest::parse(d)?) || pending.contains_key(d) {
                 continue;
             }
             let blob = config
                 .layers
                 .get(d)
                 .ok_or_else(|| anyhow::anyhow!("the cache lists no blob for layer {d}"))?;
-            backend::fetch_layer(at, self.store, self.registry()?, blob, &diff_id)?;
+            pending.insert(d.clone(), (source, blob.clone()));
+        }
+        Ok(())
+    }
+
+    /// The stage's overlay lower dirs, its layers from a cache downloaded
+    /// first.
+    pub(crate) fn lowers(&self, state: &StageState) -> Result<Vec<std::path::PathBuf>> {
+        self.materialize(&state.layers()?)?;
+        state.lowers(self.store)
+    }
+
+    /// Downloads the layers among `layers` that cache hits left behind.
+    pub(crate) fn materialize(&self, layers: &[Digest]) -> Result<()> {
+        for diff_id in layers {
+            // One download at a time: two stages on one layer wait for it.
+            let _one = crate::lock(&self.rcache.fetching);
+            let Some((source, blob)) = crate::lock(&self.rcache.pending).remove(diff_id.as_str())
+            else {
+                continue;
+            };
+            let at = &self.rcache.sources[source].0;
+            backend::fetch_layer(at, self.store, self.registry()?, &blob, diff_id)
+                .with_context(|| format!("layer {diff_id} from the cache {at}"))?;
             self.rcache.pulled.fetch_add(blob.size, Ordering::Relaxed);
             self.rcache.layers.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// The blob of a layer a cache hit left in its cache, if any.
+    pub(crate) fn pending_blob(&self, diff_id: &str) -> Option<BlobRef> {
+        crate::lock(&self.rcache.pending)
+            .get(diff_id)
+            .map(|(_, b)| b.clone())
     }
 }
