@@ -106,6 +106,13 @@ fn an_empty_store_takes_every_step_from_the_registry_cache() {
         "{log}"
     );
     assert_eq!(ids(&b, "app"), ids(&a, "app"), "B's image is A's");
+    // B pushes the image to another repository: the layers it took from
+    // the cache are mounted from the cache's repository, not uploaded.
+    let image = format!("{}/kiln/image:v1", registry.host());
+    let out = b.kiln(&["push", "app", &image]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(log.matches("mounted from kiln/app").count(), 4, "{log}");
 
     // A again: every entry is in the ref already, nothing is written.
     let log = build_in(&a, &a.ctx(), &["--cache-to", &to]);

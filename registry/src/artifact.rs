@@ -135,7 +135,10 @@ impl Registry {
             urls: Vec::new(),
         };
         let transfers = Transfers::new(events);
-        crate::pull::fetch_layer(self.runtime()?, &s, store, &desc, diff_id, &transfers)
+        crate::pull::fetch_layer(self.runtime()?, &s, store, &desc, diff_id, &transfers)?;
+        let repository = crate::reference::repository_name(&s.reference);
+        note_origin(store, &blob.digest, &repository);
+        Ok(())
     }
 
     /// Writes an artifact as `dest`: each layer blob the repository lacks
@@ -205,5 +208,34 @@ impl Registry {
                 .map_err(|e| s.failure(e, "repository"))
         }))?;
         Ok(digest)
+    }
+}
+
+/// The store record of the repositories a blob was fetched from as part
+/// of an artifact (a cache layer), which hold it: a later push of an image
+/// with that layer to the same registry mounts it from there.
+fn origin_key(blob: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(format!("kiln-blob-origin\0{blob}")))
+}
+
+/// Repositories (`host/repo`) known to hold `blob`.
+pub(crate) fn origins(store: &Store, blob: &str) -> Vec<String> {
+    store
+        .cache_get(&origin_key(blob))
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Best effort: a lost record only costs an upload.
+fn note_origin(store: &Store, blob: &str, repository: &str) {
+    let mut known = origins(store, blob);
+    if !known.iter().any(|r| r == repository) {
+        known.push(repository.to_string());
+        if let Ok(bytes) = serde_json::to_vec(&known) {
+            let _ = store.cache_put(&origin_key(blob), &bytes);
+        }
     }
 }

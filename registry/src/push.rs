@@ -141,6 +141,22 @@ fn mount_sources(
             }
         }
     }
+    // Layers that came from a cache ref (`--cache-from`) are held there.
+    for blob in &wanted {
+        for origin in crate::artifact::origins(store, blob) {
+            let Ok(r) = normalize(&origin) else { continue };
+            if r.registry() != dest.registry() || r.repository() == dest.repository() {
+                continue;
+            }
+            match out
+                .iter_mut()
+                .find(|(o, _)| o.repository() == r.repository())
+            {
+                Some((_, blobs)) => blobs.push(blob.clone()),
+                None => out.push((r, vec![blob.clone()])),
+            }
+        }
+    }
     Ok(out)
 }
 
