@@ -29,7 +29,8 @@ impl Builder<'_> {
         parts.extend_from_slice(what);
         let record = cache::key("stage-content", &parts);
         if !self.req.no_cache {
-            if let Ok(Some(known)) = self.store.cache_get(&record) {
+            let known = self.store.cache_get(&record).ok().flatten();
+            if let Some(known) = known.or_else(|| self.remote_content(&record)) {
                 let known = String::from_utf8_lossy(&known).into_owned();
                 self.used_content(&record, &known);
                 return Ok(known);

@@ -68,15 +68,8 @@ impl Builder<'_> {
                 }
             }
         }
-        for (_, config) in &sources {
-            // What COPY --from read of a stage, as if this store had
-            // read it: the stage's layers then stay in the cache.
-            for (record, digest) in &config.contents {
-                if let Ok(None) = self.store.cache_get(record) {
-                    let _ = self.store.cache_put(record, digest.as_bytes());
-                }
-            }
-            if self.req.explain_cache {
+        if self.req.explain_cache {
+            for (_, config) in &sources {
                 self.remember_remote(config);
             }
         }
@@ -104,6 +97,18 @@ impl Builder<'_> {
     /// The stage content record `record` was used by this build.
     pub(crate) fn used_content(&self, record: &str, digest: &str) {
         crate::lock(&self.rcache.contents).insert(record.to_string(), digest.to_string());
+    }
+
+    /// What a `COPY --from` read of a stage, as a cache recorded it: with
+    /// it, the stage's layers can stay in the cache (kept in memory, not
+    /// in the store, so a build without that cache never relies on it).
+    pub(crate) fn remote_content(&self, record: &str) -> Option<Vec<u8>> {
+        let mut known = self
+            .rcache
+            .sources
+            .iter()
+            .map(|(_, c)| c.contents.get(record));
+        known.find_map(|d| d).map(|d| d.clone().into_bytes())
     }
 
     /// The entry `key` of the first `--cache-from` holding one.
