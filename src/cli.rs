@@ -328,6 +328,17 @@ pub struct BuildArgs {
     #[arg(long)]
     pub push: bool,
 
+    /// Take cached steps from a shared cache (repeatable, tried in order):
+    /// type=registry,ref=REF (or just REF), type=local,src=DIR[,tag=T].
+    #[arg(long = "cache-from", value_name = "type=registry,ref=REF")]
+    pub cache_from: Vec<String>,
+
+    /// Write the build's cache entries to a shared cache (repeatable):
+    /// type=registry,ref=REF or type=local,dest=DIR[,tag=T], with
+    /// [,mode=max|min][,compression=gzip|zstd][,ignore-error=true|false].
+    #[arg(long = "cache-to", value_name = "type=registry,ref=REF")]
+    pub cache_to: Vec<String>,
+
     /// Run a frontend method instead of building: build (default) or check (= --check).
     #[arg(long, value_name = "build|check")]
     pub call: Option<String>,

@@ -167,7 +167,7 @@ impl Builder<'_> {
         if !op.link || numeric_owner(spec) {
             return resolve_owner(dst, spec).map(Some);
         }
-        let lowers = state.lowers(self.store)?;
+        let lowers = self.lowers(state)?;
         let view = dirs.mount_point("stage")?;
         let _mount: Option<Mounted> = if lowers.is_empty() {
             None

@@ -29,8 +29,11 @@ impl Builder<'_> {
         parts.extend_from_slice(what);
         let record = cache::key("stage-content", &parts);
         if !self.req.no_cache {
-            if let Ok(Some(known)) = self.store.cache_get(&record) {
-                return Ok(String::from_utf8_lossy(&known).into_owned());
+            let known = self.store.cache_get(&record).ok().flatten();
+            if let Some(known) = known.or_else(|| self.remote_content(&record)) {
+                let known = String::from_utf8_lossy(&known).into_owned();
+                self.used_content(&record, &known);
+                return Ok(known);
             }
         }
         let dirs = StepDirs::new(self)?;
@@ -42,6 +45,7 @@ impl Builder<'_> {
         self.store
             .cache_put(&record, digest.as_bytes())
             .context("recording what a step read of a stage")?;
+        self.used_content(&record, &digest);
         Ok(digest)
     }
 }

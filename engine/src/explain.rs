@@ -61,7 +61,13 @@ impl Builder<'_> {
             .unwrap_or_default();
         let nearest = children
             .iter()
-            .filter_map(|k| self.store.cache_get(k).ok().flatten())
+            .filter_map(|k| {
+                self.store
+                    .cache_get(k)
+                    .ok()
+                    .flatten()
+                    .or(self.remote_entry(k))
+            })
             .filter_map(|b| cache::Entry::parts_of(&b))
             .map(|old| differing(&old, &parts.0))
             .min_by_key(Vec::len);
@@ -163,6 +169,6 @@ fn files_record(parts: &Named) -> Option<String> {
         .map(|(_, d)| files_key(d))
 }
 
-fn files_key(sources_digest: &str) -> String {
+pub(crate) fn files_key(sources_digest: &str) -> String {
     cache::key("source-files", &[sources_digest.as_bytes()])
 }

@@ -43,6 +43,7 @@ mod onbuild;
 mod progress;
 mod release;
 mod remote;
+mod remote_cache;
 mod schedule;
 mod security;
 mod share;
@@ -72,6 +73,7 @@ pub use flags::{RunFlagArgs, RunFlags};
 pub use mounts::Secrets;
 pub use progress::{Mode as ProgressMode, Progress, Vertex};
 pub use remote::{classify as classify_remote, fetch_git, subdir_path, Remote};
+pub use remote_cache::{CacheOptions, CacheTo, Location as CacheLocation};
 use schedule::{Event, StageView};
 pub use security::Security;
 use state::Op;
@@ -110,6 +112,8 @@ pub struct Request {
     pub registry: kiln_registry::Options,
     /// `--add-host`, `--shm-size`, `--ulimit`, `--no-cache-filter`, `--ssh`.
     pub flags: RunFlags,
+    /// `--cache-from`, `--cache-to`.
+    pub cache: CacheOptions,
 }
 
 /// `--pull=missing|always|never`.
@@ -199,6 +203,8 @@ pub(crate) struct Builder<'a> {
     base_errors: Mutex<HashMap<String, String>>,
     /// Cache mount dirs this `--no-cache` build already started anew.
     fresh_caches: Mutex<std::collections::HashSet<PathBuf>>,
+    /// `--cache-from`'s configs, and the keys `--cache-to` exports.
+    rcache: remote_cache::Imported,
 }
 
 /// Builds the stages the target needs, up to `jobs` of them running steps
@@ -229,19 +235,26 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
         triggers: onbuild::TriggerDeps::default(),
         base_errors: Mutex::default(),
         fresh_caches: Mutex::default(),
+        rcache: remote_cache::Imported::default(),
     };
     let mut b = b;
     b.triggers = b.trigger_deps();
     b.readers = release::Readers::new(&req.graph, &b.triggers);
-    let result = b
-        .run_stages()
-        .and_then(|()| b.stamped(&b.built(req.graph.target)?));
+    b.load_remote_cache();
+    // Layers a cache hit left in its cache come down before they are
+    // stamped (and the image is stored).
+    let result = b.run_stages().and_then(|()| {
+        let target = b.built(req.graph.target)?;
+        b.materialize(&target.layers()?)?;
+        Ok((b.stamped(&target)?, target))
+    });
     // The build's layers are synced once and enter `layers/` together,
     // failed build or not (its finished steps stay cached).
     let published = store.publish_layers().context("storing the build's layers");
     b.memo.save(store)?;
-    let mut config = result?;
+    let (mut config, target) = result?;
     published?;
+    b.export_remote_cache(&target)?;
     config.created = created::fill(&mut config.history);
     Ok(Built { config })
 }
@@ -429,7 +442,8 @@ impl Builder<'_> {
         let below = state.chain().to_string();
         let no_cache = self.req.no_cache || state.no_cache;
         if !no_cache {
-            if let Some(ops) = self.cached(&key, state)? {
+            if let Some(ops) = self.cached(&key, state, vertex)? {
+                self.used_key(&key);
                 for op in &ops {
                     state.replay(op);
                 }
@@ -464,6 +478,7 @@ impl Builder<'_> {
         let entry = cache::Entry::new((&state.key, &below), ops, parts.0);
         self.store.cache_put(&key, &serde_json::to_vec(&entry)?)?;
         self.remember(&state.key, &key, &entry.parts, files)?;
+        self.used_key(&key);
         state.key = flags::rerun_key(key, state);
         Ok(reused)
     }
@@ -520,18 +535,22 @@ impl Builder<'_> {
     /// The config changes a cache entry holds for the step on top of
     /// `parent`, if the entry exists and the layers it adds do (the
     /// parent's own layers are there: the stage stands on them).
-    fn cached(&self, key: &str, parent: &StageState) -> Result<Option<Vec<Op>>> {
+    /// Else, a `--cache-from` entry (see `remote_cache`).
+    fn cached(&self, key: &str, parent: &StageState, v: &Vertex) -> Result<Option<Vec<Op>>> {
         let Some(bytes) = self.store.cache_get(key)? else {
-            return Ok(None);
+            return self.remote_hit(key, parent, v);
         };
         let Some(ops) = cache::Entry::decode(&bytes, (&parent.key, parent.chain())) else {
-            return Ok(None);
+            return self.remote_hit(key, parent, v);
         };
         let complete = ops.iter().all(|op| match op {
             Op::Layer(d) => Digest::parse(d).is_ok_and(|d| self.store.has_layer(&d)),
             _ => true,
         });
-        Ok(complete.then_some(ops))
+        match complete {
+            true => Ok(Some(ops)),
+            false => self.remote_hit(key, parent, v),
+        }
     }
 
     fn execute(

@@ -116,17 +116,31 @@ impl Gate {
 }
 
 impl Builder<'_> {
+    /// A stage's key, as [`Builder::view`] has it, without making its
+    /// layers ready (those of cache hits may stay in their cache).
+    pub(super) fn view_key(&self, index: usize) -> Result<String> {
+        self.wait_readable(index)?;
+        if let Some(state) = lock(&self.stages).get(&index) {
+            state.check()?;
+            return Ok(state.key.clone());
+        }
+        let early = lock(&self.early).get(&index).map(|v| v.key.clone());
+        early.context("a stage this one reads was not built")
+    }
+
     /// A stage's files as `--from` reads them: the finished stage, or its
     /// early view.
     pub(super) fn view(&self, index: usize) -> Result<StageView> {
         self.wait_readable(index)?;
-        if let Some(state) = lock(&self.stages).get(&index) {
+        // Cloned: its cached layers may be downloaded now, not under the lock.
+        let state = lock(&self.stages).get(&index).cloned();
+        if let Some(state) = &state {
             // A released stage has no layers left to list: reading it
             // would see an empty rootfs.
             state.check()?;
             return Ok(StageView {
                 key: state.key.clone(),
-                lowers: state.lowers(self.store)?,
+                lowers: self.lowers(state)?,
             });
         }
         lock(&self.early)

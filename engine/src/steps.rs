@@ -96,7 +96,7 @@ impl Builder<'_> {
             mounts.mounts.push(mount);
         }
         let mut spec = Spec::new(
-            state.lowers(self.store)?,
+            self.lowers(state)?,
             dirs.upper(),
             dirs.work(),
             argv.iter().map(OsString::from).collect(),
@@ -169,7 +169,7 @@ impl Builder<'_> {
         let upper = dirs.upper();
         let work = dirs.work();
         mount_overlay(
-            &state.lowers(self.store)?,
+            &self.lowers(state)?,
             Some(Upper {
                 upper: &upper,
                 work: &work,
@@ -247,7 +247,7 @@ impl Builder<'_> {
     /// The cache identity of what a `--from` resolved to.
     pub(super) fn key_of_source(&self, from: &str, source: Option<Source>) -> Result<String> {
         match source {
-            Some(Source::Stage(i)) => Ok(self.view(i)?.key),
+            Some(Source::Stage(i)) => self.view_key(i),
             _ => match self.named_dir(from) {
                 Some(dir) => super::cache::sources_digest(
                     &super::copy::From::plain(&Root::open(&self.named_context_dir(&dir)?)?),

@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+mod artifact;
 mod auth;
 mod conf;
 mod error;
@@ -41,6 +42,7 @@ mod reference;
 mod transport;
 mod workers;
 
+pub use artifact::{Artifact, BlobRef, MountSources, NewArtifact, ARTIFACT_CONFIG_MAX};
 pub use auth::{login_file, logout, remember_login, Credentials};
 pub use conf::RegistriesConf;
 pub use error::{Error, Result};

@@ -238,7 +238,7 @@ fn diff_ids(s: &Session, store: &Store, config: &Digest, layers: usize) -> Resul
 
 /// One layer: downloaded unless its blob is stored, then unpacked unless
 /// the store knows that blob gives that layer.
-fn fetch_layer(
+pub(crate) fn fetch_layer(
     rt: &tokio::runtime::Runtime,
     s: &Session,
     store: &Store,
@@ -279,7 +279,7 @@ fn short(d: &str) -> &str {
 /// Streams one blob into `oci/blobs`: its digest checked, its size
 /// bounded by the descriptor's (a registry cannot fill the disk), and by
 /// `max` where the descriptor gives none.
-async fn fetch_blob(
+pub(crate) async fn fetch_blob(
     s: &Session,
     store: &Store,
     desc: &Descriptor,

@@ -22,9 +22,9 @@ use crate::workers;
 use crate::Registry;
 
 /// One blob to send.
-struct Blob {
-    digest: String,
-    size: u64,
+pub(crate) struct Blob {
+    pub digest: String,
+    pub size: u64,
 }
 
 impl Registry {
@@ -91,7 +91,7 @@ impl Registry {
         Ok(digest)
     }
 
-    fn push_blobs(
+    pub(crate) fn push_blobs(
         &self,
         rt: &tokio::runtime::Runtime,
         s: &Session,
@@ -141,10 +141,26 @@ fn mount_sources(
             }
         }
     }
+    // Layers that came from a cache ref (`--cache-from`) are held there.
+    for blob in &wanted {
+        for origin in crate::artifact::origins(store, blob) {
+            let Ok(r) = normalize(&origin) else { continue };
+            if r.registry() != dest.registry() || r.repository() == dest.repository() {
+                continue;
+            }
+            match out
+                .iter_mut()
+                .find(|(o, _)| o.repository() == r.repository())
+            {
+                Some((_, blobs)) => blobs.push(blob.clone()),
+                None => out.push((r, vec![blob.clone()])),
+            }
+        }
+    }
     Ok(out)
 }
 
-async fn push_blob(
+pub(crate) async fn push_blob(
     s: &Session,
     store: &Store,
     b: &Blob,

@@ -210,6 +210,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
             ..kiln_registry::Options::default()
         },
         flags,
+        cache: build::CacheOptions::parse(&args.cache_from, &args.cache_to, settings.compression)?,
     };
     super::build_flags::warn_unknown_stages(&req.flags, &req.graph, &progress);
     let mut built = match build::build(store, &req, &progress, settings.jobs) {
