@@ -322,12 +322,7 @@ fn platform_args_explicit() {
         "FROM scratch\nCOPY --from=build out .\n",
     ));
     let platform = "darwin/ppc64le";
-    let extra = [
-        "--platform",
-        platform,
-        "--build-arg",
-        "TARGETOS=freebsd",
-    ];
+    let extra = ["--platform", platform, "--build-arg", "TARGETOS=freebsd"];
     let out = case.build_into("out", &extra);
     assert_eq!(read(&out, "platform"), platform);
     assert_eq!(read(&out, "os"), "freebsd");

@@ -125,6 +125,9 @@ fn a_foreign_run_without_a_handler_fails_before_building_with_the_fix() {
         // Stopped before anything ran: no step started.
         assert!(!log.contains("RUN uname"), "{log}");
     }
+    // No qemu runs another OS's programs.
+    let log = case.build_fails(&["--platform", "windows/amd64"]);
+    assert!(log.contains("kiln runs RUN steps of linux platforms only"), "{log}");
 }
 
 #[test]
