@@ -6,27 +6,19 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use kiln_dockerfile::resolve::Platform;
 use kiln_store::{archive, Image, Store};
 
 use crate::image_config::ImageConfig;
 
-/// The host platform as an image config states it.
-pub fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    }
-}
-
 /// `FROM scratch`: as BuildKit's empty image, WorkingDir `/` and the
 /// default PATH, so an image built on it has the config theirs has.
-pub fn scratch() -> ImageConfig {
+/// Its platform is the stage's.
+pub fn scratch(platform: &Platform) -> ImageConfig {
     let mut config = ImageConfig {
-        architecture: host_arch().into(),
-        os: "linux".into(),
+        architecture: platform.arch.clone(),
+        os: platform.os.clone(),
+        variant: platform.variant.clone(),
         ..ImageConfig::default()
     };
     config.config.working_dir = Some("/".into());
@@ -56,17 +48,18 @@ pub enum Found {
 }
 
 /// Finds (importing if needed) the image a FROM or `--from` names,
-/// without the network.
-pub fn local(store: &Store, reference: &str) -> Result<Found> {
+/// without the network; a layout's index gives `platform`'s image.
+pub fn local(store: &Store, reference: &str, platform: &Platform) -> Result<Found> {
+    let triple = platform.triple();
     if let Some(rest) = reference.strip_prefix("oci:") {
         let (dir, tag) = path_and_tag(rest);
-        return archive::import_oci_dir(store, Path::new(dir), tag)
+        return archive::import_oci_dir_for(store, Path::new(dir), tag, &triple)
             .map(Found::Transport)
             .with_context(|| format!("importing {reference}"));
     }
     if let Some(rest) = reference.strip_prefix("oci-archive:") {
         let (file, tag) = path_and_tag(rest);
-        return archive::import_oci_archive(store, Path::new(file), tag)
+        return archive::import_oci_archive_for(store, Path::new(file), tag, &triple)
             .map(Found::Transport)
             .with_context(|| format!("importing {reference}"));
     }

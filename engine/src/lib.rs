@@ -23,6 +23,7 @@ mod macros;
 
 mod add;
 mod base;
+mod binfmt;
 mod cache;
 mod canon;
 mod config_ops;
@@ -37,9 +38,11 @@ mod fsops;
 mod glob;
 mod hardlinks;
 pub mod image_config;
+mod images;
 mod mounts;
 mod named;
 mod onbuild;
+mod platform;
 mod progress;
 mod release;
 mod remote;
@@ -86,6 +89,9 @@ pub struct Request {
     pub text: String,
     pub context: PathBuf,
     pub graph: Graph,
+    /// The platform built for (`--platform`; the host's by default): a
+    /// stage without `FROM --platform` is built for it.
+    pub platform: kiln_dockerfile::resolve::Platform,
     pub network: kiln_sandbox::Network,
     /// `--security-opt`: seccomp and no_new_privs of RUN steps.
     pub security: Security,
@@ -184,7 +190,7 @@ pub(crate) struct Builder<'a> {
     /// Where steps reading another stage wait for it.
     gate: schedule::Gate,
     pub used_args: Mutex<BTreeSet<String>>,
-    /// Images already resolved in this build, by reference.
+    /// Images already resolved in this build, by reference and platform.
     pub images: Mutex<HashMap<String, kiln_store::Image>>,
     /// The context's `.dockerignore`.
     pub ignore: dockerignore::Ignore,
@@ -192,6 +198,8 @@ pub(crate) struct Builder<'a> {
     pub memo: cache::FileMemo,
     /// The registry client, made when the first pull or download needs it.
     pub registry: std::sync::OnceLock<kiln_registry::Registry>,
+    /// The clients pulling base images, one per platform.
+    registries: images::Registries,
     /// ADD's downloads and git checkouts in this build.
     pub fetched: remote::Fetched,
     /// Which stages are still read, so the others' states are dropped.
@@ -230,6 +238,7 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
         ignore: dockerignore::Ignore::load(&req.context, req.dockerfile_path.as_deref())?,
         memo: cache::FileMemo::load(store, &req.context),
         registry: std::sync::OnceLock::new(),
+        registries: Mutex::default(),
         fetched: remote::Fetched::default(),
         readers: release::Readers::default(),
         triggers: onbuild::TriggerDeps::default(),
@@ -238,6 +247,7 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
         rcache: remote_cache::Imported::default(),
     };
     let mut b = b;
+    b.check_foreign_runs()?;
     b.triggers = b.trigger_deps();
     b.readers = release::Readers::new(&req.graph, &b.triggers);
     b.load_remote_cache();
@@ -355,11 +365,12 @@ impl Builder<'_> {
         vertex: &progress::Vertex<'_>,
     ) -> Result<(StageState, Vec<Command>)> {
         let node = &self.req.graph.stages[index];
+        let platform = self.stage_platform(index)?;
         match &node.base {
             Base::Scratch => Ok((
                 StageState::from_config(
-                    base::scratch(),
-                    canon::root_key(&step_key::platform(), "scratch", ""),
+                    base::scratch(&platform),
+                    canon::root_key(&platform.triple(), "scratch", ""),
                 ),
                 Vec::new(),
             )),
@@ -381,11 +392,12 @@ impl Builder<'_> {
                 Ok((state, triggers))
             }
             Base::Image(reference) => {
-                if let Some(state) = self.context_base(reference, vertex) {
+                if let Some(state) = self.context_base(reference, &platform, vertex) {
                     return Ok((state?, Vec::new()));
                 }
-                let image = self.base_image_of(reference)?;
+                let image = self.base_image_of(reference, &platform)?;
                 let mut config = base::config_of(self.store, &image)?;
+                self.check_base_platform(index, reference, &config, &platform);
                 // The triggers run in this build and are not inherited.
                 let triggers = config.config.on_build.take().unwrap_or_default();
                 let triggers = triggers
@@ -393,7 +405,7 @@ impl Builder<'_> {
                     .map(|t| onbuild::onbuild_command(t).with_context(|| format!("ONBUILD {t}")))
                     .collect::<Result<_>>()?;
                 let digest = image.manifest_digest.to_string();
-                let key = canon::root_key(&step_key::platform(), "image", &digest);
+                let key = canon::root_key(&platform.triple(), "image", &digest);
                 Ok((StageState::from_config(config, key), triggers))
             }
         }
@@ -483,44 +495,9 @@ impl Builder<'_> {
         Ok(reused)
     }
 
-    /// An image by reference, a `--build-context` name mapping first.
-    /// Each reference is looked up (or imported: an oci-archive is read
-    /// whole) once per build, however many stages and steps name it.
+    /// An image by reference, for the target platform.
     pub(crate) fn image(&self, reference: &str) -> Result<kiln_store::Image> {
-        let reference = match self.req.contexts.get(reference) {
-            Some(NamedContext::Image(r)) => r.as_str(),
-            _ => reference,
-        };
-        if let Some(image) = lock(&self.images).get(reference) {
-            return Ok(image.clone());
-        }
-        let image = match base::local(self.store, reference)? {
-            base::Found::Transport(image) => image,
-            base::Found::Stored(image) if self.req.pull != PullPolicy::Always => image,
-            base::Found::Missing if self.req.pull == PullPolicy::Never => {
-                anyhow::bail!(
-                    "image {reference:?} is not in kiln's store, and --pull=never forbids pulling it"
-                )
-            }
-            _ => self.pull(reference)?,
-        };
-        lock(&self.images).insert(reference.to_string(), image.clone());
-        Ok(image)
-    }
-
-    /// Pulls a base image from its registry, shown as a step.
-    fn pull(&self, reference: &str) -> Result<kiln_store::Image> {
-        let vertex = self.progress.start(&format!("[internal] pull {reference}"));
-        match self.registry()?.pull(self.store, reference, &vertex) {
-            Ok(pulled) => {
-                vertex.done();
-                Ok(pulled.image)
-            }
-            Err(e) => {
-                vertex.error(&e.to_string());
-                Err(anyhow!(e).context(format!("pulling {reference}")))
-            }
-        }
+        self.image_for(reference, &self.req.platform)
     }
 
     /// The registry (and HTTP) client, made on first use.

@@ -12,6 +12,7 @@ mod images;
 mod info;
 mod load;
 mod meta;
+mod platform;
 mod prune;
 pub(crate) mod registry;
 mod stdio;

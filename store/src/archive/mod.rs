@@ -22,7 +22,10 @@ use crate::images::{oci_digest, our_digest};
 use crate::{Image, Store};
 
 pub use docker::{export_docker_archive, import_docker_archive};
-pub use oci::{export_oci_archive, export_oci_dir, import_oci_archive, import_oci_dir};
+pub use oci::{
+    export_oci_archive, export_oci_dir, import_oci_archive, import_oci_archive_for, import_oci_dir,
+    import_oci_dir_for,
+};
 
 /// The most a manifest, an index or an image config may weigh, wherever
 /// it comes from (containers/image's limit): these are read whole into
