@@ -31,7 +31,12 @@ pub enum Command {
         images: Vec<String>,
     },
     /// Show an image's config and layers as JSON.
-    Inspect { image: String },
+    Inspect {
+        image: String,
+        /// Of a multi-platform image, show this platform's image.
+        #[arg(long)]
+        platform: Option<String>,
+    },
     /// Show the store, the id mapping and what this environment lets kiln
     /// do (user namespaces, overlay, network, seccomp), with the settings
     /// that fix what it refuses.
