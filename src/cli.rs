@@ -266,7 +266,8 @@ pub struct BuildArgs {
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
 
-    /// Target platform; only the host's (e.g. linux/amd64) can be built.
+    /// Target platform (e.g. linux/arm64; default: the host's). A foreign one
+    /// runs RUN steps through the kernel's binfmt_misc (qemu-user-static).
     #[arg(long)]
     pub platform: Option<String>,
 

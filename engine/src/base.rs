@@ -6,27 +6,19 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use kiln_dockerfile::resolve::Platform;
 use kiln_store::{archive, Image, Store};
 
 use crate::image_config::ImageConfig;
 
-/// The host platform as an image config states it.
-pub fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    }
-}
-
 /// `FROM scratch`: as BuildKit's empty image, WorkingDir `/` and the
 /// default PATH, so an image built on it has the config theirs has.
-pub fn scratch() -> ImageConfig {
+/// Its platform is the stage's.
+pub fn scratch(platform: &Platform) -> ImageConfig {
     let mut config = ImageConfig {
-        architecture: host_arch().into(),
-        os: "linux".into(),
+        architecture: platform.arch.clone(),
+        os: platform.os.clone(),
+        variant: platform.variant.clone(),
         ..ImageConfig::default()
     };
     config.config.working_dir = Some("/".into());

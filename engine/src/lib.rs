@@ -40,6 +40,7 @@ pub mod image_config;
 mod mounts;
 mod named;
 mod onbuild;
+mod platform;
 mod progress;
 mod release;
 mod remote;
@@ -82,6 +83,9 @@ pub struct Request {
     pub text: String,
     pub context: PathBuf,
     pub graph: Graph,
+    /// The platform built for (`--platform`; the host's by default): a
+    /// stage without `FROM --platform` is built for it.
+    pub platform: kiln_dockerfile::resolve::Platform,
     pub network: kiln_sandbox::Network,
     /// `--security-opt`: seccomp and no_new_privs of RUN steps.
     pub security: Security,
@@ -338,11 +342,12 @@ impl Builder<'_> {
         vertex: &progress::Vertex<'_>,
     ) -> Result<(StageState, Vec<Command>)> {
         let node = &self.req.graph.stages[index];
+        let platform = self.stage_platform(index)?;
         match &node.base {
             Base::Scratch => Ok((
                 StageState::from_config(
-                    base::scratch(),
-                    canon::root_key(&step_key::platform(), "scratch", ""),
+                    base::scratch(&platform),
+                    canon::root_key(&platform.triple(), "scratch", ""),
                 ),
                 Vec::new(),
             )),
@@ -364,7 +369,7 @@ impl Builder<'_> {
                 Ok((state, triggers))
             }
             Base::Image(reference) => {
-                if let Some(state) = self.context_base(reference, vertex) {
+                if let Some(state) = self.context_base(reference, &platform, vertex) {
                     return Ok((state?, Vec::new()));
                 }
                 let image = self.base_image_of(reference)?;
@@ -376,7 +381,7 @@ impl Builder<'_> {
                     .map(|t| onbuild::onbuild_command(t).with_context(|| format!("ONBUILD {t}")))
                     .collect::<Result<_>>()?;
                 let digest = image.manifest_digest.to_string();
-                let key = canon::root_key(&step_key::platform(), "image", &digest);
+                let key = canon::root_key(&platform.triple(), "image", &digest);
                 Ok((StageState::from_config(config, key), triggers))
             }
         }

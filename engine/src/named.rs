@@ -3,6 +3,7 @@
 //! from the context dir's files as the rootfs, with an empty config.
 
 use anyhow::Result;
+use kiln_dockerfile::resolve::Platform;
 
 use super::progress::Vertex;
 use super::state::StageState;
@@ -24,14 +25,15 @@ impl Builder<'_> {
     pub(super) fn context_base(
         &self,
         reference: &str,
+        platform: &Platform,
         vertex: &Vertex<'_>,
     ) -> Option<Result<StageState>> {
         if !self.context_is_not_an_image(reference) {
             return None;
         }
         let mut state = StageState::from_config(
-            base::scratch(),
-            super::canon::root_key(&super::step_key::platform(), "scratch", ""),
+            base::scratch(platform),
+            super::canon::root_key(&platform.triple(), "scratch", ""),
         );
         if let Some(NamedContext::Dir(_)) = self.req.contexts.get(reference) {
             // The dir's files (its .dockerignore applied) make the first

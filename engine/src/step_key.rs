@@ -44,7 +44,8 @@ impl Builder<'_> {
                 // own key leaves the parent out (names in --chown are
                 // looked up in the stage, so only numbers qualify).
                 if op.link && op.chown.as_deref().is_none_or(add::numeric_owner) {
-                    link = Some(parts.key(&canon::root_key(&platform(), "link", "")));
+                    let platform = super::platform::of_config(&state.config);
+                    link = Some(parts.key(&canon::root_key(&platform, "link", "")));
                 }
             }
             Instruction::Workdir(_) => {
@@ -114,9 +115,4 @@ impl Builder<'_> {
         parts.add("security", self.req.security.cache_key().as_bytes());
         Ok(())
     }
-}
-
-/// The platform every root key holds: the host's (the only one built).
-pub(super) fn platform() -> String {
-    format!("linux/{}", super::base::host_arch())
 }

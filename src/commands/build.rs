@@ -28,7 +28,7 @@ struct Settings {
     stdout_taken: bool,
 }
 
-fn settings(args: &BuildArgs, opts: &Options) -> Result<Settings> {
+fn settings(args: &BuildArgs) -> Result<Settings> {
     let network = match args.network.as_str() {
         "default" | "private" => kiln_sandbox::Network::Private,
         "host" => kiln_sandbox::Network::Host,
@@ -47,12 +47,6 @@ fn settings(args: &BuildArgs, opts: &Options) -> Result<Settings> {
         "never" => PullPolicy::Never,
         other => bail!("--pull={other}: use always, missing or never"),
     };
-    if let Some(p) = &args.platform {
-        let host = opts.platform.triple();
-        if p != &host && p.trim_end_matches("/v8") != host {
-            bail!("--platform={p}: kiln builds for the host platform ({host}) only");
-        }
-    }
     let compression = match args.compression.as_str() {
         "gzip" => Compression::Gzip,
         "zstd" => Compression::Zstd,
@@ -131,9 +125,10 @@ pub fn run_one(
     let mut opts = Options {
         build_args: build_args.clone(),
         target: args.target.clone(),
+        platform: super::platform::target(args.platform.as_deref())?,
         ..Options::default()
     };
-    let settings = settings(args, &opts)?;
+    let settings = settings(args)?;
     let (annotations, flags) = (
         super::build_flags::annotations(args)?,
         super::build_flags::run_flags(args)?,
@@ -202,6 +197,7 @@ pub fn run_one(
         file: source.name.clone(),
         text: source.text.clone(),
         context: args.context.clone(),
+        platform: opts.platform.clone(),
         graph,
         network: settings.network,
         security: settings.security.clone(),

@@ -16,6 +16,7 @@ pub fn run(args: &BuildArgs) -> Result<i32> {
     let opts = Options {
         build_args: dockerfile::build_args(&args.build_args)?,
         target: args.target.clone(),
+        platform: super::platform::target(args.platform.as_deref())?,
         // As the build: a stage a --build-context replaces is not built.
         replaced: args
             .build_contexts
@@ -23,7 +24,6 @@ pub fn run(args: &BuildArgs) -> Result<i32> {
             .filter_map(|c| c.split_once('='))
             .map(|(name, _)| name.to_ascii_lowercase())
             .collect(),
-        ..Options::default()
     };
     let parsed = parse_dockerfile(&source.text).and_then(|file| {
         let config = CheckConfig::for_build(&file, &opts.build_args)?;

@@ -14,6 +14,7 @@ mod info;
 mod load;
 mod meta;
 mod multiplat;
+mod platform;
 mod prune;
 pub(crate) mod registry;
 mod stdio;

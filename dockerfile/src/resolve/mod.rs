@@ -6,12 +6,14 @@
 
 mod default_from;
 mod lints;
+mod platform;
 mod scope;
 mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use scope::{Inputs, Platform, Scope, PROXY_ARGS};
+pub use platform::Platform;
+pub use scope::{Inputs, Scope, PROXY_ARGS};
 
 use crate::error::{Error, Result, Span};
 use crate::instructions::Dockerfile;
@@ -23,6 +25,8 @@ use crate::shell::{Env, Lexer};
 pub struct Options {
     pub build_args: BTreeMap<String, String>,
     pub target: Option<String>,
+    /// The target platform (TARGETPLATFORM); the build platform
+    /// (BUILDPLATFORM) is always the host's.
     pub platform: Platform,
     /// Stage names (lower-cased) a `--build-context` replaces, as
     /// BuildKit's: `FROM NAME` and `--from=NAME` then name the context,

@@ -24,54 +24,6 @@ pub const PROXY_ARGS: [&str; 10] = [
     "all_proxy",
 ];
 
-/// The platform a build runs on and targets.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Platform {
-    pub os: String,
-    pub arch: String,
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// The platform of the running kernel/binary.
-    pub fn host() -> Self {
-        let arch = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "x86" => "386",
-            "powerpc64" => "ppc64le",
-            other => other,
-        };
-        Platform {
-            os: "linux".into(),
-            arch: arch.into(),
-            variant: None,
-        }
-    }
-
-    pub fn triple(&self) -> String {
-        match &self.variant {
-            Some(v) => format!("{}/{}/{v}", self.os, self.arch),
-            None => format!("{}/{}", self.os, self.arch),
-        }
-    }
-
-    /// The automatic ARGs: TARGET* and BUILD* (the build is never cross).
-    pub fn automatic_args(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        for prefix in ["BUILD", "TARGET"] {
-            out.push((format!("{prefix}PLATFORM"), self.triple()));
-            out.push((format!("{prefix}OS"), self.os.clone()));
-            out.push((format!("{prefix}ARCH"), self.arch.clone()));
-            out.push((
-                format!("{prefix}VARIANT"),
-                self.variant.clone().unwrap_or_default(),
-            ));
-        }
-        out
-    }
-}
-
 /// What a stage's words are expanded against.
 #[derive(Clone, Debug, Default)]
 pub struct Scope {
