@@ -18,15 +18,16 @@ use crate::cli::BuildArgs;
 
 /// The platforms `--platform` lists (comma-separated, repeatable as
 /// buildx's: the repeats arrive joined by commas), each once, in order.
-pub fn platforms(args: &BuildArgs) -> Vec<String> {
+/// Each is normalised (`linux/arm64/v8` and `arm64` are `linux/arm64`).
+pub fn platforms(args: &BuildArgs) -> Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     for p in args.platform.iter().flat_map(|v| v.split(',')) {
-        let p = p.trim().to_string();
-        if !p.is_empty() && !out.contains(&p) {
+        let p = super::platform::target(Some(p.trim()))?.triple();
+        if !out.contains(&p) {
             out.push(p);
         }
     }
-    out
+    Ok(out)
 }
 
 /// Annotations by level, for a multi-platform build.
@@ -108,8 +109,14 @@ build one platform (--platform linux/amd64), or export an OCI archive (-o type=o
 /// Builds every platform `--platform` lists, when it lists more than
 /// one; None otherwise (the single-platform build does the work).
 pub fn run(args: &BuildArgs, store: &Store) -> Result<Option<i32>> {
-    let platforms = platforms(args);
+    let platforms = platforms(args)?;
     if platforms.len() < 2 {
+        if args.platform.as_deref().is_some_and(|p| p.contains(',')) {
+            // One platform, listed more than once.
+            let mut one = args.clone();
+            one.platform = platforms.into_iter().next();
+            return super::build::run_one(&one, store, None).map(Some);
+        }
         return Ok(None);
     }
     if args.check || args.call.is_some() {
@@ -350,6 +357,8 @@ mod tests {
             "linux/amd64, linux/arm64,linux/amd64",
             ".",
         ]);
-        assert_eq!(platforms(&a), ["linux/amd64", "linux/arm64"]);
+        assert_eq!(platforms(&a).unwrap(), ["linux/amd64", "linux/arm64"]);
+        let b = args(&["kiln", "build", "--platform", "arm64,linux/arm64/v8", "."]);
+        assert_eq!(platforms(&b).unwrap(), ["linux/arm64"]);
     }
 }
