@@ -234,3 +234,30 @@ fn pushed_index_has_both_platforms() {
     );
     assert_eq!(serde_json::from_str::<Value>(&raw2).unwrap(), raw);
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn load_keeps_the_host_platform() {
+    let case = two_platform_case("load");
+    let name = format!("localhost/kiln-mp-load-{}:1", std::process::id());
+    let out = case.build(&[
+        "--platform",
+        PLATFORMS,
+        "-t",
+        &name,
+        "--load",
+        "--progress=plain",
+    ]);
+    assert!(
+        out.contains("podman keeps the image of this host's platform"),
+        "{out}"
+    );
+    let arch = tool(
+        "podman",
+        &["image", "inspect", "--format", "{{.Architecture}}", &name],
+    );
+    let _ = std::process::Command::new("podman")
+        .args(["rmi", "-f", &name])
+        .output();
+    assert_eq!(arch.trim(), host_arch());
+}

@@ -93,7 +93,7 @@ fn annotations(args: &BuildArgs) -> Result<Annotations> {
 fn check_outputs(outputs: &[Output]) -> Result<()> {
     for o in outputs {
         match o {
-            Output::DockerArchive(_) | Output::Load => bail!(
+            Output::DockerArchive(_) => bail!(
                 "a docker archive holds one image per name, not a multi-platform image: \
 build one platform (--platform linux/amd64), or export an OCI archive (-o type=oci,dest=FILE)"
             ),
@@ -196,6 +196,12 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<Option<i32>> {
             .exportable_list(&list, compression(args)?)
             .context("compressing the images' layers")?;
     }
+    if outputs.contains(&Output::Load) {
+        vertex.log(&format!(
+            "--load: podman keeps the image of this host's platform ({}); -o type=oci keeps them all",
+            kiln_dockerfile::resolve::Platform::host().triple()
+        ));
+    }
     for output in &outputs {
         super::export_watch::watch(&vertex, output, || {
             export_list(store, &list, &names, output)
@@ -243,8 +249,16 @@ fn export_list(store: &Store, list: &ImageList, names: &[String], output: &Outpu
                 export::export(store, image, &[], &Output::Local(sub))?;
             }
         }
+        // podman load takes the OCI archive and keeps the image of the
+        // host's platform (containers/image picks it from the index): the
+        // one a user can run here.
+        Output::Load => {
+            let mut f = super::load::sink()?;
+            archive::export_oci_list_archive(store, list, names, &mut f)?;
+            std::io::Write::flush(&mut f).context("streaming the image to podman load")?;
+        }
         Output::Push(_) | Output::Store => {}
-        Output::DockerArchive(_) | Output::Load | Output::Tar(_) => {
+        Output::DockerArchive(_) | Output::Tar(_) => {
             unreachable!("refused before the build")
         }
     }
