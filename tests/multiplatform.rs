@@ -139,6 +139,9 @@ fn two_platforms_make_one_index() {
         .collect();
     assert_eq!(rows.len(), 1, "{images}");
     assert!(rows[0].ends_with("linux/amd64,linux/arm64"), "{images}");
+    // The platforms' images are the index's, not unnamed images of their
+    // own (the one `<none>` is the imported base).
+    assert_eq!(images.matches("<none>").count(), 1, "{images}");
     let shown = case.inspect("mp:1");
     assert_eq!(
         shown["MediaType"],

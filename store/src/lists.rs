@@ -103,7 +103,14 @@ impl Store {
             .map(|n| normalize_name(n))
             .collect::<Result<Vec<_>>>()?;
         let desc = Descriptor::new(MediaType::ImageIndex, size, oci_digest(&digest)?);
+        let members = images
+            .iter()
+            .map(|i| oci_digest(&i.manifest_digest))
+            .collect::<Result<Vec<_>>>()?;
         self.update_index(|entries| {
+            // The entries were stored unnamed (each build result is kept):
+            // now the index keeps them, and they are not images of their own.
+            entries.retain(|e| ref_name(e).is_some() || !members.contains(e.digest()));
             set_names(entries, &desc, &names);
             Ok(())
         })?;
