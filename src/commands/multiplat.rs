@@ -128,7 +128,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<Option<i32>> {
         .chain(args.load.then_some(Ok(Output::Load)))
         .collect::<Result<_>>()?;
     check_outputs(&outputs)?;
-    export::check_stdout(&outputs)?;
+    let stdout_taken = export::check_stdout(&outputs)?;
     let ann = annotations(args)?;
     // A context or Dockerfile from stdin is read once, for every platform.
     let fetched = super::context::fetch(args, store)?;
@@ -211,7 +211,9 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<Option<i32>> {
     push(args, store, &list, &names, &outputs, &progress)?;
     write_results(args, &list, &names)?;
     if mode == ProgressMode::Quiet {
-        out!("sha256:{}", list.id())?;
+        if !stdout_taken {
+            out!("sha256:{}", list.id())?;
+        }
     } else {
         progress.result(list.id(), &names);
         progress.finish();
