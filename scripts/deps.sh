@@ -19,6 +19,9 @@ packages=(gcc pkg-config ca-certificates uidmap busybox-static util-linux file
     openssh-client bsdutils debootstrap)
 # pigz and zstd: the floors of scripts/bench.sh's export-big case.
 packages+=(pigz zstd)
+# qemu-user-static + binfmt-support: foreign-platform RUN steps (--platform
+# linux/arm64) through binfmt_misc handlers registered with the F flag.
+packages+=(qemu-user-static binfmt-support)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -32,6 +35,21 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${missing[@]}"
+fi
+# binfmt_misc is not mounted at boot here: mount it and enable the aarch64
+# handler (tests/platform.rs builds linux/arm64); arm64 packages give the
+# arm64 busybox base (scripts/busybox-image.sh DIR TAG arm64).
+if [ "$(id -u)" -eq 0 ]; then
+    if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
+        mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    fi
+    if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+        update-binfmts --enable qemu-aarch64
+    fi
+    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+        dpkg --add-architecture arm64
+        apt-get update -qq
+    fi
 fi
 if ! command -v cargo >/dev/null; then
     echo "cargo not found: install a Rust toolchain (https://rustup.rs or Debian's cargo package)" >&2

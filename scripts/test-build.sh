@@ -37,6 +37,8 @@ for suite in "${suites[@]}"; do
 done
 cp -r examples "$dir/examples"
 scripts/busybox-image.sh "$dir/busybox" >/dev/null
+# The same under one tag for amd64 and arm64 (tests/platform.rs).
+scripts/busybox-image.sh "$dir/busybox-multi" latest amd64 arm64 >/dev/null
 chmod -R a+rX "$dir"
 # skopeo/podman as kilntest would otherwise read /run/containers/UID/auth.json,
 # which is unreadable once root has run podman (it makes /run/containers 0700).
@@ -57,7 +59,7 @@ for suite in "${suites[@]}"; do
     (cd / && runuser -u kilntest -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/home/kilntest \
         USER=kilntest LOGNAME=kilntest XDG_RUNTIME_DIR= TMPDIR="$work" \
         REGISTRY_AUTH_FILE="$work/auth.json" \
-        KILN_BIN="$dir/kiln" KILN_TEST_BASE="$dir/busybox" KILN_TEST_EXAMPLES="$dir/examples" \
+        KILN_BIN="$dir/kiln" KILN_TEST_BASE="$dir/busybox" KILN_TEST_MULTI_BASE="$dir/busybox-multi" KILN_TEST_EXAMPLES="$dir/examples" \
         "$dir/$suite-tests" --include-ignored --test-threads=2 "$@") 2>&1 | tee -a "$log" || status=1
 done
 passed=$(grep -o '[0-9]* passed' "$log" | awk '{s+=$1} END {print s+0}')

@@ -48,17 +48,18 @@ pub enum Found {
 }
 
 /// Finds (importing if needed) the image a FROM or `--from` names,
-/// without the network.
-pub fn local(store: &Store, reference: &str) -> Result<Found> {
+/// without the network; a layout's index gives `platform`'s image.
+pub fn local(store: &Store, reference: &str, platform: &Platform) -> Result<Found> {
+    let triple = platform.triple();
     if let Some(rest) = reference.strip_prefix("oci:") {
         let (dir, tag) = path_and_tag(rest);
-        return archive::import_oci_dir(store, Path::new(dir), tag)
+        return archive::import_oci_dir_for(store, Path::new(dir), tag, &triple)
             .map(Found::Transport)
             .with_context(|| format!("importing {reference}"));
     }
     if let Some(rest) = reference.strip_prefix("oci-archive:") {
         let (file, tag) = path_and_tag(rest);
-        return archive::import_oci_archive(store, Path::new(file), tag)
+        return archive::import_oci_archive_for(store, Path::new(file), tag, &triple)
             .map(Found::Transport)
             .with_context(|| format!("importing {reference}"));
     }

@@ -23,6 +23,7 @@ mod macros;
 
 mod add;
 mod base;
+mod binfmt;
 mod cache;
 mod canon;
 mod config_ops;
@@ -37,6 +38,7 @@ mod fsops;
 mod glob;
 mod hardlinks;
 pub mod image_config;
+mod images;
 mod mounts;
 mod named;
 mod onbuild;
@@ -181,7 +183,7 @@ pub(crate) struct Builder<'a> {
     /// Where steps reading another stage wait for it.
     gate: schedule::Gate,
     pub used_args: Mutex<BTreeSet<String>>,
-    /// Images already resolved in this build, by reference.
+    /// Images already resolved in this build, by reference and platform.
     pub images: Mutex<HashMap<String, kiln_store::Image>>,
     /// The context's `.dockerignore`.
     pub ignore: dockerignore::Ignore,
@@ -189,6 +191,8 @@ pub(crate) struct Builder<'a> {
     pub memo: cache::FileMemo,
     /// The registry client, made when the first pull or download needs it.
     pub registry: std::sync::OnceLock<kiln_registry::Registry>,
+    /// The clients pulling base images, one per platform.
+    registries: images::Registries,
     /// ADD's downloads and git checkouts in this build.
     pub fetched: remote::Fetched,
     /// Which stages are still read, so the others' states are dropped.
@@ -225,6 +229,7 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
         ignore: dockerignore::Ignore::load(&req.context, req.dockerfile_path.as_deref())?,
         memo: cache::FileMemo::load(store, &req.context),
         registry: std::sync::OnceLock::new(),
+        registries: Mutex::default(),
         fetched: remote::Fetched::default(),
         readers: release::Readers::default(),
         triggers: onbuild::TriggerDeps::default(),
@@ -232,6 +237,7 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
         fresh_caches: Mutex::default(),
     };
     let mut b = b;
+    b.check_foreign_runs()?;
     b.triggers = b.trigger_deps();
     b.readers = release::Readers::new(&req.graph, &b.triggers);
     let result = b.run_stages();
@@ -372,8 +378,9 @@ impl Builder<'_> {
                 if let Some(state) = self.context_base(reference, &platform, vertex) {
                     return Ok((state?, Vec::new()));
                 }
-                let image = self.base_image_of(reference)?;
+                let image = self.base_image_of(reference, &platform)?;
                 let mut config = base::config_of(self.store, &image)?;
+                self.check_base_platform(index, reference, &config, &platform);
                 // The triggers run in this build and are not inherited.
                 let triggers = config.config.on_build.take().unwrap_or_default();
                 let triggers = triggers
@@ -469,44 +476,9 @@ impl Builder<'_> {
         Ok(reused)
     }
 
-    /// An image by reference, a `--build-context` name mapping first.
-    /// Each reference is looked up (or imported: an oci-archive is read
-    /// whole) once per build, however many stages and steps name it.
+    /// An image by reference, for the target platform.
     pub(crate) fn image(&self, reference: &str) -> Result<kiln_store::Image> {
-        let reference = match self.req.contexts.get(reference) {
-            Some(NamedContext::Image(r)) => r.as_str(),
-            _ => reference,
-        };
-        if let Some(image) = lock(&self.images).get(reference) {
-            return Ok(image.clone());
-        }
-        let image = match base::local(self.store, reference)? {
-            base::Found::Transport(image) => image,
-            base::Found::Stored(image) if self.req.pull != PullPolicy::Always => image,
-            base::Found::Missing if self.req.pull == PullPolicy::Never => {
-                anyhow::bail!(
-                    "image {reference:?} is not in kiln's store, and --pull=never forbids pulling it"
-                )
-            }
-            _ => self.pull(reference)?,
-        };
-        lock(&self.images).insert(reference.to_string(), image.clone());
-        Ok(image)
-    }
-
-    /// Pulls a base image from its registry, shown as a step.
-    fn pull(&self, reference: &str) -> Result<kiln_store::Image> {
-        let vertex = self.progress.start(&format!("[internal] pull {reference}"));
-        match self.registry()?.pull(self.store, reference, &vertex) {
-            Ok(pulled) => {
-                vertex.done();
-                Ok(pulled.image)
-            }
-            Err(e) => {
-                vertex.error(&e.to_string());
-                Err(anyhow!(e).context(format!("pulling {reference}")))
-            }
-        }
+        self.image_for(reference, &self.req.platform)
     }
 
     /// The registry (and HTTP) client, made on first use.

@@ -10,9 +10,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{anyhow, Context, Result};
 use kiln_dockerfile::instructions::{Command, Instruction};
-use kiln_dockerfile::resolve::{Base, Source};
+use kiln_dockerfile::resolve::{Base, Platform, Source};
 
-use super::{base, Builder};
+use super::{base, images, Builder};
 
 /// The stages the build runs and, per stage, the stages its base image's
 /// triggers read.
@@ -63,12 +63,16 @@ impl Builder<'_> {
     /// Looks up (pulling if needed) the base images of `stages`, one
     /// thread per image.
     fn resolve_bases(&self, stages: &[usize]) {
-        let refs: BTreeSet<&str> = stages.iter().filter_map(|&i| self.base_image(i)).collect();
+        // A stage whose platform does not parse reports it when it runs.
+        let refs: BTreeSet<(&str, Platform)> = stages
+            .iter()
+            .filter_map(|&i| Some((self.base_image(i)?, self.stage_platform(i).ok()?)))
+            .collect();
         std::thread::scope(|scope| {
-            for r in refs {
+            for (r, p) in refs {
                 scope.spawn(move || {
-                    if let Err(e) = self.image(r) {
-                        super::lock(&self.base_errors).insert(r.to_string(), format!("{e:#}"));
+                    if let Err(e) = self.image_for(r, &p) {
+                        super::lock(&self.base_errors).insert(images::key(r, &p), format!("{e:#}"));
                     }
                 });
             }
@@ -93,7 +97,10 @@ impl Builder<'_> {
         };
         // Looked up as FROM does: through a `--build-context` of that name
         // (the images read are kept under the reference it maps to).
-        let Ok(image) = self.base_image_of(reference) else {
+        let Ok(platform) = self.stage_platform(index) else {
+            return Vec::new();
+        };
+        let Ok(image) = self.base_image_of(reference, &platform) else {
             return Vec::new();
         };
         let Ok(config) = base::config_of(self.store, &image) else {
@@ -128,10 +135,14 @@ impl Builder<'_> {
 
     /// A stage's base image: as read before the stages ran, its error
     /// included.
-    pub(super) fn base_image_of(&self, reference: &str) -> Result<kiln_store::Image> {
-        match super::lock(&self.base_errors).get(reference) {
+    pub(super) fn base_image_of(
+        &self,
+        reference: &str,
+        platform: &Platform,
+    ) -> Result<kiln_store::Image> {
+        match super::lock(&self.base_errors).get(&images::key(reference, platform)) {
             Some(e) => Err(anyhow!("{e}")),
-            None => self.image(reference),
+            None => self.image_for(reference, platform),
         }
     }
 

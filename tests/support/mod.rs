@@ -30,6 +30,14 @@ pub fn base() -> String {
     format!("oci:{dir}:latest")
 }
 
+/// `FROM` for the busybox image holding amd64 and arm64 under one tag (an
+/// image index), as scripts/busybox-image.sh wrote it.
+pub fn multi_base() -> String {
+    let dir = std::env::var("KILN_TEST_MULTI_BASE")
+        .expect("KILN_TEST_MULTI_BASE: run through scripts/test-build.sh");
+    format!("oci:{dir}:latest")
+}
+
 /// A directory of the examples, readable by the test user.
 pub fn examples() -> PathBuf {
     std::env::var_os("KILN_TEST_EXAMPLES")

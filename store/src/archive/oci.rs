@@ -130,13 +130,50 @@ impl Source<'_> {
     }
 }
 
-/// Follows an index entry to an image manifest, choosing the host platform
-/// in a manifest list.
+/// The platform an import picks from an index: `os/arch[/variant]`.
+struct Want<'a> {
+    os: &'a str,
+    arch: &'a str,
+    variant: Option<&'a str>,
+}
+
+impl<'a> Want<'a> {
+    fn parse(platform: &'a str) -> Want<'a> {
+        let mut parts = platform.splitn(3, '/');
+        Want {
+            os: parts.next().unwrap_or("linux"),
+            arch: parts.next().unwrap_or(""),
+            variant: parts.next(),
+        }
+    }
+
+    /// An entry without a variant runs on any variant of its arch, and
+    /// arm64's is v8 when unnamed.
+    fn matches(&self, desc: &Descriptor) -> bool {
+        let Some(p) = desc.platform().as_ref() else {
+            return false;
+        };
+        let arch = p.architecture().to_string();
+        if p.os().to_string() != self.os || arch != self.arch {
+            return false;
+        }
+        let have = p
+            .variant()
+            .as_deref()
+            .filter(|v| !(arch == "arm64" && *v == "v8"));
+        let want = self.variant.filter(|v| !(arch == "arm64" && *v == "v8"));
+        want.is_none() || have.is_none() || want == have
+    }
+}
+
+/// Follows an index entry to an image manifest, choosing `want`'s
+/// platform in a manifest list.
 fn manifest_of(
     store: &Store,
     src: &Source<'_>,
     desc: &Descriptor,
     depth: usize,
+    want: &Want<'_>,
 ) -> Result<ImageManifest> {
     let d = our_digest(desc.digest())?;
     let media = desc.media_type().to_string();
@@ -149,14 +186,8 @@ fn manifest_of(
         return Err(Error::Archive("indexes nested too deep".into()));
     }
     let index: ImageIndex = src.json(store, &d, "index")?;
-    let arch = host_arch();
-    let chosen = index.manifests().iter().find(|m| {
-        m.platform()
-            .as_ref()
-            .is_some_and(|p| p.os().to_string() == "linux" && p.architecture().to_string() == arch)
-    });
-    match chosen {
-        Some(m) => manifest_of(store, src, m, depth + 1),
+    match index.manifests().iter().find(|m| want.matches(m)) {
+        Some(m) => manifest_of(store, src, m, depth + 1, want),
         None => {
             let available: Vec<String> = index
                 .manifests()
@@ -167,8 +198,11 @@ fn manifest_of(
                         .map(|p| format!("{}/{}", p.os(), p.architecture()))
                 })
                 .collect();
+            let variant = want.variant.map(|v| format!("/{v}")).unwrap_or_default();
             Err(Error::Archive(format!(
-                "no image for linux/{arch} in the index (available: {})",
+                "no image for {}/{}{variant} in the index (available: {})",
+                want.os,
+                want.arch,
                 available.join(", ")
             )))
         }
@@ -184,18 +218,29 @@ pub(crate) fn host_arch() -> &'static str {
 }
 
 /// The index entry `reference` names: its full name, its tag, or (with no
-/// reference) the only entry.
-fn select<'i>(index: &'i ImageIndex, reference: Option<&str>) -> Result<&'i Descriptor> {
+/// reference) the only entry. A layout may hold one name once per
+/// platform (entries with a `platform`): `want`'s is chosen then.
+fn select<'i>(
+    index: &'i ImageIndex,
+    reference: Option<&str>,
+    want: &Want<'_>,
+) -> Result<&'i Descriptor> {
     let entries = index.manifests();
     match reference {
         Some(r) => {
             let full = crate::normalize_name(r).ok();
-            entries
+            let named: Vec<&Descriptor> = entries
                 .iter()
-                .find(|e| {
+                .filter(|e| {
                     e.digest().to_string() == r
                         || ref_name(e).is_some_and(|n| n == r || Some(&n) == full.as_ref())
                 })
+                .collect();
+            named
+                .iter()
+                .find(|e| named.len() > 1 && want.matches(e))
+                .or(named.first())
+                .copied()
                 .ok_or_else(|| Error::ImageNotKnown(r.to_string()))
         }
         None => match entries.as_slice() {
@@ -208,10 +253,16 @@ fn select<'i>(index: &'i ImageIndex, reference: Option<&str>) -> Result<&'i Desc
     }
 }
 
-fn import_one(store: &Store, src: &Source<'_>, reference: Option<&str>) -> Result<Image> {
+fn import_one(
+    store: &Store,
+    src: &Source<'_>,
+    reference: Option<&str>,
+    platform: &str,
+) -> Result<Image> {
+    let want = Want::parse(platform);
     let index = src.index()?;
-    let desc = select(&index, reference)?;
-    let manifest = manifest_of(store, src, desc, 0)?;
+    let desc = select(&index, reference, &want)?;
+    let manifest = manifest_of(store, src, desc, 0, &want)?;
     src.fetch(store, &our_digest(manifest.config().digest())?)?;
     for l in manifest.layers() {
         src.fetch(store, &our_digest(l.digest())?)?;
@@ -219,15 +270,40 @@ fn import_one(store: &Store, src: &Source<'_>, reference: Option<&str>) -> Resul
     adopt(store, &manifest, &[])
 }
 
+fn host_platform() -> String {
+    format!("linux/{}", host_arch())
+}
+
 /// `FROM oci:DIR[:TAG]`.
 pub fn import_oci_dir(store: &Store, dir: &Path, reference: Option<&str>) -> Result<Image> {
-    import_one(store, &Source::Dir(dir), reference)
+    import_one(store, &Source::Dir(dir), reference, &host_platform())
+}
+
+/// `FROM oci:DIR[:TAG]` for a platform (`os/arch[/variant]`), chosen when
+/// the tag names an index or is in the layout once per platform.
+pub fn import_oci_dir_for(
+    store: &Store,
+    dir: &Path,
+    reference: Option<&str>,
+    platform: &str,
+) -> Result<Image> {
+    import_one(store, &Source::Dir(dir), reference, platform)
 }
 
 /// `FROM oci-archive:FILE[:TAG]`.
 pub fn import_oci_archive(store: &Store, file: &Path, reference: Option<&str>) -> Result<Image> {
+    import_oci_archive_for(store, file, reference, &host_platform())
+}
+
+/// `FROM oci-archive:FILE[:TAG]` for a platform, as [`import_oci_dir_for`].
+pub fn import_oci_archive_for(
+    store: &Store,
+    file: &Path,
+    reference: Option<&str>,
+    platform: &str,
+) -> Result<Image> {
     let contents = read::scan(store, file)?;
-    import_one(store, &Source::Archive(&contents), reference)
+    import_one(store, &Source::Archive(&contents), reference, platform)
 }
 
 /// `kiln load` of an oci-archive: every image, under the names it carries.
@@ -236,7 +312,8 @@ pub(crate) fn import_all(store: &Store, contents: &Contents) -> Result<Vec<Image
     let index = src.index()?;
     let mut out = Vec::new();
     for desc in index.manifests() {
-        let manifest = manifest_of(store, &src, desc, 0)?;
+        let host = host_platform();
+        let manifest = manifest_of(store, &src, desc, 0, &Want::parse(&host))?;
         let names: Vec<String> = ref_name(desc).into_iter().collect();
         out.push(adopt(store, &manifest, &names)?);
     }
