@@ -264,3 +264,21 @@ fn load_keeps_the_host_platform() {
         .output();
     assert_eq!(arch.trim(), host_arch());
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn run_steps_run_on_each_platform() {
+    // The base is an index (amd64 + arm64); arm64's RUN goes through qemu.
+    let case = Case::new("run");
+    std::fs::write(
+        case.ctx().join("Dockerfile"),
+        format!("FROM {}\nRUN uname -m > /arch\n", support::multi_base()),
+    )
+    .unwrap();
+    let local = case.build_local(&["--platform", PLATFORMS, "-t", "run:1"]);
+    assert_eq!(read(&local.join("linux_amd64"), "arch"), "x86_64\n");
+    assert_eq!(read(&local.join("linux_arm64"), "arch"), "aarch64\n");
+    let arm = case.kiln(&["inspect", "--platform", "linux/arm64", "run:1"]);
+    let arm: Value = serde_json::from_slice(&arm.stdout).unwrap();
+    assert_eq!(arm["Architecture"], "arm64", "{arm}");
+}
