@@ -144,7 +144,11 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<Option<i32>> {
     }
     let mut images = Vec::new();
     let mut descriptors = Vec::new();
-    for platform in &platforms {
+    let quiet = ProgressMode::parse(&args.progress, args.quiet) == Some(ProgressMode::Quiet);
+    for (i, platform) in platforms.iter().enumerate() {
+        if !quiet {
+            say!("building for {platform} ({}/{})", i + 1, platforms.len());
+        }
         let mut one = base.clone();
         one.platform = Some(platform.clone());
         one.tags.clear();

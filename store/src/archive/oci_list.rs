@@ -10,7 +10,7 @@ use oci_spec::image::{Descriptor, ImageIndex, MediaType};
 
 use super::write;
 use crate::error::{Error, Result};
-use crate::images::{name_annotations, oci_digest, set_names};
+use crate::images::{oci_digest, set_names};
 use crate::{fsutil, ImageList, Store};
 
 /// Every blob the list needs: the index, then each entry's.
@@ -26,13 +26,14 @@ fn list_blobs(list: &ImageList) -> Result<Vec<Digest>> {
     Ok(out)
 }
 
-fn list_descriptor(store: &Store, list: &ImageList, name: Option<&str>) -> Result<Descriptor> {
+/// The index's descriptor (`set_names` names it).
+fn list_descriptor(store: &Store, list: &ImageList) -> Result<Descriptor> {
     let size = store.read_blob(&list.digest)?.len() as u64;
-    let mut d = Descriptor::new(MediaType::ImageIndex, size, oci_digest(&list.digest)?);
-    if let Some(n) = name {
-        d.set_annotations(Some(name_annotations(n)));
-    }
-    Ok(d)
+    Ok(Descriptor::new(
+        MediaType::ImageIndex,
+        size,
+        oci_digest(&list.digest)?,
+    ))
 }
 
 /// The oci-archive of `list` under `names` (each layer a blob: see
@@ -46,7 +47,7 @@ pub fn export_oci_list_archive(
     let list = &store.exportable_list(list, kiln_layer::Compression::Gzip)?;
     let names = write::normalized(names)?;
     let mut manifests = Vec::new();
-    set_names(&mut manifests, &list_descriptor(store, list, None)?, &names);
+    set_names(&mut manifests, &list_descriptor(store, list)?, &names);
     let mut index = crate::images::empty_index()?;
     index.set_manifests(manifests);
     let index = serde_json::to_vec(&index).map_err(|e| Error::json("index", e))?;
@@ -94,7 +95,7 @@ pub fn export_oci_list_dir(
         crate::images::empty_index()?
     };
     let mut manifests: Vec<Descriptor> = index.manifests().clone();
-    set_names(&mut manifests, &list_descriptor(store, list, None)?, &names);
+    set_names(&mut manifests, &list_descriptor(store, list)?, &names);
     index.set_manifests(manifests);
     let bytes = serde_json::to_vec(&index).map_err(|e| Error::json("index", e))?;
     fsutil::write_atomic(&dir.join(".index.json.tmp"), &index_path, &bytes)?;
