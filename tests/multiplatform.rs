@@ -160,6 +160,16 @@ fn two_platforms_make_one_index() {
     case.build(&["--platform", PLATFORMS, "-t", "mp:2"]);
     let shown = case.inspect("mp:2");
     assert_eq!(shown["Manifests"][0]["Architecture"], host_arch());
+
+    // A build FROM it for one platform starts from that platform's entry
+    // (not the host's, which would send kiln to a registry for arm64).
+    std::fs::write(
+        case.ctx().join("Dockerfile"),
+        "FROM localhost/mp:2\nCOPY hello.txt /again.txt\n",
+    )
+    .unwrap();
+    case.build(&["--platform", "linux/arm64", "-t", "child"]);
+    assert_eq!(case.inspect("child")["Architecture"], "arm64");
 }
 
 #[test]
