@@ -125,6 +125,12 @@ fn a_foreign_run_without_a_handler_fails_before_building_with_the_fix() {
         // Stopped before anything ran: no step started.
         assert!(!log.contains("RUN uname"), "{log}");
     }
+    // No qemu runs another OS's programs.
+    let log = case.build_fails(&["--platform", "windows/amd64"]);
+    assert!(
+        log.contains("kiln runs RUN steps of linux platforms only"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -155,4 +161,33 @@ fn a_foreign_stage_without_run_needs_no_handler() {
         "{log}"
     );
     assert_eq!(case.inspect("norun")["Architecture"], "arm64");
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_stored_base_of_another_platform_is_pulled_for_this_one() {
+    let case = Case::new("stored");
+    let reg = support::registry::TestRegistry::start(&case.path("reg"), &[]);
+    let multi = format!("{}/multi:1", reg.host());
+    let src = multi_base();
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--all",
+            "--dest-tls-verify=false",
+            &src,
+            &format!("docker://{multi}"),
+        ],
+    );
+    case.dockerfile(&format!("FROM {multi}\nCOPY a /a\n"));
+    case.file("a", "a\n");
+    // The store holds one image per name: each build pulls (and names) the
+    // platform it needs when the stored one is another.
+    for platform in ["linux/amd64", "linux/arm64", "linux/amd64"] {
+        let log = case.build(&["--platform", platform, "-t", "stored"]);
+        assert!(!log.contains("InvalidBaseImagePlatform"), "{log}");
+        let arch = platform.trim_start_matches("linux/");
+        assert_eq!(case.inspect("stored")["Architecture"], arch, "{log}");
+    }
 }

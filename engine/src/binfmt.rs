@@ -38,17 +38,22 @@ impl Builder<'_> {
             if native(&platform) {
                 continue;
             }
-            if let Err(why) = handler(&dir, &platform) {
-                let qemu = qemu_name(&platform.arch).unwrap_or(&platform.arch);
+            let label = graph.stage_label(index);
+            let host = Platform::host();
+            let qemu = qemu_name(&platform.arch).filter(|_| platform.os == "linux");
+            let Some(qemu) = qemu else {
                 bail!(
-                    "stage {} runs RUN for {platform}, which this {} machine cannot execute: {why}.\n\
+                    "stage {label} runs RUN for {platform}: kiln runs RUN steps of linux \
+platforms only (through qemu when foreign); build for --platform {host}, or leave RUN out of that stage"
+                );
+            };
+            if let Err(why) = handler(&dir, &platform) {
+                bail!(
+                    "stage {label} runs RUN for {platform}, which this {host} machine cannot execute: {why}.\n\
 Fix: as root, `apt-get install qemu-user-static binfmt-support` (Debian/Ubuntu), then, if \
 {} is empty, `mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc` and \
-`update-binfmts --enable qemu-{qemu}`; or build for --platform {} only",
-                    graph.stage_label(index),
-                    Platform::host(),
+`update-binfmts --enable qemu-{qemu}`; or build for --platform {host} only",
                     dir.display(),
-                    Platform::host(),
                 );
             }
         }
