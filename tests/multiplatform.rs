@@ -292,3 +292,21 @@ fn run_steps_run_on_each_platform() {
     let arm: Value = serde_json::from_slice(&arm.stdout).unwrap();
     assert_eq!(arm["Architecture"], "arm64", "{arm}");
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn check_takes_a_platform_list() {
+    let case = two_platform_case("check");
+    let ctx = case.ctx();
+    for platforms in [
+        vec!["--platform", PLATFORMS],
+        vec!["--platform", "linux/amd64", "--platform", "linux/arm64"],
+    ] {
+        let mut args = vec!["build", "--check"];
+        args.extend(platforms);
+        args.push(ctx.to_str().unwrap());
+        let out = case.kiln(&args);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(text(&out).contains("no warnings found"), "{}", text(&out));
+    }
+}
