@@ -14,7 +14,7 @@ const PULL_POLICIES: [&str; 5] = ["always", "missing", "never", "true", "false"]
 /// Parses the process's arguments; exits with clap's usage code (2) on a
 /// mistake.
 pub fn parse() -> Cli {
-    let argv = normalize(std::env::args_os().collect());
+    let argv = join_platforms(normalize(std::env::args_os().collect()));
     match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
         Err(e) if e.kind() == ErrorKind::UnknownArgument => {
@@ -47,6 +47,38 @@ fn normalize(argv: Vec<OsString>) -> Vec<OsString> {
                 |v| v.to_string_lossy().into_owned(),
             );
         out.push(format!("--pull={policy}").into());
+    }
+    out
+}
+
+/// `--platform` given more than once (buildx's way to list several) is
+/// one comma-separated `--platform` list.
+fn join_platforms(argv: Vec<OsString>) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(argv.len());
+    let mut platforms: Vec<String> = Vec::new();
+    let mut at = None;
+    let mut rest = argv.into_iter();
+    while let Some(arg) = rest.next() {
+        if arg == "--" {
+            out.push(arg);
+            out.extend(rest);
+            break;
+        }
+        let value = match arg.to_str() {
+            Some("--platform") => rest.next().map(|v| v.to_string_lossy().into_owned()),
+            Some(a) => a.strip_prefix("--platform=").map(str::to_string),
+            None => None,
+        };
+        match value {
+            Some(v) => {
+                at.get_or_insert(out.len());
+                platforms.push(v);
+            }
+            None => out.push(arg),
+        }
+    }
+    if let Some(i) = at {
+        out.insert(i, format!("--platform={}", platforms.join(",")).into());
     }
     out
 }
@@ -128,6 +160,20 @@ mod tests {
         assert_eq!(
             normalize(args("kiln build . -- --pull")),
             args("kiln build . -- --pull")
+        );
+    }
+
+    #[test]
+    fn repeated_platforms_are_one_list() {
+        assert_eq!(
+            join_platforms(args(
+                "kiln build --platform linux/amd64 -t a --platform=linux/arm64 ."
+            )),
+            args("kiln build --platform=linux/amd64,linux/arm64 -t a .")
+        );
+        assert_eq!(
+            join_platforms(args("kiln build . -- --platform x")),
+            args("kiln build . -- --platform x")
         );
     }
 

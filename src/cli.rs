@@ -31,7 +31,12 @@ pub enum Command {
         images: Vec<String>,
     },
     /// Show an image's config and layers as JSON.
-    Inspect { image: String },
+    Inspect {
+        image: String,
+        /// Of a multi-platform image, show this platform's image.
+        #[arg(long)]
+        platform: Option<String>,
+    },
     /// Show the store, the id mapping and what this environment lets kiln
     /// do (user namespaces, overlay, network, seccomp), with the settings
     /// that fix what it refuses.
@@ -263,6 +268,8 @@ pub struct BuildArgs {
 
     /// Target platform (e.g. linux/arm64; default: the host's). A foreign one
     /// runs RUN steps through the kernel's binfmt_misc (qemu-user-static).
+    /// A list (linux/amd64,linux/arm64, or the flag repeated) builds one
+    /// image per platform into one multi-platform image (an OCI index).
     #[arg(long)]
     pub platform: Option<String>,
 
@@ -316,7 +323,8 @@ pub struct BuildArgs {
     #[arg(long = "no-cache-filter", value_name = "STAGE")]
     pub no_cache_filter: Vec<String>,
 
-    /// Add an annotation to the image's manifest (repeatable): [manifest:]KEY=VALUE.
+    /// Add an annotation to the image's manifest (repeatable): [manifest:]KEY=VALUE; with
+    /// several platforms also index:, manifest[PLATFORM]:, manifest-descriptor[[PLATFORM]]:.
     #[arg(long = "annotation", value_name = "KEY=VALUE")]
     pub annotations: Vec<String>,
 

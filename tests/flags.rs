@@ -85,7 +85,11 @@ fn bad_run_flags_are_clear_errors_before_the_build() {
             "soft limit is above the hard limit",
         ),
         ("--ulimit", "nofile=-1", "cannot raise"),
-        ("--annotation", "index:a=b", "manifest annotations only"),
+        (
+            "--annotation",
+            "index:a=b",
+            "a single-platform image has no index",
+        ),
         ("--call", "outline", "--call=outline"),
     ] {
         let err = fails(&case.kiln(&["build", flag, value, ctx]));

@@ -70,7 +70,8 @@ pub fn local(store: &Store, reference: &str, platform: &Platform) -> Result<Foun
             .with_context(|| format!("importing {reference}"));
     }
     for candidate in candidates(reference) {
-        if let Ok(image) = store.image(&candidate) {
+        // A multi-platform image kiln built stands for its entry of this platform.
+        if let Ok(image) = store.image_for(&candidate, &triple) {
             return Ok(Found::Stored(image));
         }
     }

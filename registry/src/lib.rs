@@ -38,6 +38,7 @@ mod platform;
 mod progress;
 mod pull;
 mod push;
+mod push_list;
 mod reference;
 mod transport;
 mod workers;

@@ -46,9 +46,30 @@ impl Registry {
         )?;
         let rt = self.runtime()?;
         rt.block_on(session.authenticate(RegistryOperation::Push))?;
-        // Every layer as a blob (a built image may list plain tars it has
-        // no blob for yet); a caller that wants zstd converts it first.
-        let image = &store.exportable(image, kiln_layer::Compression::Gzip)?;
+        let transfers = Transfers::new(events);
+        let target = session.reference.clone();
+        let image = self.send_image(rt, &session, store, image, &target, &transfers)?;
+        let digest = image.manifest_digest.to_string();
+        events.line(&format!("pushed {} {digest}", r.whole()));
+        Ok(digest)
+    }
+
+    /// Sends `image`'s blobs (each layer a blob first: a built image may
+    /// list plain tars it has no blob for yet; a caller that wants zstd
+    /// converts it first), then its manifest as `target` (the session's
+    /// tag, or a digest reference for a list's entry). Returns the image
+    /// as pushed.
+    pub(crate) fn send_image(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        session: &Session,
+        store: &Store,
+        image: &Image,
+        target: &Reference,
+        transfers: &Transfers<'_>,
+    ) -> Result<Image> {
+        let r = &session.reference;
+        let image = store.exportable(image, kiln_layer::Compression::Gzip)?;
         let manifest = &image.manifest;
         let mut blobs = vec![Blob {
             digest: manifest.config().digest().to_string(),
@@ -65,30 +86,15 @@ impl Registry {
                 message: format!("the stored image lists {:?}, not a digest", b.digest),
             });
         }
-        let transfers = Transfers::new(events);
-        let sources = mount_sources(store, &session.reference, image)?;
-        self.push_blobs(rt, &session, store, &blobs, &sources, &transfers)?;
+        let sources = mount_sources(store, r, &image)?;
+        self.push_blobs(rt, session, store, &blobs, &sources, transfers)?;
         let bytes = store.read_blob(&image.manifest_digest)?;
         let content_type = manifest.media_type().as_ref().map_or(
             "application/vnd.oci.image.manifest.v1+json".to_string(),
             |m| m.to_string(),
         );
-        rt.block_on(session.retry(|| async {
-            let header = content_type.parse().map_err(|_| {
-                Failure::Fatal(Error::Protocol {
-                    registry: session.registry().to_string(),
-                    message: format!("bad media type {content_type:?}"),
-                })
-            })?;
-            session
-                .client
-                .push_manifest_raw(&session.reference, bytes.clone(), header)
-                .await
-                .map_err(|e| session.failure(e, "repository"))
-        }))?;
-        let digest = image.manifest_digest.to_string();
-        events.line(&format!("pushed {} {digest}", r.whole()));
-        Ok(digest)
+        put_manifest(rt, session, target, bytes, &content_type)?;
+        Ok(image)
     }
 
     pub(crate) fn push_blobs(
@@ -234,4 +240,28 @@ pub(crate) async fn push_blob(
         Err(_) => transfers.abandon(id),
     }
     result
+}
+
+/// PUTs manifest (or index) bytes as `target`.
+pub(crate) fn put_manifest(
+    rt: &tokio::runtime::Runtime,
+    session: &Session,
+    target: &Reference,
+    bytes: Vec<u8>,
+    content_type: &str,
+) -> Result<()> {
+    rt.block_on(session.retry(|| async {
+        let header = content_type.parse().map_err(|_| {
+            Failure::Fatal(Error::Protocol {
+                registry: session.registry().to_string(),
+                message: format!("bad media type {content_type:?}"),
+            })
+        })?;
+        session
+            .client
+            .push_manifest_raw(target, bytes.clone(), header)
+            .await
+            .map_err(|e| session.failure(e, "repository"))
+    }))?;
+    Ok(())
 }

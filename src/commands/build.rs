@@ -103,6 +103,20 @@ fn source_date_epoch(inputs: &kiln_dockerfile::resolve::Inputs) -> Result<Option
 }
 
 pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
+    if let Some(code) = super::multiplat::run(args, store)? {
+        return Ok(code);
+    }
+    run_one(args, store, None)
+}
+
+/// One platform's build; with `built`, the image is stored unnamed and
+/// handed back there instead of being named and exported (a
+/// multi-platform build's entry).
+pub fn run_one(
+    args: &BuildArgs,
+    store: &Store,
+    built_image: Option<&mut Option<kiln_store::Image>>,
+) -> Result<i32> {
     // `-` or a URL: fetched into a directory, which the build then uses.
     let fetched = super::context::fetch(args, store)?;
     let args = fetched.as_ref().map_or(args, |f| &f.args);
@@ -240,6 +254,12 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
     image = store
         .annotate(&image, &annotations)
         .context("annotating the image")?;
+    if let Some(slot) = built_image {
+        *slot = Some(image);
+        vertex.done();
+        progress.finish();
+        return Ok(0);
+    }
     for name in &names {
         vertex.log(&format!("naming to {name}"));
     }

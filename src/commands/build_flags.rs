@@ -86,10 +86,10 @@ pub fn annotations(args: &BuildArgs) -> Result<BTreeMap<String, String>> {
                 if ["index", "manifest-descriptor", "index-descriptor"]
                     .contains(&level.split('[').next().unwrap_or(level)) =>
             {
-                bail!("--annotation {a}: kiln writes manifest annotations only (a single-platform image has no index)")
+                bail!("--annotation {a}: a single-platform image has no index (list several platforms: --platform linux/amd64,linux/arm64)")
             }
             Some((l, _)) if l.starts_with("manifest[") => {
-                bail!("--annotation {a}: platform-specific annotations are not supported (kiln builds one platform)")
+                bail!("--annotation {a}: platform-specific annotations are for multi-platform builds (--platform linux/amd64,linux/arm64)")
             }
             _ => key,
         };

@@ -16,7 +16,12 @@ pub fn run(args: &BuildArgs) -> Result<i32> {
     let opts = Options {
         build_args: dockerfile::build_args(&args.build_args)?,
         target: args.target.clone(),
-        platform: super::platform::target(args.platform.as_deref())?,
+        // A platform list is checked for its first platform.
+        platform: super::platform::target(
+            super::multiplat::platforms(args)?
+                .first()
+                .map(String::as_str),
+        )?,
         // As the build: a stage a --build-context replaces is not built.
         replaced: args
             .build_contexts

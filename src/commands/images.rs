@@ -11,9 +11,13 @@ use crate::image_config::ImageConfig;
 
 pub fn list(store: &Store, quiet: bool) -> Result<i32> {
     let images = store.images()?;
+    let lists = store.lists()?;
     if quiet {
         for i in &images {
             out!("{}", &i.id()[..12])?;
+        }
+        for l in &lists {
+            out!("{}", &l.id()[..12])?;
         }
         return Ok(0);
     }
@@ -50,6 +54,7 @@ pub fn list(store: &Store, quiet: bool) -> Result<i32> {
             )?;
         }
     }
+    super::images_list::list_rows(&lists)?;
     Ok(0)
 }
 
@@ -80,8 +85,11 @@ pub fn remove(store: &Store, names: &[String]) -> Result<i32> {
     Ok(code)
 }
 
-pub fn inspect(store: &Store, name: &str) -> Result<i32> {
-    let image = store.image(name)?;
+pub fn inspect(store: &Store, name: &str, platform: Option<&str>) -> Result<i32> {
+    let image = match super::images_list::inspect(store, name, platform)? {
+        Some(image) => image,
+        None => return Ok(0),
+    };
     let config = ImageConfig::from_json(&store.read_blob(&image.config_digest)?)?;
     let out = json!({
         "Id": format!("sha256:{}", image.id()),
@@ -101,6 +109,14 @@ pub fn inspect(store: &Store, name: &str) -> Result<i32> {
 
 /// `kiln tag SOURCE TARGET…`: every target names the source's image.
 pub fn tag(store: &Store, source: &str, targets: &[String]) -> Result<i32> {
+    if let kiln_store::Stored::List(list) = store.lookup(source)? {
+        for t in targets {
+            store
+                .tag_list(&list, t)
+                .with_context(|| format!("tagging {source} as {t}"))?;
+        }
+        return Ok(0);
+    }
     let image = store.image(source)?;
     for t in targets {
         store
@@ -112,6 +128,9 @@ pub fn tag(store: &Store, source: &str, targets: &[String]) -> Result<i32> {
 
 /// `output` None or `-`: standard output, as `docker save`.
 pub fn save(store: &Store, name: &str, format: &str, output: Option<&Path>) -> Result<i32> {
+    if let kiln_store::Stored::List(list) = store.lookup(name)? {
+        return super::images_list::save(store, &list, name, format, output);
+    }
     let image = store.image(name)?;
     let names: Vec<String> = match kiln_store::normalize_name(name) {
         Ok(n) if image.names.contains(&n) => vec![n],

@@ -9,9 +9,11 @@ mod export;
 mod export_watch;
 mod history;
 mod images;
+mod images_list;
 mod info;
 mod load;
 mod meta;
+mod multiplat;
 mod platform;
 mod prune;
 pub(crate) mod registry;
@@ -77,7 +79,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Build(args) => build::run(args, &store),
         Command::Images(a) => images::list(&store, a.quiet),
         Command::Rmi { images: names } => images::remove(&store, names),
-        Command::Inspect { image } => images::inspect(&store, image),
+        Command::Inspect { image, platform } => images::inspect(&store, image, platform.as_deref()),
         Command::Prune {
             all,
             keep_storage,

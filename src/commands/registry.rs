@@ -49,6 +49,9 @@ pub fn pull(store: &Store, args: &PullArgs) -> Result<i32> {
 }
 
 pub fn push(store: &Store, args: &PushArgs) -> Result<i32> {
+    if let kiln_store::Stored::List(list) = store.lookup(&args.image)? {
+        return push_list(store, args, &list);
+    }
     let image = store
         .image(&args.image)
         .with_context(|| format!("no image {:?} in the store", args.image))?;
@@ -141,4 +144,26 @@ pub fn logout(args: &LogoutArgs) -> Result<i32> {
         say!("Not logged into {} (in {})", args.server, file.display());
         Ok(1)
     }
+}
+
+/// `kiln push` of a multi-platform image: its entries, then the index.
+fn push_list(store: &Store, args: &PushArgs, list: &kiln_store::ImageList) -> Result<i32> {
+    let dest = match &args.destination {
+        Some(d) => d.clone(),
+        None => list
+            .names
+            .iter()
+            .find(|n| *n == &args.image || n.starts_with(&format!("{}:", args.image)))
+            .or(list.names.first())
+            .cloned()
+            .with_context(|| {
+                format!("{}: the image has no name; give a destination", args.image)
+            })?,
+    };
+    let registry = client(&args.registry, None)?;
+    let digest = registry.push_list(store, list, &dest, &Lines { quiet: args.quiet })?;
+    if let Some(path) = &args.digestfile {
+        std::fs::write(path, &digest).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(0)
 }

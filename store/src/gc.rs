@@ -88,7 +88,9 @@ impl Store {
         report.tmp = crate::scratch::clean_stale(&self.tmp())?;
         let mut keep_layers: HashSet<String> = HashSet::new();
         let mut keep_blobs: HashSet<String> = HashSet::new();
-        for image in self.images()? {
+        let (images, lists) = self.all_images()?;
+        keep_blobs.extend(lists.iter().map(|d| d.hex().to_string()));
+        for image in images {
             keep_blobs.insert(image.manifest_digest.hex().to_string());
             keep_blobs.insert(image.config_digest.hex().to_string());
             for l in image.manifest.layers() {

@@ -254,7 +254,12 @@ impl Store {
         let index = self.read_index()?;
         let mut order = Vec::new();
         let mut names: HashMap<String, Vec<String>> = HashMap::new();
-        for e in index.manifests() {
+        // Multi-platform lists are `Store::lists`'s.
+        for e in index
+            .manifests()
+            .iter()
+            .filter(|e| !crate::lists::is_index(e))
+        {
             let d = e.digest().to_string();
             if !names.contains_key(&d) {
                 order.push(d.clone());
@@ -300,6 +305,13 @@ impl Store {
                 _ => return Err(Error::Ambiguous(name_or_id.to_string())),
             }
         }
+        // A multi-platform image stands for its entry for this host.
+        if let Some(list) = self.find_list(name_or_id)? {
+            let host = format!("linux/{}", crate::archive::oci_host_arch());
+            if let Some(i) = list.entry(&host) {
+                return Ok(i.clone());
+            }
+        }
         Err(Error::ImageNotKnown(name_or_id.to_string()))
     }
 
@@ -328,18 +340,19 @@ impl Store {
     /// `rmi`: a name removes that name; an ID removes the image with all
     /// its names. Returns what was removed.
     pub fn remove_image(&self, name_or_id: &str) -> Result<Vec<String>> {
-        let image = self.image(name_or_id)?;
+        let (names, digest, id) = match self.lookup(name_or_id)? {
+            crate::Stored::Image(i) => (
+                i.names.clone(),
+                i.manifest_digest.clone(),
+                i.config_digest.clone(),
+            ),
+            crate::Stored::List(l) => (l.names, l.digest.clone(), l.digest),
+        };
         let by_name = normalize_name(name_or_id)
             .ok()
-            .filter(|n| image.names.contains(n))
-            .or_else(|| {
-                image
-                    .names
-                    .iter()
-                    .find(|n| n.as_str() == name_or_id)
-                    .cloned()
-            });
-        let digest = image.manifest_digest.to_string();
+            .filter(|n| names.contains(n))
+            .or_else(|| names.iter().find(|n| n.as_str() == name_or_id).cloned());
+        let digest = digest.to_string();
         let mut removed = Vec::new();
         self.update_index(|entries| {
             entries.retain(|e| {
@@ -349,7 +362,7 @@ impl Store {
                         .as_ref()
                         .is_none_or(|n| ref_name(e).as_ref() == Some(n));
                 if drop {
-                    removed.push(ref_name(e).unwrap_or_else(|| format!("sha256:{}", image.id())));
+                    removed.push(ref_name(e).unwrap_or_else(|| format!("sha256:{}", id.hex())));
                 }
                 !drop
             });

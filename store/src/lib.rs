@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! root/
-//!   oci/               ONE OCI image layout: oci-layout, index.json (the tags), blobs/sha256/
+//!   oci/               ONE OCI image layout: oci-layout, index.json (the tags: images, and
+//!                      multi-platform image indexes whose entries it does not name), blobs/sha256/
 //!   layers/<hex>/      unpacked overlay-native layers, named by diffID, immutable once renamed in
 //!   layers/<hex>.json  the compressed blobs known for that layer (made lazily, on export), its tar size
 //!   cache/<key>        step cache entries (opaque to the store)
@@ -44,6 +45,7 @@ mod gc;
 mod gc_cache;
 mod images;
 mod layers;
+mod lists;
 mod locks;
 mod names;
 mod remove;
@@ -59,6 +61,7 @@ pub use gc_cache::PruneOptions;
 pub use images::Image;
 pub use kiln_layer::{CaptureOptions, Compression, Digest};
 pub use layers::{LayerBlob, StagedLayer};
+pub use lists::{is_index, platform_string, ImageList, Stored};
 pub use locks::Lock;
 
 /// The shared `gc.lock` guard a build holds for its whole run.

@@ -54,14 +54,14 @@ pub struct Usage {
 impl Store {
     pub fn usage(&self, cache_layers: &dyn Fn(&[u8]) -> Vec<Digest>) -> Result<Usage> {
         let mut usage = Usage::default();
-        let images = self.images()?;
+        let (images, lists) = self.all_images()?;
         let size_of =
             |hex: &str| Digest::parse(&format!("sha256:{hex}")).map_or(0, |d| self.layer_size(&d));
         let entries = self.cache_entries(cache_layers)?;
         // How many images and entries use each layer.
         let mut users: HashMap<String, (usize, usize)> = HashMap::new();
         let mut named_layers = HashSet::new();
-        let mut blobs = HashSet::new();
+        let mut blobs: HashSet<String> = lists.iter().map(|d| d.hex().to_string()).collect();
         for i in &images {
             blobs.insert(i.manifest_digest.hex().to_string());
             blobs.insert(i.config_digest.hex().to_string());

@@ -8,6 +8,7 @@
 
 mod docker;
 mod oci;
+mod oci_list;
 mod read;
 mod write;
 
@@ -22,10 +23,12 @@ use crate::images::{oci_digest, our_digest};
 use crate::{Image, Store};
 
 pub use docker::{export_docker_archive, import_docker_archive};
+pub(crate) use oci::host_arch as oci_host_arch;
 pub use oci::{
     export_oci_archive, export_oci_dir, import_oci_archive, import_oci_archive_for, import_oci_dir,
     import_oci_dir_for,
 };
+pub use oci_list::{export_oci_list_archive, export_oci_list_dir};
 
 /// The most a manifest, an index or an image config may weigh, wherever
 /// it comes from (containers/image's limit): these are read whole into
