@@ -25,6 +25,7 @@ mod add;
 mod base;
 mod cache;
 mod canon;
+mod chroot_run;
 mod config_ops;
 mod content_key;
 mod context;
@@ -37,6 +38,7 @@ mod fsops;
 mod glob;
 mod hardlinks;
 pub mod image_config;
+mod isolation;
 mod mounts;
 mod named;
 mod onbuild;
@@ -67,6 +69,7 @@ pub use cache::cache_layers;
 pub use copy::{copy_rootfs, Attrs};
 pub use dockerignore::Ignore;
 pub use flags::{RunFlagArgs, RunFlags};
+pub use isolation::{Isolation, CHROOT_WARNING};
 pub use mounts::Secrets;
 pub use progress::{Mode as ProgressMode, Progress, Vertex};
 pub use remote::{classify as classify_remote, fetch_git, subdir_path, Remote};
@@ -83,6 +86,8 @@ pub struct Request {
     pub context: PathBuf,
     pub graph: Graph,
     pub network: kiln_sandbox::Network,
+    /// `--isolation`: namespaces and overlays, or chroot into plain dirs.
+    pub isolation: Isolation,
     /// `--security-opt`: seccomp and no_new_privs of RUN steps.
     pub security: Security,
     /// `created` of the history entries of new layers (SOURCE_DATE_EPOCH:
@@ -201,6 +206,9 @@ pub(crate) struct Builder<'a> {
 /// Builds the stages the target needs, up to `jobs` of them running steps
 /// at once.
 pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> Result<Built> {
+    if req.isolation == Isolation::Chroot {
+        say!("{CHROOT_WARNING}");
+    }
     let scratch = store
         .scratch()
         .context("creating the build's scratch dir")?;

@@ -102,6 +102,8 @@ pub(crate) struct StageState {
     released: bool,
     /// `--no-cache-filter` names this stage: its steps all run.
     pub no_cache: bool,
+    /// `--isolation chroot`: the stage's rootfs dir, if made.
+    pub rootfs: Option<std::sync::Arc<crate::isolation::RootfsDir>>,
 }
 
 impl StageState {
@@ -128,6 +130,7 @@ impl StageState {
             env_at,
             released: false,
             no_cache: false,
+            rootfs: None,
         }
     }
 
@@ -139,6 +142,15 @@ impl StageState {
         self.cmd_set = false;
         self.early = None;
         self.ops.clear();
+        // The parent's dir, unless no one else holds it: another reader
+        // must not see this stage's changes.
+        if self
+            .rootfs
+            .as_ref()
+            .is_some_and(|r| std::sync::Arc::strong_count(r) > 1)
+        {
+            self.rootfs = None;
+        }
         self
     }
 

@@ -101,10 +101,24 @@ pub fn run_chrooted(step: ChrootStep) -> Result<ExitStatus> {
     let cwd = cstring(step.cwd.as_os_str())?;
     let (uid, gid, groups) = (who.uid, who.gid, who.groups.clone());
     let nnp = step.no_new_privileges;
+    // A user namespace whose maps were written without newgidmap denies
+    // setgroups(2) for good (buildah's single mapping, `unshare -r`): the
+    // groups are then the ones the process has.
+    let groups_fixed =
+        std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
     // SAFETY: the closure runs between fork and exec and makes only
     // async-signal-safe system calls on data prepared before the fork.
     unsafe {
-        cmd.pre_exec(move || enter(&root, &cwd, uid, gid, &groups, nnp));
+        cmd.pre_exec(move || {
+            enter(
+                &root,
+                &cwd,
+                uid,
+                gid,
+                (!groups_fixed).then_some(&groups),
+                nnp,
+            )
+        });
     }
     let status = match cmd.status() {
         Ok(s) => s,
@@ -136,7 +150,7 @@ fn enter(
     cwd: &CString,
     uid: u32,
     gid: u32,
-    groups: &[u32],
+    groups: Option<&Vec<u32>>,
     nnp: bool,
 ) -> std::io::Result<()> {
     let check = |rc: libc::c_int| {
@@ -150,7 +164,9 @@ fn enter(
     unsafe {
         check(libc::chroot(root.as_ptr()))?;
         check(libc::chdir(c"/".as_ptr()))?;
-        check(libc::setgroups(groups.len(), groups.as_ptr()))?;
+        if let Some(groups) = groups {
+            check(libc::setgroups(groups.len(), groups.as_ptr()))?;
+        }
         check(libc::setresgid(gid, gid, gid))?;
         check(libc::setresuid(uid, uid, uid))?;
         check(libc::chdir(cwd.as_ptr()))?;

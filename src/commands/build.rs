@@ -190,6 +190,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
         context: args.context.clone(),
         graph,
         network: settings.network,
+        isolation: super::isolation::of(args)?,
         security: settings.security.clone(),
         created,
         no_cache: args.no_cache,
