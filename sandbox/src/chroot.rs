@@ -55,17 +55,23 @@ pub fn can_chroot() -> bool {
     .unwrap_or(false)
 }
 
+/// Fails, saying what to do, unless this process can chroot.
+pub fn check_chroot() -> Result<()> {
+    if can_chroot() {
+        return Ok(());
+    }
+    Err(Error::Setup(
+        "--isolation chroot needs CAP_SYS_CHROOT: run kiln as root in the container \
+         (Docker's and Kubernetes' default capabilities include it); without it, no \
+         kernel mechanism is left to run RUN steps in a locked-down container"
+            .into(),
+    ))
+}
+
 /// Runs `step` to completion and returns its exit status (128 + the signal
 /// for a command killed by one).
 pub fn run_chrooted(step: ChrootStep) -> Result<ExitStatus> {
-    if !can_chroot() {
-        return Err(Error::Setup(
-            "--isolation chroot needs CAP_SYS_CHROOT: run kiln as root in the container \
-             (Docker's and Kubernetes' default capabilities include it); without it, no \
-             kernel mechanism is left to run RUN steps in a locked-down container"
-                .into(),
-        ));
-    }
+    check_chroot()?;
     let argv0 = step
         .argv
         .first()

@@ -27,7 +27,11 @@ pub fn of(args: &BuildArgs) -> Result<Isolation> {
 /// namespace at all (none can be made where this mode is meant to run).
 pub fn chroot_build(command: &Command) -> Result<bool> {
     match command {
-        Command::Build(args) => Ok(of(args)? == Isolation::Chroot),
+        Command::Build(args) if of(args)? == Isolation::Chroot => {
+            // Before the store is touched: nothing else could run the steps.
+            kiln_sandbox::check_chroot()?;
+            Ok(true)
+        }
         _ => Ok(false),
     }
 }
