@@ -174,7 +174,7 @@ fn chroot_mode_refuses_what_needs_a_mount_and_names_the_mode() {
 
 #[test]
 #[ignore = "rootless: run by scripts/test-build.sh"]
-fn the_flag_wins_over_the_environment_and_chroot_needs_cap_sys_chroot() {
+fn the_flag_wins_over_the_environment_and_chroot_needs_cap_sys_chroot_as_info_says() {
     let case = Case::new("iso-flag");
     case.dockerfile("FROM BASE\nRUN echo ran > /ran\n");
     let ctx = case.ctx();
@@ -192,4 +192,12 @@ fn the_flag_wins_over_the_environment_and_chroot_needs_cap_sys_chroot() {
     assert!(err.contains("needs CAP_SYS_CHROOT"), "{err}");
     let err = fails(&case.kiln(&["build", "--isolation", "jail", ctx]));
     assert!(err.contains("unknown isolation \"jail\""), "{err}");
+    // `kiln info` says whether the mode can run here.
+    let info = text(&case.kiln(&["info"]));
+    assert!(
+        info.contains("chroot isolation: not usable (CAP_SYS_CHROOT not held"),
+        "{info}"
+    );
+    let info = text(&kiln_contained(&case.store(), &["info"], &[]));
+    assert!(info.contains("chroot isolation: usable"), "{info}");
 }

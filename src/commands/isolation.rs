@@ -35,3 +35,16 @@ pub fn chroot_build(command: &Command) -> Result<bool> {
         _ => Ok(false),
     }
 }
+
+/// `kiln info`'s line on chroot mode: whether it can run here.
+pub fn info_line() -> String {
+    if kiln_sandbox::can_chroot() {
+        "chroot isolation: usable (CAP_SYS_CHROOT held): --isolation chroot runs RUN steps \
+         with no namespace and no mount, and without isolation from kiln"
+            .into()
+    } else {
+        "chroot isolation: not usable (CAP_SYS_CHROOT not held: run kiln as root in the \
+         container)"
+            .into()
+    }
+}
