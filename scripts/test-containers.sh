@@ -245,6 +245,13 @@ KILN_ONLY=1 cell "docker: the image --isolation chroot built runs" ok \
 ROOT=/tmp/store KARGS=$chroot_args cell "docker defaults, root, --isolation chroot, store on the container's overlayfs" ok \
     "$built" -- \
     drun --user root -v "$w/out:/out" --
+# A base whose top layer deletes a file (the image above): overlayfs
+# refuses its 0:0 whiteout, the store keeps an xwhiteout.
+printf 'FROM docker-archive:/out/ci.tar\nRUN test ! -e /etc/group && cat /one\n' >"$w/out/Dockerfile.wh"
+KILN_ONLY=1 cell "docker defaults, root, --isolation chroot, store on overlayfs, a base with a whiteout" ok \
+    ' one$' -- \
+    docker run --rm --network host --user root -v "$w/out:/out" --entrypoint /bin/sh "$img" -c \
+    "kiln --root /tmp/store build --isolation chroot --progress plain -f /out/Dockerfile.wh /out"
 # kiln info: the diagnosis on demand (the image's default command); it
 # exits non-zero where kiln cannot build.
 KILN_ONLY=1 cell "docker defaults, kiln info (the image's command: the diagnosis)" fail \
