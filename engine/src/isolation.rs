@@ -51,8 +51,8 @@ pub const CHROOT_WARNING: &str = "\
 kiln: WARNING: --isolation chroot: RUN steps run as this process's own user (root in the \
 container), with all of its capabilities, its network, processes and filesystem; chroot(2) \
 only changes their root, and a root process can leave it. A RUN step can therefore read and \
-change kiln itself, its store, the registry credentials (~/.docker/config.json, \
-$REGISTRY_AUTH_FILE), the build context and the outputs, and can see and signal every \
+change kiln itself, its store, the registry credentials ($REGISTRY_AUTH_FILE, \
+containers/auth.json, ~/.docker/config.json), the build context and the outputs, and can see and signal every \
 process of the container. No seccomp profile, no /proc, /sys or fresh /dev is given to the \
 step; --network none and RUN --mount are refused. Use this mode only in a single-use \
 container (a CI job's) running Dockerfiles you trust as much as the job's own script; \
