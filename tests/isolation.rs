@@ -16,7 +16,8 @@ use support::{fails, kiln_bin, text, Case};
 
 /// A two-stage build touching what a layer diff must get right: a
 /// deletion (a whiteout), a chown to a subordinate id, a RUN as USER, a
-/// `.dockerignore`d context, WORKDIR, `COPY --from` with `--chown`, a
+/// `.dockerignore`d context, WORKDIR, `COPY --from` with `--chown`,
+/// `COPY --link` (a layer made beside the stage's rootfs dir), a
 /// symlink, a write to /dev (mounted over in the namespace mode: never in
 /// a layer; where chroot mode cannot make device nodes it is a plain file
 /// there, left out of the layer the same). SOURCE_DATE_EPOCH makes the two modes' mtimes comparable.
@@ -30,7 +31,8 @@ RUN echo built > /home/app/w && id -u > /home/app/uid
 FROM BASE
 COPY --from=build /out /data
 COPY --from=build --chown=2:2 /home/app /app
-RUN cat /data/greeting /app/w >/dev/null && rm /etc/group && ln -s /data/greeting /g
+COPY --link a.txt /l/
+RUN cat /data/greeting /app/w /l/a.txt >/dev/null && rm /etc/group && ln -s /data/greeting /g
 ";
 
 /// The test user's first subordinate id range in `file` (start, count).

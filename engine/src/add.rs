@@ -141,7 +141,11 @@ impl Builder<'_> {
             self.store.cache_put(key, &serde_json::to_vec(&entry)?)?;
         }
         self.history(state, cmd, layer);
-        self.rootfs_done(state);
+        // A --link layer was made beside the stage's dir, not in it: the
+        // dir lacks it and is made again when next needed.
+        if !op.link {
+            self.rootfs_done(state);
+        }
         Ok(())
     }
 
