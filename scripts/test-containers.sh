@@ -240,6 +240,10 @@ run_chroot_image() {
 }
 KILN_ONLY=1 cell "docker: the image --isolation chroot built runs" ok \
     '^one$' '^file$' '^group deleted$' -- run_chroot_image
+# Not root: no CAP_SYS_CHROOT, so nothing is left to run a step with.
+KARGS=$chroot_args cell "docker defaults, builder, --isolation chroot (needs root: the message)" fail \
+    'needs CAP_SYS_CHROOT: run kiln as root in the container' -- \
+    drun -v "$w/out:/out" --
 # No overlay mount: the container's own overlayfs is a usable store (its
 # whiteouts are xwhiteouts).
 ROOT=/tmp/store KARGS=$chroot_args cell "docker defaults, root, --isolation chroot, store on the container's overlayfs" ok \
