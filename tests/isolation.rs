@@ -203,3 +203,23 @@ fn the_flag_wins_over_the_environment_and_chroot_needs_cap_sys_chroot_as_info_sa
     let info = text(&kiln_contained(&case.store(), &["info"], &[]));
     assert!(info.contains("chroot isolation: usable"), "{info}");
 }
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn chroot_mode_runs_steps_where_setgroups_is_denied() {
+    // A user namespace whose maps were written without newgidmap (buildah's
+    // single-id fallback, `unshare -r`) refuses setgroups(2) for good.
+    let case = Case::new("iso-single");
+    case.dockerfile("FROM BASE\nRUN echo ran > /ran\n");
+    let ctx = case.ctx();
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user"])
+        .arg(kiln_bin())
+        .arg("--root")
+        .arg(case.path("store-single"))
+        .args(["build", "--isolation", "chroot", ctx.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .expect("unshare runs");
+    assert!(out.status.success(), "{}", text(&out));
+}
