@@ -85,6 +85,10 @@ RUN cat /one /f && grep CapEff /proc/self/status
 # root to it (/usr/local/bin/kiln exists only there).
 RUN ! ls -d /proc/[0-9]*/root/usr/local/bin/kiln 2>/dev/null
 DF
+# --isolation chroot gives a step no /proc (nothing can be mounted): the
+# same build without the lines that read it, deleting a file instead.
+sed -e 's# && grep CapEff /proc/self/status$# \&\& rm /etc/group#' "$w/ctx/Dockerfile" |
+    head -n -3 >"$w/ctx/Dockerfile.chroot"
 # buildah's chroot isolation shares the job's pid namespace, so it would
 # fail the last step by design: the comparison leaves it out.
 head -n -3 "$w/ctx/Dockerfile" >"$w/ctx/Dockerfile.buildah"
@@ -137,7 +141,7 @@ build() {
         echo "buildah bud --isolation chroot --storage-driver vfs -q -f /ctx/Dockerfile.buildah -t ci /ctx && echo 'out: one file'"
         return
     fi
-    echo "kiln ${ROOT:+--root $ROOT} build --progress plain -t ci -o type=local,dest=/tmp/out /ctx &&
+    echo "kiln ${ROOT:+--root $ROOT} build ${KARGS:-} --progress plain -t ci -o type=local,dest=/tmp/out /ctx &&
         echo \"out: \$(cat /tmp/out/one /tmp/out/f | tr '\n' ' ')\""
 }
 built='^out: one file $'
@@ -214,11 +218,44 @@ ROOT=/tmp/store cell "docker seccomp=unconfined, store on the container's overla
     'is on overlayfs' 'on a volume' -- \
     drun "${unconfined[@]}" --
 cell "docker defaults, builder (clone3 ENOSYS named as seccomp, the flags)" fail \
-    'clone3 is refused by a seccomp filter' 'docker run --security-opt seccomp=unconfined' -- \
+    'clone3 is refused by a seccomp filter' 'docker run --security-opt seccomp=unconfined' \
+    'kiln build --isolation chroot' -- \
     drun --
-cell "docker defaults, root (the flags)" fail \
-    'root without CAP_SYS_ADMIN' 'docker run --security-opt seccomp=unconfined' -- \
+cell "docker defaults, root (the flags, and --isolation chroot)" fail \
+    'root without CAP_SYS_ADMIN' 'docker run --security-opt seccomp=unconfined' \
+    'kiln build --isolation chroot' -- \
     drun --user root --
+# ---- --isolation chroot (issue #20 item 2): Docker's defaults, root, no
+# namespace and no mount: RUN chrooted into the stage's rootfs dir, layers
+# from the snapshot diff. The image it exports runs in docker.
+mkdir -p "$w/out"
+chroot_args="--isolation chroot -f /ctx/Dockerfile.chroot -o type=docker,dest=/out/ci.tar"
+KARGS=$chroot_args cell "docker defaults, root, --isolation chroot (the multi-stage build)" ok \
+    "$built" 'WARNING: --isolation chroot' -- \
+    drun --user root -v "$w/out:/out" --
+run_chroot_image() {
+    docker load -q -i "$w/out/ci.tar" >/dev/null &&
+        docker run --rm --network host localhost/ci:latest \
+            sh -c 'cat /one /f; test -e /etc/group || echo "group deleted"'
+}
+KILN_ONLY=1 cell "docker: the image --isolation chroot built runs" ok \
+    '^one$' '^file$' '^group deleted$' -- run_chroot_image
+# Not root: no CAP_SYS_CHROOT, so nothing is left to run a step with.
+KARGS=$chroot_args cell "docker defaults, builder, --isolation chroot (needs root: the message)" fail \
+    'needs CAP_SYS_CHROOT: run kiln as root in the container' -- \
+    drun -v "$w/out:/out" --
+# No overlay mount: the container's own overlayfs is a usable store (its
+# whiteouts are xwhiteouts).
+ROOT=/tmp/store KARGS=$chroot_args cell "docker defaults, root, --isolation chroot, store on the container's overlayfs" ok \
+    "$built" -- \
+    drun --user root -v "$w/out:/out" --
+# A base whose top layer deletes a file (the image above): overlayfs
+# refuses its 0:0 whiteout, the store keeps an xwhiteout.
+printf 'FROM docker-archive:/out/ci.tar\nRUN test ! -e /etc/group && cat /one\n' >"$w/out/Dockerfile.wh"
+KILN_ONLY=1 cell "docker defaults, root, --isolation chroot, store on overlayfs, a base with a whiteout" ok \
+    ' one$' -- \
+    docker run --rm --network host --user root -v "$w/out:/out" --entrypoint /bin/sh "$img" -c \
+    "kiln --root /tmp/store build --isolation chroot --progress plain -f /out/Dockerfile.wh /out"
 # kiln info: the diagnosis on demand (the image's default command); it
 # exits non-zero where kiln cannot build.
 KILN_ONLY=1 cell "docker defaults, kiln info (the image's command: the diagnosis)" fail \

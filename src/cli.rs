@@ -243,6 +243,13 @@ pub struct BuildArgs {
     #[arg(long, default_value = "default")]
     pub network: String,
 
+    /// How RUN steps are isolated: oci (the default: namespaces over
+    /// overlays) or chroot (no namespace, no mount, for containers that
+    /// allow neither; RUN can then change kiln, its store and credentials).
+    /// Default from KILN_ISOLATION, then BUILDAH_ISOLATION.
+    #[arg(long, value_name = "MODE")]
+    pub isolation: Option<String>,
+
     /// Security of RUN steps (repeatable): seccomp=unconfined (no filter;
     /// Docker's default profile otherwise), seccomp=PROFILE.json (Docker's
     /// JSON format), no-new-privileges.

@@ -12,7 +12,7 @@ use kiln_dockerfile::chmod::Chmod;
 use kiln_dockerfile::instructions::{Command, FileOp, Instruction};
 use kiln_dockerfile::resolve::Source;
 use kiln_layer::Digest;
-use kiln_sandbox::{mount_overlay, Mounted};
+
 use serde::{Deserialize, Serialize};
 
 use super::copy::{self, Attrs, From};
@@ -51,7 +51,7 @@ impl Builder<'_> {
         let merged = if op.link {
             None
         } else {
-            Some(self.mount_rw(state, &dirs)?)
+            Some(self.open_rw(state, &dirs)?)
         };
         let dst = Root::open(merged.as_ref().map_or(&dirs.upper(), |m| m.path()))?;
         let owner = self.chown(state, op, &dst, &dirs)?;
@@ -125,7 +125,9 @@ impl Builder<'_> {
             self.copy_remote(op, source, remote, exclude.as_ref(), &to)?;
         }
         drop(dst);
-        drop(merged);
+        if let Some(merged) = merged {
+            merged.finish(&dirs.upper())?;
+        }
         if let Some(linker) = &linker {
             linker
                 .apply(&dirs.upper())
@@ -139,6 +141,11 @@ impl Builder<'_> {
             self.store.cache_put(key, &serde_json::to_vec(&entry)?)?;
         }
         self.history(state, cmd, layer);
+        // A --link layer was made beside the stage's dir, not in it: the
+        // dir lacks it and is made again when next needed.
+        if !op.link {
+            self.rootfs_done(state);
+        }
         Ok(())
     }
 
@@ -169,10 +176,13 @@ impl Builder<'_> {
         }
         let lowers = self.lowers(state)?;
         let view = dirs.mount_point("stage")?;
-        let _mount: Option<Mounted> = if lowers.is_empty() {
+        let _mount = if lowers.is_empty() {
             None
         } else {
-            Some(mount_overlay(&lowers, None, &view).context("mounting the stage read-only")?)
+            Some(
+                self.read_view(&lowers, &view)
+                    .context("mounting the stage read-only")?,
+            )
         };
         resolve_owner(&Root::open(&view)?, spec).map(Some)
     }

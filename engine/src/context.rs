@@ -117,24 +117,27 @@ impl Builder<'_> {
     /// The view of the build context.
     pub(super) fn context_view(&self) -> Result<Arc<View>> {
         let dir = &self.req.context;
+        let chroot = self.chroot();
         self.contexts
-            .get(dir, false, |at| filtered(dir, &self.ignore, at))
+            .get(dir, false, |at| filtered(dir, &self.ignore, at, chroot))
     }
 
     /// A `--build-context NAME=DIR`'s dir as the build reads it: filtered
     /// by `DIR/.dockerignore`, as BuildKit does for a named local context
     /// (the main context's `.dockerignore` does not apply to it).
     pub(super) fn named_context_dir(&self, dir: &Path) -> Result<PathBuf> {
-        let view = self
-            .contexts
-            .get(dir, true, |at| filtered(dir, &Ignore::load(dir, None)?, at))?;
+        let chroot = self.chroot();
+        let view = self.contexts.get(dir, true, |at| {
+            filtered(dir, &Ignore::load(dir, None)?, at, chroot)
+        })?;
         Ok(view.dir().to_path_buf())
     }
 }
 
 /// `dir` itself when `ignore` excludes nothing there, else the overlay
-/// that hides what it excludes, mounted under `at`.
-fn filtered(dir: &Path, ignore: &Ignore, at: &Path) -> Result<View> {
+/// that hides what it excludes, mounted under `at` (`copy`: where nothing
+/// can be mounted, a copy without it).
+fn filtered(dir: &Path, ignore: &Ignore, at: &Path, copy: bool) -> Result<View> {
     let plain = || View {
         dir: dir.to_path_buf(),
         layers: None,
@@ -142,6 +145,9 @@ fn filtered(dir: &Path, ignore: &Ignore, at: &Path) -> Result<View> {
     };
     if ignore.is_empty() {
         return Ok(plain());
+    }
+    if copy {
+        return filtered_copy(dir, ignore, at);
     }
     let root = Root::open(dir)?;
     let hidden = at.join("hidden");
@@ -163,6 +169,25 @@ fn filtered(dir: &Path, ignore: &Ignore, at: &Path) -> Result<View> {
         dir: view,
         layers: Some((hidden, root)),
         _mounts: vec![mount, tmpfs],
+    })
+}
+
+/// A copy of the context dir `dir` under `at` without what `ignore`
+/// excludes (a dir it excludes is still entered when an exception may
+/// take something below it back).
+fn filtered_copy(dir: &Path, ignore: &Ignore, at: &Path) -> Result<View> {
+    let view = at.join("copy");
+    fs::create_dir_all(&view).with_context(|| format!("create {}", view.display()))?;
+    let skip = |rel: &Path, is_dir: bool| {
+        ignore.excluded(rel) && !(is_dir && ignore.may_reinclude_below(rel))
+    };
+    kiln_layer::copy_tree(dir, &view, &skip)
+        .with_context(|| format!("copying the context {}", dir.display()))?;
+    let view = fs::canonicalize(&view).with_context(|| format!("open {}", view.display()))?;
+    Ok(View {
+        dir: view,
+        layers: None,
+        _mounts: Vec::new(),
     })
 }
 

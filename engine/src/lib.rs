@@ -26,6 +26,7 @@ mod base;
 mod binfmt;
 mod cache;
 mod canon;
+mod chroot_run;
 mod config_ops;
 mod content_key;
 mod context;
@@ -39,6 +40,7 @@ mod glob;
 mod hardlinks;
 pub mod image_config;
 mod images;
+mod isolation;
 mod mounts;
 mod named;
 mod onbuild;
@@ -73,6 +75,7 @@ pub use copy::{copy_rootfs, Attrs};
 pub use created::rfc3339;
 pub use dockerignore::Ignore;
 pub use flags::{RunFlagArgs, RunFlags};
+pub use isolation::{Isolation, CHROOT_WARNING};
 pub use mounts::Secrets;
 pub use progress::{Mode as ProgressMode, Progress, Vertex};
 pub use remote::{classify as classify_remote, fetch_git, subdir_path, Remote};
@@ -93,6 +96,8 @@ pub struct Request {
     /// stage without `FROM --platform` is built for it.
     pub platform: kiln_dockerfile::resolve::Platform,
     pub network: kiln_sandbox::Network,
+    /// `--isolation`: namespaces and overlays, or chroot into plain dirs.
+    pub isolation: Isolation,
     /// `--security-opt`: seccomp and no_new_privs of RUN steps.
     pub security: Security,
     /// Now: `created` of the history entries of new layers (kept in their
@@ -218,6 +223,9 @@ pub(crate) struct Builder<'a> {
 /// Builds the stages the target needs, up to `jobs` of them running steps
 /// at once.
 pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> Result<Built> {
+    if req.isolation == Isolation::Chroot {
+        say!("{CHROOT_WARNING}");
+    }
     let scratch = store
         .scratch()
         .context("creating the build's scratch dir")?;

@@ -183,7 +183,9 @@ impl Builder<'_> {
         let target = out.scratch(i, "root");
         fs::create_dir_all(&target).with_context(|| format!("create {}", target.display()))?;
         let root = self.root_of_from(from, Some(self.source_named(from)), &target)?;
-        out.held.extend(root.mount);
+        if let Some(super::isolation::ReadView::Mounted(m)) = root.mount {
+            out.held.push(m);
+        }
         Ok(root.dir)
     }
 

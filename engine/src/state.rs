@@ -105,6 +105,8 @@ pub(crate) struct StageState {
     /// What of the config is the base image's: SOURCE_DATE_EPOCH applies
     /// to the rest (`stamp`). A `FROM <stage>` child keeps its parent's.
     pub base: BaseCounts,
+    /// `--isolation chroot`: the stage's rootfs dir, if made.
+    pub rootfs: Option<std::sync::Arc<crate::isolation::RootfsDir>>,
 }
 
 /// How many layers and history entries an image config starts with.
@@ -143,6 +145,7 @@ impl StageState {
             released: false,
             no_cache: false,
             base,
+            rootfs: None,
         }
     }
 
@@ -154,6 +157,15 @@ impl StageState {
         self.cmd_set = false;
         self.early = None;
         self.ops.clear();
+        // The parent's dir, unless no one else holds it: another reader
+        // must not see this stage's changes.
+        if self
+            .rootfs
+            .as_ref()
+            .is_some_and(|r| std::sync::Arc::strong_count(r) > 1)
+        {
+            self.rootfs = None;
+        }
         self
     }
 

@@ -89,6 +89,10 @@ pub(super) fn unique() -> u64 {
 impl Builder<'_> {
     pub(super) fn run(&self, state: &mut StageState, run: &Run, vertex: &Vertex<'_>) -> Result<()> {
         let mut argv = run_argv(state, run);
+        if self.chroot() {
+            let env = run_env(state, &self.req.graph.inputs);
+            return self.run_chroot(state, run, argv, env, vertex);
+        }
         let dirs = StepDirs::new(self)?;
         let mut mounts = self.step_mounts(state, run, &dirs.dir)?;
         if let Some((path, mount)) = shebang_script(run, &dirs.dir)? {
@@ -150,7 +154,7 @@ impl Builder<'_> {
         let path = mounts::clean_abs(&workdir);
         state.apply(Op::Workdir(workdir));
         let dirs = StepDirs::new(self)?;
-        let merged = self.mount_rw(state, &dirs)?;
+        let merged = self.open_rw(state, &dirs)?;
         let dst = Root::open(merged.path())?;
         let owner = match &state.config.config.user {
             Some(u) if !u.is_empty() => resolve_owner(&dst, u).unwrap_or((0, 0)),
@@ -158,9 +162,10 @@ impl Builder<'_> {
         };
         dst.mkdir_all(&path, 0o755, owner)?;
         drop(dst);
-        drop(merged);
+        merged.finish(&dirs.upper())?;
         let layer = self.commit(state, &dirs)?;
         self.history(state, cmd, layer);
+        self.rootfs_done(state);
         Ok(())
     }
 
@@ -219,11 +224,16 @@ impl Builder<'_> {
             // A stage with no layer: its rootfs is an empty dir.
             None
         } else {
-            Some(mount_overlay(&lowers, None, target).context("mounting the --from rootfs")?)
+            Some(
+                self.read_view(&lowers, target)
+                    .context("mounting the --from rootfs")?,
+            )
         };
+        // A copy holds no layer file to link to (see `share`).
+        let layers = if self.chroot() { Vec::new() } else { lowers };
         Ok(FromRoot {
             dir: target.to_path_buf(),
-            layers: lowers,
+            layers,
             mount,
         })
     }
@@ -329,7 +339,7 @@ fn run_argv(state: &StageState, run: &Run) -> Vec<String> {
 /// A RUN's `created_by` as BuildKit writes it: the argv it ran, after
 /// `|N NAME=value…` for the N build args in scope (they are in the step's
 /// environment, not in the image's, so the history keeps them).
-fn run_history(state: &StageState, argv: &[String]) -> String {
+pub(super) fn run_history(state: &StageState, argv: &[String]) -> String {
     let args = state.scope.args_for_history();
     let mut words = Vec::with_capacity(args.len() + argv.len() + 1);
     if !args.is_empty() {
@@ -394,7 +404,7 @@ pub(super) struct FromRoot {
     /// named context dir.
     pub layers: Vec<PathBuf>,
     /// Unmounted when dropped.
-    pub mount: Option<Mounted>,
+    pub mount: Option<super::isolation::ReadView>,
 }
 
 /// `--chown` / WORKDIR owner: ids, or names from the rootfs's passwd/group.

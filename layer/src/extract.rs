@@ -323,6 +323,17 @@ impl<'a> Extractor<'a> {
             0,
         ) {
             Ok(()) => {}
+            // overlayfs refuses to make its own whiteout form: a store on
+            // a container's root fs (usable only by `--isolation chroot`,
+            // which mounts nothing) gets overlay's xwhiteout, an empty file
+            // flagged by xattr, which capture and `apply_layer_dir` read.
+            Err(Errno::PERM) if on_overlayfs(parent) => {
+                let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+                let fd = rfs::openat(parent, os, flags, Mode::from_raw_mode(0o600))
+                    .map_err(|e| Error::io("create whiteout", &host, e))?;
+                xattrs::set(Target::Fd(fd.as_fd()), b"user.overlay.whiteout", b"y")
+                    .map_err(|e| Error::io("whiteout xattr", &host, e))?;
+            }
             Err(Errno::PERM) => return Err(Error::WhiteoutNotPermitted { path: host }),
             Err(e) => return Err(Error::io("mknod", host, e)),
         }
@@ -571,4 +582,12 @@ fn clear_at_depth(parent: BorrowedFd<'_>, name: &OsStr, depth: usize) -> rustix:
         }
         Ok(_) => rfs::unlinkat(parent, name, AtFlags::empty()),
     }
+}
+
+/// Whether `dir` is on overlayfs (statfs magic; f_type's width differs
+/// between architectures).
+#[allow(clippy::unnecessary_cast)]
+fn on_overlayfs(dir: BorrowedFd<'_>) -> bool {
+    const OVERLAYFS_MAGIC: i64 = 0x794c_7630;
+    rfs::fstatfs(dir).is_ok_and(|st| st.f_type as i64 == OVERLAYFS_MAGIC)
 }

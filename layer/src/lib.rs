@@ -52,7 +52,7 @@ mod treecopy;
 mod unpack;
 mod xattrs;
 
-pub use apply::apply_layer_dir;
+pub use apply::{apply_layer_dir, copy_tree};
 pub use capture::{capture, capture_with, diff_id, names as dir_names, CaptureOptions, Captured};
 pub use compress::{Compression, CompressionOptions, Format, MEDIA_TYPE_TAR};
 pub use digest::{Digest, DigestReader, DigestWriter};

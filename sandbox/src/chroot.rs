@@ -55,17 +55,23 @@ pub fn can_chroot() -> bool {
     .unwrap_or(false)
 }
 
+/// Fails, saying what to do, unless this process can chroot.
+pub fn check_chroot() -> Result<()> {
+    if can_chroot() {
+        return Ok(());
+    }
+    Err(Error::Setup(
+        "--isolation chroot needs CAP_SYS_CHROOT: run kiln as root in the container \
+         (Docker's and Kubernetes' default capabilities include it); without it, no \
+         kernel mechanism is left to run RUN steps in a locked-down container"
+            .into(),
+    ))
+}
+
 /// Runs `step` to completion and returns its exit status (128 + the signal
 /// for a command killed by one).
 pub fn run_chrooted(step: ChrootStep) -> Result<ExitStatus> {
-    if !can_chroot() {
-        return Err(Error::Setup(
-            "--isolation chroot needs CAP_SYS_CHROOT: run kiln as root in the container \
-             (Docker's and Kubernetes' default capabilities include it); without it, no \
-             kernel mechanism is left to run RUN steps in a locked-down container"
-                .into(),
-        ));
-    }
+    check_chroot()?;
     let argv0 = step
         .argv
         .first()
@@ -101,10 +107,24 @@ pub fn run_chrooted(step: ChrootStep) -> Result<ExitStatus> {
     let cwd = cstring(step.cwd.as_os_str())?;
     let (uid, gid, groups) = (who.uid, who.gid, who.groups.clone());
     let nnp = step.no_new_privileges;
+    // A user namespace whose maps were written without newgidmap denies
+    // setgroups(2) for good (buildah's single mapping, `unshare -r`): the
+    // groups are then the ones the process has.
+    let groups_fixed =
+        std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
     // SAFETY: the closure runs between fork and exec and makes only
     // async-signal-safe system calls on data prepared before the fork.
     unsafe {
-        cmd.pre_exec(move || enter(&root, &cwd, uid, gid, &groups, nnp));
+        cmd.pre_exec(move || {
+            enter(
+                &root,
+                &cwd,
+                uid,
+                gid,
+                (!groups_fixed).then_some(&groups),
+                nnp,
+            )
+        });
     }
     let status = match cmd.status() {
         Ok(s) => s,
@@ -136,7 +156,7 @@ fn enter(
     cwd: &CString,
     uid: u32,
     gid: u32,
-    groups: &[u32],
+    groups: Option<&Vec<u32>>,
     nnp: bool,
 ) -> std::io::Result<()> {
     let check = |rc: libc::c_int| {
@@ -150,7 +170,9 @@ fn enter(
     unsafe {
         check(libc::chroot(root.as_ptr()))?;
         check(libc::chdir(c"/".as_ptr()))?;
-        check(libc::setgroups(groups.len(), groups.as_ptr()))?;
+        if let Some(groups) = groups {
+            check(libc::setgroups(groups.len(), groups.as_ptr()))?;
+        }
         check(libc::setresgid(gid, gid, gid))?;
         check(libc::setresuid(uid, uid, uid))?;
         check(libc::chdir(cwd.as_ptr()))?;

@@ -15,7 +15,10 @@ const CONTAINER_FIX: &str =
 \n  podman run --security-opt seccomp=unconfined ...\
 \n  Kubernetes: securityContext: {seccompProfile: {type: Unconfined}}\
 \n  For full RUN isolation add --security-opt systempaths=unconfined (docker), --security-opt \
-unmask=ALL (podman), procMount: Unmasked (Kubernetes)";
+unmask=ALL (podman), procMount: Unmasked (Kubernetes)\
+\n  Or, where none of these can be set, as root in a single-use container running trusted \
+Dockerfiles: kiln build --isolation chroot (no namespace, no mount; RUN steps are not isolated \
+from kiln, its store or its credentials)";
 
 /// The diagnosis of this process's environment.
 #[derive(Debug, Clone, Default)]

@@ -71,7 +71,7 @@ mod userns;
 mod zygote;
 
 pub use caps::{docker_default_mask, missing_default_caps, DOCKER_DEFAULT};
-pub use chroot::{can_chroot, run_chrooted, ChrootStep};
+pub use chroot::{can_chroot, check_chroot, run_chrooted, ChrootStep};
 pub use error::{Error, Result};
 pub use exec::DEFAULT_PATH;
 pub use net::private_network;

@@ -205,6 +205,7 @@ pub fn run_one(
         platform: opts.platform.clone(),
         graph,
         network: settings.network,
+        isolation: super::isolation::of(args)?,
         security: settings.security.clone(),
         created,
         no_cache: args.no_cache,

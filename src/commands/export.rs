@@ -182,7 +182,21 @@ fn with_rootfs(
     std::fs::create_dir(&target)?;
     // The same COPY twice makes two identical layers: each dir goes once.
     let lowers = store.overlay_lowers(image.diff_ids.iter());
-    let mount = mount_overlay(&lowers, None, &target).context("mounting the image's rootfs")?;
+    let mount = match mount_overlay(&lowers, None, &target) {
+        Ok(m) => m,
+        // Nothing can be mounted (`--isolation chroot` in a locked-down
+        // container): a copy of the layers, which links to none of them.
+        Err(kiln_sandbox::Error::Sys { source, .. })
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            for layer in lowers.iter().rev() {
+                kiln_layer::apply_layer_dir(layer, &target)
+                    .context("copying the image's rootfs (no overlay can be mounted here)")?;
+            }
+            return f(&target, &[]);
+        }
+        Err(e) => return Err(e).context("mounting the image's rootfs"),
+    };
     let result = f(mount.path(), &lowers);
     drop(mount);
     result

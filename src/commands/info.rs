@@ -95,6 +95,7 @@ fn environment() -> Result<()> {
         )
     };
     out!("capabilities:     {caps}")?;
+    out!("{}", super::isolation::info_line())?;
     if d.masked_proc.is_empty() {
         out!("/proc:            not masked (RUN steps get a fresh /proc)")?;
     } else {

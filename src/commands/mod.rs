@@ -11,6 +11,7 @@ mod history;
 mod images;
 mod images_list;
 mod info;
+mod isolation;
 mod load;
 mod meta;
 mod multiplat;
@@ -50,9 +51,13 @@ pub fn run(cli: Cli) -> Result<i32> {
             load::start(args.quiet || args.progress == "quiet")?;
         }
     }
-    let ns = kiln_sandbox::UserNamespace::enter_then(load::finish)
-        .context("entering kiln's user namespace")?;
-    let real_root = ns.caller_was_root();
+    let chroot = isolation::chroot_build(&cli.command)?;
+    let real_root = match chroot {
+        true => rustix::process::geteuid().is_root(),
+        false => kiln_sandbox::UserNamespace::enter_then(load::finish)
+            .context("entering kiln's user namespace")?
+            .caller_was_root(),
+    };
     let root = cli
         .root
         .clone()
@@ -60,9 +65,11 @@ pub fn run(cli: Cli) -> Result<i32> {
     // Layer dirs become overlay lower dirs, which must be absolute paths.
     let root =
         std::path::absolute(&root).with_context(|| format!("the store path {}", root.display()))?;
-    if let (Command::Build(_), Some(e)) =
-        (&cli.command, kiln_sandbox::diagnose::overlay_store(&root))
-    {
+    if let (Command::Build(_), false, Some(e)) = (
+        &cli.command,
+        chroot,
+        kiln_sandbox::diagnose::overlay_store(&root),
+    ) {
         anyhow::bail!(e);
     }
     let store =
