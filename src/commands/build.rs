@@ -249,7 +249,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
     }
     for output in &settings.outputs {
         super::export_watch::watch(&vertex, output, || {
-            export::export(store, &image, &names, output)
+            export::export(store, &image, &names, output, settings.compression)
         })?;
     }
     vertex.done();

@@ -9,6 +9,7 @@
 mod docker;
 mod oci;
 mod read;
+mod stream;
 mod write;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use crate::{Image, Store};
 
 pub use docker::{export_docker_archive, import_docker_archive};
 pub use oci::{export_oci_archive, export_oci_dir, import_oci_archive, import_oci_dir};
+pub use stream::{export_streamed, Kind, Streaming};
 
 /// The most a manifest, an index or an image config may weigh, wherever
 /// it comes from (containers/image's limit): these are read whole into
