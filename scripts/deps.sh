@@ -19,6 +19,8 @@ packages=(gcc pkg-config ca-certificates uidmap busybox-static util-linux file
     openssh-client bsdutils debootstrap)
 # pigz and zstd: the floors of scripts/bench.sh's export-big case.
 packages+=(pigz zstd)
+# strace counts the syscalls a capture makes per file (tests/many_files.rs).
+packages+=(strace)
 
 missing=()
 for p in "${packages[@]}"; do
