@@ -170,3 +170,32 @@ fn spill_file(dir: &Path) -> Result<(File, PathBuf)> {
     std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
     Ok((file, path))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A blob larger than the disk's free space goes to the spill dir,
+    /// even for a kept image; a small one fits.
+    #[test]
+    fn room_is_the_free_space_of_the_store_disk() {
+        let dir = std::env::temp_dir();
+        let st = rustix::fs::statvfs(&dir).unwrap();
+        let free = st.f_bavail * st.f_frsize;
+        assert!(has_room(&dir, 1 << 20) || free < (65 << 20));
+        assert!(!has_room(&dir, free));
+        assert!(!has_room(&dir, u64::MAX));
+    }
+
+    /// The spilled file is gone from its dir as soon as it exists.
+    #[test]
+    fn spill_files_leave_nothing_behind() {
+        let dir = std::env::temp_dir().join(format!("kiln-spill-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (mut f, path) = spill_file(&dir).unwrap();
+        f.write_all(b"blob").unwrap();
+        assert!(!path.exists());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        std::fs::remove_dir(&dir).unwrap();
+    }
+}
