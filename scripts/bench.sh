@@ -11,7 +11,7 @@
 #   BENCH_KEEP_LOGS=/tmp/log scripts/bench.sh …   (each build's output as /tmp/log.<ns>)
 #
 # Cases: noop-runs multistage-small big-copy-from context-copy many-layers
-# export-big (default: all). export-big (BENCH_EXPORT_MB, default 512 MiB
+# parallel-stages many-files export-big (default: all). export-big (BENCH_EXPORT_MB, default 512 MiB
 # of random + as much text) times exports only, against tar|pigz and
 # tar|zstd -T0 of the same tree. As root, builds run as the unprivileged user kilntest
 # (scripts/testuser.sh) and BuildKit runs in a dockerd started here with its
@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
     *) cases+=("$1"); shift ;;
     esac
 done
-all_cases=(noop-runs multistage-small big-copy-from context-copy many-layers parallel-stages export-big)
+all_cases=(noop-runs multistage-small big-copy-from context-copy many-layers parallel-stages many-files export-big)
 [ ${#cases[@]} -gt 0 ] || cases=("${all_cases[@]}")
 for c in "${cases[@]}"; do
     [[ " ${all_cases[*]} " == *" $c "* ]] || { echo "bench.sh: unknown case $c" >&2; usage; }
@@ -207,6 +207,33 @@ EOF
         for i in $(seq 10); do head -c $((ctx_mb * 1024 * 1024 / 10)) /dev/urandom >"$dir/ctx/large$i"; done
         printf 'FROM %s\nCOPY ctx/ /ctx/\n' "$base" >"$dir/Dockerfile" ;;
     export-big) make_export_case "$dir" ;;
+    many-files)
+        # A node_modules-like tree made by a RUN: 1,000 packages of 30
+        # files (100 B..4 KiB, in 3 dirs each), 300 symlinks in .bin,
+        # then COPY --from into the final stage. The changed phase edits
+        # src/f1.txt, which the builder COPYs before its RUN: the RUN
+        # reruns and the tree differs in that one file, so the COPY
+        # --from reruns too. One awk writes every file (no fork per file,
+        # so the RUN itself is short and the same for every tool).
+        mkdir -p "$dir/src"
+        echo "file 1" >"$dir/src/f1.txt"
+        cat >"$dir/Dockerfile" <<'EOF'
+FROM ${BASE} AS builder
+COPY src/f1.txt /seed.txt
+RUN mkdir -p /app/node_modules/.bin && cd /app \
+ && tree='BEGIN { srand(7); s = "module.exports = function () { return 42 }; // "; \
+      while (length(s) < 4096) s = s s; \
+      for (p = 1; p <= 1000; p++) { d = "node_modules/pkg" p; \
+        if (mode == "dirs") { print d "/lib/internal"; print d "/dist"; continue } \
+        for (f = 1; f <= 30; f++) { sd = f <= 10 ? "/lib/internal" : f <= 20 ? "/dist" : ""; \
+          path = d sd "/f" f ".js"; printf "%s", substr(s, 1, 100 + int(rand() * 3997)) > path; close(path) } } }' \
+ && awk -v mode=dirs "$tree" | xargs mkdir -p && awk -v mode=files "$tree" \
+ && cd node_modules/.bin && ln -s $(awk 'BEGIN { for (i = 1; i <= 300; i++) print "../pkg" i }') . \
+ && cp /seed.txt /app/node_modules/pkg1/seed.txt
+FROM ${BASE}
+COPY --from=builder /app /app
+EOF
+        ;;
     many-layers)
         # Each step prints a microsecond timestamp (busybox adjtimex reads
         # the clock unprivileged), so the time between consecutive steps —
@@ -308,7 +335,7 @@ record() { [ -n "$2" ] && times[$1]+="$2"$'\n'; return 0; }
 phases_of() {
     case $1 in
     noop-runs | context-copy) echo cold unchanged ;;
-    multistage-small) echo cold unchanged changed ;;
+    multistage-small | many-files) echo cold unchanged changed ;;
     parallel-stages) echo cold floor ;;
     *) echo cold ;;
     esac

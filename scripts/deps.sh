@@ -22,6 +22,8 @@ packages+=(pigz zstd)
 # qemu-user-static + binfmt-support: foreign-platform RUN steps (--platform
 # linux/arm64) through binfmt_misc handlers registered with the F flag.
 packages+=(qemu-user-static binfmt-support)
+# strace counts the syscalls a capture makes per file (tests/many_files.rs).
+packages+=(strace)
 
 missing=()
 for p in "${packages[@]}"; do

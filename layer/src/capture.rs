@@ -291,26 +291,40 @@ impl Walker<'_> {
             }
             _ => {}
         }
+        // A regular file is opened once, for its xattrs and its data: by
+        // fd, its xattrs cost no walk through /proc.
+        let file = match kind {
+            FileType::RegularFile => Some(self.open_file(dir, name, path)?),
+            _ => None,
+        };
+        let target = match &file {
+            Some(f) => Target::Fd(f.as_fd()),
+            None => Target::At(dir, name),
+        };
         let LayerXattrs {
             kept,
             opaque,
             whiteout,
-        } = self.layer_xattrs(dir, name, path)?;
-        if whiteout && kind == FileType::RegularFile {
-            return self.whiteout(path, st).map(|()| None);
-        }
+        } = self.layer_xattrs(target, path)?;
         let dev = || (rfs::major(st.st_rdev), rfs::minor(st.st_rdev));
-        let written = match kind {
-            FileType::Directory => return self.directory(dir, name, path, st, &kept, opaque),
-            FileType::RegularFile => self.file(dir, name, path, st, &kept),
-            FileType::Symlink => {
+        let written = match (kind, file) {
+            (FileType::RegularFile, _) if whiteout => {
+                return self.whiteout(path, st).map(|()| None)
+            }
+            (FileType::Directory, _) => return self.directory(dir, name, path, st, &kept, opaque),
+            (FileType::RegularFile, Some(file)) => self.file(&file, path, st, &kept),
+            (FileType::Symlink, _) => {
                 let target = rfs::readlinkat(dir, OsStr::from_bytes(name), Vec::new())
                     .map_err(|e| Error::io("readlink", self.host(path), e))?;
                 self.write(path, Kind::Symlink(target.as_bytes()), st, &kept)
             }
-            FileType::CharacterDevice => self.write(path, Kind::Char(dev().0, dev().1), st, &kept),
-            FileType::BlockDevice => self.write(path, Kind::Block(dev().0, dev().1), st, &kept),
-            FileType::Fifo => self.write(path, Kind::Fifo, st, &kept),
+            (FileType::CharacterDevice, _) => {
+                self.write(path, Kind::Char(dev().0, dev().1), st, &kept)
+            }
+            (FileType::BlockDevice, _) => {
+                self.write(path, Kind::Block(dev().0, dev().1), st, &kept)
+            }
+            (FileType::Fifo, _) => self.write(path, Kind::Fifo, st, &kept),
             _ => Ok(()),
         };
         written.map(|()| None)
@@ -320,9 +334,9 @@ impl Walker<'_> {
     /// whether overlay marked the entry opaque. Overlay features whose
     /// meaning lives in xattrs (metacopy: data in a lower; redirect: a
     /// renamed dir) cannot be captured faithfully and are refused.
-    fn layer_xattrs(&self, dir: BorrowedFd<'_>, name: &[u8], path: &[u8]) -> Result<LayerXattrs> {
-        let all = xattrs::read_all(Target::At(dir, name))
-            .map_err(|e| Error::io("read xattrs", self.host(path), e))?;
+    fn layer_xattrs(&self, target: Target<'_>, path: &[u8]) -> Result<LayerXattrs> {
+        let all =
+            xattrs::read_all(target).map_err(|e| Error::io("read xattrs", self.host(path), e))?;
         let (mut opaque, mut whiteout) = (false, false);
         for (k, v) in &all {
             if k.starts_with(b"user.overlay.metacopy") || k.starts_with(b"user.overlay.redirect") {
@@ -379,14 +393,7 @@ impl Walker<'_> {
 
     /// A regular file, or a tar hardlink to the first path (in walk order)
     /// of an inode already written.
-    fn file(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        name: &[u8],
-        path: &[u8],
-        st: &Stat,
-        xattrs: &[Xattr],
-    ) -> Result<()> {
+    fn file(&mut self, file: &File, path: &[u8], st: &Stat, xattrs: &[Xattr]) -> Result<()> {
         if st.st_nlink > 1 {
             let key = (st.st_dev, st.st_ino, self.layer_of(path));
             if let Some(first) = self.links.get(&key).cloned() {
@@ -396,7 +403,8 @@ impl Walker<'_> {
         }
         let size = st.st_size as u64;
         self.write(path, Kind::File { size }, st, xattrs)?;
-        self.file_data(dir, OsStr::from_bytes(name), path, size)
+        let dense = (st.st_blocks as u64).saturating_mul(512) >= size;
+        self.file_data(file, path, size, dense)
     }
 
     /// The topmost of `opts.layers` holding `path`: where the overlay
@@ -451,29 +459,24 @@ impl Walker<'_> {
         }
     }
 
+    /// Opens the regular file `dir/name` (at `path`) for reading, never
+    /// through a symlink.
+    fn open_file(&self, dir: BorrowedFd<'_>, name: &[u8], path: &[u8]) -> Result<File> {
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        rfs::openat(dir, OsStr::from_bytes(name), flags, Mode::empty())
+            .map(File::from)
+            .map_err(|e| Error::io("open", self.host(path), e))
+    }
+
     /// Streams exactly `size` bytes (the header promised them), holes
     /// without reading them: a file that shrank meanwhile is an error, not
     /// a corrupt tar.
-    fn file_data(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        name: &OsStr,
-        path: &[u8],
-        size: u64,
-    ) -> Result<()> {
+    fn file_data(&mut self, file: &File, path: &[u8], size: u64, dense: bool) -> Result<()> {
         let host = self.host(path);
-        let fd = rfs::openat(
-            dir,
-            name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::io("open", &host, e))?;
-        let file = File::from(fd);
         if self.buf.is_empty() && size > 0 {
             self.buf = vec![0; READ_BUF];
         }
-        sparse::copy_out(&file, size, &mut self.buf, self.out, &host)?;
+        sparse::copy_out(file, size, dense, &mut self.buf, self.out, &host)?;
         tarwrite::write_padding(self.out, size).map_err(Error::Output)
     }
 }

@@ -272,7 +272,7 @@ pub fn run_one(
     }
     for output in &settings.outputs {
         super::export_watch::watch(&vertex, output, || {
-            export::export(store, &image, &names, output)
+            export::export(store, &image, &names, output, settings.compression)
         })?;
     }
     vertex.done();

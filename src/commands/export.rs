@@ -6,8 +6,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use kiln_layer::Compression;
 use kiln_sandbox::mount_overlay;
-use kiln_store::{archive, Image, Store};
+use kiln_store::archive::{self, Kind};
+use kiln_store::{Image, Store};
 
 use super::stdio::create;
 use crate::build::{copy_rootfs, Attrs};
@@ -33,16 +35,11 @@ pub enum Output {
 }
 
 impl Output {
-    /// Whether this output carries the image's layer blobs (compressed).
+    /// Whether this output needs the image's layer blobs (compressed) in
+    /// the store before it runs; archives make theirs as they write (see
+    /// `archive::export_streamed`).
     pub fn needs_blobs(&self) -> bool {
-        matches!(
-            self,
-            Output::DockerArchive(_)
-                | Output::OciArchive(_)
-                | Output::OciDir(_)
-                | Output::Push(_)
-                | Output::Load
-        )
+        matches!(self, Output::OciDir(_) | Output::Push(_))
     }
 
     /// Whether this output is written to standard output (`dest=-`).
@@ -125,22 +122,29 @@ pub fn parse_output(spec: &str) -> Result<Output> {
 
 /// Writes one file output; pushes are the build command's (they need the
 /// registry client and progress).
-pub fn export(store: &Store, image: &Image, names: &[String], output: &Output) -> Result<()> {
+pub fn export(
+    store: &Store,
+    image: &Image,
+    names: &[String],
+    output: &Output,
+    compression: Compression,
+) -> Result<()> {
+    let how = |dest: Option<&Path>| super::export_stream::streaming(names, compression, dest);
     match output {
         Output::Push(_) | Output::Store => {}
         Output::Load => {
             let mut f = super::load::sink()?;
-            archive::export_docker_archive(store, image, names, &mut f)?;
+            archive::export_streamed(store, image, names, &mut f, Kind::Docker, &how(None))?;
             f.flush().context("streaming the image to podman load")?;
         }
         Output::DockerArchive(p) => {
             let mut f = create(p)?;
-            archive::export_docker_archive(store, image, names, &mut f)?;
+            archive::export_streamed(store, image, names, &mut f, Kind::Docker, &how(Some(p)))?;
             f.flush()?;
         }
         Output::OciArchive(p) => {
             let mut f = create(p)?;
-            archive::export_oci_archive(store, image, names, &mut f)?;
+            archive::export_streamed(store, image, names, &mut f, Kind::Oci, &how(Some(p)))?;
             f.flush()?;
         }
         Output::OciDir(p) => archive::export_oci_dir(store, image, names, p)?,

@@ -6,6 +6,7 @@ mod check;
 mod context;
 mod dockerfile;
 mod export;
+mod export_stream;
 mod export_watch;
 mod history;
 mod images;

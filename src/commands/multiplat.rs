@@ -252,7 +252,9 @@ fn export_list(store: &Store, list: &ImageList, names: &[String], output: &Outpu
         Output::Local(dir) => {
             for (platform, image) in &list.entries {
                 let sub = dir.join(platform.replace('/', "_"));
-                export::export(store, image, &[], &Output::Local(sub))?;
+                // A rootfs output writes no blob: the compression is unused.
+                let unused = kiln_store::Compression::Gzip;
+                export::export(store, image, &[], &Output::Local(sub), unused)?;
             }
         }
         // podman load takes the OCI archive and keeps the image of the

@@ -431,26 +431,59 @@ impl Store {
         c: Compression,
     ) -> Result<LayerBlob> {
         let file = std::fs::File::create(tmp).map_err(|e| Error::io("create", tmp, e))?;
+        let blob = self.compress_into(dir, file, tmp, diff_id, c)?;
+        let file = blob.1;
+        file.sync_all().map_err(|e| Error::io("sync", tmp, e))?;
+        let dest = self.blob_path(&Digest::parse(&blob.0.digest)?);
+        std::fs::rename(tmp, &dest).map_err(|e| Error::io("rename", &dest, e))?;
+        fsutil::sync_parent(&dest)?;
+        Ok(blob.0)
+    }
+
+    /// Compresses the layer `diff_id` (its dir `dir`) in `c` into `file`
+    /// (named `path`, for messages), checking that it still captures as
+    /// `diff_id`. Returns the blob and the file, written but not synced.
+    fn compress_into(
+        &self,
+        dir: &Path,
+        file: std::fs::File,
+        path: &Path,
+        diff_id: &Digest,
+        c: Compression,
+    ) -> Result<(LayerBlob, std::fs::File)> {
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         let captured = kiln_layer::capture(dir, &mut out, Some(c), &CaptureOptions::default())?;
         let file = out
             .into_inner()
-            .map_err(|e| Error::io("write", tmp, e.into_error()))?;
+            .map_err(|e| Error::io("write", path, e.into_error()))?;
         if &captured.diff_id != diff_id {
             return Err(Error::Archive(format!(
                 "layer {diff_id} changed on disk: it now captures as {}",
                 captured.diff_id
             )));
         }
-        file.sync_all().map_err(|e| Error::io("sync", tmp, e))?;
-        let dest = self.blob_path(&captured.blob);
-        std::fs::rename(tmp, &dest).map_err(|e| Error::io("rename", &dest, e))?;
-        fsutil::sync_parent(&dest)?;
-        Ok(LayerBlob {
+        let blob = LayerBlob {
             digest: captured.blob.to_string(),
             size: captured.blob_size,
             media_type: captured.media_type.to_string(),
-        })
+        };
+        Ok((blob, file))
+    }
+
+    /// The layer `diff_id` compressed in `c` into `file` (named `path`),
+    /// for one export only: nothing is recorded in the store.
+    pub(crate) fn compress_layer_into(
+        &self,
+        diff_id: &Digest,
+        c: Compression,
+        file: std::fs::File,
+        path: &Path,
+    ) -> Result<(LayerBlob, std::fs::File)> {
+        let dir = self.layer_dir(diff_id);
+        if !dir.is_dir() {
+            return Err(Error::MissingLayer(diff_id.to_string()));
+        }
+        self.compress_into(&dir, file, path, diff_id, c)
     }
 
     /// Unpacks a layer blob (untrusted) into the store, verifying the blob

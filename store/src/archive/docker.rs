@@ -10,7 +10,7 @@ use kiln_layer::{Digest, Format};
 use oci_spec::image::{Descriptor, ImageManifestBuilder, MediaType};
 use serde::{Deserialize, Serialize};
 
-use super::{adopt, read, write, Contents};
+use super::{adopt, read, Contents, Kind, Streaming};
 use crate::error::{Error, Result};
 use crate::images::oci_digest;
 use crate::{Image, Store};
@@ -24,43 +24,38 @@ struct Entry {
     layers: Vec<String>,
 }
 
+/// Writes `image` as a docker-archive to `out`, its layer blobs staged
+/// in the store in gzip (see [`super::export_streamed`] for the choice).
 pub fn export_docker_archive(
     store: &Store,
     image: &Image,
     names: &[String],
     out: &mut dyn Write,
 ) -> Result<()> {
-    // A built image may list layers it has no blob for yet (see
-    // `Store::exportable`); a caller that wants zstd converts it first.
-    let image = &store.exportable(image, kiln_layer::Compression::Gzip)?;
-    let names = write::normalized(names)?;
+    let how = Streaming::staged(store);
+    super::export_streamed(store, image, names, out, Kind::Docker, &how)
+}
+
+/// `manifest.json` (and the legacy `repositories`) for an image whose
+/// config and layer blobs are `config` and `layers`, named `names`
+/// (normalised).
+pub(crate) fn docker_files(
+    config: &Digest,
+    layers: &[Digest],
+    names: &[String],
+) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
     let entry = Entry {
-        config: format!("blobs/sha256/{}", image.config_digest.hex()),
-        repo_tags: Some(names.clone()),
-        layers: image
-            .manifest
-            .layers()
+        config: format!("blobs/sha256/{}", config.hex()),
+        repo_tags: Some(names.to_vec()),
+        layers: layers
             .iter()
-            .map(|l| {
-                Ok(format!(
-                    "blobs/sha256/{}",
-                    crate::images::our_digest(l.digest())?.hex()
-                ))
-            })
-            .collect::<Result<_>>()?,
+            .map(|d| format!("blobs/sha256/{}", d.hex()))
+            .collect(),
     };
-    let repositories = repositories(&names, entry.layers.last());
+    let repositories = repositories(names, entry.layers.last());
     let manifest_json =
         serde_json::to_vec(&[entry]).map_err(|e| Error::json("manifest.json", e))?;
-    let mut b = tar::Builder::new(out);
-    write::layout(&mut b, store, image, &names)?;
-    write::bytes(&mut b, "manifest.json", &manifest_json)?;
-    if let Some(r) = repositories {
-        write::bytes(&mut b, "repositories", &r)?;
-    }
-    b.into_inner()
-        .map_err(|e| Error::Archive(format!("writing the archive: {e}")))?;
-    Ok(())
+    Ok((manifest_json, repositories))
 }
 
 /// The legacy `repositories` file (repo → tag → top layer), which docker

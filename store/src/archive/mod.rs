@@ -10,6 +10,7 @@ mod docker;
 mod oci;
 mod oci_list;
 mod read;
+mod stream;
 mod write;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,7 @@ pub use oci::{
     import_oci_dir_for,
 };
 pub use oci_list::{export_oci_list_archive, export_oci_list_dir};
+pub use stream::{export_streamed, Kind, Streaming};
 
 /// The most a manifest, an index or an image config may weigh, wherever
 /// it comes from (containers/image's limit): these are read whole into

@@ -14,21 +14,16 @@ use crate::error::{Error, Result};
 use crate::images::{our_digest, ref_name};
 use crate::{fsutil, Image, Store};
 
+/// Writes `image` as an oci-archive to `out`, its layer blobs staged in
+/// the store in gzip (see [`super::export_streamed`] for the choice).
 pub fn export_oci_archive(
     store: &Store,
     image: &Image,
     names: &[String],
     out: &mut dyn Write,
 ) -> Result<()> {
-    // A built image may list layers it has no blob for yet (see
-    // `Store::exportable`); a caller that wants zstd converts it first.
-    let image = &store.exportable(image, kiln_layer::Compression::Gzip)?;
-    let names = write::normalized(names)?;
-    let mut b = tar::Builder::new(out);
-    write::layout(&mut b, store, image, &names)?;
-    b.into_inner()
-        .map_err(|e| Error::Archive(format!("writing the archive: {e}")))?;
-    Ok(())
+    let how = super::Streaming::staged(store);
+    super::export_streamed(store, image, names, out, super::Kind::Oci, &how)
 }
 
 /// Writes (or adds to) an OCI layout directory.

@@ -47,6 +47,20 @@ pub(crate) fn blob<W: Write>(b: &mut tar::Builder<W>, store: &Store, d: &Digest)
         .map_err(out_err)
 }
 
+/// `file` (read from its start, `size` bytes) as the member of blob `d`.
+pub(crate) fn file_blob<W: Write>(
+    b: &mut tar::Builder<W>,
+    d: &Digest,
+    size: u64,
+    file: &mut std::fs::File,
+) -> Result<()> {
+    use std::io::{Read, Seek};
+    file.rewind().map_err(out_err)?;
+    let mut h = header(size, false);
+    b.append_data(&mut h, format!("blobs/sha256/{}", d.hex()), file.take(size))
+        .map_err(out_err)
+}
+
 /// The names as the archive carries them: normalised (`app` →
 /// `localhost/app:latest`), which is what podman names a loaded image.
 pub(crate) fn normalized(names: &[String]) -> Result<Vec<String>> {
@@ -84,14 +98,16 @@ pub(crate) fn manifest_descriptor(
     Ok(d)
 }
 
-/// index.json for one image under `names` (one entry per name).
-pub(crate) fn index_json(store: &Store, image: &Image, names: &[String]) -> Result<Vec<u8>> {
+/// index.json for the manifest `desc` under `names` (one entry per name).
+pub(crate) fn index_for(desc: &Descriptor, names: &[String]) -> Result<Vec<u8>> {
     let mut manifests = Vec::new();
     if names.is_empty() {
-        manifests.push(manifest_descriptor(store, image, None)?);
+        manifests.push(desc.clone());
     }
     for n in names {
-        manifests.push(manifest_descriptor(store, image, Some(n))?);
+        let mut d = desc.clone();
+        d.set_annotations(Some(crate::images::name_annotations(n)));
+        manifests.push(d);
     }
     let mut index = crate::images::empty_index()?;
     index.set_manifests(manifests);
@@ -99,20 +115,3 @@ pub(crate) fn index_json(store: &Store, image: &Image, names: &[String]) -> Resu
 }
 
 pub(crate) const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
-
-/// oci-layout, index.json and the blobs: the OCI layout as tar members.
-pub(crate) fn layout<W: Write>(
-    b: &mut tar::Builder<W>,
-    store: &Store,
-    image: &Image,
-    names: &[String],
-) -> Result<()> {
-    bytes(b, "oci-layout", OCI_LAYOUT)?;
-    bytes(b, "index.json", &index_json(store, image, names)?)?;
-    dir(b, "blobs/")?;
-    dir(b, "blobs/sha256/")?;
-    for d in image_blobs(image)? {
-        blob(b, store, &d)?;
-    }
-    Ok(())
-}
