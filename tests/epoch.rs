@@ -110,3 +110,71 @@ fn a_run_that_declares_the_epoch_arg_sees_it_and_misses_on_a_new_one() {
     assert!(run.status.success(), "{}", text(&run));
     assert_eq!(fs::read_to_string(out.join("e")).unwrap(), "1650000000\n");
 }
+
+/// `SOURCE_DATE_EPOCH=epoch kiln build -t e` (no export); the log.
+fn build_tagged(case: &Case, epoch: &str) -> String {
+    let ctx = case.ctx();
+    let args = ["build", "-t", "e", ctx.to_str().unwrap()];
+    let run = case.kiln_env(&args, &[("SOURCE_DATE_EPOCH", epoch)]);
+    let log = text(&run);
+    assert!(run.status.success(), "{log}");
+    log
+}
+
+/// The RECLAIMABLE column of `kiln system df`'s "Build Cache" row.
+fn cache_reclaimable(case: &Case) -> String {
+    let df = case.kiln(&["system", "df"]);
+    let out = text(&df);
+    assert!(df.status.success(), "{out}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("Build Cache"))
+        .unwrap_or_else(|| panic!("no Build Cache row:\n{out}"));
+    row.split_whitespace().nth(5).unwrap().to_string()
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn plain_prune_keeps_the_steps_of_an_image_built_with_an_epoch() {
+    // The image holds the epoch's copies of the layers; the steps' entries
+    // name the raw ones. Without an epoch, a plain prune keeps the steps of
+    // a named image (its layers are theirs): with one it must too.
+    let case = epoch_case("epoch-prune");
+    build_tagged(&case, A);
+    assert_eq!(cache_reclaimable(&case), "0B", "system df's plain prune");
+    let prune = case.kiln(&["prune"]);
+    assert!(prune.status.success(), "{}", text(&prune));
+    let log = build_tagged(&case, A);
+    for step in STEPS {
+        assert!(
+            cached(&log, step),
+            "{step} re-ran after a plain prune:\n{log}"
+        );
+    }
+    // `--all` still empties the cache.
+    let prune = case.kiln(&["prune", "--all"]);
+    assert!(prune.status.success(), "{}", text(&prune));
+    let log = build_tagged(&case, A);
+    assert!(!cached(&log, "RUN mkdir"), "{log}");
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_build_arg_epoch_wins_over_the_environment() {
+    // buildx and buildctl only fill the build arg in from the environment.
+    let case = Case::new("epoch-precedence");
+    case.dockerfile("FROM BASE\nENV X=1\n");
+    let ctx = case.ctx();
+    let arg = format!("SOURCE_DATE_EPOCH={B}");
+    let args = [
+        "build",
+        "-t",
+        "p",
+        "--build-arg",
+        &arg,
+        ctx.to_str().unwrap(),
+    ];
+    let run = case.kiln_env(&args, &[("SOURCE_DATE_EPOCH", A)]);
+    assert!(run.status.success(), "{}", text(&run));
+    assert_eq!(case.inspect("p")["Created"], B_TIME);
+}

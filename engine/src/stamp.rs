@@ -89,8 +89,11 @@ impl Builder<'_> {
             .store
             .commit_layer(&dir, &CaptureOptions::default())
             .context("storing the clamped layer")?;
+        // The raw layer is named for prune: while an image holds the copy,
+        // the steps that made the raw one stay cached.
         let entry = LinkEntry {
             layer: layer.to_string(),
+            from: Some(raw.to_string()),
         };
         self.store.cache_put(key, &serde_json::to_vec(&entry)?)?;
         Ok(layer)
