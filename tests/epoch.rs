@@ -178,3 +178,32 @@ fn a_build_arg_epoch_wins_over_the_environment() {
     assert!(run.status.success(), "{}", text(&run));
     assert_eq!(case.inspect("p")["Created"], B_TIME);
 }
+
+/// The layer dirs in the case's store.
+fn stored_layers(case: &Case) -> usize {
+    fs::read_dir(case.store().join("layers"))
+        .unwrap()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().ends_with(".json"))
+        .count()
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn an_epoch_later_than_every_mtime_stores_no_copy_of_the_layers() {
+    // Layers made before the epoch (an epoch set to the build's day, steps
+    // cached from earlier) are their own clamped copies.
+    let case = epoch_case("epoch-nocopy");
+    case.file("big", &"x".repeat(1 << 20));
+    case.dockerfile("FROM BASE\nCOPY a.txt big /\nRUN mkdir /d && echo hi > /d/f\nWORKDIR /w\n");
+    let ctx = case.ctx();
+    let plain = case.kiln(&["build", "-t", "plain", ctx.to_str().unwrap()]);
+    assert!(plain.status.success(), "{}", text(&plain));
+    let layers = stored_layers(&case);
+    let log = build_tagged(&case, "4000000000");
+    assert!(!log.contains("rewriting layers"), "{log}");
+    assert_eq!(stored_layers(&case), layers, "no new layer stored:\n{log}");
+    let diff_ids = |name: &str| case.inspect(name)["RootFS"]["diff_ids"].clone();
+    assert_eq!(diff_ids("e"), diff_ids("plain"));
+    assert_eq!(case.inspect("e")["Created"], "2096-10-02T07:06:40Z");
+}
