@@ -110,3 +110,100 @@ fn a_run_that_declares_the_epoch_arg_sees_it_and_misses_on_a_new_one() {
     assert!(run.status.success(), "{}", text(&run));
     assert_eq!(fs::read_to_string(out.join("e")).unwrap(), "1650000000\n");
 }
+
+/// `SOURCE_DATE_EPOCH=epoch kiln build -t e` (no export); the log.
+fn build_tagged(case: &Case, epoch: &str) -> String {
+    let ctx = case.ctx();
+    let args = ["build", "-t", "e", ctx.to_str().unwrap()];
+    let run = case.kiln_env(&args, &[("SOURCE_DATE_EPOCH", epoch)]);
+    let log = text(&run);
+    assert!(run.status.success(), "{log}");
+    log
+}
+
+/// The RECLAIMABLE column of `kiln system df`'s "Build Cache" row.
+fn cache_reclaimable(case: &Case) -> String {
+    let df = case.kiln(&["system", "df"]);
+    let out = text(&df);
+    assert!(df.status.success(), "{out}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("Build Cache"))
+        .unwrap_or_else(|| panic!("no Build Cache row:\n{out}"));
+    row.split_whitespace().nth(5).unwrap().to_string()
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn plain_prune_keeps_the_steps_of_an_image_built_with_an_epoch() {
+    // The image holds the epoch's copies of the layers; the steps' entries
+    // name the raw ones. Without an epoch, a plain prune keeps the steps of
+    // a named image (its layers are theirs): with one it must too.
+    let case = epoch_case("epoch-prune");
+    build_tagged(&case, A);
+    assert_eq!(cache_reclaimable(&case), "0B", "system df's plain prune");
+    let prune = case.kiln(&["prune"]);
+    assert!(prune.status.success(), "{}", text(&prune));
+    let log = build_tagged(&case, A);
+    for step in STEPS {
+        assert!(
+            cached(&log, step),
+            "{step} re-ran after a plain prune:\n{log}"
+        );
+    }
+    // `--all` still empties the cache.
+    let prune = case.kiln(&["prune", "--all"]);
+    assert!(prune.status.success(), "{}", text(&prune));
+    let log = build_tagged(&case, A);
+    assert!(!cached(&log, "RUN mkdir"), "{log}");
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_build_arg_epoch_wins_over_the_environment() {
+    // buildx and buildctl only fill the build arg in from the environment.
+    let case = Case::new("epoch-precedence");
+    case.dockerfile("FROM BASE\nENV X=1\n");
+    let ctx = case.ctx();
+    let arg = format!("SOURCE_DATE_EPOCH={B}");
+    let args = [
+        "build",
+        "-t",
+        "p",
+        "--build-arg",
+        &arg,
+        ctx.to_str().unwrap(),
+    ];
+    let run = case.kiln_env(&args, &[("SOURCE_DATE_EPOCH", A)]);
+    assert!(run.status.success(), "{}", text(&run));
+    assert_eq!(case.inspect("p")["Created"], B_TIME);
+}
+
+/// The layer dirs in the case's store.
+fn stored_layers(case: &Case) -> usize {
+    fs::read_dir(case.store().join("layers"))
+        .unwrap()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().ends_with(".json"))
+        .count()
+}
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn an_epoch_later_than_every_mtime_stores_no_copy_of_the_layers() {
+    // Layers made before the epoch (an epoch set to the build's day, steps
+    // cached from earlier) are their own clamped copies.
+    let case = epoch_case("epoch-nocopy");
+    case.file("big", &"x".repeat(1 << 20));
+    case.dockerfile("FROM BASE\nCOPY a.txt big /\nRUN mkdir /d && echo hi > /d/f\nWORKDIR /w\n");
+    let ctx = case.ctx();
+    let plain = case.kiln(&["build", "-t", "plain", ctx.to_str().unwrap()]);
+    assert!(plain.status.success(), "{}", text(&plain));
+    let layers = stored_layers(&case);
+    let log = build_tagged(&case, "4000000000");
+    assert!(!log.contains("rewriting layers"), "{log}");
+    assert_eq!(stored_layers(&case), layers, "no new layer stored:\n{log}");
+    let diff_ids = |name: &str| case.inspect(name)["RootFS"]["diff_ids"].clone();
+    assert_eq!(diff_ids("e"), diff_ids("plain"));
+    assert_eq!(case.inspect("e")["Created"], "2096-10-02T07:06:40Z");
+}

@@ -24,10 +24,13 @@ use super::steps::{resolve_owner, StepDirs};
 use super::{cache, Builder, StageState};
 
 /// A `--link` layer's cache entry: keyed without the stage below, so it
-/// is found again when only that stage changed.
+/// is found again when only that stage changed. Also a SOURCE_DATE_EPOCH
+/// copy's (`stamp.rs`), which names the layer it was made from.
 #[derive(Serialize, Deserialize)]
 pub struct LinkEntry {
     pub layer: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 impl Builder<'_> {
@@ -137,6 +140,7 @@ impl Builder<'_> {
         if let (Some(key), Some(layer)) = (link_key, &layer) {
             let entry = LinkEntry {
                 layer: layer.to_string(),
+                from: None,
             };
             self.store.cache_put(key, &serde_json::to_vec(&entry)?)?;
         }

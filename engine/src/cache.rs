@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use kiln_store::Store;
+use kiln_store::{EntryRefs, Store};
 
 use super::copy::From;
 use super::dockerignore::Ignore;
@@ -111,28 +111,36 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The layers a cache entry (a step's, or a `--link` layer's) needs kept
-/// (for `kiln prune`).
-pub fn cache_layers(entry: &[u8]) -> Vec<Digest> {
+/// The layers a cache entry (a step's, a `--link` layer's or a
+/// SOURCE_DATE_EPOCH copy's) needs kept (for `kiln prune`).
+pub fn cache_layers(entry: &[u8]) -> EntryRefs {
     if let Ok(link) = serde_json::from_slice::<super::add::LinkEntry>(entry) {
-        return Digest::parse(&link.layer).into_iter().collect();
+        return EntryRefs {
+            layers: Digest::parse(&link.layer).into_iter().collect(),
+            source: link.from.and_then(|d| Digest::parse(&d).ok()),
+        };
     }
     // A step entry names only the layer its own step added: the layers
     // below it are named by the entries of the steps below (or by the
     // base image, which the index keeps).
-    if let Ok(e) = serde_json::from_slice::<Entry>(entry) {
-        return e.layers().collect();
+    let layers = if let Ok(e) = serde_json::from_slice::<Entry>(entry) {
+        e.layers().collect()
+    } else {
+        serde_json::from_slice::<OldEntry>(entry)
+            .map(|e| {
+                e.config
+                    .rootfs
+                    .diff_ids
+                    .iter()
+                    .filter_map(|d| Digest::parse(d).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    EntryRefs {
+        layers,
+        source: None,
     }
-    serde_json::from_slice::<OldEntry>(entry)
-        .map(|e| {
-            e.config
-                .rootfs
-                .diff_ids
-                .iter()
-                .filter_map(|d| Digest::parse(d).ok())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Content digests of context files, remembered by (path, size, mtime,
@@ -356,6 +364,23 @@ mod tests {
         let old = br#"{"config":{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:abab"]}}}"#;
         assert_eq!(Entry::decode(old, ("p", "")), None, "an older kiln's entry");
         let layer = Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
-        assert_eq!(cache_layers(&bytes), vec![layer]);
+        assert_eq!(cache_layers(&bytes).layers, vec![layer]);
+    }
+
+    #[test]
+    fn an_epoch_copy_entry_names_its_source_for_prune() {
+        let (raw, copy) = (
+            format!("sha256:{}", "ab".repeat(32)),
+            format!("sha256:{}", "cd".repeat(32)),
+        );
+        let entry = super::super::add::LinkEntry {
+            layer: copy.clone(),
+            from: Some(raw.clone()),
+        };
+        let refs = cache_layers(&serde_json::to_vec(&entry).unwrap());
+        assert_eq!(refs.layers, vec![Digest::parse(&copy).unwrap()]);
+        assert_eq!(refs.source, Some(Digest::parse(&raw).unwrap()));
+        let link = br#"{"layer":"sha256:cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd"}"#;
+        assert_eq!(cache_layers(link).source, None, "a --link layer's entry");
     }
 }

@@ -49,25 +49,40 @@ impl Builder<'_> {
                 "epoch-layer",
                 &[raw.as_str().as_bytes(), &epoch.to_le_bytes()],
             );
-            let layer = match self.linked(&key)? {
-                Some(layer) => layer,
-                None => {
-                    vertex.get_or_insert_with(|| {
-                        self.progress.start(&format!(
-                            "rewriting layers with source-date-epoch {epoch} ({time})"
-                        ))
-                    });
-                    match self.clamped(&raw, epoch, &key) {
-                        Ok(layer) => layer,
-                        Err(e) => {
-                            if let Some(v) = vertex.take() {
-                                v.error(&format!("{e:#}"));
-                            }
-                            return Err(e);
+            if let Some(layer) = self.linked(&key)? {
+                *d = layer.to_string();
+                continue;
+            }
+            // A layer with nothing newer than the epoch is its own copy:
+            // nothing to write (and hash, only for the store to drop it).
+            let src = self.store.layer_dir(&raw);
+            let layer = if newer_than(&src, epoch.max(0) as u64)
+                .with_context(|| format!("reading the mtimes of layer {raw}"))?
+            {
+                vertex.get_or_insert_with(|| {
+                    self.progress.start(&format!(
+                        "rewriting layers with source-date-epoch {epoch} ({time})"
+                    ))
+                });
+                match self.clamped(&raw, epoch) {
+                    Ok(layer) => layer,
+                    Err(e) => {
+                        if let Some(v) = vertex.take() {
+                            v.error(&format!("{e:#}"));
                         }
+                        return Err(e);
                     }
                 }
+            } else {
+                raw.clone()
             };
+            // The raw layer is named for prune: while an image holds the
+            // copy, the steps that made the raw one stay cached.
+            let entry = LinkEntry {
+                layer: layer.to_string(),
+                from: Some(raw.to_string()),
+            };
+            self.store.cache_put(&key, &serde_json::to_vec(&entry)?)?;
             *d = layer.to_string();
         }
         if let Some(v) = vertex {
@@ -76,25 +91,38 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Makes the layer `raw` with mtimes later than `epoch` set to it, and
-    /// records it under `key`.
-    fn clamped(&self, raw: &Digest, epoch: i64, key: &str) -> Result<Digest> {
+    /// Makes and stores the layer `raw` with mtimes later than `epoch`
+    /// set to it.
+    fn clamped(&self, raw: &Digest, epoch: i64) -> Result<Digest> {
         let dir = self.scratch.path().join(format!("epoch-{}", raw.hex()));
         std::fs::create_dir(&dir).with_context(|| format!("create {}", dir.display()))?;
         clamped_copy(&self.store.layer_dir(raw), &dir, epoch.max(0) as u64)
             .with_context(|| format!("applying SOURCE_DATE_EPOCH to layer {raw}"))?;
-        // A layer with nothing newer than the epoch is itself: the copy
-        // is then a duplicate, which the store drops.
-        let layer = self
-            .store
+        self.store
             .commit_layer(&dir, &CaptureOptions::default())
-            .context("storing the clamped layer")?;
-        let entry = LinkEntry {
-            layer: layer.to_string(),
-        };
-        self.store.cache_put(key, &serde_json::to_vec(&entry)?)?;
-        Ok(layer)
+            .context("storing the clamped layer")
     }
+}
+
+/// Whether anything under the layer dir `root` (itself excluded: a layer's
+/// root is no entry of its tar) has an mtime later than `epoch`, in the
+/// whole seconds the tar headers keep. Walks with its own stack.
+fn newer_than(root: &Path, epoch: u64) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.mtime() > 0 && meta.mtime() as u64 > epoch {
+                return Ok(true);
+            }
+            if meta.is_dir() {
+                dirs.push(entry.path());
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// Writes into the empty dir `dest` the layer dir `src` with mtimes later
@@ -162,6 +190,24 @@ mod tests {
         assert_eq!(content, "new\n");
         let src_mtime = std::fs::metadata(src.join("sub/new")).unwrap().mtime();
         assert!(src_mtime > 1000, "the source layer is left as it was");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_an_mtime_later_than_the_epoch_needs_a_copy() {
+        let dir = std::env::temp_dir().join(format!("kiln-stamp-newer-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub/f"), "f\n").unwrap();
+        set_mtime(&dir.join("sub/f"), 500);
+        let sub = std::fs::File::open(dir.join("sub")).unwrap();
+        sub.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(400))
+            .unwrap();
+        assert!(
+            !newer_than(&dir, 1000).unwrap(),
+            "the root's own mtime is no entry's"
+        );
+        set_mtime(&dir.join("sub/f"), 2000);
+        assert!(newer_than(&dir, 1000).unwrap(), "a nested file");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

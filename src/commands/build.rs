@@ -88,12 +88,11 @@ fn settings(args: &BuildArgs) -> Result<Settings> {
     })
 }
 
-/// SOURCE_DATE_EPOCH from the environment, a build arg or the
-/// Dockerfile's global ARG default.
+/// SOURCE_DATE_EPOCH from the build arg (the environment's when none is
+/// given, see `run`) or the Dockerfile's global ARG default.
 fn source_date_epoch(inputs: &kiln_dockerfile::resolve::Inputs) -> Result<Option<u64>> {
-    std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .or_else(|| inputs.source_date_epoch().map(str::to_string))
+    inputs
+        .source_date_epoch()
         .map(|e| {
             e.trim()
                 .parse()
@@ -122,9 +121,13 @@ pub fn run_one(
     let args = fetched.as_ref().map_or(args, |f| &f.args);
     let source = dockerfile::read(args)?;
     let mut build_args = dockerfile::build_args(&args.build_args)?;
-    // As buildx and buildctl do: the environment's SOURCE_DATE_EPOCH is
-    // the build arg when none is given (a RUN sees it after its ARG).
-    if let Ok(epoch) = std::env::var(resolve::EPOCH_ARG) {
+    // As buildx and buildctl do: a non-empty SOURCE_DATE_EPOCH in the
+    // environment is the build arg when none is given (a RUN sees it after
+    // its ARG); `--build-arg SOURCE_DATE_EPOCH=` wins over it.
+    if let Some(epoch) = std::env::var(resolve::EPOCH_ARG)
+        .ok()
+        .filter(|e| !e.is_empty())
+    {
         build_args.entry(resolve::EPOCH_ARG.into()).or_insert(epoch);
     }
     let mut opts = Options {

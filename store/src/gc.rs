@@ -14,7 +14,7 @@ use kiln_layer::Digest;
 
 use crate::error::{Error, Result};
 use crate::fsutil::remove_all_sized;
-use crate::gc_cache::{self, PruneOptions};
+use crate::gc_cache::{self, EntryRefs, PruneOptions};
 use crate::images::{our_digest, ref_name};
 use crate::{locks, Store};
 
@@ -68,7 +68,7 @@ impl Store {
     pub fn prune(
         &self,
         opts: &PruneOptions,
-        cache_layers: &dyn Fn(&[u8]) -> Vec<Digest>,
+        cache_layers: &dyn Fn(&[u8]) -> EntryRefs,
     ) -> Result<PruneReport> {
         // This handle's own pending layers are judged like every other.
         self.publish_layers()?;
@@ -101,6 +101,7 @@ impl Store {
         let size_of =
             |hex: &str| Digest::parse(&format!("sha256:{hex}")).map_or(0, |d| self.layer_size(&d));
         let entries = self.cache_entries(cache_layers)?;
+        keep_layers = gc_cache::held_by_images(&entries, &keep_layers);
         let (kept, dropped) = gc_cache::select(entries, &keep_layers, opts, &size_of);
         for entry in dropped {
             report.bytes += remove_all_sized(&entry.path)?;

@@ -35,19 +35,34 @@ impl PruneOptions {
     }
 }
 
+/// What a cache entry needs kept, as the build engine decodes it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct EntryRefs {
+    /// The layers it names.
+    pub layers: Vec<Digest>,
+    /// For the entry of a layer made from another (SOURCE_DATE_EPOCH's
+    /// clamped copy of a step's raw layer): that other layer. While an
+    /// image holds the copy, the source counts as the image's for the
+    /// cache: the steps that made it stay cached through a plain prune,
+    /// as they did when images held the raw layers themselves.
+    pub source: Option<Digest>,
+}
+
 /// One cache entry on disk.
 pub(crate) struct CacheEntry {
     pub path: PathBuf,
     pub used: SystemTime,
     /// The layers' hex diffIDs.
     pub layers: Vec<String>,
+    /// The hex diffID of the layer its layer was made from, if any.
+    pub source: Option<String>,
 }
 
 impl Store {
     /// Every cache entry, with the layers `cache_layers` finds in it.
     pub(crate) fn cache_entries(
         &self,
-        cache_layers: &dyn Fn(&[u8]) -> Vec<Digest>,
+        cache_layers: &dyn Fn(&[u8]) -> EntryRefs,
     ) -> Result<Vec<CacheEntry>> {
         let dir = self.root.join("cache");
         let mut entries = Vec::new();
@@ -61,18 +76,36 @@ impl Store {
                 .and_then(|m| m.modified())
                 .unwrap_or(SystemTime::UNIX_EPOCH);
             // An unreadable entry is a miss for builds: it names nothing.
-            let layers = std::fs::read(&path)
-                .map(|b| {
-                    cache_layers(&b)
-                        .iter()
-                        .map(|d| d.hex().to_string())
-                        .collect()
-                })
+            let refs = std::fs::read(&path)
+                .map(|b| cache_layers(&b))
                 .unwrap_or_default();
-            entries.push(CacheEntry { path, used, layers });
+            entries.push(CacheEntry {
+                path,
+                used,
+                layers: refs.layers.iter().map(|d| d.hex().to_string()).collect(),
+                source: refs.source.map(|d| d.hex().to_string()),
+            });
         }
         Ok(entries)
     }
+}
+
+/// The layers the cache judges as the images': `image_layers` and the
+/// sources of the layers among them that were made from another (the raw
+/// layers behind SOURCE_DATE_EPOCH's clamped copies).
+pub(crate) fn held_by_images(
+    entries: &[CacheEntry],
+    image_layers: &HashSet<String>,
+) -> HashSet<String> {
+    let mut held = image_layers.clone();
+    for e in entries {
+        if let Some(source) = &e.source {
+            if e.layers.iter().any(|l| image_layers.contains(l)) {
+                held.insert(source.clone());
+            }
+        }
+    }
+    held
 }
 
 /// Splits `entries` into (kept, dropped) by `opts`; `image_layers` are the
@@ -145,6 +178,7 @@ mod tests {
             path: PathBuf::from(name),
             used: SystemTime::now() - Duration::from_secs(age),
             layers: layers.iter().map(|l| l.to_string()).collect(),
+            source: None,
         }
     }
 
@@ -178,6 +212,20 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(all.len(), 5);
+    }
+
+    #[test]
+    fn a_layer_an_image_holds_a_copy_of_counts_as_held() {
+        let mut copy = entry("epoch-copy", 100, &["clamped"]);
+        copy.source = Some("raw".into());
+        let mut orphan = entry("epoch-orphan", 100, &["gone"]);
+        orphan.source = Some("raw2".into());
+        let images = HashSet::from(["clamped".to_string()]);
+        let held = held_by_images(&[copy, orphan], &images);
+        let entries = vec![entry("step", 100, &["raw"]), entry("step2", 100, &["raw2"])];
+        let (kept, dropped) = select(entries, &held, &PruneOptions::default(), &|_| 1);
+        assert_eq!(names(&kept), ["step"]);
+        assert_eq!(names(&dropped), ["step2"], "its copy is no image's");
     }
 
     #[test]

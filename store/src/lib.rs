@@ -57,7 +57,7 @@ use std::path::{Path, PathBuf};
 pub use blobs::BlobWriter;
 pub use error::{Error, Result};
 pub use gc::{human_size, PruneReport};
-pub use gc_cache::PruneOptions;
+pub use gc_cache::{EntryRefs, PruneOptions};
 pub use images::Image;
 pub use kiln_layer::{CaptureOptions, Compression, Digest};
 pub use layers::{LayerBlob, StagedLayer};

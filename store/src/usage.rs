@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use kiln_layer::Digest;
 
 use crate::error::{Error, Result};
-use crate::gc_cache::{self, PruneOptions};
+use crate::gc_cache::{self, EntryRefs, PruneOptions};
 use crate::images::our_digest;
 use crate::Store;
 
@@ -52,7 +52,7 @@ pub struct Usage {
 }
 
 impl Store {
-    pub fn usage(&self, cache_layers: &dyn Fn(&[u8]) -> Vec<Digest>) -> Result<Usage> {
+    pub fn usage(&self, cache_layers: &dyn Fn(&[u8]) -> EntryRefs) -> Result<Usage> {
         let mut usage = Usage::default();
         let (images, lists) = self.all_images()?;
         let size_of =
@@ -98,6 +98,10 @@ impl Store {
             .filter(|(_, u)| u.0 > 0)
             .map(|(l, _)| l.clone())
             .collect();
+        // The raw layers behind the images' SOURCE_DATE_EPOCH copies are
+        // still build cache (no image has them), but plain prune keeps
+        // them and their steps' entries.
+        let image_layers = gc_cache::held_by_images(&entries, &image_layers);
         for (l, u) in &users {
             let size = size_of(l);
             if u.0 > 0 {

@@ -8,7 +8,7 @@ use std::fs;
 use std::sync::Arc;
 
 use common::{config, index_names, layer, TempDir};
-use kiln_store::{normalize_name, Compression, Digest, PruneOptions, Store};
+use kiln_store::{normalize_name, Compression, Digest, EntryRefs, PruneOptions, Store};
 
 #[test]
 fn put_image_takes_a_typed_config_and_records_it() {
@@ -53,7 +53,7 @@ fn an_unnamed_image_is_listed_and_survives_prune() {
     assert_eq!(listed.len(), 1);
     assert!(listed[0].names.is_empty());
     store
-        .prune(&PruneOptions::default(), &|_| Vec::new())
+        .prune(&PruneOptions::default(), &|_| EntryRefs::default())
         .unwrap();
     assert!(
         store.has_layer(&l),
@@ -66,7 +66,7 @@ fn an_unnamed_image_is_listed_and_survives_prune() {
                 all: true,
                 ..Default::default()
             },
-            &|_| Vec::new(),
+            &|_| EntryRefs::default(),
         )
         .unwrap();
     assert_eq!(report.images, 1, "--all drops unnamed images: {report}");
@@ -235,7 +235,8 @@ fn build_lock_is_shared_and_prune_waits_for_it() {
     let (tx, rx) = std::sync::mpsc::channel();
     let pruner = std::thread::spawn(move || {
         let s = Store::open(&root).unwrap();
-        s.prune(&PruneOptions::default(), &|_| Vec::new()).unwrap();
+        s.prune(&PruneOptions::default(), &|_| EntryRefs::default())
+            .unwrap();
         tx.send(()).unwrap();
     });
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -444,7 +445,7 @@ fn prune_leaves_exactly_the_referenced_blobs_and_cleans_dead_tmp() {
     fs::create_dir_all(&dead).unwrap();
     fs::write(dead.join("lock"), "").unwrap();
     let report = store
-        .prune(&PruneOptions::default(), &|_| Vec::new())
+        .prune(&PruneOptions::default(), &|_| EntryRefs::default())
         .unwrap();
     assert_eq!(report.layers, 1, "{report}");
     assert_eq!(
@@ -471,7 +472,7 @@ fn prune_leaves_exactly_the_referenced_blobs_and_cleans_dead_tmp() {
     // The pruned zstd form is simply made again when asked for.
     store.layer_blob(&kept, Compression::Zstd).unwrap();
     let second = store
-        .prune(&PruneOptions::default(), &|_| Vec::new())
+        .prune(&PruneOptions::default(), &|_| EntryRefs::default())
         .unwrap();
     assert_eq!((second.layers, second.blobs), (0, 1), "{second}");
 }

@@ -6,7 +6,7 @@ mod common;
 use std::fs;
 use std::path::PathBuf;
 
-use kiln_store::{archive, CaptureOptions, Compression, Digest, PruneOptions, Store};
+use kiln_store::{archive, CaptureOptions, Compression, Digest, EntryRefs, PruneOptions, Store};
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("kiln-store-test-{}-{name}", std::process::id()));
@@ -93,10 +93,11 @@ fn prune_removes_exactly_what_nothing_references() {
     store
         .cache_put("abcd", cached_layer.to_string().as_bytes())
         .unwrap();
-    let keep = |entry: &[u8]| {
-        Digest::parse(std::str::from_utf8(entry).unwrap())
+    let keep = |entry: &[u8]| EntryRefs {
+        layers: Digest::parse(std::str::from_utf8(entry).unwrap())
             .into_iter()
-            .collect()
+            .collect(),
+        source: None,
     };
     // The entry was used just now: `until` spares it and its layer.
     let recent = PruneOptions {
