@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fs;
 
 use common::{config, layer, TempDir};
-use kiln_store::{archive, Compression, Image, PruneOptions, Store, Stored};
+use kiln_store::{archive, Compression, EntryRefs, Image, PruneOptions, Store, Stored};
 use oci_spec::image::Arch;
 
 fn image(store: &Store, arch: Arch, content: &str) -> Image {
@@ -75,7 +75,7 @@ fn an_index_is_stored_listed_exported_and_pruned() {
 
     // Prune keeps every entry's layers and blobs while the index is named.
     store
-        .prune(&PruneOptions::default(), &|_| Vec::new())
+        .prune(&PruneOptions::default(), &|_| EntryRefs::default())
         .unwrap();
     assert!(store.has_layer(&arm.diff_ids[0]));
     let kept = store.find_list("app:multi").unwrap().unwrap();
@@ -102,7 +102,7 @@ fn an_index_is_stored_listed_exported_and_pruned() {
     );
     assert!(store.lists().unwrap().is_empty());
     store
-        .prune(&PruneOptions::default(), &|_| Vec::new())
+        .prune(&PruneOptions::default(), &|_| EntryRefs::default())
         .unwrap();
     assert!(!store.has_layer(&arm.diff_ids[0]));
     assert!(store.has_layer(&single.diff_ids[0]));

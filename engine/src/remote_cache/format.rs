@@ -93,6 +93,7 @@ impl CacheConfig {
 pub fn entry_layers(entry: &serde_json::Value) -> Vec<String> {
     let bytes = serde_json::to_vec(entry).unwrap_or_default();
     crate::cache::cache_layers(&bytes)
+        .layers
         .iter()
         .map(|d| d.to_string())
         .collect()
