@@ -39,6 +39,11 @@ check([a for o in opts for a in ("--security-opt", o)] == flags, f"gitlab runner
 job = docs["gitlab-ci.yml"][0]["build-image"]
 check(job["image"]["entrypoint"] == [""], "gitlab job: the image's kiln entrypoint is not reset")
 check(job["variables"]["KILN_ROOT"] == volume, "gitlab job: KILN_ROOT is not the image's volume")
+# The locked-down job: the docker-defaults cell of --isolation chroot (root, no flags).
+locked = docs["gitlab-ci.yml"][0]["build-image-locked-down"]
+check(locked["image"]["docker"]["user"] == "root", "gitlab locked-down job: not root")
+check(locked["variables"].get("KILN_ISOLATION") == "chroot", "gitlab locked-down job: not chroot")
+check(locked["variables"]["KILN_ROOT"] == volume, "gitlab locked-down job: KILN_ROOT is not the image's volume")
 
 # GitHub: the container job's options, but for the user it runs as.
 jobs = docs["github-actions.yml"][0]["jobs"]
@@ -49,13 +54,16 @@ check("apparmor" in str(jobs["vm"]["steps"]), "github vm job: no AppArmor profil
 
 # Kubernetes: seccomp Unconfined and the store on an emptyDir, both Jobs.
 kjobs = docs["kubernetes-job.yml"]
-check(len(kjobs) == 2, "kubernetes: expected two Jobs")
+check(len(kjobs) == 3, "kubernetes: expected three Jobs")
 check(flags == ["--security-opt", "seccomp=unconfined"], "kubernetes: the flags changed, update the Jobs")
 for j in kjobs:
     pod = j["spec"]["template"]["spec"]
     c = pod["containers"][0]
     name = j["metadata"]["name"]
-    check(c["securityContext"]["seccompProfile"]["type"] == "Unconfined", f"{name}: seccomp")
+    chroot = c["args"][1:3] == ["--isolation", "chroot"]
+    seccomp = "RuntimeDefault" if chroot else "Unconfined"
+    check(c["securityContext"]["seccompProfile"]["type"] == seccomp, f"{name}: seccomp")
+    check(not chroot or c["securityContext"]["runAsUser"] == 0, f"{name}: chroot needs root")
     check(not c["securityContext"].get("privileged"), f"{name}: privileged")
     store = [m for m in c["volumeMounts"] if m["mountPath"] == volume]
     vols = {v["name"]: v for v in pod["volumes"]}
