@@ -122,7 +122,7 @@ impl CacheConfig {
             .sum();
         let files = sources_part(entry)
             .and_then(|s| self.files.get(&s))
-            .map_or(0, |f| json_len(f));
+            .map_or(0, json_len);
         (2 * key.len() + 48 + json_len(entry) + layers + files) as u64
     }
 
