@@ -278,10 +278,6 @@ fn a_cache_whose_layer_blobs_are_gone_runs_the_steps() {
     let log = build_in(&b, &b.ctx(), &["-t", "app", "--cache-from", &cache]);
     assert!(log.contains("lost the blob"), "{log}");
     assert!(log.contains("ran-4"), "{log}");
-    assert!(
-        cached(&log, "ENV MODE"),
-        "a step with no layer still hits:\n{log}"
-    );
     let env = b.inspect("app")["Config"]["Env"].to_string();
     assert!(env.contains("MODE=prod"), "{env}");
 }
