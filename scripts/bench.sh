@@ -11,9 +11,10 @@
 #   BENCH_KEEP_LOGS=/tmp/log scripts/bench.sh …   (each build's output as /tmp/log.<ns>)
 #
 # Cases: noop-runs multistage-small big-copy-from context-copy many-layers
-# parallel-stages many-files export-big (default: all). export-big (BENCH_EXPORT_MB, default 512 MiB
+# parallel-stages many-files export-big remote-cache (default: all). export-big (BENCH_EXPORT_MB, default 512 MiB
 # of random + as much text) times exports only, against tar|pigz and
-# tar|zstd -T0 of the same tree. As root, builds run as the unprivileged user kilntest
+# tar|zstd -T0 of the same tree. remote-cache (BENCH_RCACHE_MB, default
+# 32) times a registry cache: scripts/bench-rcache.sh. As root, builds run as the unprivileged user kilntest
 # (scripts/testuser.sh) and BuildKit runs in a dockerd started here with its
 # own data root and socket (no iptables, no bridge), stopped at exit.
 set -euo pipefail
@@ -34,7 +35,7 @@ while [ $# -gt 0 ]; do
     *) cases+=("$1"); shift ;;
     esac
 done
-all_cases=(noop-runs multistage-small big-copy-from context-copy many-layers parallel-stages many-files export-big)
+all_cases=(noop-runs multistage-small big-copy-from context-copy many-layers parallel-stages many-files export-big remote-cache)
 [ ${#cases[@]} -gt 0 ] || cases=("${all_cases[@]}")
 for c in "${cases[@]}"; do
     [[ " ${all_cases[*]} " == *" $c "* ]] || { echo "bench.sh: unknown case $c" >&2; usage; }
@@ -72,6 +73,7 @@ mkdir "$work"
 chmod 755 "$work"
 dockerd_pid=
 cleanup() {
+    if declare -F stop_registry >/dev/null; then stop_registry; fi
     stop_dockerd
     (cd / && "${as[@]}" buildah unshare rm -rf "$work/state") >/dev/null 2>&1 || true
     rm -rf "$work"
@@ -397,11 +399,16 @@ bench_case() {
 }
 
 source scripts/bench-export.sh
+source scripts/bench-rcache.sh
 has_tool buildkit && start_dockerd
 echo "kiln ${BENCH_KILN:-$(git describe --always --dirty 2>/dev/null)} vs${tools[*]/kiln/}:" \
     "$runs runs each; seconds (ms for ms-step*), median (min..max), peer/kiln ratio"
 has_tool buildah && echo "  buildah $(buildah --version | awk '{print $3}'), rootless, overlay, --layers, chroot isolation"
 has_tool buildkit && echo "  BuildKit in dockerd $("${docker[@]}" version -f '{{.Server.Version}}'), rootful, overlay2"
 for c in "${cases[@]}"; do
-    if [ "$c" = export-big ]; then bench_export_big; else bench_case "$c"; fi
+    case $c in
+    export-big) bench_export_big ;;
+    remote-cache) bench_remote_cache ;;
+    *) bench_case "$c" ;;
+    esac
 done

@@ -176,3 +176,121 @@ fn a_local_cache_dir_round_trips_and_a_broken_one_is_a_warning() {
     assert!(log.contains("WARN: cache"), "{log}");
     assert!(log.contains("ran-4"), "{log}");
 }
+
+/// `keep=N`: a cache written by two Dockerfiles keeps the entries the
+/// last build used and drops the oldest of the other's.
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn keep_ages_out_the_least_recently_used_entries() {
+    let a = runner("keep-a");
+    let dir = a.path("cache");
+    let to = format!("type=local,dest={},keep=7", dir.display());
+    build_in(&a, &a.ctx(), &["--cache-to", &to]);
+    // Another Dockerfile to the same cache: 2 new entries, 9 in all.
+    let other = Case::new("keep-other");
+    other.dockerfile("FROM BASE\nRUN echo other-$((5+5)) > /o\nENV X=1\n");
+    let log = build_in(&other, &other.ctx(), &["--cache-to", &to]);
+    assert!(
+        log.contains("(7 in all, 2 of the oldest aged out)"),
+        "{log}"
+    );
+    let log = build_in(&other, &other.ctx(), &["--cache-to", &to]);
+    assert!(log.contains("nothing written"), "{log}");
+
+    let from = format!("type=local,src={}", dir.display());
+    let b = Case::new("keep-b");
+    b.dockerfile("FROM BASE\nRUN echo other-$((5+5)) > /o\nENV X=1\n");
+    let log = build_in(&b, &b.ctx(), &["--cache-from", &from]);
+    assert!(
+        cached(&log, "other-$((5+5))") && !log.contains("other-10"),
+        "{log}"
+    );
+    let c = runner("keep-c");
+    let log = build_in(&c, &c.ctx(), &["--cache-from", &from]);
+    let hits = STEPS.iter().filter(|s| cached(&log, s)).count();
+    assert!(
+        hits < STEPS.len(),
+        "the aged-out entries were still there:\n{log}"
+    );
+}
+
+/// `--platform` builds each platform in turn, each exporting to the one
+/// cache: the second's export must keep the first's entries.
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn every_platform_of_a_list_is_exported_to_the_one_cache() {
+    let dockerfile = "FROM --platform=$BUILDPLATFORM BASE AS tool\n\
+         RUN echo ran-$((20+22)) > /tool.txt\n\
+         FROM scratch\n\
+         ARG TARGETARCH\n\
+         COPY --from=tool /tool.txt /\n\
+         COPY hello.txt /hello-$TARGETARCH.txt\n";
+    let platforms = "linux/amd64,linux/arm64";
+    let a = Case::new("plat-a");
+    a.dockerfile(dockerfile);
+    a.file("hello.txt", "hello\n");
+    let dir = a.path("cache");
+    let to = format!("type=local,dest={}", dir.display());
+    build_in(&a, &a.ctx(), &["--platform", platforms, "--cache-to", &to]);
+
+    let b = Case::new("plat-b");
+    b.dockerfile(dockerfile);
+    b.file("hello.txt", "hello\n");
+    let from = format!("type=local,src={}", dir.display());
+    let log = build_in(
+        &b,
+        &b.ctx(),
+        &["--platform", platforms, "--cache-from", &from],
+    );
+    assert!(!log.contains("ran-42"), "the RUN executed:\n{log}");
+    let parts: Vec<&str> = log.split("building for ").skip(1).collect();
+    assert_eq!(parts.len(), 2, "{log}");
+    for part in parts {
+        for step in ["COPY --from=tool", "COPY hello.txt"] {
+            assert!(cached(part, step), "{step} ran:\n{part}");
+        }
+    }
+}
+
+/// The registry lost a cache's layer blobs after the cache was written:
+/// the entries naming them are misses (their steps run), not a build
+/// that fails downloading them.
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_cache_whose_layer_blobs_are_gone_runs_the_steps() {
+    let a = runner("lost-a");
+    let storage = a.path("registry");
+    let registry = TestRegistry::start(&storage, &[]);
+    let cache = format!("{}/kiln/app:cache", registry.host());
+    build_in(&a, &a.ctx(), &["--cache-to", &cache]);
+    let mut lost = 0;
+    for blob in walk(&storage.join("data/docker/registry/v2/blobs")) {
+        // Layers are gzip; the manifest and the config are JSON.
+        let gzip = std::fs::read(&blob).unwrap().starts_with(&[0x1f, 0x8b]);
+        if blob.ends_with("data") && gzip {
+            std::fs::remove_file(&blob).unwrap();
+            lost += 1;
+        }
+    }
+    assert!(lost > 0, "no layer blob in {}", storage.display());
+
+    let b = runner("lost-b");
+    let log = build_in(&b, &b.ctx(), &["-t", "app", "--cache-from", &cache]);
+    assert!(log.contains("lost the blob"), "{log}");
+    assert!(log.contains("ran-4"), "{log}");
+    let env = b.inspect("app")["Config"]["Env"].to_string();
+    assert!(env.contains("MODE=prod"), "{env}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

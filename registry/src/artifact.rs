@@ -141,6 +141,19 @@ impl Registry {
         Ok(())
     }
 
+    /// Whether the repository of `reference` still has the blob `digest`
+    /// (a HEAD): a cache entry whose layer is gone is a miss, not a
+    /// download that fails later.
+    pub fn artifact_has_blob(&self, reference: &str, digest: &str) -> Result<bool> {
+        let (s, _) = self.session(reference, RegistryOperation::Pull)?;
+        self.runtime()?.block_on(s.retry(|| async {
+            s.client
+                .blob_exists(&s.reference, digest)
+                .await
+                .map_err(|e| s.failure(e, "blob"))
+        }))
+    }
+
     /// Writes an artifact as `dest`: each layer blob the repository lacks
     /// is mounted from `mounts` or uploaded from the store, then the
     /// config, then the manifest (so the tag never names missing blobs).

@@ -15,11 +15,9 @@ use super::Location;
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
-/// A cache as read: its config, and the config's bytes (an export that
-/// would write the same bytes writes nothing).
+/// A cache as read.
 pub struct Read {
     pub config: CacheConfig,
-    pub raw: Vec<u8>,
 }
 
 /// Reads the cache at `at`; None when there is none yet.
@@ -38,7 +36,7 @@ pub fn read(at: &Location, store: &Store, registry: &Registry) -> Result<Option<
         bail!("not a kiln cache (its config is {media_type:?})");
     }
     let config = CacheConfig::parse(&raw).map_err(anyhow::Error::msg)?;
-    Ok(Some(Read { config, raw }))
+    Ok(Some(Read { config }))
 }
 
 /// Brings one layer of the cache at `at` into the store (verified).
@@ -63,6 +61,15 @@ pub fn fetch_layer(
             store.import_layer(&mut f, &d, &blob.media_type, Some(diff_id))?;
             Ok(())
         }
+    }
+}
+
+/// Whether the cache at `at` still holds `blob` (it may have lost it
+/// since its config was read, or never had it).
+pub fn has_blob(at: &Location, registry: &Registry, blob: &BlobRef) -> Result<bool> {
+    match at {
+        Location::Registry(r) => Ok(registry.artifact_has_blob(r, &blob.digest)?),
+        Location::Local { dir, .. } => Ok(blob_path(dir, &Digest::parse(&blob.digest)?).is_file()),
     }
 }
 

@@ -7,8 +7,9 @@ use anyhow::{Context, Result};
 use kiln_layer::Digest;
 use kiln_registry::{BlobRef, MountSources};
 
+use super::ageout::Limits;
 use super::backend;
-use super::format::{entry_layers, CacheConfig};
+use super::format::{entry_layers, sources_part, CacheConfig};
 use super::{CacheTo, Location};
 use crate::{Builder, StageState};
 
@@ -56,13 +57,20 @@ impl Builder<'_> {
         let old = backend::read(&to.at, self.store, registry).unwrap_or(None);
         let mut merged = old.as_ref().map(|o| o.config.clone()).unwrap_or_default();
         let count = ours.entries.len();
+        let used: Vec<String> = ours.entries.keys().cloned().collect();
         merged.merge(ours);
-        let bytes = merged.to_bytes();
-        if old.is_some_and(|o| o.raw == bytes) {
+        merged.stamp(used);
+        let dropped = merged.age_out(&Limits {
+            keep: to.keep,
+            max_size: to.max_size,
+            config_max: kiln_registry::ARTIFACT_CONFIG_MAX,
+        });
+        if old.is_some_and(|o| o.config.same_content(&merged)) {
             return Ok(format!(
                 "{count} entries, all there already: nothing written"
             ));
         }
+        let bytes = merged.to_bytes();
         let digest = backend::write(
             &to.at,
             self.store,
@@ -71,8 +79,12 @@ impl Builder<'_> {
             &merged.blobs(),
             &self.mount_sources(),
         )?;
+        let aged = match dropped {
+            0 => String::new(),
+            n => format!(", {n} of the oldest aged out"),
+        };
         Ok(format!(
-            "{count} entries ({} in all), manifest {digest}",
+            "{count} entries ({} in all{aged}), manifest {digest}",
             merged.entries.len()
         ))
     }
@@ -156,14 +168,4 @@ impl Builder<'_> {
             })
             .collect()
     }
-}
-
-/// The sources digest among an entry's key parts.
-fn sources_part(entry: &serde_json::Value) -> Option<String> {
-    entry["parts"]
-        .as_array()?
-        .iter()
-        .find(|p| p[0] == "sources")
-        .and_then(|p| p[1].as_str())
-        .map(str::to_string)
 }

@@ -33,6 +33,12 @@ pub struct CacheConfig {
     /// with it, a hit on that COPY needs none of the stage's layers.
     #[serde(default)]
     pub contents: BTreeMap<String, String>,
+    /// Bumped by every write that changes the cache (see `ageout`).
+    #[serde(default)]
+    pub generation: u64,
+    /// Entry key → the generation it was last written or used in.
+    #[serde(default)]
+    pub stamps: BTreeMap<String, u64>,
 }
 
 impl Default for CacheConfig {
@@ -44,6 +50,8 @@ impl Default for CacheConfig {
             layers: BTreeMap::new(),
             files: BTreeMap::new(),
             contents: BTreeMap::new(),
+            generation: 0,
+            stamps: BTreeMap::new(),
         }
     }
 }
@@ -73,9 +81,7 @@ impl CacheConfig {
         self.layers.extend(other.layers);
         self.files.extend(other.files);
         self.contents.extend(other.contents);
-        let named: std::collections::HashSet<String> =
-            self.entries.values().flat_map(entry_layers).collect();
-        self.layers.retain(|d, _| named.contains(d));
+        self.prune();
     }
 
     /// The layer blobs, each once, in diffID order.
@@ -97,6 +103,16 @@ pub fn entry_layers(entry: &serde_json::Value) -> Vec<String> {
         .iter()
         .map(|d| d.to_string())
         .collect()
+}
+
+/// The sources digest among an entry's key parts.
+pub fn sources_part(entry: &serde_json::Value) -> Option<String> {
+    entry["parts"]
+        .as_array()?
+        .iter()
+        .find(|p| p[0] == "sources")
+        .and_then(|p| p[1].as_str())
+        .map(str::to_string)
 }
 
 #[cfg(test)]

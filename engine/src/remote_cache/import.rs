@@ -154,19 +154,31 @@ impl Builder<'_> {
         Ok(None)
     }
 
-    /// Notes which cache holds each layer `ops` add that the store lacks.
+    /// Notes which cache holds each layer `ops` add that the store lacks,
+    /// once the cache is seen to still have its blob: one it lost makes
+    /// the step a miss now rather than a failed download later.
     fn defer_layers(&self, source: usize, config: &CacheConfig, ops: &[Op]) -> Result<()> {
-        let mut pending = crate::lock(&self.rcache.pending);
+        let at = &self.rcache.sources[source].0;
+        let mut found = Vec::new();
         for op in ops {
             let Op::Layer(d) = op else { continue };
-            if self.store.has_layer(&Digest::parse(d)?) || pending.contains_key(d) {
+            if self.store.has_layer(&Digest::parse(d)?)
+                || crate::lock(&self.rcache.pending).contains_key(d)
+            {
                 continue;
             }
             let blob = config
                 .layers
                 .get(d)
                 .ok_or_else(|| anyhow::anyhow!("the cache lists no blob for layer {d}"))?;
-            pending.insert(d.clone(), (source, blob.clone()));
+            if !backend::has_blob(at, self.registry()?, blob)? {
+                anyhow::bail!("the cache lost the blob {} of layer {d}", blob.digest);
+            }
+            found.push((d.clone(), blob.clone()));
+        }
+        let mut pending = crate::lock(&self.rcache.pending);
+        for (d, blob) in found {
+            pending.entry(d).or_insert((source, blob));
         }
         Ok(())
     }
@@ -188,8 +200,15 @@ impl Builder<'_> {
                 continue;
             };
             let at = &self.rcache.sources[source].0;
-            backend::fetch_layer(at, self.store, self.registry()?, &blob, diff_id)
-                .with_context(|| format!("layer {diff_id} from the cache {at}"))?;
+            backend::fetch_layer(at, self.store, self.registry()?, &blob, diff_id).with_context(
+                || {
+                    format!(
+                        "layer {diff_id} from the cache {at} (it held the blob when the step \
+                         was looked up; build again, or without --cache-from {at} if it \
+                         keeps failing)"
+                    )
+                },
+            )?;
             self.rcache.pulled.fetch_add(blob.size, Ordering::Relaxed);
             self.rcache.layers.fetch_add(1, Ordering::Relaxed);
         }

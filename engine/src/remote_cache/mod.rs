@@ -10,6 +10,7 @@
 //! target's chain for `mode=min`) are merged into the ref's and written,
 //! unless nothing changed. Any cache failure is a warning: the step runs.
 
+mod ageout;
 mod backend;
 mod export;
 mod format;
@@ -49,6 +50,10 @@ pub struct CacheTo {
     pub compression: Compression,
     /// `ignore-error=false` makes a failed export fail the build.
     pub ignore_error: bool,
+    /// `keep=N`: at most N entries, the least recently used dropped.
+    pub keep: Option<usize>,
+    /// `max-size=`: at most this many bytes of layers, likewise.
+    pub max_size: Option<u64>,
 }
 
 /// `--cache-from` (tried in order) and `--cache-to`.
@@ -90,6 +95,8 @@ fn parse_one(value: &str, flag: &str, compression: Compression) -> Result<CacheT
             max: true,
             compression,
             ignore_error: true,
+            keep: None,
+            max_size: None,
         });
     }
     let mut kind = "registry";
@@ -99,6 +106,8 @@ fn parse_one(value: &str, flag: &str, compression: Compression) -> Result<CacheT
         max: true,
         compression,
         ignore_error: true,
+        keep: None,
+        max_size: None,
     };
     let dir_key = if flag == "--cache-to" { "dest" } else { "src" };
     for part in value.split(',') {
@@ -131,6 +140,14 @@ fn parse_one(value: &str, flag: &str, compression: Compression) -> Result<CacheT
                     _ => bail!("{flag} {value}: ignore-error={v}: use true or false"),
                 }
             }
+            "keep" if flag == "--cache-to" => match v.parse() {
+                Ok(n) if n > 0 => to.keep = Some(n),
+                _ => bail!("{flag} {value}: keep={v}: a number of entries, at least 1"),
+            },
+            "max-size" if flag == "--cache-to" => match ageout::parse_size(v) {
+                Some(n) => to.max_size = Some(n),
+                None => bail!("{flag} {value}: max-size={v}: a size such as 500MB or 2GB"),
+            },
             _ => bail!("{flag} {value}: unknown option {k:?}"),
         }
     }
