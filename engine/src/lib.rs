@@ -304,6 +304,7 @@ impl Builder<'_> {
             }
         };
         vertex.done();
+        state.platform = self.stage_platform(index)?;
         state.no_cache = self
             .req
             .flags
@@ -493,11 +494,6 @@ impl Builder<'_> {
         self.used_key(&key);
         state.key = flags::rerun_key(key, state);
         Ok(reused)
-    }
-
-    /// An image by reference, for the target platform.
-    pub(crate) fn image(&self, reference: &str) -> Result<kiln_store::Image> {
-        self.image_for(reference, &self.req.platform)
     }
 
     /// The registry (and HTTP) client, made on first use.

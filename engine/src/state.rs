@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Result};
-use kiln_dockerfile::resolve::Scope;
+use kiln_dockerfile::resolve::{Platform, Scope};
 use kiln_layer::Digest;
 use kiln_store::Store;
 use serde::{Deserialize, Serialize};
@@ -105,6 +105,9 @@ pub(crate) struct StageState {
     /// What of the config is the base image's: SOURCE_DATE_EPOCH applies
     /// to the rest (`stamp`). A `FROM <stage>` child keeps its parent's.
     pub base: BaseCounts,
+    /// The platform the stage is built for (`Builder::stage_platform`,
+    /// set when the stage starts): a `--from` image is read for it.
+    pub platform: Platform,
 }
 
 /// How many layers and history entries an image config starts with.
@@ -143,6 +146,7 @@ impl StageState {
             released: false,
             no_cache: false,
             base,
+            platform: Platform::host(),
         }
     }
 
