@@ -249,6 +249,7 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
     let mut b = b;
     b.check_foreign_runs()?;
     b.triggers = b.trigger_deps();
+    b.check_foreign_triggers()?;
     b.readers = release::Readers::new(&req.graph, &b.triggers);
     b.load_remote_cache();
     // Layers a cache hit left in its cache come down before they are
