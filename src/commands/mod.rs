@@ -11,6 +11,7 @@ mod history;
 mod images;
 mod images_list;
 mod info;
+mod lint_once;
 mod load;
 mod meta;
 mod multiplat;
