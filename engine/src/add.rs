@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use kiln_dockerfile::chmod::Chmod;
 use kiln_dockerfile::instructions::{Command, FileOp, Instruction};
-use kiln_dockerfile::resolve::Source;
+use kiln_dockerfile::resolve::{Platform, Source};
 use kiln_layer::Digest;
 
 use serde::{Deserialize, Serialize};
@@ -89,7 +89,7 @@ impl Builder<'_> {
             // Keep the source mount alive until the copy is done.
             let (root, _mount) = match &op.from {
                 Some(from) => {
-                    let source = self.source_root(from, cmd, &dirs)?;
+                    let source = self.source_root(from, cmd, state, &dirs)?;
                     let root = Root::open(&source.dir)?;
                     if !source.layers.is_empty() {
                         linker = Some(Linker::new(&source.layers, &root, &dst)?);
@@ -256,18 +256,20 @@ impl Builder<'_> {
     /// The cache identity of a COPY/ADD's sources: their content (local
     /// files, a URL's download or its --checksum, a git commit) or the
     /// `--from` stage's key.
-    /// `files` gets the context files read, each with its digest.
+    /// `files` gets the context files read, each with its digest; a
+    /// `--from` image is read for `platform`, the stage's.
     pub(super) fn sources_key(
         &self,
         op: &FileOp,
         cmd: &Command,
         add: bool,
+        platform: &Platform,
         files: &std::sync::Mutex<Vec<(String, String)>>,
     ) -> Result<String> {
         if let Some(from) = &op.from {
             return match self.source_of_from(from, cmd) {
                 Some(Source::Stage(stage)) => self.stage_sources_key(op, add, from, stage),
-                source => self.key_of_source(from, source),
+                source => self.key_of_source(from, source, platform),
             };
         }
         let Sources {

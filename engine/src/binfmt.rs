@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
-use kiln_dockerfile::instructions::Instruction;
-use kiln_dockerfile::resolve::Platform;
+use kiln_dockerfile::instructions::{Command, Instruction};
+use kiln_dockerfile::resolve::{Base, Platform};
 
 use super::Builder;
 
@@ -21,19 +21,60 @@ fn handlers_dir() -> PathBuf {
 }
 
 impl Builder<'_> {
-    /// Fails when a stage to build runs RUN for a platform this machine
-    /// cannot execute, natively or through an F-flagged handler.
+    /// Fails when a stage to build runs RUN (its own, or its parent
+    /// stage's ONBUILD RUN) for a platform this machine cannot execute,
+    /// natively or through an F-flagged handler. Checked before the base
+    /// images are read (a pull may be long).
     pub(super) fn check_foreign_runs(&self) -> Result<()> {
+        self.check_stages(&self.req.graph.order, |i| {
+            self.dockerfile_runs(i).then_some("runs RUN")
+        })
+    }
+
+    /// The same check once the base images' ONBUILD triggers are known
+    /// (`trigger_deps`), before any stage runs: a trigger's RUN is a
+    /// foreign RUN too, and the stages the triggers added are checked.
+    pub(super) fn check_foreign_triggers(&self) -> Result<()> {
+        self.check_stages(&self.triggers.order, |i| {
+            if self.dockerfile_runs(i) {
+                Some("runs RUN")
+            } else if self.base_triggers(i).iter().any(is_run) {
+                Some("runs RUN (a trigger of its base image)")
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Whether stage `index` runs a RUN written in the Dockerfile: its own,
+    /// or an ONBUILD RUN of the stage it is built `FROM`.
+    fn dockerfile_runs(&self, index: usize) -> bool {
+        let graph = &self.req.graph;
+        let own = &graph.file.stages[index].commands;
+        let parent = match graph.stages[index].base {
+            Base::Stage(p) => graph.file.stages[p].commands.as_slice(),
+            _ => &[],
+        };
+        own.iter().any(is_run)
+            || parent.iter().any(|c| match &c.instruction {
+                Instruction::Onbuild(o) => is_run(&o.trigger),
+                _ => false,
+            })
+    }
+
+    /// Fails for the first of `stages` that `runs` says runs RUN (what
+    /// it runs, for the message) for a platform this machine cannot run.
+    fn check_stages(
+        &self,
+        stages: &[usize],
+        runs: impl Fn(usize) -> Option<&'static str>,
+    ) -> Result<()> {
         let graph = &self.req.graph;
         let dir = handlers_dir();
-        for &index in &graph.order {
-            let runs = graph.file.stages[index]
-                .commands
-                .iter()
-                .any(|c| matches!(c.instruction, Instruction::Run(_)));
-            if !runs {
+        for &index in stages {
+            let Some(runs) = runs(index) else {
                 continue;
-            }
+            };
             let platform = self.stage_platform(index)?;
             if native(&platform) {
                 continue;
@@ -43,13 +84,13 @@ impl Builder<'_> {
             let qemu = qemu_name(&platform.arch).filter(|_| platform.os == "linux");
             let Some(qemu) = qemu else {
                 bail!(
-                    "stage {label} runs RUN for {platform}: kiln runs RUN steps of linux \
+                    "stage {label} {runs} for {platform}: kiln runs RUN steps of linux \
 platforms only (through qemu when foreign); build for --platform {host}, or leave RUN out of that stage"
                 );
             };
             if let Err(why) = handler(&dir, &platform) {
                 bail!(
-                    "stage {label} runs RUN for {platform}, which this {host} machine cannot execute: {why}.\n\
+                    "stage {label} {runs} for {platform}, which this {host} machine cannot execute: {why}.\n\
 Fix: as root, `apt-get install qemu-user-static binfmt-support` (Debian/Ubuntu), then, if \
 {} is empty, `mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc` and \
 `update-binfmts --enable qemu-{qemu}`; or build for --platform {host} only",
@@ -59,6 +100,10 @@ Fix: as root, `apt-get install qemu-user-static binfmt-support` (Debian/Ubuntu),
         }
         Ok(())
     }
+}
+
+fn is_run(cmd: &Command) -> bool {
+    matches!(cmd.instruction, Instruction::Run(_))
 }
 
 /// Platforms the host CPU runs without emulation.

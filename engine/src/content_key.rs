@@ -24,7 +24,9 @@ impl Builder<'_> {
         what: &[&[u8]],
         hash: impl FnOnce(&Root, &cache::FileMemo) -> Result<String>,
     ) -> Result<String> {
-        let stage_key = self.key_of_source(from, Some(Source::Stage(stage)))?;
+        // A stage is read, not an image: no platform picks anything.
+        let platform = &self.req.platform;
+        let stage_key = self.key_of_source(from, Some(Source::Stage(stage)), platform)?;
         let mut parts = vec![stage_key.as_bytes()];
         parts.extend_from_slice(what);
         let record = cache::key("stage-content", &parts);
@@ -38,7 +40,7 @@ impl Builder<'_> {
         }
         let dirs = StepDirs::new(self)?;
         let target = dirs.mount_point("source")?;
-        let source = self.root_of_from(from, Some(Source::Stage(stage)), &target)?;
+        let source = self.root_of_from(from, Some(Source::Stage(stage)), platform, &target)?;
         // A memo of its own: the context's is keyed by context paths.
         let digest = hash(&Root::open(&source.dir)?, &cache::FileMemo::default())?;
         drop(source);

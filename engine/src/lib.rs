@@ -257,6 +257,7 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
     let mut b = b;
     b.check_foreign_runs()?;
     b.triggers = b.trigger_deps();
+    b.check_foreign_triggers()?;
     b.readers = release::Readers::new(&req.graph, &b.triggers);
     b.load_remote_cache();
     // Layers a cache hit left in its cache come down before they are
@@ -312,6 +313,7 @@ impl Builder<'_> {
             }
         };
         vertex.done();
+        state.platform = self.stage_platform(index)?;
         state.no_cache = self
             .req
             .flags
@@ -501,11 +503,6 @@ impl Builder<'_> {
         self.used_key(&key);
         state.key = flags::rerun_key(key, state);
         Ok(reused)
-    }
-
-    /// An image by reference, for the target platform.
-    pub(crate) fn image(&self, reference: &str) -> Result<kiln_store::Image> {
-        self.image_for(reference, &self.req.platform)
     }
 
     /// The registry (and HTTP) client, made on first use.

@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use kiln_dockerfile::instructions::{Mount, MountType, Run, Sharing};
-use kiln_dockerfile::resolve::Source;
+use kiln_dockerfile::resolve::{Platform, Source};
 use kiln_sandbox::{bind_fd, mount_overlay, Mounted, Upper};
 use rustix::fs::{self as rfs, FileType, Mode, OFlags};
 
@@ -66,6 +66,8 @@ pub(super) struct StepMounts {
     secrets: Option<PathBuf>,
     /// Agent sockets being relayed.
     proxies: Vec<ssh::Proxy>,
+    /// The stage's platform: a `from=` image is read for it.
+    platform: Platform,
 }
 
 impl StepMounts {
@@ -102,6 +104,7 @@ impl Builder<'_> {
             caches: Vec::new(),
             secrets: None,
             proxies: Vec::new(),
+            platform: state.platform.clone(),
         };
         for (i, m) in run.mounts.iter().enumerate() {
             let spec = run.mount_specs.get(i).map_or("", String::as_str);
@@ -182,7 +185,8 @@ impl Builder<'_> {
     fn mount_root(&self, from: &str, i: usize, out: &mut StepMounts) -> Result<PathBuf> {
         let target = out.scratch(i, "root");
         fs::create_dir_all(&target).with_context(|| format!("create {}", target.display()))?;
-        let root = self.root_of_from(from, Some(self.source_named(from)), &target)?;
+        let source = Some(self.source_named(from));
+        let root = self.root_of_from(from, source, &out.platform, &target)?;
         if let Some(super::isolation::ReadView::Mounted(m)) = root.mount {
             out.held.push(m);
         }
@@ -309,16 +313,16 @@ impl Builder<'_> {
     /// in the instruction): for a bind of the context or a stage a digest
     /// of the files it shows, for another `from=` the source's key, for a
     /// secret whether it was given — never its value.
-    pub(super) fn mounts_key(&self, run: &Run) -> Result<String> {
+    pub(super) fn mounts_key(&self, run: &Run, platform: &Platform) -> Result<String> {
         let mut key = String::new();
         for m in &run.mounts {
             let part = match (m.kind, &m.from) {
                 (MountType::Bind, Some(from)) => match self.source_named(from) {
                     Source::Stage(i) => self.stage_mount_digest(from, i, m)?,
-                    source => self.key_of_source(from, Some(source))?,
+                    source => self.key_of_source(from, Some(source), platform)?,
                 },
                 (MountType::Cache, Some(from)) => {
-                    self.key_of_source(from, Some(self.source_named(from)))?
+                    self.key_of_source(from, Some(self.source_named(from)), platform)?
                 }
                 (MountType::Bind, None) => self.context_digest(m)?,
                 (MountType::Secret, _) => self.secret_key(m),

@@ -92,25 +92,8 @@ impl Builder<'_> {
     /// base image read. A `--from` holding a variable is only known when
     /// the trigger runs: it is not counted.
     fn trigger_sources(&self, index: usize) -> Vec<usize> {
-        let Some(reference) = self.base_image(index) else {
-            return Vec::new();
-        };
-        // Looked up as FROM does: through a `--build-context` of that name
-        // (the images read are kept under the reference it maps to).
-        let Ok(platform) = self.stage_platform(index) else {
-            return Vec::new();
-        };
-        let Ok(image) = self.base_image_of(reference, &platform) else {
-            return Vec::new();
-        };
-        let Ok(config) = base::config_of(self.store, &image) else {
-            return Vec::new();
-        };
         let mut read = Vec::new();
-        for trigger in config.config.on_build.iter().flatten() {
-            let Ok(cmd) = onbuild_command(trigger) else {
-                continue;
-            };
+        for cmd in self.base_triggers(index) {
             let froms: Vec<&str> = match &cmd.instruction {
                 Instruction::Copy(op) | Instruction::Add(op) => {
                     op.from.as_deref().into_iter().collect()
@@ -131,6 +114,30 @@ impl Builder<'_> {
             }
         }
         read
+    }
+
+    /// The ONBUILD triggers of stage `index`'s base image, as far as they
+    /// parse; none when the image cannot be read (the stage reports it).
+    pub(super) fn base_triggers(&self, index: usize) -> Vec<Command> {
+        let Some(reference) = self.base_image(index) else {
+            return Vec::new();
+        };
+        // Looked up as FROM does: through a `--build-context` of that name
+        // (the images read are kept under the reference it maps to).
+        let Ok(platform) = self.stage_platform(index) else {
+            return Vec::new();
+        };
+        let Ok(image) = self.base_image_of(reference, &platform) else {
+            return Vec::new();
+        };
+        let Ok(config) = base::config_of(self.store, &image) else {
+            return Vec::new();
+        };
+        let triggers = config.config.on_build.unwrap_or_default();
+        triggers
+            .iter()
+            .filter_map(|t| onbuild_command(t).ok())
+            .collect()
     }
 
     /// A stage's base image: as read before the stages ran, its error

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Result};
-use kiln_dockerfile::resolve::Scope;
+use kiln_dockerfile::resolve::{Platform, Scope};
 use kiln_layer::Digest;
 use kiln_store::Store;
 use serde::{Deserialize, Serialize};
@@ -107,6 +107,9 @@ pub(crate) struct StageState {
     pub base: BaseCounts,
     /// `--isolation chroot`: the stage's rootfs dir, if made.
     pub rootfs: Option<std::sync::Arc<crate::isolation::RootfsDir>>,
+    /// The platform the stage is built for (`Builder::stage_platform`,
+    /// set when the stage starts): a `--from` image is read for it.
+    pub platform: Platform,
 }
 
 /// How many layers and history entries an image config starts with.
@@ -146,6 +149,7 @@ impl StageState {
             no_cache: false,
             base,
             rootfs: None,
+            platform: Platform::host(),
         }
     }
 

@@ -38,7 +38,7 @@ impl Builder<'_> {
             Instruction::Run(run) => self.run_parts(state, run, &mut parts)?,
             Instruction::Copy(op) | Instruction::Add(op) => {
                 let add = matches!(instruction, Instruction::Add(_));
-                let sources = self.sources_key(op, cmd, add, &files)?;
+                let sources = self.sources_key(op, cmd, add, &state.platform, &files)?;
                 parts.add("sources", sources.as_bytes());
                 parts.add("workdir", state.workdir().as_bytes());
                 // A --link layer does not depend on the stage below: its
@@ -95,7 +95,7 @@ impl Builder<'_> {
             "shell",
             &Enc::new("shell").strs(&config_ops::shell(state)).bytes(),
         );
-        parts.add("mounts", self.mounts_key(run)?.as_bytes());
+        parts.add("mounts", self.mounts_key(run, &state.platform)?.as_bytes());
         parts.add(
             "hostname",
             self.req.graph.inputs.sandbox_hostname().as_bytes(),

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use anyhow::{bail, Context, Result};
 use kiln_dockerfile::instructions::{Command, CommandLine, Run};
-use kiln_dockerfile::resolve::Source;
+use kiln_dockerfile::resolve::{Platform, Source};
 use kiln_layer::{CaptureOptions, Digest};
 use kiln_sandbox::{mount_overlay, Io, Mounted, Network, Spec, Stdio, Upper, User};
 
@@ -184,25 +184,31 @@ impl Builder<'_> {
         .context("mounting the stage's rootfs")
     }
 
-    /// The root a `--from` reads: a stage's layers or an image's, mounted
-    /// read-only.
+    /// The root a `--from` of a step of `state`'s stage reads: a stage's
+    /// layers or an image's, mounted read-only.
     pub(super) fn source_root(
         &self,
         from: &str,
         cmd: &Command,
+        state: &StageState,
         dirs: &StepDirs,
     ) -> Result<FromRoot> {
         let target = dirs.mount_point("source")?;
-        self.root_of_from(from, self.source_of_from(from, cmd), &target)
+        let source = self.source_of_from(from, cmd);
+        self.root_of_from(from, source, &state.platform, &target)
     }
 
     /// The dir a `--from` (or a mount's `from=`) names: a named context
     /// dir, or a stage's or an image's layers mounted read-only at the
-    /// existing empty dir `target`.
+    /// existing empty dir `target`. An image is read for `platform`, the
+    /// platform of the stage reading it (as BuildKit does: a
+    /// `FROM --platform=$BUILDPLATFORM` stage copies its tools' build
+    /// platform binaries).
     pub(super) fn root_of_from(
         &self,
         from: &str,
         source: Option<Source>,
+        platform: &Platform,
         target: &Path,
     ) -> Result<FromRoot> {
         let lowers = match source {
@@ -215,7 +221,7 @@ impl Builder<'_> {
                 });
             }
             _ => {
-                let image = self.image(from)?;
+                let image = self.image_for(from, platform)?;
                 let config = base::config_of(self.store, &image)?;
                 StageState::from_config(config, String::new()).lowers(self.store)?
             }
@@ -254,8 +260,14 @@ impl Builder<'_> {
             .map(|e| e.source.clone())
     }
 
-    /// The cache identity of what a `--from` resolved to.
-    pub(super) fn key_of_source(&self, from: &str, source: Option<Source>) -> Result<String> {
+    /// The cache identity of what a `--from` resolved to (an image: for
+    /// `platform`, see `root_of_from`).
+    pub(super) fn key_of_source(
+        &self,
+        from: &str,
+        source: Option<Source>,
+        platform: &Platform,
+    ) -> Result<String> {
         match source {
             Some(Source::Stage(i)) => self.view_key(i),
             _ => match self.named_dir(from) {
@@ -266,7 +278,7 @@ impl Builder<'_> {
                     // COPY --from a named context keeps its owners.
                     super::cache::Owners::Kept,
                 ),
-                None => Ok(self.image(from)?.manifest_digest.to_string()),
+                None => Ok(self.image_for(from, platform)?.manifest_digest.to_string()),
             },
         }
     }

@@ -184,10 +184,14 @@ pub fn run_one(
     warnings.retain(|w| config.keeps(w));
     warnings.sort_by_key(|w| w.span.start);
     for w in &warnings {
-        progress.note(&format!(
+        let line = format!(
             "WARN: {} - {} ({}:{})",
             w.rule, w.message, source.name, w.span
-        ));
+        );
+        // Each platform of a list lints again.
+        if super::lint_once::first(&line) {
+            progress.note(&line);
+        }
     }
     if config.error && !warnings.is_empty() {
         // As BuildKit: `error=true` stops the build before it runs.

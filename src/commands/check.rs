@@ -13,15 +13,10 @@ use crate::cli::BuildArgs;
 
 pub fn run(args: &BuildArgs) -> Result<i32> {
     let source = dockerfile::read(args)?;
-    let opts = Options {
+    let mut opts = Options {
         build_args: dockerfile::build_args(&args.build_args)?,
         target: args.target.clone(),
-        // A platform list is checked for its first platform.
-        platform: super::platform::target(
-            super::multiplat::platforms(args)?
-                .first()
-                .map(String::as_str),
-        )?,
+        platform: super::platform::target(None)?,
         // As the build: a stage a --build-context replaces is not built.
         replaced: args
             .build_contexts
@@ -30,38 +25,54 @@ pub fn run(args: &BuildArgs) -> Result<i32> {
             .map(|(name, _)| name.to_ascii_lowercase())
             .collect(),
     };
-    let parsed = parse_dockerfile(&source.text).and_then(|file| {
-        let config = CheckConfig::for_build(&file, &opts.build_args)?;
-        Ok((resolve(file, &opts)?, config))
-    });
-    let (graph, config) = match parsed {
-        Ok(g) => g,
-        Err(err) => {
-            for w in warnings_before(&source.text, &err, &opts.build_args) {
-                out!(
-                    "WARN: {} - {} ({}:{})",
-                    w.rule,
-                    w.message,
-                    source.name,
-                    w.span
-                )?;
+    // Each platform of a list is checked: the stages a platform builds,
+    // and so their warnings, may differ.
+    let platforms = super::multiplat::platforms(args)?;
+    let mut targets: Vec<Option<&str>> = platforms.iter().map(|p| Some(p.as_str())).collect();
+    if targets.is_empty() {
+        targets.push(None);
+    }
+    let mut graphs = Vec::new();
+    for target in targets {
+        opts.platform = super::platform::target(target)?;
+        let parsed = parse_dockerfile(&source.text).and_then(|file| {
+            let config = CheckConfig::for_build(&file, &opts.build_args)?;
+            Ok((resolve(file, &opts)?, config))
+        });
+        match parsed {
+            Ok(g) => graphs.push(g),
+            Err(err) => {
+                for w in warnings_before(&source.text, &err, &opts.build_args) {
+                    out!(
+                        "WARN: {} - {} ({}:{})",
+                        w.rule,
+                        w.message,
+                        source.name,
+                        w.span
+                    )?;
+                }
+                let _ = write!(
+                    std::io::stderr(),
+                    "{}",
+                    render(&source.name, &source.text, &err)
+                );
+                return Ok(1);
             }
-            let _ = write!(
-                std::io::stderr(),
-                "{}",
-                render(&source.name, &source.text, &err)
-            );
-            return Ok(1);
         }
-    };
+    }
+    let (graph, config) = &graphs[0];
     let mut warnings: Vec<Warning> = lint(&graph.file);
-    warnings.extend(graph.warnings.iter().cloned());
+    for w in graphs.iter().flat_map(|(g, _)| &g.warnings) {
+        if !warnings.contains(w) {
+            warnings.push(w.clone());
+        }
+    }
     let dockerfile_path = args.file.as_deref().filter(|f| f.as_os_str() != "-");
     let ignore = crate::build::Ignore::load(&args.context, dockerfile_path)?;
     warnings.extend(ignore.copied_but_ignored(&graph.context_sources));
     warnings.retain(|w| config.keeps(w));
     warnings.sort_by_key(|w| w.span.start);
-    print_summary(&graph, &source.name)?;
+    print_summary(graph, &source.name)?;
     for w in &warnings {
         let at = if w.span.start == 0 {
             source.name.clone()

@@ -151,13 +151,17 @@ pub fn save(store: &Store, name: &str, format: &str, output: Option<&Path>) -> R
 }
 
 pub fn load(store: &Store, input: &Path) -> Result<i32> {
-    let images = archive::import_archive(store, input)
+    let loaded = archive::load_archive(store, input)
         .with_context(|| format!("loading {}", input.display()))?;
-    for i in images {
-        if i.names.is_empty() {
-            out!("Loaded image: sha256:{}", i.id())?;
+    for stored in loaded {
+        let (id, names) = match &stored {
+            kiln_store::Stored::Image(i) => (i.id(), &i.names),
+            kiln_store::Stored::List(l) => (l.id(), &l.names),
+        };
+        if names.is_empty() {
+            out!("Loaded image: sha256:{id}")?;
         }
-        for n in &i.names {
+        for n in names {
             out!("Loaded image: {n}")?;
         }
     }

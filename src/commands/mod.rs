@@ -13,6 +13,7 @@ mod images;
 mod images_list;
 mod info;
 mod isolation;
+mod lint_once;
 mod load;
 mod meta;
 mod multiplat;

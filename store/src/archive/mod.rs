@@ -21,7 +21,7 @@ use oci_spec::image::{Descriptor, ImageManifest, MediaType};
 
 use crate::error::{Error, Result};
 use crate::images::{oci_digest, our_digest};
-use crate::{Image, Store};
+use crate::{Image, Store, Stored};
 
 pub use docker::{export_docker_archive, import_docker_archive};
 pub(crate) use oci::host_arch as oci_host_arch;
@@ -74,11 +74,29 @@ pub(crate) fn read_small_file(path: &Path) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// `kiln load`: an oci-archive or a docker-archive, told apart by content.
+/// The images of an oci-archive or a docker-archive, told apart by
+/// content (of a multi-platform image, its entries).
 pub fn import_archive(store: &Store, input: &Path) -> Result<Vec<Image>> {
+    let mut images = Vec::new();
+    for stored in load_archive(store, input)? {
+        match stored {
+            Stored::Image(i) => images.push(*i),
+            Stored::List(l) => images.extend(l.entries.into_iter().map(|(_, i)| i)),
+        }
+    }
+    Ok(images)
+}
+
+/// `kiln load`: every image of an oci-archive or a docker-archive, but an oci-archive's index of several platforms is kept whole,
+/// as a multi-platform image (see `lists`).
+pub fn load_archive(store: &Store, input: &Path) -> Result<Vec<Stored>> {
     let contents = read::scan(store, input)?;
     if contents.files.contains_key("manifest.json") {
-        docker::import_all(store, &contents)
+        let images = docker::import_all(store, &contents)?;
+        Ok(images
+            .into_iter()
+            .map(|i| Stored::Image(Box::new(i)))
+            .collect())
     } else if contents.files.contains_key("index.json") {
         oci::import_all(store, &contents)
     } else {

@@ -12,7 +12,7 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use super::{adopt, read, write, Contents};
 use crate::error::{Error, Result};
 use crate::images::{our_digest, ref_name};
-use crate::{fsutil, Image, Store};
+use crate::{fsutil, Image, ImageList, Store, Stored};
 
 /// Writes `image` as an oci-archive to `out`, its layer blobs staged in
 /// the store in gzip (see [`super::export_streamed`] for the choice).
@@ -302,15 +302,63 @@ pub fn import_oci_archive_for(
 }
 
 /// `kiln load` of an oci-archive: every image, under the names it carries.
-pub(crate) fn import_all(store: &Store, contents: &Contents) -> Result<Vec<Image>> {
+/// An entry that is an index of several platforms is loaded whole, as a
+/// multi-platform image; any other as one image (the host's of an index).
+pub(crate) fn import_all(store: &Store, contents: &Contents) -> Result<Vec<Stored>> {
     let src = Source::Archive(contents);
     let index = src.index()?;
+    let host = host_platform();
     let mut out = Vec::new();
     for desc in index.manifests() {
-        let host = host_platform();
-        let manifest = manifest_of(store, &src, desc, 0, &Want::parse(&host))?;
         let names: Vec<String> = ref_name(desc).into_iter().collect();
-        out.push(adopt(store, &manifest, &names)?);
+        if let Some(list) = import_list(store, &src, desc, &names)? {
+            out.push(Stored::List(Box::new(list)));
+            continue;
+        }
+        let manifest = manifest_of(store, &src, desc, 0, &Want::parse(&host))?;
+        out.push(Stored::Image(Box::new(adopt(store, &manifest, &names)?)));
     }
     Ok(out)
+}
+
+/// `desc` stored as a multi-platform image named `names`, when it is an
+/// index of the images of several platforms (entries of no platform, or
+/// BuildKit's attestations of platform unknown/unknown, are left out);
+/// None otherwise.
+fn import_list(
+    store: &Store,
+    src: &Source<'_>,
+    desc: &Descriptor,
+    names: &[String],
+) -> Result<Option<ImageList>> {
+    if !crate::is_index(desc) {
+        return Ok(None);
+    }
+    let index: ImageIndex = src.json(store, &our_digest(desc.digest())?, "index")?;
+    let entries: Vec<&Descriptor> = index
+        .manifests()
+        .iter()
+        .filter(|m| {
+            !crate::is_index(m)
+                && m.platform()
+                    .as_ref()
+                    .is_some_and(|p| p.os().to_string() != "unknown")
+        })
+        .collect();
+    if entries.len() < 2 {
+        return Ok(None);
+    }
+    let mut images = Vec::new();
+    let mut entry_annotations = Vec::new();
+    for m in entries {
+        let manifest: ImageManifest = src.json(store, &our_digest(m.digest())?, "manifest")?;
+        images.push(adopt(store, &manifest, &[])?);
+        let a = m.annotations().clone().unwrap_or_default();
+        entry_annotations.push(a.into_iter().collect());
+    }
+    let annotations = index.annotations().clone().unwrap_or_default();
+    let annotations = annotations.into_iter().collect();
+    store
+        .put_list(&images, &annotations, &entry_annotations, names)
+        .map(Some)
 }
