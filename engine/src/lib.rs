@@ -469,7 +469,7 @@ impl Builder<'_> {
                 return Ok(true);
             }
             if claim.is_none() {
-                claim = Some(self.claim_step(&key));
+                claim = Some(self.claim_step(&key)?);
             }
         }
         // Held until the step's cache entry is written (or it failed).

@@ -119,9 +119,9 @@ impl Builder<'_> {
     /// The claim on running step `key` (see `kiln_store::StepClaim`):
     /// when another build (or stage) runs that step, this stage waits for
     /// it without its job slot, which that step's stage may need.
-    pub(super) fn claim_step(&self, key: &str) -> kiln_store::StepClaim<'_> {
+    pub(super) fn claim_step(&self, key: &str) -> Result<kiln_store::StepClaim<'_>> {
         if let Some(claim) = self.store.try_claim_step(key) {
-            return claim;
+            return Ok(claim);
         }
         let running = RUNNING.get();
         if let Some((me, true)) = running {
@@ -136,7 +136,10 @@ impl Builder<'_> {
             self.slots.take();
             RUNNING.set(Some((me, true)));
         }
-        claim
+        // Another stage of this build failed meanwhile (perhaps the one
+        // that ran this step): no new step starts.
+        self.gate.stopped()?;
+        Ok(claim)
     }
 
     /// A stage's key, as [`Builder::view`] has it, without making its

@@ -2,10 +2,12 @@
 //! platform over the same store, then one OCI image index over the
 //! results, named by the `-t` names and exported as `-o` asks.
 //!
-//! The platforms are built one after the other: a stage whose key does not
-//! depend on the target (`FROM --platform=$BUILDPLATFORM`) is then a cache
-//! hit for every platform after the first, never run twice at once.
-//! Each build itself runs its stages in parallel (`--jobs`).
+//! The platforms are built at once (up to `--jobs` of them, each with its
+//! share of the jobs), through the one store handle: a step whose key does
+//! not depend on the target (a `FROM --platform=$BUILDPLATFORM` stage's)
+//! runs in one build while the others wait for it and take it as a cache
+//! hit (`Store::claim_step`), and no build's layers move before all are
+//! done (`Store::hold_layers`). See `build_all`.
 
 use std::collections::BTreeMap;
 
