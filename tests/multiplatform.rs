@@ -310,3 +310,69 @@ fn check_takes_a_platform_list() {
         assert!(text(&out).contains("no warnings found"), "{}", text(&out));
     }
 }
+
+/// A builder stage on the build platform, then a final stage per platform
+/// whose RUN (arm64's through qemu) waits up to 20 s for the other
+/// platform's marker in a shared cache mount: it only finishes if the two
+/// platforms' RUNs run at the same time.
+const MEET: &str = r#"FROM --platform=$BUILDPLATFORM MULTI AS tool
+RUN echo ran-$((20+22)) && sleep 1 && echo made > /tool.txt
+FROM MULTI
+ARG TARGETARCH
+RUN --mount=type=cache,id=meet,target=/meet touch /meet/$TARGETARCH && \
+    other=amd64; [ $TARGETARCH = amd64 ] && other=arm64; i=0; \
+    while [ ! -e /meet/$other ]; do i=$((i+1)); \
+      [ $i -lt 200 ] || { echo "$TARGETARCH never ran beside $other"; exit 9; }; sleep 0.1; done && \
+    echo met-$TARGETARCH | tee /met
+COPY --from=tool /tool.txt /
+"#;
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn platforms_build_at_once_sharing_the_build_platform_stage() {
+    let case = Case::new("parallel");
+    std::fs::write(
+        case.ctx().join("Dockerfile"),
+        MEET.replace("MULTI", &support::multi_base()),
+    )
+    .unwrap();
+    let local = case.path("local");
+    let args = [
+        "--platform",
+        PLATFORMS,
+        "--jobs",
+        "2",
+        "-t",
+        "par:1",
+        "-o",
+        &format!("type=local,dest={}", local.display()),
+        "--progress=plain",
+    ];
+    let out = case.build(&args);
+    // The build-platform stage ran once, though both platforms need it.
+    assert_eq!(out.matches("ran-42").count(), 1, "{out}");
+    assert!(
+        out.contains("met-amd64") && out.contains("met-arm64"),
+        "{out}"
+    );
+    for (p, arch) in [("linux_amd64", "amd64"), ("linux_arm64", "arm64")] {
+        assert_eq!(read(&local.join(p), "met"), format!("met-{arch}\n"));
+        assert_eq!(read(&local.join(p), "tool.txt"), "made\n");
+    }
+    // The store is whole: the index is listed, and the same build again
+    // runs no step.
+    let images = text(&case.kiln(&["images"]));
+    assert!(
+        images.lines().any(|l| l.contains("localhost/par:1")),
+        "{images}"
+    );
+    let again = case.build(&args);
+    assert!(
+        !again.contains("ran-42") && !again.contains("met-a"),
+        "{again}"
+    );
+    assert_eq!(
+        case.inspect("par:1")["Manifests"].as_array().unwrap().len(),
+        2
+    );
+}

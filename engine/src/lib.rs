@@ -463,7 +463,10 @@ impl Builder<'_> {
         state.take_ops();
         let below = state.chain().to_string();
         let no_cache = self.req.no_cache || state.no_cache;
-        if !no_cache {
+        // Another platform's build (or stage) running this very step:
+        // waited for, then a hit like any other.
+        let mut claim = None;
+        for _attempt in (0..2).filter(|_| !no_cache) {
             if let Some(ops) = self.cached(&key, state, vertex)? {
                 self.used_key(&key);
                 for op in &ops {
@@ -475,7 +478,12 @@ impl Builder<'_> {
                 }
                 return Ok(true);
             }
+            if claim.is_none() {
+                claim = Some(self.claim_step(&key)?);
+            }
         }
+        // Held until the step's cache entry is written (or it failed).
+        let _claim = claim;
         // A --link layer made before over another stage is reused as is.
         let linked = match &link {
             Some(k) if !no_cache => self.linked(k)?,

@@ -116,6 +116,32 @@ impl Gate {
 }
 
 impl Builder<'_> {
+    /// The claim on running step `key` (see `kiln_store::StepClaim`):
+    /// when another build (or stage) runs that step, this stage waits for
+    /// it without its job slot, which that step's stage may need.
+    pub(super) fn claim_step(&self, key: &str) -> Result<kiln_store::StepClaim<'_>> {
+        if let Some(claim) = self.store.try_claim_step(key) {
+            return Ok(claim);
+        }
+        let running = RUNNING.get();
+        if let Some((me, true)) = running {
+            RUNNING.set(Some((me, false)));
+            self.slots.give();
+            if let Some(tx) = self.events.get() {
+                let _ = tx.send(Event::Wake);
+            }
+        }
+        let claim = self.store.claim_step(key);
+        if let Some((me, true)) = running {
+            self.slots.take();
+            RUNNING.set(Some((me, true)));
+        }
+        // Another stage of this build failed meanwhile (perhaps the one
+        // that ran this step): no new step starts.
+        self.gate.stopped()?;
+        Ok(claim)
+    }
+
     /// A stage's key, as [`Builder::view`] has it, without making its
     /// layers ready (those of cache hits may stay in their cache).
     pub(super) fn view_key(&self, index: usize) -> Result<String> {

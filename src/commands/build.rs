@@ -114,7 +114,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
 pub fn run_one(
     args: &BuildArgs,
     store: &Store,
-    built_image: Option<&mut Option<kiln_store::Image>>,
+    built_image: Option<&mut Option<super::multiplat::Unstored>>,
 ) -> Result<i32> {
     // `-` or a URL: fetched into a directory, which the build then uses.
     let fetched = super::context::fetch(args, store)?;
@@ -248,6 +248,17 @@ pub fn run_one(
             .get_or_insert_with(Default::default);
         labels.insert(k.to_string(), v.to_string());
     }
+    if let Some(slot) = built_image {
+        // Stored once every platform's build is over and its layers are
+        // published (see multiplat).
+        *slot = Some(super::multiplat::Unstored {
+            config: built.config.to_json(),
+            compression: settings.compression,
+            annotations,
+        });
+        progress.finish();
+        return Ok(0);
+    }
     let names = args
         .tags
         .iter()
@@ -262,12 +273,6 @@ pub fn run_one(
     image = store
         .annotate(&image, &annotations)
         .context("annotating the image")?;
-    if let Some(slot) = built_image {
-        *slot = Some(image);
-        vertex.done();
-        progress.finish();
-        return Ok(0);
-    }
     for name in &names {
         vertex.log(&format!("naming to {name}"));
     }

@@ -2,10 +2,12 @@
 //! platform over the same store, then one OCI image index over the
 //! results, named by the `-t` names and exported as `-o` asks.
 //!
-//! The platforms are built one after the other: a stage whose key does not
-//! depend on the target (`FROM --platform=$BUILDPLATFORM`) is then a cache
-//! hit for every platform after the first, never run twice at once.
-//! Each build itself runs its stages in parallel (`--jobs`).
+//! The platforms are built at once (up to `--jobs` of them, each with its
+//! share of the jobs), through the one store handle: a step whose key does
+//! not depend on the target (a `FROM --platform=$BUILDPLATFORM` stage's)
+//! runs in one build while the others wait for it and take it as a cache
+//! hit (`Store::claim_step`), and no build's layers move before all are
+//! done (`Store::hold_layers`). See `build_all`.
 
 use std::collections::BTreeMap;
 
@@ -142,30 +144,15 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<Option<i32>> {
         base.file = Some(path);
         _dockerfile_copy = scratch;
     }
+    let quiet = ProgressMode::parse(&args.progress, args.quiet) == Some(ProgressMode::Quiet);
+    let built = match build_all(&base, &platforms, &ann, store, quiet)? {
+        Ok(built) => built,
+        Err(code) => return Ok(Some(code)),
+    };
     let mut images = Vec::new();
     let mut descriptors = Vec::new();
-    let quiet = ProgressMode::parse(&args.progress, args.quiet) == Some(ProgressMode::Quiet);
-    for (i, platform) in platforms.iter().enumerate() {
-        if !quiet {
-            say!("building for {platform} ({}/{})", i + 1, platforms.len());
-        }
-        let mut one = base.clone();
-        one.platform = Some(platform.clone());
-        one.tags.clear();
-        one.outputs.clear();
-        (one.push, one.load, one.iidfile, one.metadata_file) = (false, false, None, None);
-        one.annotations = ann.manifest.clone();
-        one.annotations.extend(
-            ann.manifest_for
-                .iter()
-                .filter(|(p, _)| same_platform(p, platform))
-                .map(|(_, a)| a.clone()),
-        );
-        let mut built = None;
-        let code = super::build::run_one(&one, store, Some(&mut built))?;
-        let Some(image) = built.filter(|_| code == 0) else {
-            return Ok(Some(code));
-        };
+    for (platform, unstored) in platforms.iter().zip(&built) {
+        images.push(unstored.store(store)?);
         let mut d = ann.descriptor.clone();
         for (_, k, v) in ann
             .descriptor_for
@@ -174,7 +161,6 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<Option<i32>> {
         {
             d.insert(k.clone(), v.clone());
         }
-        images.push(image);
         descriptors.push(d);
     }
     let names = args
@@ -223,6 +209,113 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<Option<i32>> {
         progress.finish();
     }
     Ok(Some(0))
+}
+
+/// A platform's built image config, stored once every platform's build
+/// is over: until then its layers are pending, and nothing may name them.
+pub struct Unstored {
+    pub config: Vec<u8>,
+    pub compression: kiln_layer::Compression,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Unstored {
+    fn store(&self, store: &Store) -> Result<kiln_store::Image> {
+        let image = store
+            .put_built_image(&self.config, self.compression, &[])
+            .context("storing the image")?;
+        store
+            .annotate(&image, &self.annotations)
+            .context("annotating the image")
+    }
+}
+
+/// Builds the platforms at once through the one store handle, as many at
+/// a time as `--jobs` allows, each with its share of the jobs: a step
+/// their builds share (a `$BUILDPLATFORM` stage) runs in one of them, the
+/// others waiting for it (`Store::claim_step`). The builds' layers stay
+/// pending until all are over (`Store::hold_layers`: one may have
+/// another's mounted), then are published before any image names them.
+/// The first failed platform's exit code, if any.
+fn build_all(
+    base: &BuildArgs,
+    platforms: &[String],
+    ann: &Annotations,
+    store: &Store,
+    quiet: bool,
+) -> Result<Result<Vec<Unstored>, i32>> {
+    let jobs = match base.jobs {
+        Some(0) => bail!("--jobs must be at least 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let at_once = jobs.min(platforms.len());
+    let args_for = |platform: &String| {
+        let mut one = base.clone();
+        one.platform = Some(platform.clone());
+        one.tags.clear();
+        one.outputs.clear();
+        (one.push, one.load, one.iidfile, one.metadata_file) = (false, false, None, None);
+        one.jobs = Some((jobs / at_once).max(1));
+        // Two live terminal displays would overwrite each other.
+        if at_once > 1 && ProgressMode::parse(&one.progress, one.quiet) == Some(ProgressMode::Tty) {
+            one.progress = "plain".into();
+        }
+        one.annotations = ann.manifest.clone();
+        one.annotations.extend(
+            ann.manifest_for
+                .iter()
+                .filter(|(p, _)| same_platform(p, platform))
+                .map(|(_, a)| a.clone()),
+        );
+        one
+    };
+    let hold = store.hold_layers();
+    let mut results = Vec::new();
+    for (group, chunk) in platforms.chunks(at_once).enumerate() {
+        let done: Vec<Result<(i32, Option<Unstored>)>> = std::thread::scope(|s| {
+            let threads: Vec<_> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, platform)| {
+                    if !quiet {
+                        let n = group * at_once + i + 1;
+                        say!("building for {platform} ({n}/{})", platforms.len());
+                    }
+                    let one = args_for(platform);
+                    s.spawn(move || {
+                        let mut built = None;
+                        let code = super::build::run_one(&one, store, Some(&mut built))?;
+                        Ok((code, built))
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| {
+                    t.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a platform's build panicked")))
+                })
+                .collect()
+        });
+        results.extend(done);
+        if results.iter().any(|r| !matches!(r, Ok((0, Some(_))))) {
+            break;
+        }
+    }
+    // Failed or not, the finished steps' layers are kept (and cached).
+    drop(hold);
+    store
+        .publish_layers()
+        .context("storing the build's layers")?;
+    let mut built = Vec::new();
+    for r in results {
+        match r? {
+            (0, Some(u)) => built.push(u),
+            (code, _) => return Ok(Err(if code == 0 { 1 } else { code })),
+        }
+    }
+    Ok(Ok(built))
 }
 
 fn compression(args: &BuildArgs) -> Result<kiln_layer::Compression> {

@@ -246,7 +246,12 @@ impl Store {
     /// before anything names the layers (the image's index entry); a
     /// crash before it leaves the layers in `tmp/` (removed by the next
     /// open) and the cache entries naming them count as misses.
+    /// While a [`Store::hold_layers`] is alive it does nothing: other
+    /// builds through this handle may have these dirs mounted.
     pub fn publish_layers(&self) -> Result<()> {
+        if self.builds.held() {
+            return Ok(());
+        }
         for dir in std::mem::take(&mut *self.pending.doomed_lock()) {
             fsutil::remove_all(&dir)?;
         }

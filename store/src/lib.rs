@@ -50,6 +50,7 @@ mod locks;
 mod names;
 mod remove;
 mod scratch;
+mod shared;
 mod usage;
 
 use std::path::{Path, PathBuf};
@@ -63,6 +64,7 @@ pub use kiln_layer::{CaptureOptions, Compression, Digest};
 pub use layers::{LayerBlob, StagedLayer};
 pub use lists::{is_index, platform_string, ImageList, Stored};
 pub use locks::Lock;
+pub use shared::{LayerHold, StepClaim};
 
 /// The shared `gc.lock` guard a build holds for its whole run.
 pub type BuildLock = Lock;
@@ -82,6 +84,8 @@ pub struct Store {
     own_tmp: Scratch,
     /// Layers committed through this handle, not yet in `layers/`.
     pending: layers::PendingLayers,
+    /// Builds running through this handle at once.
+    builds: shared::Builds,
 }
 
 impl Store {
@@ -104,6 +108,7 @@ impl Store {
             root: root.to_path_buf(),
             own_tmp: Scratch::create(&root.join("tmp"))?,
             pending: Default::default(),
+            builds: Default::default(),
         };
         let layout = store.oci().join("oci-layout");
         if !layout.exists() {
