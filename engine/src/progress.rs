@@ -48,8 +48,16 @@ impl Mode {
     }
 }
 
+/// Step numbers: one sequence per process. A kiln process runs one build
+/// command; the platforms of a multi-platform build each have their own
+/// `Progress` and run at once, and numbered as one (as BuildKit numbers
+/// one solve) their `#N` lines never clash.
+static NEXT: AtomicUsize = AtomicUsize::new(1);
+
 pub struct Progress {
-    next: AtomicUsize,
+    /// The platform of one build among several (`--platform a,b`): put in
+    /// every step's label, as BuildKit's `[linux/arm64 stage 2/3]`.
+    platform: Option<String>,
     mode: Mode,
     started: Instant,
     screen: Arc<Mutex<Screen>>,
@@ -71,8 +79,13 @@ fn lock(s: &Mutex<Screen>) -> std::sync::MutexGuard<'_, Screen> {
 
 impl Progress {
     pub fn new(mode: Mode) -> Progress {
+        Progress::for_platform(mode, None)
+    }
+
+    /// The progress of one platform's build among several.
+    pub fn for_platform(mode: Mode, platform: Option<&str>) -> Progress {
         let p = Progress {
-            next: AtomicUsize::new(1),
+            platform: platform.map(str::to_string),
             mode,
             started: Instant::now(),
             screen: Arc::default(),
@@ -96,7 +109,12 @@ impl Progress {
     }
 
     pub fn start(&self, label: &str) -> Vertex<'_> {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        let label = &match (&self.platform, label.strip_prefix('[')) {
+            (None, _) => label.to_string(),
+            (Some(p), Some(rest)) => format!("[{p} {rest}"),
+            (Some(p), None) => format!("[{p}] {label}"),
+        };
         match self.mode {
             Mode::Plain => say!("#{id} {label}"),
             Mode::Tty => {

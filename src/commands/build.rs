@@ -170,7 +170,9 @@ pub fn run_one(
             return Ok(1);
         }
     };
-    let progress = Progress::new(settings.mode);
+    // One platform of several (multiplat): its steps are labelled with it.
+    let platform = args.platform.as_deref().filter(|_| built_image.is_some());
+    let progress = Progress::for_platform(settings.mode, platform);
     progress.plan_graph(&graph, super::build_flags::pushes(args, &settings.outputs));
     let dockerfile_path = args.file.as_deref().filter(|f| f.as_os_str() != "-");
     let ignored = crate::build::Ignore::load(&args.context, dockerfile_path)?
