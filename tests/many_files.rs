@@ -67,3 +67,40 @@ fn capture_costs_no_path_walk_or_seek_per_small_file() {
     let back = std::fs::read_to_string(out.join("tree/d3/f13.js")).unwrap();
     assert_eq!(back, "x".repeat(100 + 13 * 7));
 }
+
+/// `COPY --from` a stage of many small files works out the paths the
+/// linker needs once per directory, not by a readlink of /proc/self/fd
+/// per file (twice, before), and hashes what it reads of the stage by
+/// opening each file once relative to its directory, not by two openat2
+/// walks from the root.
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn copy_from_costs_no_readlink_per_small_file() {
+    let case = Case::new("many-from");
+    for i in 0..FILES {
+        case.file(&format!("tree/d{}/f{i}.js", i % 10), &"y".repeat(100 + i));
+    }
+    case.dockerfile(
+        "FROM scratch AS builder\nCOPY tree/ /app/\n\
+         FROM scratch\nCOPY --from=builder /app /app\n",
+    );
+    let ctx = case.ctx();
+    // The builder is cached: what is counted is the COPY --from.
+    case.build(&["--target", "builder"]);
+    let calls = syscalls(&case, &["build", "-q", ctx.to_str().unwrap()]);
+    let n = |name: &str| calls.get(name).copied().unwrap_or(0);
+    let (readlinks, opens) = (n("readlink") + n("readlinkat"), n("openat2"));
+    eprintln!(
+        "{FILES} files: {readlinks} readlinks, {opens} openat2, {} openat, {} newfstatat",
+        n("openat"),
+        n("newfstatat")
+    );
+    assert!(
+        readlinks < FILES as u64 / 2 && opens < 3 * FILES as u64,
+        "for {FILES} files: {readlinks} readlinks, {opens} openat2"
+    );
+    let out = case.path("out");
+    case.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    let back = std::fs::read_to_string(out.join("app/d3/f13.js")).unwrap();
+    assert_eq!(back, "y".repeat(113));
+}

@@ -9,7 +9,8 @@
 //! hit costs O(its changes), with no walk up the chain. Layers are named
 //! by diffID in `Op::Layer`.
 
-use std::os::fd::AsFd;
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use anyhow::Result;
@@ -187,7 +188,12 @@ impl FileMemo {
 
     /// The sha256 of the file at `rel`, from memory when its identity did
     /// not change.
-    fn digest(&self, root: &Root, rel: &Path, follow: bool, m: &Meta) -> Result<String> {
+    fn digest(
+        &self,
+        rel: &Path,
+        m: &Meta,
+        open: impl FnOnce() -> std::io::Result<OwnedFd>,
+    ) -> Result<String> {
         let id = rel.to_string_lossy().into_owned();
         let stamp = (m.size, m.mtime.tv_sec, m.mtime.tv_nsec, m.ino);
         if let Some((s, t, n, i, d)) = guard(&self.known).get(&id) {
@@ -195,7 +201,7 @@ impl FileMemo {
                 return Ok(d.clone());
             }
         }
-        let file = root.resolve(rel, OFlags::RDONLY, follow)?;
+        let file = open()?;
         let mut hasher = Sha256::new();
         std::io::copy(&mut std::fs::File::from(file), &mut hasher)?;
         let d = hex(&hasher.finalize());
@@ -283,25 +289,53 @@ struct Hashing<'a> {
     files: Option<&'a Mutex<Vec<(String, String)>>>,
 }
 
+/// Where an entry of a hashed tree is opened from.
+enum At<'a> {
+    /// A source path, resolved inside the root (a symlink at the end
+    /// followed when `follow`).
+    Root { follow: bool },
+    /// A name in an open directory of the tree: opened with O_NOFOLLOW,
+    /// never through a symlink, so never out of the root.
+    Dir(BorrowedFd<'a>, &'a OsStr),
+}
+
 impl Hashing<'_> {
-    fn skipped(&self, child: &Path) -> bool {
+    fn skipped(&self, dir: BorrowedFd<'_>, name: &OsStr, child: &Path) -> bool {
         if self.exclude.is_none() {
             return false;
         }
-        let is_dir = self
-            .root
-            .stat(child, false)
-            .is_ok_and(|m| m.kind == FileType::Directory);
+        let is_dir = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory);
         super::copy::dropped(self.exclude, self.base, child, is_dir)
     }
 
+    fn open(&self, at: &At<'_>, rel: &Path, flags: OFlags) -> std::io::Result<OwnedFd> {
+        match at {
+            At::Root { follow } => self.root.resolve(rel, flags, *follow),
+            At::Dir(dir, name) => rustix::fs::openat(
+                dir,
+                *name,
+                flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(std::io::Error::from),
+        }
+    }
+
     fn tree(&self, rel: &Path, follow: bool, h: &mut Sha256) -> Result<()> {
-        fsops::check_depth(&self.root.name, rel)?;
         let fd = if follow {
             super::copy::open_source(self.root, rel, OFlags::PATH)?
         } else {
             self.root.resolve(rel, OFlags::PATH, false)?
         };
+        self.entry(fd, &At::Root { follow }, rel, h)
+    }
+
+    /// Hashes the entry `fd` (an O_PATH fd) at `rel`; a directory's
+    /// entries are opened relative to it, each by one openat, not by two
+    /// walks from the root per file.
+    fn entry(&self, fd: OwnedFd, at: &At<'_>, rel: &Path, h: &mut Sha256) -> Result<()> {
+        fsops::check_depth(&self.root.name, rel)?;
         let m = fsops::meta(fd.as_fd())?;
         h.update(rel.as_os_str().as_encoded_bytes());
         let (uid, gid) = match self.owners {
@@ -310,7 +344,10 @@ impl Hashing<'_> {
         };
         let line = format!("\0{:o}\0{uid}\0{gid}\0{}\0", m.mode, m.size);
         let content = match m.kind {
-            FileType::RegularFile => self.memo.digest(self.root, rel, follow, &m)?.into_bytes(),
+            FileType::RegularFile => self
+                .memo
+                .digest(rel, &m, || self.open(at, rel, OFlags::RDONLY))?
+                .into_bytes(),
             FileType::Symlink => rustix::fs::readlinkat(&fd, "", Vec::new())?.into_bytes(),
             _ => Vec::new(),
         };
@@ -325,20 +362,18 @@ impl Hashing<'_> {
         }
         if m.kind == FileType::Directory {
             drop(fd);
-            // No fd stays open down the recursion: the names are read
-            // whole and each child is resolved again from the root.
-            let names = {
-                let dir = self
-                    .root
-                    .resolve(rel, OFlags::PATH | OFlags::DIRECTORY, true)?;
-                fsops::list(dir.as_fd())?
-            };
-            for name in names {
-                let child = rel.join(fsops::os(&name));
-                if self.skipped(&child) {
+            // One fd per level stays open down the recursion (at most
+            // MAX_WALK_DEPTH).
+            let dir = self.open(at, rel, OFlags::RDONLY | OFlags::DIRECTORY)?;
+            for name in fsops::list(dir.as_fd())? {
+                let name = fsops::os(&name);
+                let child = rel.join(name);
+                if self.skipped(dir.as_fd(), name, &child) {
                     continue;
                 }
-                self.tree(&child, false, h)?;
+                let at = At::Dir(dir.as_fd(), name);
+                let fd = self.open(&at, &child, OFlags::PATH)?;
+                self.entry(fd, &at, &child, h)?;
             }
         }
         h.update([0xff]);

@@ -19,7 +19,7 @@ use super::dockerignore::Ignore;
 use super::fsops::{self, Meta, Root};
 use super::glob;
 use super::hardlinks::Links;
-use super::share::{Layers, Linker};
+use super::share::{Layers, Linker, Slot};
 
 /// How copied entries are owned and moded.
 #[derive(Clone, Copy, Debug)]
@@ -257,7 +257,8 @@ pub fn copy(
             let target = kept.map_or(dest.clone(), |k| dest.join(k));
             let dir = dst.mkdir_all(&target, new_dir_mode, new_dir_owner)?;
             let src = open_source(from.root, &rel, OFlags::RDONLY | OFlags::DIRECTORY)?;
-            count += walk.tree(src.as_fd(), dir.as_fd(), &rel)?;
+            let here = walk.dest(Some(src.as_fd()), dir.as_fd(), false)?;
+            count += walk.tree(src.as_fd(), &here, &rel)?;
             continue;
         }
         let target = match kept {
@@ -276,7 +277,12 @@ pub fn copy(
             FileType::RegularFile => open_source(from.root, &rel, OFlags::RDONLY)?,
             _ => fd,
         };
-        walk.entry(src.as_fd(), meta, dir.as_fd(), name, &rel)
+        let here = walk.dest(None, dir.as_fd(), false)?;
+        let source = match from.linker {
+            Some(linker) => linker.layers().path_of(src.as_fd())?,
+            None => None,
+        };
+        walk.entry(src.as_fd(), meta, &here, name, &rel, source.as_deref())
             .with_context(|| format!("copy {} to /{}", rel.display(), target.display()))?;
         count += 1;
     }
@@ -299,15 +305,16 @@ pub fn copy_rootfs(root: &Path, layers: &[PathBuf], dest: &Path, attrs: Attrs<'_
         [] => None,
         _ => Some(Layers::open(layers, from.as_fd())?),
     };
-    Walk {
+    let walk = Walk {
         exclude: None,
         base: Path::new(""),
         attrs,
         linker: None,
         links: &Links::over(layers.as_ref()),
         root,
-    }
-    .tree(from.as_fd(), to.as_fd(), Path::new(""))?;
+    };
+    let here = walk.dest(Some(from.as_fd()), to.as_fd(), false)?;
+    walk.tree(from.as_fd(), &here, Path::new(""))?;
     Ok(())
 }
 
@@ -322,6 +329,17 @@ struct Walk<'a> {
     root: &'a Path,
 }
 
+/// A destination directory as the walk knows it: what its entries need
+/// is worked out once for all of them.
+struct Dest<'a> {
+    fd: BorrowedFd<'a>,
+    /// With a linker: the source dir's path in the source overlay (None
+    /// when not in it) and this dir's path below the destination root.
+    paths: Option<(Option<PathBuf>, PathBuf)>,
+    /// The COPY made it: its slots are empty, nothing to clear or cancel.
+    fresh: bool,
+}
+
 fn open_at(dir: BorrowedFd<'_>, name: &OsStr, flags: OFlags) -> rustix::io::Result<OwnedFd> {
     rustix::fs::openat(
         dir,
@@ -332,9 +350,34 @@ fn open_at(dir: BorrowedFd<'_>, name: &OsStr, flags: OFlags) -> rustix::io::Resu
 }
 
 impl Walk<'_> {
+    /// The destination dir `to`, filled from the source dir `from` (None:
+    /// a single file is copied into it).
+    fn dest<'d>(
+        &self,
+        from: Option<BorrowedFd<'_>>,
+        to: BorrowedFd<'d>,
+        fresh: bool,
+    ) -> Result<Dest<'d>> {
+        let paths = match self.linker {
+            Some(linker) => {
+                let source = match from {
+                    Some(from) => linker.layers().path_of(from)?,
+                    None => None,
+                };
+                Some((source, linker.dest_rel(to)?))
+            }
+            None => None,
+        };
+        Ok(Dest {
+            fd: to,
+            paths,
+            fresh,
+        })
+    }
+
     /// Copies the contents of directory `from` (at `rel` in its root) into
     /// directory `to`.
-    fn tree(&self, from: BorrowedFd<'_>, to: BorrowedFd<'_>, rel: &Path) -> Result<u64> {
+    fn tree(&self, from: BorrowedFd<'_>, to: &Dest<'_>, rel: &Path) -> Result<u64> {
         fsops::check_depth(self.root, rel)?;
         let mut count = 0;
         for name in fsops::list(from)? {
@@ -350,46 +393,65 @@ impl Walk<'_> {
                 _ => open_at(from, name, OFlags::PATH)?,
             };
             count += if is_dir {
-                self.cancel_link(to, name)?;
-                if fsops::clear_slot(to, name)?.is_none() {
-                    rustix::fs::mkdirat(to, name, Mode::from_raw_mode(0o700))?;
+                let made = to.fresh || {
+                    self.cancel_link(to, name);
+                    fsops::clear_slot(to.fd, name)?.is_none()
+                };
+                if made {
+                    rustix::fs::mkdirat(to.fd, name, Mode::from_raw_mode(0o700))?;
                 }
-                let sub = open_at(to, name, OFlags::RDONLY | OFlags::DIRECTORY)?;
-                let n = self.tree(fd.as_fd(), sub.as_fd(), &child)?;
-                self.finish(to, name, meta, false)?;
-                if let Some(linker) = self.linker {
-                    linker.stamp(to, name, meta.mtime)?;
+                let sub = open_at(to.fd, name, OFlags::RDONLY | OFlags::DIRECTORY)?;
+                let here = self.dest(Some(fd.as_fd()), sub.as_fd(), made)?;
+                let n = self.tree(fd.as_fd(), &here, &child)?;
+                self.finish(to.fd, name, meta, false)?;
+                if let (Some(linker), Some((_, dir_rel))) = (self.linker, &to.paths) {
+                    let slot = Slot {
+                        dir: to.fd,
+                        dir_rel,
+                        name,
+                    };
+                    linker.stamp(slot, meta.mtime);
                 }
                 n + 1
             } else {
-                self.entry(fd.as_fd(), meta, to, name, &child)?;
+                let source = match (&to.paths, meta.kind) {
+                    (Some((Some(dir), _)), FileType::RegularFile) => Some(dir.join(name)),
+                    _ => None,
+                };
+                self.entry(fd.as_fd(), meta, to, name, &child, source.as_deref())?;
                 1
             };
         }
         Ok(count)
     }
 
-    /// Copies one entry (whose fd is `from`) to `dir/name`.
+    /// Copies one entry (whose fd is `from`; the source overlay shows it at
+    /// `source`, for the linker) to `to/name`.
     fn entry(
         &self,
         from: BorrowedFd<'_>,
         meta: Meta,
-        dir: BorrowedFd<'_>,
+        to: &Dest<'_>,
         name: &OsStr,
         rel: &Path,
+        source: Option<&Path>,
     ) -> Result<()> {
-        if fsops::clear_slot(dir, name)?.is_some() {
+        let dir = to.fd;
+        if !to.fresh && fsops::clear_slot(dir, name)?.is_some() {
             bail!(
                 "{}: cannot overwrite a directory with a file",
                 name.to_string_lossy()
             );
         }
-        if let (FileType::RegularFile, Some(linker)) = (meta.kind, self.linker) {
-            if linker.defer(from, &meta, self.attrs, dir, name)? {
+        if let (FileType::RegularFile, Some(linker), Some((_, dir_rel))) =
+            (meta.kind, self.linker, &to.paths)
+        {
+            let slot = Slot { dir, dir_rel, name };
+            if linker.defer(source, &meta, self.attrs, slot)? {
                 return Ok(());
             }
         }
-        self.cancel_link(dir, name)?;
+        self.cancel_link(to, name);
         match meta.kind {
             FileType::RegularFile => {
                 if self.links.link(from, &meta, dir, name)? {
@@ -404,7 +466,8 @@ impl Walk<'_> {
             FileType::Directory => {
                 rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700))?;
                 let sub = open_at(dir, name, OFlags::RDONLY | OFlags::DIRECTORY)?;
-                self.tree(from, sub.as_fd(), rel)?;
+                let here = self.dest(Some(from), sub.as_fd(), true)?;
+                self.tree(from, &here, rel)?;
             }
             FileType::Fifo => {
                 rustix::fs::mknodat(dir, name, FileType::Fifo, Mode::from_raw_mode(0o600), 0)?;
@@ -424,11 +487,14 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// Something other than a link is written to `dir/name`.
-    fn cancel_link(&self, dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
-        match self.linker {
-            Some(linker) => linker.cancel(dir, name),
-            None => Ok(()),
+    /// Something other than a link is written to `to/name`.
+    fn cancel_link(&self, to: &Dest<'_>, name: &OsStr) {
+        if let (Some(linker), Some((_, dir_rel)), false) = (self.linker, &to.paths, to.fresh) {
+            linker.cancel(Slot {
+                dir: to.fd,
+                dir_rel,
+                name,
+            });
         }
     }
 
