@@ -9,19 +9,6 @@ use std::fs;
 
 use support::{podman_run, tool, Case};
 
-/// xorshift bytes: incompressible, the same on every run.
-fn random(len: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 fn text(len: usize) -> String {
     let mut s = String::new();
     let mut i = 0u64;
@@ -39,7 +26,7 @@ fn text(len: usize) -> String {
 #[ignore = "rootless: run by scripts/test-build.sh"]
 fn incompressible_layers_export_verify_and_run() {
     let case = Case::new("export-mixed");
-    let rand = random(3 * 1024 * 1024 + 4321);
+    let rand = support::random_bytes(3 * 1024 * 1024 + 4321);
     fs::write(case.ctx().join("rand.bin"), &rand).unwrap();
     case.file("text.txt", &text(2 * 1024 * 1024));
     case.dockerfile("FROM BASE\nCOPY rand.bin text.txt /data/\nCOPY rand.bin /again/\n");

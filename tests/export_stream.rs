@@ -12,20 +12,6 @@ use std::path::Path;
 
 use support::{text, tool, Case};
 
-/// xorshift bytes: incompressible, so a layer's compressed blob is as
-/// large as the data and cannot hide among the store's small blobs.
-fn random(len: usize) -> Vec<u8> {
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 const DATA: usize = 2 << 20;
 
 /// The store's blobs of at least `DATA` bytes: only a layer blob is.
@@ -74,7 +60,7 @@ fn loaded_data_size(archive: &Path) -> String {
 
 fn case_with_data(name: &str) -> Case {
     let case = Case::new(name);
-    fs::write(case.ctx().join("rand.bin"), random(DATA)).unwrap();
+    fs::write(case.ctx().join("rand.bin"), support::random_bytes(DATA)).unwrap();
     case.dockerfile("FROM BASE\nCOPY rand.bin /data/\n");
     case
 }

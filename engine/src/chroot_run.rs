@@ -70,16 +70,7 @@ impl Builder<'_> {
         let status = status.context("running the step")?;
         if !status.success() {
             made.undo();
-            let mut msg = format!(
-                "process {:?} did not complete successfully: exit code: {}",
-                argv.join(" "),
-                status.code()
-            );
-            if !tail.is_empty() {
-                msg.push_str("\n  last output:\n    ");
-                msg.push_str(&tail.join("\n    "));
-            }
-            bail!(msg);
+            return Err(super::steps::step_failed(&argv, status.code(), &tail));
         }
         let upper = dirs.upper();
         view.finish(&upper)?;

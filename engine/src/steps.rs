@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use kiln_dockerfile::instructions::{Command, CommandLine, Run};
 use kiln_dockerfile::resolve::{Platform, Source};
 use kiln_layer::{CaptureOptions, Digest};
@@ -133,16 +133,7 @@ impl Builder<'_> {
         let tail = reader.join().unwrap_or_default();
         let status = status.context("running the step")?;
         if !status.success() {
-            let mut msg = format!(
-                "process {:?} did not complete successfully: exit code: {}",
-                argv.join(" "),
-                status.code()
-            );
-            if !tail.is_empty() {
-                msg.push_str("\n  last output:\n    ");
-                msg.push_str(&tail.join("\n    "));
-            }
-            bail!(msg);
+            return Err(step_failed(&argv, status.code(), &tail));
         }
         let layer = self.commit(state, &dirs)?;
         self.record_history(state, run_history(state, &argv), layer);
@@ -483,6 +474,20 @@ fn normalize_workdir(current: &str, dir: &str) -> String {
     mounts::clean_abs(&format!("{current}/{dir}"))
         .to_string_lossy()
         .into_owned()
+}
+
+/// A RUN that exited non-zero, in BuildKit's words, with the last lines
+/// it printed.
+pub(crate) fn step_failed(argv: &[String], code: i32, tail: &[String]) -> anyhow::Error {
+    let mut msg = format!(
+        "process {:?} did not complete successfully: exit code: {code}",
+        argv.join(" "),
+    );
+    if !tail.is_empty() {
+        msg.push_str("\n  last output:\n    ");
+        msg.push_str(&tail.join("\n    "));
+    }
+    anyhow::anyhow!(msg)
 }
 
 #[cfg(test)]

@@ -36,6 +36,21 @@ impl Registry {
         dest: &str,
         events: &dyn Events,
     ) -> Result<String> {
+        let (r, session, rt) = self.push_session(dest)?;
+        let transfers = Transfers::new(events);
+        let target = session.reference.clone();
+        let image = self.send_image(rt, &session, store, image, &target, &transfers)?;
+        let digest = image.manifest_digest.to_string();
+        events.line(&format!("pushed {} {digest}", r.whole()));
+        Ok(digest)
+    }
+
+    /// A session authenticated to push to `dest` (its reference
+    /// normalized), and the runtime it runs on.
+    pub(crate) fn push_session(
+        &self,
+        dest: &str,
+    ) -> Result<(Reference, Session, &tokio::runtime::Runtime)> {
         let r = normalize(dest)?;
         let ep = self.conf.push_endpoint(&r, &self.opts.insecure)?;
         let session = Session::new(
@@ -46,12 +61,7 @@ impl Registry {
         )?;
         let rt = self.runtime()?;
         rt.block_on(session.authenticate(RegistryOperation::Push))?;
-        let transfers = Transfers::new(events);
-        let target = session.reference.clone();
-        let image = self.send_image(rt, &session, store, image, &target, &transfers)?;
-        let digest = image.manifest_digest.to_string();
-        events.line(&format!("pushed {} {digest}", r.whole()));
-        Ok(digest)
+        Ok((r, session, rt))
     }
 
     /// Sends `image`'s blobs (each layer a blob first: a built image may

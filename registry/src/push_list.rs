@@ -3,13 +3,11 @@
 //! index whose entries the registry lacks.
 
 use kiln_store::{ImageList, Store};
-use oci_client::{Reference, RegistryOperation};
+use oci_client::Reference;
 
 use crate::error::Result;
 use crate::progress::{Events, Transfers};
 use crate::push::put_manifest;
-use crate::reference::normalize;
-use crate::transport::Session;
 use crate::Registry;
 
 impl Registry {
@@ -21,16 +19,7 @@ impl Registry {
         dest: &str,
         events: &dyn Events,
     ) -> Result<String> {
-        let r = normalize(dest)?;
-        let ep = self.conf.push_endpoint(&r, &self.opts.insecure)?;
-        let session = Session::new(
-            &ep,
-            &r.whole(),
-            self.opts.auth_file.as_deref(),
-            &self.limits,
-        )?;
-        let rt = self.runtime()?;
-        rt.block_on(session.authenticate(RegistryOperation::Push))?;
+        let (r, session, rt) = self.push_session(dest)?;
         // The index must name the manifests as pushed (layers compressed).
         let list = store.exportable_list(list, kiln_layer::Compression::Gzip)?;
         let transfers = Transfers::new(events);

@@ -313,6 +313,21 @@ fn push(
     outputs: &[export::Output],
     progress: &Progress,
 ) -> Result<()> {
+    push_each(args, names, outputs, progress, |registry, dest, vertex| {
+        registry.push(store, image, dest, vertex)
+    })
+}
+
+/// Pushes with `push_one` to each `-o type=registry` destination (its
+/// `name=`, else every `-t` name), one progress step each; a single- and
+/// a multi-platform build differ only in what they push.
+pub(super) fn push_each(
+    args: &BuildArgs,
+    names: &[String],
+    outputs: &[export::Output],
+    progress: &Progress,
+    push_one: impl Fn(&kiln_registry::Registry, &str, &build::Vertex) -> kiln_registry::Result<String>,
+) -> Result<()> {
     let mut dests = Vec::new();
     for output in outputs {
         if let export::Output::Push(name) = output {
@@ -331,7 +346,7 @@ fn push(
     let registry = super::registry::client(&args.registry, None)?;
     for dest in dests {
         let vertex = progress.start(&format!("pushing {dest}"));
-        match registry.push(store, image, &dest, &vertex) {
+        match push_one(&registry, &dest, &vertex) {
             Ok(_) => vertex.done(),
             Err(e) => {
                 vertex.error(&e.to_string());

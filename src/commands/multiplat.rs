@@ -376,34 +376,9 @@ fn push(
     outputs: &[Output],
     progress: &Progress,
 ) -> Result<()> {
-    let mut dests = Vec::new();
-    for output in outputs {
-        if let Output::Push(name) = output {
-            match name {
-                Some(n) => dests.push(n.clone()),
-                None if names.is_empty() => {
-                    bail!("-o type=registry: name the image with -t (or name= in -o)")
-                }
-                None => dests.extend(names.iter().cloned()),
-            }
-        }
-    }
-    if dests.is_empty() {
-        return Ok(());
-    }
-    let registry = super::registry::client(&args.registry, None)?;
-    for dest in dests {
-        let vertex = progress.start(&format!("pushing {dest}"));
-        match registry.push_list(store, list, &dest, &vertex) {
-            Ok(_) => vertex.done(),
-            Err(e) => {
-                vertex.error(&e.to_string());
-                progress.finish();
-                return Err(anyhow::anyhow!(e).context(format!("pushing {dest}")));
-            }
-        }
-    }
-    Ok(())
+    super::build::push_each(args, names, outputs, progress, |registry, dest, vertex| {
+        registry.push_list(store, list, dest, vertex)
+    })
 }
 
 /// `--iidfile` (the index digest, as buildx writes for a multi-platform

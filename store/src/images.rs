@@ -323,6 +323,12 @@ impl Store {
             size,
             oci_digest(&image.manifest_digest)?,
         );
+        self.add_name(&desc, name)
+    }
+
+    /// Adds `name` (normalized) to the names index.json gives `desc` (an
+    /// image's manifest or a list's index), taking it from any other.
+    pub(crate) fn add_name(&self, desc: &Descriptor, name: String) -> Result<()> {
         self.update_index(|entries| {
             let mut names: Vec<String> = entries
                 .iter()
@@ -332,7 +338,7 @@ impl Store {
             if !names.contains(&name) {
                 names.push(name);
             }
-            set_names(entries, &desc, &names);
+            set_names(entries, desc, &names);
             Ok(())
         })
     }

@@ -286,17 +286,6 @@ impl Store {
         let name = normalize_name(name)?;
         let size = self.read_blob(&list.digest)?.len() as u64;
         let desc = Descriptor::new(MediaType::ImageIndex, size, oci_digest(&list.digest)?);
-        self.update_index(|entries| {
-            let mut names: Vec<String> = entries
-                .iter()
-                .filter(|e| e.digest() == desc.digest())
-                .filter_map(ref_name)
-                .collect();
-            if !names.contains(&name) {
-                names.push(name);
-            }
-            set_names(entries, &desc, &names);
-            Ok(())
-        })
+        self.add_name(&desc, name)
     }
 }

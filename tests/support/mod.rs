@@ -225,3 +225,17 @@ pub fn run_sh(archive: &Path, name: &str, script: &str) -> String {
         &["sh", "-c", script],
     )
 }
+
+/// xorshift bytes: incompressible (a layer's compressed blob is as large
+/// as the data), the same on every run.
+pub fn random_bytes(len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

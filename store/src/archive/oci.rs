@@ -32,22 +32,35 @@ pub fn export_oci_dir(store: &Store, image: &Image, names: &[String], dir: &Path
     // `Store::exportable`); a caller that wants zstd converts it first.
     let image = &store.exportable(image, kiln_layer::Compression::Gzip)?;
     let names = write::normalized(names)?;
-    let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).map_err(|e| Error::io("create", &blobs, e))?;
-    for d in write::image_blobs(image)? {
-        let dest = blobs.join(d.hex());
+    let desc = write::manifest_descriptor(store, image, None)?;
+    write_layout(store, dir, write::image_blobs(image)?, &desc, &names)
+}
+
+/// Copies `blobs` into the layout `dir` (those it lacks), then names
+/// `desc` in its index.json by `names`: an existing layout keeps its other
+/// images (and its index's own fields); names this export uses move to
+/// `desc`.
+pub(super) fn write_layout(
+    store: &Store,
+    dir: &Path,
+    blobs: Vec<Digest>,
+    desc: &Descriptor,
+    names: &[String],
+) -> Result<()> {
+    let blob_dir = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blob_dir).map_err(|e| Error::io("create", &blob_dir, e))?;
+    for d in blobs {
+        let dest = blob_dir.join(d.hex());
         if dest.exists() {
             continue;
         }
-        let tmp = blobs.join(format!(".{}.tmp", d.hex()));
+        let tmp = blob_dir.join(format!(".{}.tmp", d.hex()));
         let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
         store.copy_blob(&d, &mut f)?;
         f.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
         std::fs::rename(&tmp, &dest).map_err(|e| Error::io("rename", &dest, e))?;
     }
     let index_path = dir.join("index.json");
-    // An existing layout keeps its other images (and its index's own
-    // fields); names this export uses move to this image.
     let mut index: ImageIndex = if index_path.exists() {
         let b = super::read_small_file(&index_path)?;
         serde_json::from_slice(&b).map_err(|e| Error::json(index_path.display().to_string(), e))?
@@ -55,8 +68,7 @@ pub fn export_oci_dir(store: &Store, image: &Image, names: &[String], dir: &Path
         crate::images::empty_index()?
     };
     let mut manifests: Vec<Descriptor> = index.manifests().clone();
-    let desc = write::manifest_descriptor(store, image, None)?;
-    crate::images::set_names(&mut manifests, &desc, &names);
+    crate::images::set_names(&mut manifests, desc, names);
     index.set_manifests(manifests);
     let bytes = serde_json::to_vec(&index).map_err(|e| Error::json("index", e))?;
     fsutil::write_atomic(&dir.join(".index.json.tmp"), &index_path, &bytes)?;

@@ -6,12 +6,12 @@ use std::io::Write;
 use std::path::Path;
 
 use kiln_layer::Digest;
-use oci_spec::image::{Descriptor, ImageIndex, MediaType};
+use oci_spec::image::{Descriptor, MediaType};
 
 use super::write;
 use crate::error::{Error, Result};
 use crate::images::{oci_digest, set_names};
-use crate::{fsutil, ImageList, Store};
+use crate::{ImageList, Store};
 
 /// Every blob the list needs: the index, then each entry's.
 fn list_blobs(list: &ImageList) -> Result<Vec<Digest>> {
@@ -74,34 +74,6 @@ pub fn export_oci_list_dir(
 ) -> Result<()> {
     let list = &store.exportable_list(list, kiln_layer::Compression::Gzip)?;
     let names = write::normalized(names)?;
-    let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).map_err(|e| Error::io("create", &blobs, e))?;
-    for d in list_blobs(list)? {
-        let dest = blobs.join(d.hex());
-        if dest.exists() {
-            continue;
-        }
-        let tmp = blobs.join(format!(".{}.tmp", d.hex()));
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-        store.copy_blob(&d, &mut f)?;
-        f.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
-        std::fs::rename(&tmp, &dest).map_err(|e| Error::io("rename", &dest, e))?;
-    }
-    let index_path = dir.join("index.json");
-    let mut index: ImageIndex = if index_path.exists() {
-        let b = super::read_small_file(&index_path)?;
-        serde_json::from_slice(&b).map_err(|e| Error::json(index_path.display().to_string(), e))?
-    } else {
-        crate::images::empty_index()?
-    };
-    let mut manifests: Vec<Descriptor> = index.manifests().clone();
-    set_names(&mut manifests, &list_descriptor(store, list)?, &names);
-    index.set_manifests(manifests);
-    let bytes = serde_json::to_vec(&index).map_err(|e| Error::json("index", e))?;
-    fsutil::write_atomic(&dir.join(".index.json.tmp"), &index_path, &bytes)?;
-    let layout = dir.join("oci-layout");
-    if !layout.exists() {
-        fsutil::write_atomic(&dir.join(".oci-layout.tmp"), &layout, write::OCI_LAYOUT)?;
-    }
-    Ok(())
+    let desc = list_descriptor(store, list)?;
+    super::oci::write_layout(store, dir, list_blobs(list)?, &desc, &names)
 }
