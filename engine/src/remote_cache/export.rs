@@ -14,11 +14,10 @@ use super::{CacheTo, Location};
 use crate::{Builder, StageState};
 
 impl Builder<'_> {
-    /// Downloads the target's layers that cache hits left in their cache
-    /// (the image is stored next), then writes every `--cache-to`. A
-    /// failure to write is a warning unless `ignore-error=false`.
+    /// Writes every `--cache-to` (the target's layers were downloaded
+    /// before the image was stamped, in `build`). A failure to write is a
+    /// warning unless `ignore-error=false`.
     pub(crate) fn export_remote_cache(&self, target: &StageState) -> Result<()> {
-        self.materialize(&target.layers()?)?;
         let last = &target.key;
         let hits = self.rcache.hits.load(Ordering::Relaxed);
         if hits > 0 || !self.req.cache.from.is_empty() {
@@ -52,6 +51,11 @@ impl Builder<'_> {
     }
 
     fn export_one(&self, to: &CacheTo, last: &str) -> Result<String> {
+        // The platforms of a multi-platform build export at once to the
+        // same refs: each read-merge-write must see the one before it, or
+        // the last writer drops the other platforms' entries.
+        static EXPORTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = crate::lock(&EXPORTING);
         let ours = self.cache_config(to, last)?;
         let registry = self.registry()?;
         let old = backend::read(&to.at, self.store, registry).unwrap_or(None);
