@@ -336,9 +336,9 @@ record() { [ -n "$2" ] && times[$1]+="$2"$'\n'; return 0; }
 
 phases_of() {
     case $1 in
-    noop-runs | context-copy) echo cold unchanged ;;
+    noop-runs | context-copy | big-copy-from | many-layers) echo cold unchanged ;;
     multistage-small | many-files) echo cold unchanged changed ;;
-    parallel-stages) echo cold floor ;;
+    parallel-stages) echo cold unchanged floor ;;
     *) echo cold ;;
     esac
 }

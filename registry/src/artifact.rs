@@ -58,6 +58,7 @@ impl Registry {
             &r.whole(),
             self.opts.auth_file.as_deref(),
             &self.limits,
+            &self.clients,
         )?;
         self.runtime()?.block_on(s.authenticate(op))?;
         Ok((s, r.whole()))

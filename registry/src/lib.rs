@@ -40,6 +40,7 @@ mod pull;
 mod push;
 mod push_list;
 mod reference;
+mod roots;
 mod transport;
 mod workers;
 
@@ -79,6 +80,7 @@ pub struct Registry {
     conf: RegistriesConf,
     limits: limits::Limits,
     runtime: OnceLock<tokio::runtime::Runtime>,
+    clients: transport::Clients,
 }
 
 impl Registry {
@@ -94,6 +96,7 @@ impl Registry {
             conf,
             limits: limits::Limits::from_env()?,
             runtime: OnceLock::new(),
+            clients: transport::Clients::default(),
         })
     }
 

@@ -113,6 +113,7 @@ pub(crate) fn http_client(l: &Limits) -> reqwest::Result<reqwest::Client> {
         .connect_timeout(l.connect)
         .read_timeout(l.idle)
         .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
+        .tls_certs_only(crate::roots::for_reqwest())
         .build()
 }
 

@@ -60,6 +60,7 @@ impl Registry {
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
             .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
+            .tls_certs_only(crate::roots::for_reqwest())
             .build()
             .map_err(|e| protocol(host, format!("setting up the HTTP client: {e}")))?;
         let rt = self.runtime()?;

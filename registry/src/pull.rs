@@ -83,6 +83,7 @@ impl Registry {
             &original.whole(),
             self.opts.auth_file.as_deref(),
             &self.limits,
+            &self.clients,
         )?;
         let resolved = rt.block_on(self.resolve(&session))?;
         // `repo@<index digest>` means the host's image; another

@@ -58,6 +58,7 @@ impl Registry {
             &r.whole(),
             self.opts.auth_file.as_deref(),
             &self.limits,
+            &self.clients,
         )?;
         let rt = self.runtime()?;
         rt.block_on(session.authenticate(RegistryOperation::Push))?;
@@ -216,7 +217,7 @@ pub(crate) async fn push_blob(
             let file = tokio::fs::File::open(&path)
                 .await
                 .map_err(|e| Failure::Fatal(Error::io(format!("open {}", path.display()), e)))?;
-            let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
+            let stream = pieces(file);
             // The upload stream must be 'static: it counts into an atomic
             // that a ticker beside it reports.
             let sent = Arc::new(AtomicU64::new(0));
@@ -250,6 +251,31 @@ pub(crate) async fn push_blob(
         Err(_) => transfers.abandon(id),
     }
     result
+}
+
+/// What one upload request carries: oci-client sends each stream item
+/// (up to its own 4 MiB cap) as a PATCH of its own, and a registry
+/// answers each after appending it (docker-registry also saves its hash
+/// state): 256 KiB items held uploads to ~30 MB/s on localhost. A PATCH
+/// rather than one PUT of the whole blob keeps each request short, so
+/// the idle timeout (which runs from a request's start to its response)
+/// holds on slow links.
+const PIECE: usize = 4 << 20;
+
+/// `file` as a stream of [`PIECE`]-byte pieces (the last one shorter).
+fn pieces(
+    file: tokio::fs::File,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> {
+    futures_util::stream::try_unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = bytes::BytesMut::with_capacity(PIECE);
+        while buf.len() < PIECE {
+            if file.read_buf(&mut buf).await? == 0 {
+                break;
+            }
+        }
+        Ok((!buf.is_empty()).then(|| (buf.freeze(), file)))
+    })
 }
 
 /// PUTs manifest (or index) bytes as `target`.

@@ -2,6 +2,7 @@
 //! only where allowed), its credentials, retries with backoff for what a
 //! retry can fix, and oci-client's errors turned into kiln's.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
@@ -75,36 +76,82 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// The HTTP clients of one [`crate::Registry`] (so of one tokio runtime,
+/// which their pooled connections belong to), one pair per scheme, host
+/// and credentials. Every session with a registry then shares its
+/// connections and oci-client's tokens, and TLS setup is paid once: a
+/// `--cache-from` build opened 8 sessions, and each client build read
+/// every root certificate file again (oci-client also builds a default
+/// reqwest client beside each of its own).
+#[derive(Default)]
+pub(crate) struct Clients(std::sync::Mutex<HashMap<ClientKey, (Client, reqwest::Client)>>);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    insecure: bool,
+    host: String,
+    creds: Option<(String, String)>,
+}
+
+impl Clients {
+    /// The clients for `key`, made by `make` the first time.
+    fn get(
+        &self,
+        key: ClientKey,
+        make: impl FnOnce() -> Result<(Client, reqwest::Client)>,
+    ) -> Result<(Client, reqwest::Client)> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pair) = map.get(&key) {
+            return Ok(pair.clone());
+        }
+        let pair = make()?;
+        map.insert(key, pair.clone());
+        Ok(pair)
+    }
+}
+
 impl Session {
     pub fn new(
         endpoint: &Endpoint,
         original: &str,
         auth_file: Option<&Path>,
         limits: &Limits,
+        clients: &Clients,
     ) -> Result<Session> {
         let r = &endpoint.reference;
         let host = r.resolve_registry().to_string();
-        let setup = |e: &dyn std::error::Error| Error::Protocol {
-            registry: r.registry().to_string(),
-            message: format!("setting up the HTTP client: {}", chain(e)),
-        };
-        let config = ClientConfig {
-            protocol: if endpoint.insecure {
-                ClientProtocol::HttpsExcept(vec![host])
-            } else {
-                ClientProtocol::Https
-            },
-            platform_resolver: None,
-            // reqwest's read timeout: from the request to its headers,
-            // then between body reads, so a stalled registry fails.
-            connect_timeout: Some(limits.connect),
-            read_timeout: Some(limits.idle),
-            user_agent: USER_AGENT,
-            ..ClientConfig::default()
-        };
-        let client = Client::try_from(config).map_err(|e| setup(&e))?;
-        let http = limits::http_client(limits).map_err(|e| setup(&e))?;
         let creds = auth::lookup(auth_file, r.registry(), r.repository())?;
+        let key = ClientKey {
+            insecure: endpoint.insecure,
+            host: host.clone(),
+            creds: creds
+                .as_ref()
+                .map(|c| (c.username.clone(), c.password.clone())),
+        };
+        let (client, http) = clients.get(key, || {
+            let setup = |e: &dyn std::error::Error| Error::Protocol {
+                registry: r.registry().to_string(),
+                message: format!("setting up the HTTP client: {}", chain(e)),
+            };
+            let config = ClientConfig {
+                protocol: if endpoint.insecure {
+                    ClientProtocol::HttpsExcept(vec![host.clone()])
+                } else {
+                    ClientProtocol::Https
+                },
+                platform_resolver: None,
+                // reqwest's read timeout: from the request to its headers,
+                // then between body reads, so a stalled registry fails.
+                connect_timeout: Some(limits.connect),
+                read_timeout: Some(limits.idle),
+                user_agent: USER_AGENT,
+                tls_certs_only: crate::roots::for_oci_client(),
+                ..ClientConfig::default()
+            };
+            let client = Client::try_from(config).map_err(|e| setup(&e))?;
+            let http = limits::http_client(limits).map_err(|e| setup(&e))?;
+            Ok((client, http))
+        })?;
         let auth = match &creds {
             Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
             None => RegistryAuth::Anonymous,
