@@ -376,3 +376,37 @@ fn platforms_build_at_once_sharing_the_build_platform_stage() {
         2
     );
 }
+
+/// arm64's RUN fails at once; amd64's first RUN waits (up to 20 s) for
+/// arm64's marker in a shared cache mount, then 3 s more, so its second
+/// RUN would start well after arm64's build failed.
+const ONE_FAILS: &str = r#"FROM MULTI
+ARG TARGETARCH
+RUN --mount=type=cache,id=fails,target=/meet \
+    if [ $TARGETARCH = arm64 ]; then touch /meet/arm64; echo arm64-fails; exit 7; fi; \
+    i=0; while [ ! -e /meet/arm64 ]; do i=$((i+1)); [ $i -lt 200 ] || exit 9; sleep 0.1; done; \
+    sleep 3; echo amd64-first-done
+RUN echo amd64-second-ran
+"#;
+
+#[test]
+#[ignore = "rootless: run by scripts/test-build.sh"]
+fn a_failed_platform_stops_the_others() {
+    let case = Case::new("onefails");
+    std::fs::write(
+        case.ctx().join("Dockerfile"),
+        ONE_FAILS.replace("MULTI", &support::multi_base()),
+    )
+    .unwrap();
+    let out = case.build_fails(&["--platform", PLATFORMS, "--jobs", "2", "--progress=plain"]);
+    assert!(
+        out.contains("arm64-fails") && out.contains("amd64-first-done"),
+        "{out}"
+    );
+    // amd64 stopped before its next step, saying why.
+    assert!(!out.contains("amd64-second-ran"), "{out}");
+    assert!(
+        out.contains("stopped: the build for linux/arm64 failed"),
+        "{out}"
+    );
+}

@@ -80,6 +80,7 @@ pub use mounts::Secrets;
 pub use progress::{Mode as ProgressMode, Progress, Vertex};
 pub use remote::{classify as classify_remote, fetch_git, subdir_path, Remote};
 pub use remote_cache::{CacheOptions, CacheTo, Location as CacheLocation};
+pub use schedule::Siblings;
 use schedule::{Event, StageView};
 pub use security::Security;
 use state::Op;
@@ -125,6 +126,8 @@ pub struct Request {
     pub flags: RunFlags,
     /// `--cache-from`, `--cache-to`.
     pub cache: CacheOptions,
+    /// The other platforms' builds of a multi-platform build (none alone).
+    pub siblings: Option<std::sync::Arc<Siblings>>,
 }
 
 /// `--pull=missing|always|never`.
@@ -240,7 +243,7 @@ pub fn build(store: &Store, req: &Request, progress: &Progress, jobs: usize) -> 
         early: Mutex::new(HashMap::new()),
         events: std::sync::OnceLock::new(),
         slots: schedule::Slots::new(jobs.max(1)),
-        gate: schedule::Gate::default(),
+        gate: schedule::Gate::new(req.siblings.clone(), req.platform.to_string()),
         used_args: Mutex::new(BTreeSet::new()),
         images: Mutex::new(HashMap::new()),
         ignore: dockerignore::Ignore::load(&req.context, req.dockerfile_path.as_deref())?,

@@ -84,6 +84,25 @@ impl Slots {
     }
 }
 
+/// What the builds of one multi-platform build share: the first to fail
+/// stops the others at their next step, as a failed stage stops the other
+/// stages of its build (BuildKit cancels the whole solve).
+#[derive(Debug, Default)]
+pub struct Siblings {
+    /// The platform whose build failed first.
+    failed: Mutex<Option<String>>,
+}
+
+impl Siblings {
+    fn fail(&self, platform: String) {
+        lock(&self.failed).get_or_insert(platform);
+    }
+
+    fn failed(&self) -> Option<String> {
+        lock(&self.failed).clone()
+    }
+}
+
 /// Where stage threads wait for another stage: woken when a stage is
 /// done, when its early view goes out, and when the build fails.
 #[derive(Default)]
@@ -91,9 +110,18 @@ pub(super) struct Gate {
     /// The label of the stage whose failure stopped the build.
     failed: Mutex<Option<String>>,
     changed: Condvar,
+    /// The other platforms' builds, and this build's platform.
+    siblings: Option<(std::sync::Arc<Siblings>, String)>,
 }
 
 impl Gate {
+    pub fn new(siblings: Option<std::sync::Arc<Siblings>>, platform: String) -> Gate {
+        Gate {
+            siblings: siblings.map(|s| (s, platform)),
+            ..Gate::default()
+        }
+    }
+
     fn notify(&self) {
         // Taken so that a waiter between its check and its wait cannot
         // miss this.
@@ -103,13 +131,20 @@ impl Gate {
 
     fn fail(&self, label: String) {
         lock(&self.failed).get_or_insert(label);
+        if let Some((siblings, platform)) = &self.siblings {
+            siblings.fail(platform.clone());
+        }
         self.changed.notify_all();
     }
 
-    /// Why no new step should start: another stage failed.
+    /// Why no new step should start: another stage failed, or another
+    /// platform's build.
     pub fn stopped(&self) -> Result<()> {
-        match &*lock(&self.failed) {
-            Some(label) => anyhow::bail!("stopped: stage {label} failed"),
+        if let Some(label) = &*lock(&self.failed) {
+            anyhow::bail!("stopped: stage {label} failed");
+        }
+        match self.siblings.as_ref().and_then(|(s, _)| s.failed()) {
+            Some(platform) => anyhow::bail!("stopped: the build for {platform} failed"),
             None => Ok(()),
         }
     }

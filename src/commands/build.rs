@@ -105,16 +105,18 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<i32> {
     if let Some(code) = super::multiplat::run(args, store)? {
         return Ok(code);
     }
-    run_one(args, store, None)
+    run_one(args, store, None, None)
 }
 
 /// One platform's build; with `built`, the image is stored unnamed and
 /// handed back there instead of being named and exported (a
-/// multi-platform build's entry).
+/// multi-platform build's entry), and the first of `siblings` to fail
+/// stops the others.
 pub fn run_one(
     args: &BuildArgs,
     store: &Store,
     built_image: Option<&mut Option<super::multiplat::Unstored>>,
+    siblings: Option<std::sync::Arc<build::Siblings>>,
 ) -> Result<i32> {
     // `-` or a URL: fetched into a directory, which the build then uses.
     let fetched = super::context::fetch(args, store)?;
@@ -231,6 +233,7 @@ pub fn run_one(
         },
         flags,
         cache: build::CacheOptions::parse(&args.cache_from, &args.cache_to, settings.compression)?,
+        siblings,
     };
     super::build_flags::warn_unknown_stages(&req.flags, &req.graph, &progress);
     let mut built = match build::build(store, &req, &progress, settings.jobs) {

@@ -117,7 +117,7 @@ pub fn run(args: &BuildArgs, store: &Store) -> Result<Option<i32>> {
             // One platform, listed more than once.
             let mut one = args.clone();
             one.platform = platforms.into_iter().next();
-            return super::build::run_one(&one, store, None).map(Some);
+            return super::build::run_one(&one, store, None, None).map(Some);
         }
         return Ok(None);
     }
@@ -271,6 +271,7 @@ fn build_all(
         one
     };
     let hold = store.hold_layers();
+    let siblings = std::sync::Arc::new(crate::build::Siblings::default());
     let mut results = Vec::new();
     for (group, chunk) in platforms.chunks(at_once).enumerate() {
         let done: Vec<Result<(i32, Option<Unstored>)>> = std::thread::scope(|s| {
@@ -283,9 +284,10 @@ fn build_all(
                         say!("building for {platform} ({n}/{})", platforms.len());
                     }
                     let one = args_for(platform);
+                    let siblings = Some(siblings.clone());
                     s.spawn(move || {
                         let mut built = None;
-                        let code = super::build::run_one(&one, store, Some(&mut built))?;
+                        let code = super::build::run_one(&one, store, Some(&mut built), siblings)?;
                         Ok((code, built))
                     })
                 })
