@@ -19,6 +19,7 @@ pub mod error;
 pub mod flags;
 pub mod instructions;
 pub mod parser;
+pub mod reference;
 pub mod resolve;
 mod suggest;
 

@@ -82,17 +82,36 @@ pub fn export_streamed(
     let mut layers = Vec::new();
     let mut digests = Vec::new();
     let mut written = HashSet::new();
-    for l in image.manifest.layers() {
-        let (desc, blob) = layer(store, l, how)?;
-        let d = our_digest(desc.digest())?;
-        if written.insert(d.clone()) {
-            match blob {
-                Blob::Stored(d) => write::blob(&mut b, store, &d)?,
-                Blob::Spilled(mut f, d) => write::file_blob(&mut b, &d, desc.size(), &mut f)?,
+    // The next layer's blob is made while this one is copied into the
+    // archive (and its store copy synced): on 2 cores the copy of a
+    // 256 MiB incompressible blob took 0.3 s with one core idle.
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        scope.spawn(move || {
+            for l in image.manifest.layers() {
+                let made = layer(store, l, how);
+                let failed = made.is_err();
+                if tx.send(made).is_err() || failed {
+                    break;
+                }
             }
+        });
+        for made in rx {
+            let (desc, blob) = made?;
+            let d = our_digest(desc.digest())?;
+            if written.insert(d.clone()) {
+                match blob {
+                    Blob::Stored(d) => write::blob(&mut b, store, &d)?,
+                    Blob::Spilled(mut f, d) => write::file_blob(&mut b, &d, desc.size(), &mut f)?,
+                }
+            }
+            digests.push(d);
+            layers.push(desc);
         }
-        digests.push(d);
-        layers.push(desc);
+        Ok(())
+    })?;
+    if layers.len() != image.manifest.layers().len() {
+        return Err(Error::Archive("a layer's blob was not made".into()));
     }
     let manifest = if &layers == image.manifest.layers() {
         store.read_blob(&image.manifest_digest)?
