@@ -253,29 +253,48 @@ pub(crate) async fn push_blob(
     result
 }
 
-/// What one upload request carries: oci-client sends each stream item
-/// (up to its own 4 MiB cap) as a PATCH of its own, and a registry
-/// answers each after appending it (docker-registry also saves its hash
-/// state): 256 KiB items held uploads to ~30 MB/s on localhost. A PATCH
-/// rather than one PUT of the whole blob keeps each request short, so
-/// the idle timeout (which runs from a request's start to its response)
-/// holds on slow links.
-const PIECE: usize = 4 << 20;
+/// Upload pieces: oci-client sends each stream item (up to its own 4 MiB
+/// cap) as a PATCH of its own, which the registry answers after storing
+/// it (docker-registry also saves its hash state): 256 KiB items held
+/// uploads to ~30 MB/s on localhost. Not one PUT of the whole blob:
+/// reqwest's idle timeout runs from a request's start to its response,
+/// so each request must stay short on a slow link. A piece grows while
+/// its PATCH takes under half a second and shrinks past four seconds.
+const FIRST_PIECE: usize = 1 << 20;
+const MIN_PIECE: usize = 256 << 10;
+const MAX_PIECE: usize = 4 << 20;
 
-/// `file` as a stream of [`PIECE`]-byte pieces (the last one shorter).
+/// `file` as a stream of pieces sized to the link (see [`FIRST_PIECE`]).
 fn pieces(
     file: tokio::fs::File,
 ) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> {
-    futures_util::stream::try_unfold(file, |mut file| async move {
+    let start = (file, FIRST_PIECE, None::<std::time::Instant>);
+    futures_util::stream::try_unfold(start, |(mut file, mut size, handed)| async move {
         use tokio::io::AsyncReadExt;
-        let mut buf = bytes::BytesMut::with_capacity(PIECE);
-        while buf.len() < PIECE {
+        // The next piece is asked for once the last one's PATCH is answered.
+        if let Some(t) = handed {
+            size = next_piece(size, t.elapsed());
+        }
+        let mut buf = bytes::BytesMut::with_capacity(size);
+        while buf.len() < size {
             if file.read_buf(&mut buf).await? == 0 {
                 break;
             }
         }
-        Ok((!buf.is_empty()).then(|| (buf.freeze(), file)))
+        let next = (file, size, Some(std::time::Instant::now()));
+        Ok((!buf.is_empty()).then(|| (buf.freeze(), next)))
     })
+}
+
+/// The piece after one of `size` bytes whose PATCH took `took`.
+fn next_piece(size: usize, took: Duration) -> usize {
+    if took < Duration::from_millis(500) {
+        (size * 2).min(MAX_PIECE)
+    } else if took > Duration::from_secs(4) {
+        (size / 2).max(MIN_PIECE)
+    } else {
+        size
+    }
 }
 
 /// PUTs manifest (or index) bytes as `target`.
@@ -300,4 +319,27 @@ pub(crate) fn put_manifest(
             .map_err(|e| session.failure(e, "repository"))
     }))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fast PATCHes grow the pieces to oci-client's cap; slow ones shrink
+    /// them to 256 KiB, which a 30 s idle timeout allows down to ~9 KB/s.
+    #[test]
+    fn pieces_follow_the_link() {
+        let fast = Duration::from_millis(50);
+        let slow = Duration::from_secs(10);
+        let mut size = FIRST_PIECE;
+        for _ in 0..10 {
+            size = next_piece(size, fast);
+        }
+        assert_eq!(size, MAX_PIECE);
+        assert_eq!(next_piece(size, Duration::from_secs(2)), MAX_PIECE);
+        for _ in 0..10 {
+            size = next_piece(size, slow);
+        }
+        assert_eq!(size, MIN_PIECE);
+    }
 }
